@@ -1,0 +1,150 @@
+"""Conversations: one Burr ``Application`` per ``(project_id, app_id)``, loaded, persisted,
+cached and locked here.
+
+State is persisted after every step with Burr's ``AsyncSQLitePersister`` (one SQLite file per
+project, beside Burr's tracking folders, so Burr's UI does not mistake it for a project), and
+every step is tracked with Burr's ``LocalTrackingClient`` so Burr's UI shows each conversation.
+Resuming reads one row, never the tracking log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Optional
+
+from burr.core import Application, ApplicationBuilder
+from burr.core.graph import Graph
+from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
+from burr.tracking import LocalTrackingClient
+
+from .events import ConversationSummary
+from .settings import Settings
+
+Key = tuple[str, str]
+TABLE = "burr_state"
+
+
+def state_db_path(storage_dir: Path, project_id: str) -> Path:
+    """Where a project's conversation state lives: a hidden file beside Burr's folders."""
+    return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
+
+
+class ConversationBusy(Exception):
+    """A turn is already running in this conversation."""
+
+
+class Conversations:
+    """Loads, caches (LRU, bounded), locks and lists conversations."""
+
+    def __init__(self, graph: Graph, settings: Settings) -> None:
+        self.graph = graph
+        self.settings = settings
+        self._apps: OrderedDict[Key, Application] = OrderedDict()
+        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._persisters: dict[str, AsyncSQLitePersister] = {}
+        self._opening = asyncio.Lock()
+
+    async def _persister(self, project_id: str) -> AsyncSQLitePersister:
+        persister = self._persisters.get(project_id)
+        if persister is not None:
+            return persister
+        async with self._opening:
+            if project_id not in self._persisters:
+                path = state_db_path(self.settings.storage_dir, project_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                persister = await AsyncSQLitePersister.from_values(db_path=str(path), table_name=TABLE)
+                await persister.connection.execute("PRAGMA journal_mode=WAL")
+                await persister.connection.execute("PRAGMA synchronous=NORMAL")
+                await persister.initialize()
+                self._persisters[project_id] = persister
+        return self._persisters[project_id]
+
+    def lock(self, project_id: str, app_id: str) -> asyncio.Lock:
+        """The lock that lets one turn at a time run in a conversation."""
+        key = (project_id, app_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def application(self, project_id: str, app_id: str) -> Application:
+        """The conversation's Burr application, from the cache or built from persisted state."""
+        key = (project_id, app_id)
+        app = self._apps.get(key)
+        if app is not None:
+            self._apps.move_to_end(key)
+            return app
+        persister = await self._persister(project_id)
+        tracker = LocalTrackingClient(project=project_id, storage_dir=str(self.settings.storage_dir))
+        app = await (
+            ApplicationBuilder()
+            .with_graph(self.graph)
+            .initialize_from(
+                persister,
+                resume_at_next_action=False,  # a turn always starts at `prompt`
+                default_state={"chat_history": []},
+                default_entrypoint="prompt",
+            )
+            .with_state_persister(persister)
+            .with_tracker(tracker)
+            .with_identifiers(app_id=app_id)
+            .abuild()
+        )
+        self._apps[key] = app
+        while len(self._apps) > self.settings.cache_size:
+            oldest = next(iter(self._apps))
+            if self.lock(*oldest).locked():
+                break  # never drop an application in the middle of a turn
+            self._apps.popitem(last=False)
+        return app
+
+    def forget(self, project_id: str, app_id: str) -> None:
+        """Drop a cached application, so the next turn reloads the last persisted state."""
+        self._apps.pop((project_id, app_id), None)
+
+    async def history(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
+        """The conversation's messages; empty for a conversation that does not exist yet."""
+        app = self._apps.get((project_id, app_id))
+        if app is not None:
+            return list(app.state.get("chat_history", []))
+        persister = await self._persister(project_id)
+        loaded = await persister.load(partition_key=None, app_id=app_id)
+        if loaded is None:
+            return []
+        return list(loaded["state"].get("chat_history", []))
+
+    async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:
+        """The project's conversations that have at least one step, newest first."""
+        persister = await self._persister(project_id)
+        query = f"""
+            SELECT s.app_id, s.created_at, json_extract(s.state, '$.chat_history[0].content')
+            FROM {TABLE} s
+            JOIN (SELECT app_id, MAX(sequence_id) AS seq FROM {TABLE} GROUP BY app_id) last
+              ON s.app_id = last.app_id AND s.sequence_id = last.seq
+            ORDER BY s.created_at DESC, s.rowid DESC
+            LIMIT ?
+        """
+        async with persister.connection.execute(query, (limit,)) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            ConversationSummary(app_id=app_id, updated_at=str(updated), title=_title(first))
+            for app_id, updated, first in rows
+        ]
+
+    async def aclose(self) -> None:
+        """Close the SQLite connections."""
+        for persister in self._persisters.values():
+            await persister.connection.close()
+        self._persisters.clear()
+        self._apps.clear()
+
+
+def _title(text: Optional[str], limit: int = 60) -> Optional[str]:
+    if not text:
+        return None
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,161 @@
+"""The wire contract: pydantic models of every server-sent event and of the other payloads.
+
+Every event is one ``data: <json>`` block whose JSON has ``type`` and ``value``, as in Burr's
+built-in streaming example: ``chat_history`` comes first, ``delta`` carries text. The other
+types are additions that older clients ignore.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["answer_question", "generate_poem", "generate_code", "unknown"]
+MODES: tuple[str, ...] = ("answer_question", "generate_poem", "generate_code", "unknown")
+
+
+class ChatItem(BaseModel):
+    """One message of a conversation, as Burr's built-in example stores it in state."""
+
+    content: str
+    type: Literal["image", "text", "code", "error"] = "text"
+    role: Literal["user", "assistant"]
+    mode: Optional[str] = Field(default=None, description="The mode that produced an answer.")
+    model: Optional[str] = Field(default=None, description="The model that produced an answer.")
+    interrupted: bool = Field(
+        default=False, description="True when the answer was cut short by a fault or a stop."
+    )
+
+
+class ChatHistoryEvent(BaseModel):
+    """First event of a turn: the history before this turn's prompt."""
+
+    type: Literal["chat_history"] = "chat_history"
+    value: list[ChatItem]
+
+
+class ActionValue(BaseModel):
+    """A Burr action about to run."""
+
+    action: str = Field(description="Name of the Burr action (a node of the graph).")
+    sequence_id: int = Field(description="Burr's sequence id of this step.")
+
+
+class ActionEvent(BaseModel):
+    """A Burr action starts; a page can light up that node of the graph."""
+
+    type: Literal["action"] = "action"
+    value: ActionValue
+
+
+class ModeEvent(BaseModel):
+    """The router model chose a mode for this prompt."""
+
+    type: Literal["mode"] = "mode"
+    value: Mode
+
+
+class DeltaEvent(BaseModel):
+    """A piece of the answer's text, in order."""
+
+    type: Literal["delta"] = "delta"
+    value: str
+
+
+class MessageValue(BaseModel):
+    """The final assistant message with what a page needs to explain it."""
+
+    item: ChatItem
+    mode: str
+    model: str
+    ttft_ms: Optional[float] = Field(
+        description="Milliseconds from the request to the first delta (None if no delta)."
+    )
+    deltas: int = Field(description="Number of delta events sent.")
+    sequence_id: int = Field(description="Burr sequence id of the step that wrote the answer.")
+    path: list[str] = Field(description="The Burr actions this turn ran, in order.")
+
+
+class MessageEvent(BaseModel):
+    """The turn is complete; the answer is persisted."""
+
+    type: Literal["message"] = "message"
+    value: MessageValue
+
+
+ErrorCode = Literal[
+    "upstream_auth",
+    "upstream_rate_limit",
+    "upstream_unavailable",
+    "upstream_timeout",
+    "upstream_bad_response",
+    "upstream_bad_request",
+    "internal",
+]
+
+
+class ErrorValue(BaseModel):
+    """Why the turn ended early."""
+
+    code: ErrorCode
+    message: str
+    retryable: bool
+
+
+class ErrorEvent(BaseModel):
+    """The turn ended with an error; the user's message is kept in the history."""
+
+    type: Literal["error"] = "error"
+    value: ErrorValue
+
+
+ChatEvent = Annotated[
+    Union[ChatHistoryEvent, ActionEvent, ModeEvent, DeltaEvent, MessageEvent, ErrorEvent],
+    Field(discriminator="type"),
+]
+"""Any event of the response stream."""
+
+
+class PromptInput(BaseModel):
+    """Body of ``POST /response/{project_id}/{app_id}``."""
+
+    prompt: str = Field(min_length=1, description="The user's message (not blank).")
+
+
+class ConversationSummary(BaseModel):
+    """One conversation of a project."""
+
+    app_id: str
+    updated_at: Optional[str] = None
+    title: Optional[str] = Field(default=None, description="The first user message, shortened.")
+
+
+class ModelInfo(BaseModel):
+    """The models answering, so a page can say so."""
+
+    offline: bool = Field(description="True when the offline demo model answers.")
+    router_model: str
+    answer_model: str
+    base_url: Optional[str] = Field(default=None, description="The OpenAI-compatible endpoint.")
+    project_id: str = Field(description="The default project of this server.")
+    help: Optional[str] = Field(default=None, description="How to configure a real model.")
+
+
+class GraphTransition(BaseModel):
+    """An edge of the state machine."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    condition: str
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class GraphInfo(BaseModel):
+    """The state machine, for drawing it."""
+
+    entrypoint: str
+    actions: list[str]
+    streaming_actions: list[str] = Field(description="Actions that stream deltas.")
+    transitions: list[GraphTransition]

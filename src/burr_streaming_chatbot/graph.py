@@ -1,0 +1,126 @@
+"""The Burr actions and the state machine, declared once with ``GraphBuilder``.
+
+prompt → check_safety → decide_mode → one streaming answer action → back to prompt.
+The model is bound into the actions when the graph is built, so it never enters Burr's
+tracking logs as an input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import AsyncGenerator, Optional
+
+from burr.core import State, default, when
+from burr.core.action import action, streaming_action
+from burr.core.graph import Graph, GraphBuilder
+
+from .llm import ChatModel
+
+StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
+
+ANSWER_MODES = ("answer_question", "generate_poem", "generate_code")
+TERMINAL_ACTIONS = (*ANSWER_MODES, "prompt_for_more", "unsafe_response")
+"""The streaming actions that end a turn; the server halts after any of them."""
+
+UNSAFE_TEXT = "I am afraid I can't respond to that..."
+PROMPT_FOR_MORE_TEXT = (
+    "None of the response modes I support apply to your question. "
+    "I can answer a question, write a poem or write code. Please clarify?"
+)
+
+
+@action(reads=["chat_history"], writes=["chat_history", "prompt"])
+def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
+    """Add the user's message to the history.
+
+    A prompt equal to a last user message that got no answer (its turn failed) retries it
+    instead of adding it twice.
+    """
+    item = {"role": "user", "content": prompt, "type": "text"}
+    history = state["chat_history"]
+    if history and history[-1]["role"] == "user" and history[-1]["content"] == prompt:
+        return {"chat_item": item, "retry": True}, state.update(prompt=prompt)
+    return {"chat_item": item}, state.append(chat_history=item).update(prompt=prompt)
+
+
+@action(reads=["prompt"], writes=["safe"])
+def check_safety(state: State) -> tuple[dict, State]:
+    """A stand-in safety check (the blog post's): a prompt containing "unsafe" is unsafe."""
+    safe = "unsafe" not in state["prompt"].lower()
+    return {"safe": safe}, state.update(safe=safe)
+
+
+@action(reads=["prompt"], writes=["mode"])
+async def decide_mode(state: State, llm: ChatModel) -> tuple[dict, State]:
+    """The first LLM call: pick the mode that answers this prompt."""
+    mode = await llm.choose_mode(state["prompt"])
+    return {"mode": mode}, state.update(mode=mode)
+
+
+def _finish(state: State, item: dict) -> State:
+    return state.append(chat_history=item).update(response=item)
+
+
+@streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
+async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
+    """Stream the answer model's reply for ``mode`` (bound per node of the graph)."""
+    history = [{"role": m["role"], "content": m["content"]} for m in state["chat_history"]]
+    pieces: list[str] = []
+    async for text in llm.stream_answer(mode, history):
+        pieces.append(text)
+        yield {"delta": text}, None
+    item = {
+        "role": "assistant",
+        "content": "".join(pieces),
+        "type": "code" if mode == "generate_code" else "text",
+        "mode": mode,
+        "model": llm.answer_name,
+    }
+    yield {"response": item}, _finish(state, item)
+
+
+async def _stream_fixed(state: State, text: str, mode: str) -> StreamStep:
+    for piece in re.findall(r"\S+\s*", text):
+        await asyncio.sleep(0)
+        yield {"delta": piece}, None
+    item = {"role": "assistant", "content": text, "type": "text", "mode": mode, "model": "none"}
+    yield {"response": item}, _finish(state, item)
+
+
+@streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
+async def unsafe_response(state: State) -> StreamStep:
+    """A fixed refusal, streamed; no LLM call."""
+    async for step in _stream_fixed(state, UNSAFE_TEXT, "unsafe"):
+        yield step
+
+
+@streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
+async def prompt_for_more(state: State) -> StreamStep:
+    """A fixed request for clarification, streamed; no LLM call."""
+    async for step in _stream_fixed(state, PROMPT_FOR_MORE_TEXT, "unknown"):
+        yield step
+
+
+def build_graph(llm: ChatModel) -> Graph:
+    """The chatbot's state machine, with ``llm`` bound into the actions that call a model."""
+    return (
+        GraphBuilder()
+        .with_actions(
+            prompt=process_prompt,
+            check_safety=check_safety,
+            decide_mode=decide_mode.bind(llm=llm),
+            unsafe_response=unsafe_response,
+            prompt_for_more=prompt_for_more,
+            **{mode: answer.bind(llm=llm, mode=mode) for mode in ANSWER_MODES},
+        )
+        .with_transitions(
+            ("prompt", "check_safety", default),
+            ("check_safety", "decide_mode", when(safe=True)),
+            ("check_safety", "unsafe_response", default),
+            *(("decide_mode", mode, when(mode=mode)) for mode in ANSWER_MODES),
+            ("decide_mode", "prompt_for_more", default),
+            (list(TERMINAL_ACTIONS), "prompt"),
+        )
+        .build()
+    )

@@ -1,0 +1,245 @@
+"""LLM access: one shared ``AsyncOpenAI`` client per process, or the offline demo model.
+
+Both speak the same small interface, :class:`ChatModel`, so the graph never knows which one
+answers. Upstream failures become :class:`UpstreamError`, whatever SDK raised them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import AsyncIterator, Optional, Protocol, Sequence
+
+import httpx
+import openai
+
+from .events import MODES, ErrorCode
+from .settings import Settings
+
+Message = dict[str, str]
+
+ROUTER_INSTRUCTIONS = (
+    "You route the user's message to one mode of a chatbot. The modes are: "
+    "answer_question (a question to answer), generate_poem (a request for a poem), "
+    "generate_code (a request for code), unknown (anything else). "
+    "Reply with only the name of one mode and nothing else."
+)
+
+MODE_INSTRUCTIONS: dict[str, str] = {
+    "answer_question": "Answer the user's question clearly and concisely. Use markdown.",
+    "generate_poem": "Write a short poem about what the user asks for.",
+    "generate_code": (
+        "Answer with code only, in one fenced markdown code block with its language, "
+        "and no other text."
+    ),
+}
+
+OFFLINE_HELP = (
+    "No LLM is configured, so the offline demo model answers. To use a real model, set "
+    "OPENAI_API_KEY (OpenAI), or OPENAI_BASE_URL for any OpenAI-compatible server such as "
+    "Ollama (http://localhost:11434/v1), vLLM or llama.cpp, and optionally "
+    "BURR_CHATBOT_ANSWER_MODEL and BURR_CHATBOT_ROUTER_MODEL; then restart the server."
+)
+
+
+class UpstreamError(Exception):
+    """The model could not answer. ``code`` and ``retryable`` go to the client as they are."""
+
+    def __init__(self, code: ErrorCode, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.retryable = retryable
+
+
+class ChatModel(Protocol):
+    """What the graph needs from a model."""
+
+    router_name: str
+    answer_name: str
+    offline: bool
+
+    async def choose_mode(self, prompt: str) -> str:
+        """Return one of :data:`~burr_streaming_chatbot.events.MODES` for the prompt."""
+        ...
+
+    def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the answer's text in pieces, for the mode and the conversation so far."""
+        ...
+
+
+def parse_mode(text: str) -> str:
+    """Read a mode out of a router model's reply; ``unknown`` when there is none."""
+    words = re.findall(r"[a-z_]+", text.lower())
+    for word in words:
+        if word in MODES:
+            return word
+    return "unknown"
+
+
+def answer_messages(mode: str, history: Sequence[Message]) -> list[Message]:
+    """The messages sent for an answer: the mode's instructions, then the conversation."""
+    system = {"role": "system", "content": MODE_INSTRUCTIONS.get(mode, "")}
+    return [system, *({"role": m["role"], "content": m["content"]} for m in history)]
+
+
+def _upstream_error(exc: BaseException) -> UpstreamError:
+    """Turn an SDK or transport exception into an :class:`UpstreamError` (no secrets in it)."""
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return UpstreamError(
+            "upstream_auth", "The model server refused the API key (check OPENAI_API_KEY).", False
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return UpstreamError(
+            "upstream_rate_limit", "The model server is rate limiting; try again shortly.", True
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamError("upstream_timeout", "The model server did not answer in time.", True)
+    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+        return UpstreamError(
+            "upstream_unavailable", "The connection to the model server failed.", True
+        )
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return UpstreamError(
+                "upstream_unavailable",
+                f"The model server failed (HTTP {exc.status_code}).",
+                True,
+            )
+        return UpstreamError(
+            "upstream_bad_request",
+            f"The model server rejected the request (HTTP {exc.status_code}).",
+            False,
+        )
+    return UpstreamError(
+        "upstream_bad_response", "The model server sent a response that could not be read.", True
+    )
+
+
+class OpenAIChatModel:
+    """Any OpenAI-compatible endpoint through one shared ``AsyncOpenAI`` client."""
+
+    offline = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.router_name = settings.router_model
+        self.answer_name = settings.answer_model
+        self.base_url = settings.openai_base_url
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
+        self._client = openai.AsyncOpenAI(
+            api_key=key or "not-needed",
+            base_url=settings.openai_base_url,
+            timeout=httpx.Timeout(settings.request_timeout_s, connect=10.0),
+            max_retries=settings.max_retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(answer={self.answer_name!r}, base_url={self.base_url!r})"
+
+    async def choose_mode(self, prompt: str) -> str:
+        """Ask the router model for a mode (one non-streaming call)."""
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self.router_name,
+                messages=[
+                    {"role": "system", "content": ROUTER_INSTRUCTIONS},
+                    {"role": "user", "content": prompt},
+                ],
+            )
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            raise _upstream_error(exc) from None
+        if not completion.choices:
+            raise _upstream_error(ValueError("no choices"))
+        return parse_mode(completion.choices[0].message.content or "")
+
+    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Stream the answer model's reply; closing this generator closes the upstream request."""
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.answer_name, messages=answer_messages(mode, history), stream=True
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.choices:
+                        text = chunk.choices[0].delta.content
+                        if text:
+                            yield text
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            raise _upstream_error(exc) from None
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP connection pool."""
+        await self._client.close()
+
+
+_OFFLINE_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("generate_poem", ("poem", "poetry", "haiku", "verse", "rhyme")),
+    ("generate_code", ("code", "function", "script", "program", "python", "javascript", "sql")),
+    ("answer_question", ("?", "what", "why", "how", "who", "when", "where", "explain")),
+)
+
+_OFFLINE_ANSWERS: dict[str, str] = {
+    "answer_question": (
+        "**This is the offline demo model**, not a real LLM, so it cannot really answer "
+        "your question. It routed your message to `answer_question` by keywords, and this "
+        "text streamed through every layer a real answer takes: a Burr streaming action, "
+        "FastAPI server-sent events, and the React page.\n\n"
+    ),
+    "generate_poem": (
+        "*This is the offline demo model, so the poem is canned:*\n\n"
+        "No key was set, no network near,\n"
+        "yet tokens stream and land right here;\n"
+        "a Burr graph hums from node to node:\n"
+        "configure a model to lift this load.\n\n"
+    ),
+    "generate_code": (
+        "This is the offline demo model: it routed you to `generate_code` and answers with "
+        "a fixed example.\n\n"
+        "```python\n"
+        "from openai import AsyncOpenAI\n\n"
+        "client = AsyncOpenAI()  # reads OPENAI_API_KEY and OPENAI_BASE_URL\n"
+        "```\n\n"
+    ),
+}
+
+
+class OfflineChatModel:
+    """A model that needs no key and no network: it routes by keywords and says what it is."""
+
+    offline = True
+    router_name = "offline-demo-router"
+    answer_name = "offline-demo"
+    base_url: Optional[str] = None
+
+    def __init__(self, delay_s: float = 0.025) -> None:
+        self.delay_s = delay_s
+
+    def __repr__(self) -> str:
+        return "OfflineChatModel()"
+
+    async def choose_mode(self, prompt: str) -> str:
+        """Pick a mode from keywords in the prompt."""
+        lowered = prompt.lower()
+        for mode, words in _OFFLINE_KEYWORDS:
+            if any(word in lowered for word in words):
+                return mode
+        return "unknown"
+
+    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Stream a fixed text for the mode, word by word, with a short pause between words."""
+        text = _OFFLINE_ANSWERS.get(mode, _OFFLINE_ANSWERS["answer_question"]) + OFFLINE_HELP
+        for piece in re.findall(r"\S+\s*|\s+", text):
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            yield piece
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+def create_chat_model(settings: Settings) -> ChatModel:
+    """The model the settings ask for: offline when nothing is configured."""
+    if settings.uses_offline_model:
+        return OfflineChatModel(delay_s=settings.offline_delay_ms / 1000)
+    return OpenAIChatModel(settings)

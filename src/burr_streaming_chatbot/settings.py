@@ -1,0 +1,46 @@
+"""Configuration from the environment (``BURR_CHATBOT_*``, plus the OpenAI SDK's own variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Project and conversation ids: 1 to 64 characters of letters, digits, ``_`` and ``-``."""
+
+
+def _default_storage_dir() -> Path:
+    # Burr's own server reads ``burr_path``; following it keeps both looking at one folder.
+    return Path(os.environ.get("burr_path", "~/.burr")).expanduser()
+
+
+class Settings(BaseSettings):
+    """Everything the chatbot reads from the environment. Construct with keywords to override."""
+
+    model_config = SettingsConfigDict(env_prefix="BURR_CHATBOT_", extra="ignore")
+
+    openai_api_key: Optional[SecretStr] = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: Optional[str] = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    router_model: str = Field(default="gpt-4o-mini", description="Model that picks the mode.")
+    answer_model: str = Field(default="gpt-4o-mini", description="Model that writes answers.")
+    offline: bool = Field(default=False, description="Force the offline demo model.")
+    offline_delay_ms: float = Field(default=25.0, ge=0, description="Pause between offline words.")
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, description="SDK retries before the first token.")
+    storage_dir: Path = Field(default_factory=_default_storage_dir)
+    project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
+    cache_size: int = Field(default=256, ge=1, description="Conversations kept in memory.")
+    max_prompt_chars: int = Field(default=32_000, ge=1)
+
+    @property
+    def uses_offline_model(self) -> bool:
+        """True when no key and no base URL is configured, or offline is forced."""
+        return self.offline or (self.openai_api_key is None and not self.openai_base_url)
