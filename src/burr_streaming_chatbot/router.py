@@ -1,7 +1,5 @@
 """``create_router()``: the FastAPI endpoints, turning a Burr stream into server-sent events."""
 
-from __future__ import annotations
-
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -181,7 +179,7 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         while True:
             next_action = app.get_next_action()
             path.append(next_action.name)
-            yield ActionEvent(value=ActionValue(action=next_action.name, sequence_id=app.sequence_id + 1 if app.sequence_id is not None else 0))
+            yield ActionEvent(value=ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app)))
             if not next_action.streaming:
                 action, result, _ = await app.astep(inputs=inputs)
                 if action.name == "decide_mode":
@@ -222,3 +220,8 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         # Cancelled (the client went away): the persisted state is the truth from here on.
         conversations.forget(turn.project_id, turn.app_id)
         raise
+
+
+def _next_sequence_id(app: Application) -> int:
+    """The sequence id Burr will give the step about to run."""
+    return 0 if app.sequence_id is None else app.sequence_id + 1

@@ -1,0 +1,177 @@
+import { HttpError, NetworkError } from '../lib/errors'
+import type { ChatEvent, ChatItem, MessageValue } from '../lib/types'
+
+/** What the page shows under an answer it saw being streamed. */
+export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'deltas' | 'path' | 'sequence_id'>
+
+export interface DisplayMessage {
+  item: ChatItem
+  meta?: AnswerMeta
+}
+
+export type ChatStatus = 'idle' | 'streaming' | 'error'
+
+export interface ChatError {
+  /** The server's error code, or `http_<status>`, `network`, `incomplete` for client-side failures. */
+  code: string
+  message: string
+  retryable: boolean
+}
+
+export interface ChatState {
+  messages: DisplayMessage[]
+  /** The answer streaming right now (empty when none). */
+  streamingText: string
+  status: ChatStatus
+  error: ChatError | null
+  /** The mode of the turn streaming now, or of the last one. */
+  mode: string | null
+  /** The Burr action running now. */
+  activeAction: string | null
+  /** The actions of the turn streaming now, or of the last answered one. */
+  path: string[]
+  /** The prompt of the last turn (what Retry sends again). */
+  lastPrompt: string | null
+  historyLoading: boolean
+}
+
+export const initialChatState: ChatState = {
+  messages: [],
+  streamingText: '',
+  status: 'idle',
+  error: null,
+  mode: null,
+  activeAction: null,
+  path: [],
+  lastPrompt: null,
+  historyLoading: false,
+}
+
+export type ChatAction =
+  | { type: 'reset'; loading: boolean }
+  | { type: 'history_loaded'; items: ChatItem[] }
+  | { type: 'history_failed'; error: ChatError }
+  | { type: 'send_start'; prompt: string; optimistic: boolean }
+  | { type: 'event'; event: ChatEvent; prompt: string }
+  | { type: 'aborted' }
+  | { type: 'failed'; error: ChatError }
+
+function userItem(prompt: string): ChatItem {
+  return { role: 'user', content: prompt, type: 'text', interrupted: false }
+}
+
+/** A partial answer cut short, kept as the server keeps it. */
+function withPartial(messages: DisplayMessage[], partial: string): DisplayMessage[] {
+  if (!partial) return messages
+  const item: ChatItem = { role: 'assistant', content: partial, type: 'text', interrupted: true }
+  return [...messages, { item }]
+}
+
+/** Server history replaces ours, keeping the details we saw for messages that did not change. */
+function mergeHistory(current: DisplayMessage[], items: ChatItem[]): DisplayMessage[] {
+  return items.map((item, index) => {
+    const known = current[index]
+    if (known && known.item.role === item.role && known.item.content === item.content) {
+      return known.item === item ? known : { item, ...(known.meta ? { meta: known.meta } : {}) }
+    }
+    return { item }
+  })
+}
+
+export function chatReducer(state: ChatState, action: ChatAction): ChatState {
+  switch (action.type) {
+    case 'reset':
+      return { ...initialChatState, historyLoading: action.loading }
+    case 'history_loaded':
+      return { ...state, messages: action.items.map((item) => ({ item })), historyLoading: false }
+    case 'history_failed':
+      return { ...state, historyLoading: false, status: 'error', error: action.error }
+    case 'send_start':
+      return {
+        ...state,
+        messages: action.optimistic ? [...state.messages, { item: userItem(action.prompt) }] : state.messages,
+        streamingText: '',
+        status: 'streaming',
+        error: null,
+        mode: null,
+        activeAction: null,
+        path: [],
+        lastPrompt: action.prompt,
+        historyLoading: false,
+      }
+    case 'event':
+      return applyEvent(state, action.event, action.prompt)
+    case 'aborted':
+      return {
+        ...state,
+        messages: withPartial(state.messages, state.streamingText),
+        streamingText: '',
+        status: 'idle',
+        activeAction: null,
+      }
+    case 'failed':
+      return {
+        ...state,
+        messages: withPartial(state.messages, state.streamingText),
+        streamingText: '',
+        status: 'error',
+        error: action.error,
+        activeAction: null,
+      }
+  }
+}
+
+function applyEvent(state: ChatState, event: ChatEvent, prompt: string): ChatState {
+  switch (event.type) {
+    case 'chat_history': {
+      // The history before this turn; the server's process_prompt adds the prompt unless it is
+      // already the last, unanswered message (a retry).
+      const messages = mergeHistory(state.messages, event.value)
+      const last = messages[messages.length - 1]
+      const isRetry = last?.item.role === 'user' && last.item.content === prompt
+      return { ...state, messages: isRetry ? messages : [...messages, { item: userItem(prompt) }] }
+    }
+    case 'action':
+      return { ...state, activeAction: event.value.action, path: [...state.path, event.value.action] }
+    case 'mode':
+      return { ...state, mode: event.value }
+    case 'delta':
+      return { ...state, streamingText: state.streamingText + event.value }
+    case 'message': {
+      const { item, mode, model, ttft_ms, deltas, path, sequence_id } = event.value
+      return {
+        ...state,
+        messages: [...state.messages, { item, meta: { mode, model, ttft_ms, deltas, path, sequence_id } }],
+        streamingText: '',
+        status: 'idle',
+        error: null,
+        mode,
+        activeAction: null,
+        path,
+      }
+    }
+    case 'error':
+      return {
+        ...state,
+        messages: withPartial(state.messages, state.streamingText),
+        streamingText: '',
+        status: 'error',
+        error: { ...event.value },
+        activeAction: null,
+      }
+    default:
+      return state
+  }
+}
+
+/** Describes anything the request threw as a ChatError. */
+export function toChatError(error: unknown): ChatError {
+  if (error instanceof HttpError) {
+    return { code: `http_${error.status}`, message: error.detail, retryable: error.retryable }
+  }
+  if (error instanceof NetworkError) {
+    return { code: 'network', message: error.message, retryable: true }
+  }
+  const message = error instanceof Error && error.message ? error.message : 'Something went wrong.'
+  return { code: 'internal', message, retryable: true }
+}

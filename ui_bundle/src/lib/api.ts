@@ -1,0 +1,43 @@
+import { config } from './config'
+import { httpErrorFrom, isAbortError, NetworkError } from './errors'
+import type { ChatItem, ConversationSummary, GraphInfo, ModelInfo } from './types'
+
+export interface ApiOptions {
+  apiBase?: string
+  signal?: AbortSignal
+  fetchImpl?: typeof fetch
+}
+
+function url(path: string, options: ApiOptions): string {
+  return `${options.apiBase ?? config.apiBase}${path}`
+}
+
+async function request<T>(path: string, init: RequestInit, options: ApiOptions): Promise<T> {
+  const doFetch = options.fetchImpl ?? fetch
+  let response: Response
+  try {
+    response = await doFetch(url(path, options), {
+      ...init,
+      headers: { Accept: 'application/json', ...(init.headers ?? {}) },
+      signal: options.signal ?? null,
+    })
+  } catch (error) {
+    if (isAbortError(error)) throw error
+    throw new NetworkError(undefined, { cause: error })
+  }
+  if (!response.ok) throw await httpErrorFrom(response)
+  return (await response.json()) as T
+}
+
+const seg = encodeURIComponent
+
+export const api = {
+  model: (options: ApiOptions = {}) => request<ModelInfo>('/model', { method: 'GET' }, options),
+  graph: (options: ApiOptions = {}) => request<GraphInfo>('/graph', { method: 'GET' }, options),
+  conversations: (project: string, options: ApiOptions = {}) =>
+    request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options),
+  create: (project: string, appId: string, options: ApiOptions = {}) =>
+    request<string>(`/create/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
+  history: (project: string, appId: string, options: ApiOptions = {}) =>
+    request<ChatItem[]>(`/history/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options),
+}

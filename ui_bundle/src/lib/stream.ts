@@ -1,0 +1,111 @@
+import { createParser } from 'eventsource-parser'
+import { config } from './config'
+import { httpErrorFrom, isAbortError, NetworkError } from './errors'
+import { CHAT_EVENT_TYPES, type ChatEvent, type ErrorValue, type MessageValue } from './types'
+
+/** How a response stream ended. */
+export type StreamOutcome =
+  | { kind: 'message'; value: MessageValue }
+  | { kind: 'error'; value: ErrorValue }
+  /** Stopped by the caller's AbortSignal. */
+  | { kind: 'aborted' }
+  /** The stream closed (or broke) before its `message` or `error` event. */
+  | { kind: 'incomplete'; reason: string }
+
+export interface StreamRequest {
+  project: string
+  appId: string
+  prompt: string
+  onEvent: (event: ChatEvent) => void
+  signal?: AbortSignal
+  apiBase?: string
+  fetchImpl?: typeof fetch
+}
+
+const KNOWN = new Set<string>(CHAT_EVENT_TYPES)
+
+/** Parses one event's `data` into a ChatEvent; null for unknown types or malformed data. */
+export function parseChatEvent(data: string): ChatEvent | null {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(data)
+  } catch {
+    return null
+  }
+  if (!parsed || typeof parsed !== 'object') return null
+  const { type } = parsed as { type?: unknown }
+  if (typeof type !== 'string' || !KNOWN.has(type) || !('value' in parsed)) return null
+  return parsed as ChatEvent
+}
+
+/**
+ * POSTs a prompt and reads the answer's server-sent events as they arrive.
+ *
+ * Each event goes to `onEvent` in order. Resolves with how the turn ended. Throws HttpError for
+ * a non-2xx answer (with the server's `detail`) and NetworkError when the server cannot be
+ * reached; an abort through `signal` resolves with `{kind: 'aborted'}`.
+ */
+export async function streamChat(request: StreamRequest): Promise<StreamOutcome> {
+  const { project, appId, prompt, onEvent, signal } = request
+  const doFetch = request.fetchImpl ?? fetch
+  const apiBase = request.apiBase ?? config.apiBase
+  const endpoint = `${apiBase}/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`
+
+  let response: Response
+  try {
+    response = await doFetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: JSON.stringify({ prompt }),
+      signal: signal ?? null,
+    })
+  } catch (error) {
+    if (isAbortError(error) || signal?.aborted) return { kind: 'aborted' }
+    throw new NetworkError(undefined, { cause: error })
+  }
+  if (!response.ok) throw await httpErrorFrom(response)
+  if (!response.body) return { kind: 'incomplete', reason: 'The response had no body.' }
+
+  // Held in an object: the parser's callback sets it, which control-flow narrowing cannot see.
+  const end: { outcome: StreamOutcome | null } = { outcome: null }
+  const parser = createParser({
+    onEvent(message) {
+      if (end.outcome) return // a turn ends with its message or error; later events are not ours
+      const event = parseChatEvent(message.data)
+      if (!event) return
+      onEvent(event)
+      if (event.type === 'message') end.outcome = { kind: 'message', value: event.value }
+      else if (event.type === 'error') end.outcome = { kind: 'error', value: event.value }
+    },
+  })
+
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder('utf-8')
+  const onAbort = () => {
+    reader.cancel().catch(() => undefined)
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for (;;) {
+      if (signal?.aborted) return end.outcome ?? { kind: 'aborted' }
+      const { done, value } = await reader.read()
+      if (done) break
+      parser.feed(decoder.decode(value, { stream: true }))
+      if (end.outcome) break
+    }
+    if (!end.outcome) {
+      parser.feed(decoder.decode())
+      parser.reset({ consume: true })
+    }
+  } catch (error) {
+    if (end.outcome) return end.outcome
+    if (isAbortError(error) || signal?.aborted) return { kind: 'aborted' }
+    return { kind: 'incomplete', reason: 'The connection broke before the answer finished.' }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    if (end.outcome) reader.cancel().catch(() => undefined)
+  }
+  if (end.outcome) return end.outcome
+  if (signal?.aborted) return { kind: 'aborted' }
+  return { kind: 'incomplete', reason: 'The connection closed before the answer finished.' }
+}

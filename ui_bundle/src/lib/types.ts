@@ -1,0 +1,45 @@
+// Every wire type the page uses, taken from the types generated from the server's OpenAPI schema
+// (src/lib/api-types.ts, `npm run gen:types`). Nothing here restates a field by hand.
+import type { components } from './api-types'
+
+type Schemas = components['schemas']
+
+export type ChatItem = Schemas['ChatItem']
+export type ModelInfo = Schemas['ModelInfo']
+export type GraphInfo = Schemas['GraphInfo']
+export type GraphTransition = Schemas['GraphTransition']
+export type ConversationSummary = Schemas['ConversationSummary']
+export type PromptInput = Schemas['PromptInput']
+
+export type ChatHistoryEvent = Schemas['ChatHistoryEvent']
+export type ActionEvent = Schemas['ActionEvent']
+export type ModeEvent = Schemas['ModeEvent']
+export type DeltaEvent = Schemas['DeltaEvent']
+export type MessageEvent = Schemas['MessageEvent']
+export type ErrorEvent = Schemas['ErrorEvent']
+
+export type ActionValue = ActionEvent['value']
+export type MessageValue = MessageEvent['value']
+export type ErrorValue = ErrorEvent['value']
+export type Mode = ModeEvent['value']
+
+/** Any event of the response stream (`POST /response/...`). */
+export type ChatEvent =
+  | ChatHistoryEvent
+  | ActionEvent
+  | ModeEvent
+  | DeltaEvent
+  | MessageEvent
+  | ErrorEvent
+
+export type ChatEventType = ChatEvent['type']
+
+/** The event types this page knows; anything else on the wire is ignored. */
+export const CHAT_EVENT_TYPES: readonly ChatEventType[] = [
+  'chat_history',
+  'action',
+  'mode',
+  'delta',
+  'message',
+  'error',
+] satisfies readonly ChatEventType[]
