@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _all_fields_required(schema: dict) -> None:
+    # Output models always carry every field, so generated clients need no ``?``.
+    schema["required"] = list(schema.get("properties", {}))
+
+
+class WireModel(BaseModel):
+    """Base of the models the server sends: every field is always present on the wire."""
+
+    model_config = ConfigDict(json_schema_extra=_all_fields_required)
 
 Mode = Literal["answer_question", "generate_poem", "generate_code", "unknown"]
 MODES: tuple[str, ...] = ("answer_question", "generate_poem", "generate_code", "unknown")
 
 
-class ChatItem(BaseModel):
+class ChatItem(WireModel):
     """One message of a conversation, as Burr's built-in example stores it in state."""
 
     content: str
@@ -28,42 +39,42 @@ class ChatItem(BaseModel):
     )
 
 
-class ChatHistoryEvent(BaseModel):
+class ChatHistoryEvent(WireModel):
     """First event of a turn: the history before this turn's prompt."""
 
     type: Literal["chat_history"] = "chat_history"
     value: list[ChatItem]
 
 
-class ActionValue(BaseModel):
+class ActionValue(WireModel):
     """A Burr action about to run."""
 
     action: str = Field(description="Name of the Burr action (a node of the graph).")
     sequence_id: int = Field(description="Burr's sequence id of this step.")
 
 
-class ActionEvent(BaseModel):
+class ActionEvent(WireModel):
     """A Burr action starts; a page can light up that node of the graph."""
 
     type: Literal["action"] = "action"
     value: ActionValue
 
 
-class ModeEvent(BaseModel):
+class ModeEvent(WireModel):
     """The router model chose a mode for this prompt."""
 
     type: Literal["mode"] = "mode"
     value: Mode
 
 
-class DeltaEvent(BaseModel):
+class DeltaEvent(WireModel):
     """A piece of the answer's text, in order."""
 
     type: Literal["delta"] = "delta"
     value: str
 
 
-class MessageValue(BaseModel):
+class MessageValue(WireModel):
     """The final assistant message with what a page needs to explain it."""
 
     item: ChatItem
@@ -77,7 +88,7 @@ class MessageValue(BaseModel):
     path: list[str] = Field(description="The Burr actions this turn ran, in order.")
 
 
-class MessageEvent(BaseModel):
+class MessageEvent(WireModel):
     """The turn is complete; the answer is persisted."""
 
     type: Literal["message"] = "message"
@@ -95,7 +106,7 @@ ErrorCode = Literal[
 ]
 
 
-class ErrorValue(BaseModel):
+class ErrorValue(WireModel):
     """Why the turn ended early."""
 
     code: ErrorCode
@@ -103,7 +114,7 @@ class ErrorValue(BaseModel):
     retryable: bool
 
 
-class ErrorEvent(BaseModel):
+class ErrorEvent(WireModel):
     """The turn ended with an error; the user's message is kept in the history."""
 
     type: Literal["error"] = "error"
@@ -123,7 +134,7 @@ class PromptInput(BaseModel):
     prompt: str = Field(min_length=1, description="The user's message (not blank).")
 
 
-class ConversationSummary(BaseModel):
+class ConversationSummary(WireModel):
     """One conversation of a project."""
 
     app_id: str
@@ -131,7 +142,7 @@ class ConversationSummary(BaseModel):
     title: Optional[str] = Field(default=None, description="The first user message, shortened.")
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(WireModel):
     """The models answering, so a page can say so."""
 
     offline: bool = Field(description="True when the offline demo model answers.")
@@ -142,17 +153,19 @@ class ModelInfo(BaseModel):
     help: Optional[str] = Field(default=None, description="How to configure a real model.")
 
 
-class GraphTransition(BaseModel):
+class GraphTransition(WireModel):
     """An edge of the state machine."""
 
     source: str = Field(alias="from")
     target: str = Field(alias="to")
     condition: str
 
-    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+    model_config = ConfigDict(
+        json_schema_extra=_all_fields_required, populate_by_name=True, serialize_by_alias=True
+    )
 
 
-class GraphInfo(BaseModel):
+class GraphInfo(WireModel):
     """The state machine, for drawing it."""
 
     entrypoint: str

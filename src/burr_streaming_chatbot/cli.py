@@ -1,0 +1,80 @@
+"""``burr-streaming-chatbot``: Burr's tracking server with the registered demos mounted."""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+import webbrowser
+from typing import Optional, Sequence
+
+PAGE = "/demos/streaming-chatbot/"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="burr-streaming-chatbot",
+        description="Run Burr's tracking server with the streaming chatbot at " + PAGE,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=7241, help="port to listen on (Burr's default)")
+    parser.add_argument("--no-open", action="store_true", help="do not open a browser")
+    parser.add_argument(
+        "--offline", action="store_true", help="use the offline demo model even if a key is set"
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the server (the default)")
+    commands.add_parser("openapi", help="print the API's OpenAPI schema as JSON and exit")
+    args = parser.parse_args(argv)
+
+    if args.offline:
+        os.environ["BURR_CHATBOT_OFFLINE"] = "1"
+    if args.command == "openapi":
+        print(json.dumps(openapi_schema(), indent=2, sort_keys=True))
+        return 0
+    serve(args.host, args.port, open_browser=not args.no_open)
+    return 0
+
+
+def openapi_schema() -> dict:
+    """The OpenAPI schema of the chatbot's API, as the page's generated types see it."""
+    from fastapi import FastAPI
+
+    from .router import API_PREFIX, create_router
+    from .settings import Settings
+
+    app = FastAPI(title="burr-streaming-chatbot")
+    app.include_router(create_router(Settings(offline=True)), prefix=API_PREFIX)
+    return app.openapi()
+
+
+def serve(host: str, port: int, open_browser: bool = True) -> None:
+    """Serve Burr's UI app with every registered demo mounted; blocks until stopped."""
+    import uvicorn
+    from burr.tracking.server import run
+
+    from .plugins import mount_demos
+
+    mount_demos(run.app)  # a no-op when the startup hook already did it
+    if open_browser:
+        url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"
+        threading.Thread(target=_open_when_ready, args=(url,), daemon=True).start()
+    uvicorn.run(run.app, host=host, port=port)
+
+
+def _open_when_ready(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=2):
+                webbrowser.open(url + PAGE)
+                return
+        except OSError:
+            time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

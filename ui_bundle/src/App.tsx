@@ -1,0 +1,195 @@
+import { useCallback, useEffect, useState } from 'react'
+import { BurrPanel } from './components/BurrPanel'
+import { Composer } from './components/Composer'
+import { ConversationSidebar } from './components/ConversationSidebar'
+import { ErrorNotice } from './components/ErrorNotice'
+import { MessageList } from './components/MessageList'
+import { OfflineBanner } from './components/OfflineBanner'
+import { useChat } from './hooks/useChat'
+import { useConversations } from './hooks/useConversations'
+import { useGraph } from './hooks/useGraph'
+import { useModelInfo } from './hooks/useModelInfo'
+import { config as defaultConfig, type DemoConfig } from './lib/config'
+
+/** Used only when /model cannot be read (the server's default project). */
+export const FALLBACK_PROJECT = 'demo_streaming_chatbot'
+
+type Drawer = 'none' | 'conversations' | 'burr'
+
+const headerButton =
+  'rounded-md border border-gray-300 bg-white px-3 py-1.5 text-sm font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:border-gray-600 dark:bg-gray-800 dark:text-gray-200 dark:hover:bg-gray-700'
+
+export interface AppProps {
+  config?: DemoConfig
+  fetchImpl?: typeof fetch
+}
+
+export function App({ config = defaultConfig, fetchImpl }: AppProps) {
+  const model = useModelInfo(fetchImpl)
+  const graph = useGraph(fetchImpl)
+  const project = model.data?.project_id ?? (model.error ? FALLBACK_PROJECT : null)
+  const conversations = useConversations(project, fetchImpl)
+  const chat = useChat({
+    project,
+    appId: conversations.currentId,
+    isNew: conversations.isNew,
+    ensureConversation: conversations.ensureCreated,
+    onTurnEnd: conversations.refresh,
+    apiBase: config.apiBase,
+    ...(fetchImpl ? { fetchImpl } : {}),
+  })
+  const [drawer, setDrawer] = useState<Drawer>('none')
+  const streaming = chat.status === 'streaming'
+
+  const { send } = chat
+  const onSend = useCallback(
+    (text: string) => {
+      if (!project || streaming) return false
+      void send(text)
+      return true
+    },
+    [project, streaming, send],
+  )
+
+  const select = (appId: string) => {
+    conversations.select(appId)
+    setDrawer('none')
+  }
+  const startNew = () => {
+    conversations.newConversation()
+    setDrawer('none')
+    document.getElementById('composer-input')?.focus()
+  }
+
+  useEffect(() => {
+    if (drawer === 'none') return
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') setDrawer('none')
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [drawer])
+
+  const drawerClass = (which: Drawer) =>
+    drawer === which
+      ? 'fixed inset-x-0 bottom-0 top-14 z-20 flex flex-col bg-white shadow-xl dark:bg-gray-900 lg:static lg:z-auto lg:shadow-none'
+      : 'hidden lg:flex lg:flex-col'
+
+  return (
+    <div className="flex h-dvh flex-col bg-gray-50 text-gray-900 dark:bg-gray-950 dark:text-gray-100">
+      <header className="flex h-14 shrink-0 items-center gap-2 border-b border-gray-200 bg-white px-3 dark:border-gray-700 dark:bg-gray-900 sm:px-4">
+        <div className="min-w-0 flex-1">
+          <h1 className="truncate text-base font-semibold">
+            <span className="text-dwlightblue">Burr</span> streaming chatbot
+          </h1>
+          <p className="truncate text-xs text-gray-500 dark:text-gray-400" data-testid="model-line">
+            {model.data
+              ? `Router ${model.data.router_model} · answers ${model.data.answer_model}`
+              : model.error
+                ? `Model information unavailable: ${model.error}`
+                : 'Loading model…'}
+          </p>
+        </div>
+        <button
+          type="button"
+          className={`${headerButton} lg:hidden`}
+          aria-expanded={drawer === 'conversations'}
+          aria-controls="conversations-drawer"
+          onClick={() => setDrawer(drawer === 'conversations' ? 'none' : 'conversations')}
+        >
+          <span className="sr-only sm:not-sr-only">Conversations</span>
+          <span aria-hidden="true" className="sm:hidden">☰</span>
+        </button>
+        <button
+          type="button"
+          className={`${headerButton} lg:hidden`}
+          aria-expanded={drawer === 'burr'}
+          aria-controls="burr-drawer"
+          onClick={() => setDrawer(drawer === 'burr' ? 'none' : 'burr')}
+        >
+          Graph
+        </button>
+        <button
+          type="button"
+          onClick={startNew}
+          className="rounded-md bg-dwlightblue px-3 py-1.5 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue"
+        >
+          <span className="hidden sm:inline">New conversation</span>
+          <span className="sm:hidden" aria-hidden="true">New</span>
+          <span className="sr-only sm:hidden">New conversation</span>
+        </button>
+      </header>
+
+      <OfflineBanner model={model.data} />
+
+      <div className="flex min-h-0 flex-1">
+        <aside
+          id="conversations-drawer"
+          aria-label="Conversation list"
+          className={`${drawerClass('conversations')} w-full shrink-0 border-r border-gray-200 bg-white dark:border-gray-700 dark:bg-gray-900 lg:w-60`}
+        >
+          <ConversationSidebar
+            conversations={conversations.conversations}
+            currentId={conversations.currentId}
+            isNew={conversations.isNew}
+            loading={conversations.loading}
+            error={conversations.error}
+            onSelect={select}
+          />
+        </aside>
+
+        <main className="flex min-w-0 flex-1 flex-col" aria-label="Chat">
+          <MessageList
+            messages={chat.messages}
+            streaming={streaming}
+            streamingText={chat.streamingText}
+            mode={chat.mode}
+            activeAction={chat.activeAction}
+            onRegenerate={chat.canRegenerate ? () => void chat.regenerate() : undefined}
+            empty={
+              chat.historyLoading ? (
+                <p className="text-center text-sm text-gray-500 dark:text-gray-400">Loading the conversation…</p>
+              ) : (
+                <div className="mx-auto mt-10 max-w-md text-center text-sm text-gray-500 dark:text-gray-400">
+                  <p className="text-base font-medium text-gray-700 dark:text-gray-200">Ask anything.</p>
+                  <p className="mt-1">
+                    Each message runs through a Burr state machine: a safety check, a mode decision, then an
+                    answer, a poem or code, streamed as it is written.
+                  </p>
+                </div>
+              )
+            }
+          >
+            {chat.error && chat.status === 'error' && (
+              <ErrorNotice error={chat.error} onRetry={() => void chat.retry()} busy={streaming} />
+            )}
+          </MessageList>
+          {streaming && chat.activeAction && (
+            <p className="border-t border-gray-200 bg-white px-4 py-1 text-xs text-gray-500 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-400 lg:hidden">
+              Burr is running <span className="font-mono">{chat.activeAction}</span>
+            </p>
+          )}
+          <Composer onSend={onSend} onStop={chat.stop} streaming={streaming} ready={project !== null} />
+        </main>
+
+        <aside
+          id="burr-drawer"
+          aria-label="Burr"
+          className={`${drawerClass('burr')} w-full shrink-0 border-l border-gray-200 bg-white dark:border-gray-700 dark:bg-gray-900 lg:w-72`}
+        >
+          <BurrPanel
+            graph={graph.data}
+            graphError={graph.error}
+            activeAction={chat.activeAction}
+            path={chat.path}
+            streaming={streaming}
+            project={project}
+            appId={conversations.currentId}
+            saved={!conversations.isNew}
+            burrBase={config.burrBase}
+          />
+        </aside>
+      </div>
+    </div>
+  )
+}

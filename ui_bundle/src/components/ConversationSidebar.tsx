@@ -1,0 +1,71 @@
+import type { ConversationSummary } from '../lib/types'
+
+interface ConversationSidebarProps {
+  conversations: ConversationSummary[]
+  currentId: string
+  isNew: boolean
+  loading: boolean
+  error: string | null
+  onSelect: (appId: string) => void
+}
+
+function when(updatedAt: string | null | undefined): string | null {
+  if (!updatedAt) return null
+  const date = new Date(updatedAt)
+  if (Number.isNaN(date.getTime())) return null
+  return date.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })
+}
+
+/** The project's conversations, newest first (the "New conversation" button is in the header). */
+export function ConversationSidebar(props: ConversationSidebarProps) {
+  const { conversations, currentId, isNew, loading, error, onSelect } = props
+  return (
+    <nav aria-label="Conversations" className="flex min-h-0 flex-1 flex-col">
+      <h2 className="px-3 pb-2 pt-3 text-xs font-semibold uppercase tracking-wide text-gray-500 dark:text-gray-400">
+        Conversations
+      </h2>
+      {error && (
+        <p role="status" className="px-3 text-xs text-red-700 dark:text-red-300">
+          {error}
+        </p>
+      )}
+      <ul className="min-h-0 flex-1 space-y-0.5 overflow-y-auto px-2 pb-3" data-testid="conversation-list">
+        {isNew && (
+          <li>
+            <span
+              aria-current="page"
+              className="block truncate rounded-md bg-blue-50 px-2 py-1.5 text-sm italic text-gray-700 dark:bg-dwdarkblue dark:text-gray-200"
+            >
+              New conversation (not saved yet)
+            </span>
+          </li>
+        )}
+        {conversations.map((c) => {
+          const current = c.app_id === currentId
+          const stamp = when(c.updated_at)
+          return (
+            <li key={c.app_id}>
+              <button
+                type="button"
+                onClick={() => onSelect(c.app_id)}
+                aria-current={current ? 'page' : undefined}
+                title={c.title ?? c.app_id}
+                className={`block w-full rounded-md px-2 py-1.5 text-left text-sm focus-visible:outline-2 focus-visible:outline-offset-1 focus-visible:outline-dwlightblue ${
+                  current
+                    ? 'bg-blue-50 font-medium text-gray-900 dark:bg-dwdarkblue dark:text-white'
+                    : 'text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800'
+                }`}
+              >
+                <span className="block truncate">{c.title || c.app_id}</span>
+                {stamp && <span className="block text-xs text-gray-500 dark:text-gray-400">{stamp}</span>}
+              </button>
+            </li>
+          )
+        })}
+        {!loading && !error && conversations.length === 0 && !isNew && (
+          <li className="px-2 text-sm text-gray-500 dark:text-gray-400">No conversations yet.</li>
+        )}
+      </ul>
+    </nav>
+  )
+}

@@ -1,0 +1,113 @@
+import { memo } from 'react'
+import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
+import type { ChatItem } from '../lib/types'
+import { Markdown } from './Markdown'
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
+}
+
+function MetaLine({ item, meta, streaming }: { item?: ChatItem; meta?: AnswerMeta | undefined; streaming?: { mode: string | null } }) {
+  const mode = meta?.mode ?? item?.mode ?? streaming?.mode ?? null
+  const model = meta?.model ?? item?.model ?? null
+  const parts: { label: string; value: string; testid: string }[] = []
+  if (mode) parts.push({ label: 'Mode', value: mode, testid: 'answer-mode' })
+  if (model) parts.push({ label: 'Model', value: model, testid: 'answer-model' })
+  if (meta && meta.ttft_ms !== null && meta.ttft_ms !== undefined) {
+    parts.push({ label: 'First token', value: formatMs(meta.ttft_ms), testid: 'answer-ttft' })
+  }
+  if (!parts.length && !streaming) return null
+  return (
+    <dl className="mt-2 flex flex-wrap gap-x-3 gap-y-1 text-xs text-gray-500 dark:text-gray-400">
+      {parts.map((p) => (
+        <div key={p.label} className="flex gap-1" data-testid={p.testid}>
+          <dt>{p.label}:</dt>
+          <dd className="font-mono text-gray-700 dark:text-gray-300">{p.value}</dd>
+        </div>
+      ))}
+      {streaming && (
+        <div className="flex gap-1">
+          <dt className="sr-only">Status:</dt>
+          <dd className="animate-pulse text-dwlightblue">streaming…</dd>
+        </div>
+      )}
+    </dl>
+  )
+}
+
+function Body({ item }: { item: ChatItem }) {
+  if (item.role === 'user') {
+    return <p className="whitespace-pre-wrap break-words">{item.content}</p>
+  }
+  if (item.type === 'image' && /^https?:\/\//i.test(item.content)) {
+    return <img src={item.content} alt="Generated" className="max-h-96 rounded-md" loading="lazy" />
+  }
+  return <Markdown text={item.content} />
+}
+
+interface MessageProps {
+  message: DisplayMessage
+  /** Shown on the last answer when the page can ask again. */
+  onRegenerate?: (() => void) | undefined
+}
+
+/** One message of the conversation; memoized so finished messages do not re-render per token. */
+export const Message = memo(function Message({ message, onRegenerate }: MessageProps) {
+  const { item, meta } = message
+  const isUser = item.role === 'user'
+  const isError = item.type === 'error'
+  return (
+    <article
+      data-testid={isUser ? 'user-message' : 'assistant-message'}
+      data-interrupted={item.interrupted ? 'true' : undefined}
+      aria-label={isUser ? 'You said' : 'Assistant answered'}
+      className={
+        isUser
+          ? 'ml-auto max-w-[85%] rounded-lg bg-blue-50 px-4 py-2 text-gray-900 dark:bg-dwdarkblue dark:text-gray-100'
+          : `max-w-full rounded-lg border px-4 py-3 ${
+              isError
+                ? 'border-dwred/50 bg-red-50 text-red-900 dark:bg-red-950/40 dark:text-red-100'
+                : 'border-gray-200 bg-white text-gray-900 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-100'
+            }`
+      }
+    >
+      <Body item={item} />
+      {item.interrupted && (
+        <p data-testid="interrupted-marker" className="mt-2 inline-block rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
+          Interrupted: this answer was cut short.
+        </p>
+      )}
+      {!isUser && <MetaLine item={item} meta={meta} />}
+      {onRegenerate && (
+        <button
+          type="button"
+          onClick={onRegenerate}
+          className="mt-2 rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
+        >
+          Regenerate
+        </button>
+      )}
+    </article>
+  )
+})
+
+/** The answer streaming now. */
+export function StreamingMessage({ text, mode, action }: { text: string; mode: string | null; action: string | null }) {
+  return (
+    <article
+      data-testid="assistant-message"
+      data-streaming="true"
+      aria-label="Assistant is answering"
+      className="max-w-full rounded-lg border border-dwlightblue/40 bg-white px-4 py-3 text-gray-900 dark:bg-gray-900 dark:text-gray-100"
+    >
+      {text ? (
+        <Markdown text={text} />
+      ) : (
+        <p className="text-sm text-gray-500 dark:text-gray-400">
+          Thinking{action ? ` (${action})` : ''}…
+        </p>
+      )}
+      <MetaLine streaming={{ mode }} />
+    </article>
+  )
+}
