@@ -94,8 +94,8 @@ export async function streamChat(request: StreamRequest): Promise<StreamOutcome>
       if (end.outcome) break
     }
     if (!end.outcome) {
-      parser.feed(decoder.decode())
-      parser.reset({ consume: true })
+      // Flush the decoder, then end a last event the server did not close with a blank line.
+      parser.feed(decoder.decode() + '\n\n')
     }
   } catch (error) {
     if (end.outcome) return end.outcome
