@@ -57,13 +57,13 @@ export type ChatAction =
   | { type: 'failed'; error: ChatError }
 
 function userItem(prompt: string): ChatItem {
-  return { role: 'user', content: prompt, type: 'text', interrupted: false }
+  return { role: 'user', content: prompt, type: 'text', mode: null, model: null, interrupted: false }
 }
 
 /** A partial answer cut short, kept as the server keeps it. */
 function withPartial(messages: DisplayMessage[], partial: string): DisplayMessage[] {
   if (!partial) return messages
-  const item: ChatItem = { role: 'assistant', content: partial, type: 'text', interrupted: true }
+  const item: ChatItem = { role: 'assistant', content: partial, type: 'text', mode: null, model: null, interrupted: true }
   return [...messages, { item }]
 }
 

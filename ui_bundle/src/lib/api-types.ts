@@ -4,40 +4,6 @@
  */
 
 export interface paths {
-    "/api/v0/streaming_chatbot/model": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Model Info */
-        get: operations["model_info_api_v0_streaming_chatbot_model_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v0/streaming_chatbot/graph": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Graph Info */
-        get: operations["graph_info_api_v0_streaming_chatbot_graph_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v0/streaming_chatbot/conversations/{project_id}": {
         parameters: {
             query?: never;
@@ -45,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Conversations */
+        /**
+         * List Conversations
+         * @description The project's conversations, newest first.
+         */
         get: operations["list_conversations_api_v0_streaming_chatbot_conversations__project_id__get"];
         put?: never;
         post?: never;
@@ -64,8 +33,31 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create Conversation */
+        /**
+         * Create Conversation
+         * @description Create (or load) a conversation; Burr's tracker records it. Returns the app id.
+         */
         post: operations["create_conversation_api_v0_streaming_chatbot_create__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/graph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Graph Info
+         * @description The Burr state machine every conversation runs.
+         */
+        get: operations["graph_info_api_v0_streaming_chatbot_graph_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -79,8 +71,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Chat History */
+        /**
+         * Chat History
+         * @description The conversation's messages (empty when it does not exist).
+         */
         get: operations["chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model Info
+         * @description Which models answer, and whether it is the offline demo model.
+         */
+        get: operations["model_info_api_v0_streaming_chatbot_model_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -98,7 +113,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Chat Response */
+        /**
+         * Chat Response
+         * @description Answer a prompt as server-sent events: ``chat_history`` first, then ``action``,
+         *     ``mode`` and ``delta`` events, and last one ``message`` or one ``error``.
+         */
         post: operations["chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post"];
         delete?: never;
         options?: never;
@@ -159,32 +178,32 @@ export interface components {
             /** Content */
             content: string;
             /**
-             * Type
-             * @default text
-             * @enum {string}
+             * Interrupted
+             * @description True when the answer was cut short by a fault or a stop.
+             * @default false
              */
-            type: "image" | "text" | "code" | "error";
+            interrupted: boolean;
+            /**
+             * Mode
+             * @description The mode that produced an answer.
+             */
+            mode: string | null;
+            /**
+             * Model
+             * @description The model that produced an answer.
+             */
+            model: string | null;
             /**
              * Role
              * @enum {string}
              */
             role: "user" | "assistant";
             /**
-             * Mode
-             * @description The mode that produced an answer.
+             * Type
+             * @default text
+             * @enum {string}
              */
-            mode?: string | null;
-            /**
-             * Model
-             * @description The model that produced an answer.
-             */
-            model?: string | null;
-            /**
-             * Interrupted
-             * @description True when the answer was cut short by a fault or a stop.
-             * @default false
-             */
-            interrupted: boolean;
+            type: "image" | "text" | "code" | "error";
         };
         /**
          * ConversationSummary
@@ -193,13 +212,13 @@ export interface components {
         ConversationSummary: {
             /** App Id */
             app_id: string;
-            /** Updated At */
-            updated_at?: string | null;
             /**
              * Title
              * @description The first user message, shortened.
              */
-            title?: string | null;
+            title: string | null;
+            /** Updated At */
+            updated_at: string | null;
         };
         /**
          * DeltaEvent
@@ -246,10 +265,10 @@ export interface components {
          * @description The state machine, for drawing it.
          */
         GraphInfo: {
-            /** Entrypoint */
-            entrypoint: string;
             /** Actions */
             actions: string[];
+            /** Entrypoint */
+            entrypoint: string;
             /**
              * Streaming Actions
              * @description Actions that stream deltas.
@@ -263,12 +282,12 @@ export interface components {
          * @description An edge of the state machine.
          */
         GraphTransition: {
+            /** Condition */
+            condition: string;
             /** From */
             from: string;
             /** To */
             to: string;
-            /** Condition */
-            condition: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -292,31 +311,31 @@ export interface components {
          * @description The final assistant message with what a page needs to explain it.
          */
         MessageValue: {
+            /**
+             * Deltas
+             * @description Number of delta events sent.
+             */
+            deltas: number;
             item: components["schemas"]["ChatItem"];
             /** Mode */
             mode: string;
             /** Model */
             model: string;
             /**
-             * Ttft Ms
-             * @description Milliseconds from the request to the first delta (None if no delta).
+             * Path
+             * @description The Burr actions this turn ran, in order.
              */
-            ttft_ms: number | null;
-            /**
-             * Deltas
-             * @description Number of delta events sent.
-             */
-            deltas: number;
+            path: string[];
             /**
              * Sequence Id
              * @description Burr sequence id of the step that wrote the answer.
              */
             sequence_id: number;
             /**
-             * Path
-             * @description The Burr actions this turn ran, in order.
+             * Ttft Ms
+             * @description Milliseconds from the request to the first delta (None if no delta).
              */
-            path: string[];
+            ttft_ms: number | null;
         };
         /**
          * ModeEvent
@@ -339,30 +358,30 @@ export interface components {
          * @description The models answering, so a page can say so.
          */
         ModelInfo: {
-            /**
-             * Offline
-             * @description True when the offline demo model answers.
-             */
-            offline: boolean;
-            /** Router Model */
-            router_model: string;
             /** Answer Model */
             answer_model: string;
             /**
              * Base Url
              * @description The OpenAI-compatible endpoint.
              */
-            base_url?: string | null;
+            base_url: string | null;
+            /**
+             * Help
+             * @description How to configure a real model.
+             */
+            help: string | null;
+            /**
+             * Offline
+             * @description True when the offline demo model answers.
+             */
+            offline: boolean;
             /**
              * Project Id
              * @description The default project of this server.
              */
             project_id: string;
-            /**
-             * Help
-             * @description How to configure a real model.
-             */
-            help?: string | null;
+            /** Router Model */
+            router_model: string;
         };
         /**
          * PromptInput
@@ -377,16 +396,16 @@ export interface components {
         };
         /** ValidationError */
         ValidationError: {
+            /** Context */
+            ctx?: Record<string, never>;
+            /** Input */
+            input?: unknown;
             /** Location */
             loc: (string | number)[];
             /** Message */
             msg: string;
             /** Error Type */
             type: string;
-            /** Input */
-            input?: unknown;
-            /** Context */
-            ctx?: Record<string, never>;
         };
     };
     responses: never;
@@ -397,51 +416,12 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    model_info_api_v0_streaming_chatbot_model_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelInfo"];
-                };
-            };
-        };
-    };
-    graph_info_api_v0_streaming_chatbot_graph_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["GraphInfo"];
-                };
-            };
-        };
-    };
     list_conversations_api_v0_streaming_chatbot_conversations__project_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 project_id: string;
             };
             cookie?: never;
@@ -473,7 +453,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 app_id: string;
             };
             cookie?: never;
@@ -500,12 +482,34 @@ export interface operations {
             };
         };
     };
+    graph_info_api_v0_streaming_chatbot_graph_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphInfo"];
+                };
+            };
+        };
+    };
     chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 app_id: string;
             };
             cookie?: never;
@@ -532,12 +536,34 @@ export interface operations {
             };
         };
     };
+    model_info_api_v0_streaming_chatbot_model_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfo"];
+                };
+            };
+        };
+    };
     chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
                 app_id: string;
             };
             cookie?: never;

@@ -25,7 +25,7 @@ function run(response: Response | (() => Promise<Response>), extra: Partial<Para
 const message: ChatEvent = {
   type: 'message',
   value: {
-    item: { role: 'assistant', content: 'Hello there', type: 'text', interrupted: false },
+    item: { role: 'assistant', content: 'Hello there', type: 'text', mode: 'answer_question', model: 'demo', interrupted: false },
     mode: 'answer_question',
     model: 'demo',
     ttft_ms: 12.5,
