@@ -422,6 +422,31 @@ class FakeState:
             else:
                 self.aborted_streams += 1
 
+
+class _Ledger:
+    """The accounting of one request, closed at most once.
+
+    Success paths close it *before* their last bytes go out, so a client that has just read
+    the end of a response always finds the counters already updated.
+    """
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.request_open = True
+        self.stream_open = False
+
+    def open_stream(self) -> None:
+        self.stream_open = True
+        self.state._stream_opened()
+
+    def close(self, outcome: str = "aborted", disconnected: bool = False) -> None:
+        if self.stream_open:
+            self.stream_open = False
+            self.state._stream_closed(outcome)
+        if self.request_open:
+            self.request_open = False
+            self.state._end(disconnected)
+
     def _next_id(self) -> str:
         with self._lock:
             self._ids += 1
@@ -538,23 +563,27 @@ class _ChatCompletions:
             body = raw.decode("utf-8", "replace")
         streaming = isinstance(body, dict) and bool(body.get("stream"))
         config, fault = self.state._begin(body, request.headers.get("authorization"), streaming)
-        disconnected = False
+        ledger = _Ledger(self.state)
         try:
             if not isinstance(body, dict):
+                ledger.close()
                 response = _openai_error(400, "The request body is not a JSON object.", "invalid_request_error")
                 await response(scope, receive, send)
             elif fault in ("auth", "rate_limit", "server_error", "bad_request"):
+                ledger.close()
                 await _error_response(fault, config)(scope, receive, send)
             elif streaming:
-                disconnected = await self._stream(scope, body, config, fault, receive, send)
+                await self._stream(scope, body, config, fault, receive, send, ledger)
             else:
-                disconnected = await self._complete(scope, body, config, fault, receive, send)
+                await self._complete(scope, body, config, fault, receive, send, ledger)
         finally:
-            self.state._end(disconnected)
+            ledger.close()
 
     # -- non-streaming (router) calls ----------------------------------------------------
 
-    async def _complete(self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable) -> bool:
+    async def _complete(
+        self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable, ledger: _Ledger
+    ) -> None:
         state = self.state
         wait_s = config.route_delay_ms / 1000 + (config.hang_s if fault == "timeout" else 0.0)
 
@@ -563,14 +592,17 @@ class _ChatCompletions:
 
         disconnected, result = await _until_disconnect(receive, wait)
         if disconnected:
-            return True
+            ledger.close(disconnected=True)
+            return
         if result == "closing":
+            ledger.close()
             await _openai_error(503, "The fake upstream is shutting down.", "server_error")(scope, receive, send)
-            return False
+            return
         if fault == "malformed":
+            ledger.close()
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": b"{not json"})
-            return False
+            return
         content = config.route if config.route is not None else classify_prompt(_last_user_text(body))
         completion_tokens = len(split_tokens(content))
         prompt_tokens = _prompt_tokens(body)
@@ -603,12 +635,14 @@ class _ChatCompletions:
             raise _DropConnection()
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        ledger.close()
         await send({"type": "http.response.body", "body": data})
-        return False
 
     # -- streaming (answer) calls --------------------------------------------------------
 
-    async def _stream(self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable) -> bool:
+    async def _stream(
+        self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable, ledger: _Ledger
+    ) -> None:
         state = self.state
         completion_id = state._next_id()
         created = int(time.time())
@@ -617,7 +651,6 @@ class _ChatCompletions:
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         tokens = answer_tokens(config)
         started = False
-        ended = ""  # what the work did: "done", "drop", "malformed", "closing"
 
         def chunk(delta: dict, finish_reason: Optional[str] = None) -> bytes:
             payload: dict[str, Any] = {
@@ -636,7 +669,7 @@ class _ChatCompletions:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         async def work() -> str:
-            nonlocal started, ended
+            nonlocal started
             if fault == "timeout" and not await _pause(state, config.hang_s):
                 return "closing"
             headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"x-request-id", completion_id.encode())]
@@ -662,6 +695,7 @@ class _ChatCompletions:
             if fault == "drop":
                 return "drop"
             if fault == "malformed":
+                ledger.close("aborted")
                 await emit(b"data: {not json\n\n")
                 await send({"type": "http.response.body", "body": b""})
                 return "malformed"
@@ -686,27 +720,21 @@ class _ChatCompletions:
                         }
                     )
                 )
+            ledger.close("completed")  # before the client can see the end
             await emit(_sse("[DONE]"))
-            ended = "done"
             await send({"type": "http.response.body", "body": b""})
             return "done"
 
-        state._stream_opened()
-        outcome = "aborted"
-        try:
-            disconnected, result = await _until_disconnect(receive, work)
-            if ended == "done":
-                outcome = "completed"
-            elif disconnected:
-                outcome = "cancelled"
-            if result in ("drop", "closing") and not disconnected:
-                if not started:
-                    await _openai_error(503, "The fake upstream is shutting down.", "server_error")(scope, receive, send)
-                    return False
-                raise _DropConnection()
-            return disconnected
-        finally:
-            state._stream_closed(outcome)
+        ledger.open_stream()  # a stream is open from here, through a `timeout` hang too
+        disconnected, result = await _until_disconnect(receive, work)
+        if disconnected:
+            ledger.close("cancelled", disconnected=True)
+        elif result in ("drop", "closing"):
+            ledger.close("aborted")
+            if not started:
+                await _openai_error(503, "The fake upstream is shutting down.", "server_error")(scope, receive, send)
+                return
+            raise _DropConnection()
 
 
 def create_app(state: Optional[FakeState] = None) -> Starlette:
