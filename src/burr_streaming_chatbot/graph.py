@@ -15,7 +15,7 @@ from burr.core import State, default, when
 from burr.core.action import action, streaming_action
 from burr.core.graph import Graph, GraphBuilder
 
-from .llm import ChatModel
+from .llm import ChatModel, UpstreamError
 
 StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
 
@@ -64,12 +64,23 @@ def _finish(state: State, item: dict) -> State:
 
 @streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
 async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
-    """Stream the answer model's reply for ``mode`` (bound per node of the graph)."""
+    """Stream the answer model's reply for ``mode`` (bound per node of the graph).
+
+    If the model fails after some text arrived, that text is kept, marked ``interrupted``, and
+    the result carries the ``error``; if it fails before any text, the action fails (Burr's
+    tracker records it) and the history keeps only the user's message.
+    """
     history = [{"role": m["role"], "content": m["content"]} for m in state["chat_history"]]
     pieces: list[str] = []
-    async for text in llm.stream_answer(mode, history):
-        pieces.append(text)
-        yield {"delta": text}, None
+    error: Optional[UpstreamError] = None
+    try:
+        async for text in llm.stream_answer(mode, history):
+            pieces.append(text)
+            yield {"delta": text}, None
+    except UpstreamError as exc:
+        if not pieces:
+            raise
+        error = exc
     item = {
         "role": "assistant",
         "content": "".join(pieces),
@@ -77,7 +88,11 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
         "mode": mode,
         "model": llm.answer_name,
     }
-    yield {"response": item}, _finish(state, item)
+    result: dict = {"response": item}
+    if error is not None:
+        item["interrupted"] = True
+        result["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable}
+    yield result, _finish(state, item)
 
 
 async def _stream_fixed(state: State, text: str, mode: str) -> StreamStep:

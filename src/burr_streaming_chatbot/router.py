@@ -194,6 +194,10 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
                 deltas += 1
                 yield DeltaEvent(value=item["delta"])
             result, _ = await container.get()
+            if result.get("error"):
+                # The partial answer is persisted, marked interrupted; the turn still failed.
+                yield ErrorEvent(value=ErrorValue(**result["error"]))
+                return
             response = result["response"]
             yield MessageEvent(
                 value=MessageValue(

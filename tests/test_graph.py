@@ -1,0 +1,87 @@
+"""Every branch of the state machine, through a real server and the real openai SDK."""
+
+import pytest
+
+from conftest import ChatServer
+from fake_openai import FakeUpstream
+
+BRANCHES = [
+    ("Write a poem about rivers", "generate_poem", "text"),
+    ("Write code for a function that adds numbers", "generate_code", "code"),
+    ("What is a state machine?", "answer_question", "text"),
+]
+
+
+@pytest.mark.parametrize(("prompt", "mode", "item_type"), BRANCHES)
+def test_llm_branches_stream_the_answer_models_reply(
+    server: ChatServer, upstream: FakeUpstream, app_id: str, prompt: str, mode: str, item_type: str
+) -> None:
+    upstream.control(text=f"Answer for {mode} in several tokens.")
+    events = server.turn(app_id, prompt)
+
+    actions = [e["value"]["action"] for e in events if e["type"] == "action"]
+    assert actions == ["prompt", "check_safety", "decide_mode", mode]
+    assert [e["value"] for e in events if e["type"] == "mode"] == [mode]
+    deltas = [e["value"] for e in events if e["type"] == "delta"]
+    assert "".join(deltas) == f"Answer for {mode} in several tokens."
+    assert len(deltas) >= 3
+    message = events[-1]["value"]
+    assert events[-1]["type"] == "message"
+    assert message["mode"] == mode
+    assert message["model"] == "answer-model"
+    assert message["item"] == {
+        "content": f"Answer for {mode} in several tokens.",
+        "type": item_type,
+        "role": "assistant",
+        "mode": mode,
+        "model": "answer-model",
+        "interrupted": False,
+    }
+    assert message["path"] == actions
+
+    # One routing call (router model, not streamed), then one streamed call (answer model)
+    # that carries the mode's instructions and the user's message.
+    route, answer = upstream.stats()["request_bodies"][-2:]
+    assert route["model"] == "router-model" and not route.get("stream")
+    assert answer["model"] == "answer-model" and answer["stream"] is True
+    assert answer["messages"][0]["role"] == "system"
+    assert answer["messages"][-1] == {"role": "user", "content": prompt}
+
+
+def test_unknown_mode_asks_for_more_without_a_second_llm_call(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    events = server.turn(app_id, "hello there")
+    actions = [e["value"]["action"] for e in events if e["type"] == "action"]
+    assert actions == ["prompt", "check_safety", "decide_mode", "prompt_for_more"]
+    assert events[-1]["value"]["item"]["content"].startswith("None of the response modes")
+    assert len([e for e in events if e["type"] == "delta"]) > 3
+    stats = upstream.stats()
+    assert (stats["total_requests"], stats["streaming_requests"]) == (1, 0)
+
+
+def test_unsafe_prompt_is_refused_without_any_llm_call(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    events = server.turn(app_id, "tell me something unsafe")
+    actions = [e["value"]["action"] for e in events if e["type"] == "action"]
+    assert actions == ["prompt", "check_safety", "unsafe_response"]
+    assert not [e for e in events if e["type"] == "mode"]
+    assert events[-1]["value"]["item"]["content"] == "I am afraid I can't respond to that..."
+    assert upstream.stats()["total_requests"] == 0
+
+
+def test_the_api_key_and_history_reach_the_model(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(text="First answer.")
+    server.turn(app_id, "What is one?")
+    upstream.control(text="Second answer.")
+    server.turn(app_id, "What is two?")
+    answer = upstream.stats()["request_bodies"][-1]
+    assert [m["content"] for m in answer["messages"][1:]] == [
+        "What is one?",
+        "First answer.",
+        "What is two?",
+    ]
+    assert upstream.stats()["last_authorization"] == "Bearer sk-test-secret-key"

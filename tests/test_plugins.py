@@ -1,0 +1,124 @@
+"""The burr.demos entry point group, the loader, the startup hook, and mounting under a prefix."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from burr_streaming_chatbot.plugins import Demo, discover_demos, mount_demos
+from burr_streaming_chatbot.router import API_PREFIX
+from conftest import ARTIFACTS, ChatServer, free_port, server_env
+from fake_openai import FakeUpstream
+
+
+def test_this_package_is_discovered_from_installed_metadata() -> None:
+    demos = {demo.name: demo for demo in discover_demos()}
+    demo = demos["streaming-chatbot"]
+    assert demo.api_prefix == API_PREFIX == "/api/v0/streaming_chatbot"
+    assert (Path(str(demo.ui_dir)) / "index.html").is_file(), "the built page ships in the package"
+
+
+def test_another_package_can_register_a_demo(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "other_demo.py").write_text(textwrap.dedent('''
+        from fastapi import APIRouter
+        from burr_streaming_chatbot.plugins import Demo
+
+        def make_router():
+            router = APIRouter()
+
+            @router.get("/hello")
+            def hello():
+                return {"hello": "from another demo"}
+
+            return router
+
+        demo = Demo(name="other", title="Other", api_prefix="/api/v0/other",
+                    create_router=make_router)
+    '''))
+    info = tmp_path / "other_demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other-demo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[burr.demos]\nother = other_demo:demo\n")
+    (tmp_path / "broken-1.0.dist-info").mkdir()
+    (tmp_path / "broken-1.0.dist-info" / "METADATA").write_text("Name: broken\nVersion: 1.0\n")
+    (tmp_path / "broken-1.0.dist-info" / "entry_points.txt").write_text(
+        "[burr.demos]\nbroken = no_such_module:demo\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    names = [demo.name for demo in discover_demos()]
+    assert "other" in names and "streaming-chatbot" in names and "broken" not in names
+    app = FastAPI()
+    mounted = mount_demos(app, [d for d in discover_demos() if d.name == "other"])
+    assert [d.name for d in mounted] == ["other"]
+    paths = {getattr(route, "path", None) for route in app.routes}
+    assert {"/demos/other", "/demos/other/"} <= paths
+
+
+def test_mount_demos_is_idempotent() -> None:
+    demo = Demo(name="x", title="X", api_prefix="/api/x", create_router=lambda: __import__(
+        "fastapi").APIRouter())
+    app = FastAPI()
+    assert mount_demos(app, [demo]) == [demo]
+    count = len(app.router.routes)
+    assert mount_demos(app, [demo]) == []
+    assert len(app.router.routes) == count
+
+
+def _routes_after_import(env: dict[str, str]) -> str:
+    code = (
+        "import burr.tracking.server.run as run;"
+        "print(sorted({getattr(r, 'path', '') for r in run.app.router.routes"
+        " if 'demos' in getattr(r, 'path', '')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_startup_hook_mounts_on_import_and_can_be_switched_off(tmp_path: Path) -> None:
+    env = server_env(tmp_path, None)
+    assert "/demos/streaming-chatbot/" in _routes_after_import(env)
+    assert _routes_after_import({**env, "BURR_DEMOS_AUTOLOAD": "0"}) == "[]"
+
+
+def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: FakeUpstream) -> None:
+    (tmp_path / "parent_app.py").write_text(textwrap.dedent('''
+        from fastapi import FastAPI
+        from burr.tracking.server.run import mount_burr_ui
+
+        app = FastAPI()
+
+        @app.get("/")
+        def home():
+            return {"app": "parent"}
+
+        mount_burr_ui(app, path="/burr")
+    '''))
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--app-dir", str(tmp_path),
+               "--port", str(port)]
+    server = ChatServer(command, server_env(tmp_path / "home", upstream), port,
+                        ARTIFACTS / "logs" / "mount_burr_ui.log", api="/burr" + API_PREFIX)
+    server.start()
+    try:
+        assert server.client.get("/").json() == {"app": "parent"}
+        events = server.turn("under-prefix", "What is a prefix?")
+        assert events[-1]["type"] == "message"
+
+        page = server.client.get("/burr/demos/streaming-chatbot")
+        assert page.status_code == 200 and page.url.path == "/burr/demos/streaming-chatbot/"
+        assert '"apiBase": "/burr/api/v0/streaming_chatbot"' in page.text
+        assert '"burrBase": "/burr"' in page.text
+        asset = next(part.split('"')[0] for part in page.text.split('src="./')[1:])
+        assert server.client.get(f"/burr/demos/streaming-chatbot/{asset}").status_code == 200
+        burr_page = server.client.get("/burr/projects").text
+        assert "window.__BURR_BASE_PATH__='/burr'" in burr_page
+        assert '"streaming-chatbot"' in burr_page and "location.assign" in burr_page
+    finally:
+        server.close()

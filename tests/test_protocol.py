@@ -1,0 +1,96 @@
+"""The SSE transcript and the other endpoints, as a client sees them over HTTP."""
+
+import json
+
+from conftest import API, PROJECT, ChatServer
+from fake_openai import FakeUpstream
+
+
+def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(text="Hello there, streaming world!")
+    with server.client.stream(
+        "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "What is Burr?"}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers.get("cache-control") == "no-cache"
+        raw = response.read().decode()
+
+    blocks = [block for block in raw.split("\n\n") if block.strip()]
+    # Every event is one `data: <json>` block whose JSON has exactly `type` and `value`.
+    events = []
+    for block in blocks:
+        lines = block.split("\n")
+        data = [line for line in lines if line.startswith("data: ")]
+        assert len(data) == 1, block
+        event = json.loads(data[0][len("data: "):])
+        assert set(event) == {"type", "value"}
+        events.append(event)
+
+    types = [e["type"] for e in events]
+    assert types[0] == "chat_history" and events[0]["value"] == []
+    assert types[-1] == "message"
+    assert types.count("message") == 1 and "error" not in types
+    assert types.index("mode") < types.index("delta")
+    sequence_ids = [e["value"]["sequence_id"] for e in events if e["type"] == "action"]
+    assert sequence_ids == sorted(sequence_ids) and len(set(sequence_ids)) == 4
+    message = events[-1]["value"]
+    assert message["deltas"] == types.count("delta")
+    assert message["ttft_ms"] is not None and message["ttft_ms"] > 0
+    assert message["sequence_id"] == sequence_ids[-1]
+
+    # The next turn's chat_history is the history so far, as the history endpoint has it.
+    history = server.history(app_id)
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "What is Burr?"),
+        ("assistant", "Hello there, streaming world!"),
+    ]
+    second = server.turn(app_id, "What else?")
+    assert second[0] == {"type": "chat_history", "value": history}
+
+
+def test_create_then_list_conversations(server: ChatServer, app_id: str) -> None:
+    project = "listing_" + app_id[-9:]
+    assert server.client.post(f"{API}/create/{project}/{app_id}").json() == app_id
+    assert server.history(app_id, project) == []
+    server.turn(app_id, "What is listing?", project=project)
+    server.turn(app_id + "-b", "hello second", project=project)
+    listed = server.client.get(f"{API}/conversations/{project}").json()
+    assert [c["app_id"] for c in listed] == [app_id + "-b", app_id]
+    assert listed[1]["title"] == "What is listing?"
+
+
+def test_model_and_graph_endpoints(server: ChatServer) -> None:
+    model = server.client.get(f"{API}/model").json()
+    assert model["offline"] is False
+    assert (model["router_model"], model["answer_model"]) == ("router-model", "answer-model")
+    assert model["base_url"].startswith("http://127.0.0.1:")
+    assert "sk-test" not in json.dumps(model)
+
+    graph = server.client.get(f"{API}/graph").json()
+    assert graph["entrypoint"] == "prompt"
+    assert set(graph["streaming_actions"]) == {
+        "answer_question", "generate_poem", "generate_code", "prompt_for_more", "unsafe_response"
+    }
+    edges = {(t["from"], t["to"]) for t in graph["transitions"]}
+    assert ("check_safety", "unsafe_response") in edges
+    assert ("generate_code", "prompt") in edges
+
+
+def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
+    schema = server.client.get("/openapi.json").json()
+    for name in ["ChatHistoryEvent", "ActionEvent", "ModeEvent", "DeltaEvent", "MessageEvent",
+                 "ErrorEvent", "ChatItem"]:
+        assert name in schema["components"]["schemas"], name
+    response = schema["paths"][f"{API}/response/{{project_id}}/{{app_id}}"]["post"]["responses"]
+    item = response["200"]["content"]["text/event-stream"]["itemSchema"]
+    mapping = item["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
+    assert set(mapping) == {"chat_history", "action", "mode", "delta", "message", "error"}
+
+
+def test_unknown_paths_under_the_prefix_are_json_404(server: ChatServer) -> None:
+    response = server.client.get(f"{API}/no/such/thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
