@@ -112,11 +112,10 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
         <button
           type="button"
           onClick={startNew}
+          aria-label="New conversation"
           className="rounded-md bg-dwlightblue px-3 py-1.5 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue"
         >
-          <span className="hidden sm:inline">New conversation</span>
-          <span className="sm:hidden" aria-hidden="true">New</span>
-          <span className="sr-only sm:hidden">New conversation</span>
+          New<span className="hidden sm:inline"> conversation</span>
         </button>
       </header>
 

@@ -36,7 +36,8 @@ export function controlledStream() {
       controller.enqueue(encoder.encode(typeof chunk === 'string' ? chunk : sse(chunk)))
     },
     close() {
-      controller.close()
+      // The client may have cancelled the body already (it stops reading after the last event).
+      if (!cancelled) controller.close()
     },
     fail(error: unknown) {
       controller.error(error)

@@ -1,0 +1,208 @@
+import { act, renderHook, waitFor } from '@testing-library/react'
+import { describe, expect, it, vi } from 'vitest'
+import { useChat, type UseChatOptions } from './useChat'
+import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from '../test/sse'
+import type { ChatEvent, ChatItem } from '../lib/types'
+
+const user = (content: string): ChatItem => ({ role: 'user', content, type: 'text', mode: null, model: null, interrupted: false })
+const answer = (content: string, extra: Partial<ChatItem> = {}): ChatItem => ({
+  role: 'assistant',
+  content,
+  type: 'text',
+  mode: 'answer_question',
+  model: 'demo',
+  interrupted: false,
+  ...extra,
+})
+
+function message(content: string, path = ['prompt', 'check_safety', 'decide_mode', 'answer_question']): ChatEvent {
+  return {
+    type: 'message',
+    value: { item: answer(content), mode: 'answer_question', model: 'demo', ttft_ms: 42, deltas: 2, sequence_id: 4, path },
+  }
+}
+
+function setup(fetchImpl: typeof fetch, extra: Partial<UseChatOptions> = {}) {
+  return renderHook((props: UseChatOptions) => useChat(props), {
+    initialProps: { project: 'proj', appId: 'app1', isNew: true, fetchImpl, ...extra },
+  })
+}
+
+describe('useChat', () => {
+  it('streams a turn: optimistic prompt, live text and action, then the final message', async () => {
+    const stream = controlledStream()
+    const { fetch, calls } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+    const onTurnEnd = vi.fn()
+    const ensureConversation = vi.fn(async () => undefined)
+    const { result } = setup(fetch, { onTurnEnd, ensureConversation })
+
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Hi')
+    })
+    expect(result.current.status).toBe('streaming')
+    expect(result.current.messages.map((m) => m.item)).toEqual([user('Hi')])
+
+    await act(async () => {
+      stream.push({ type: 'chat_history', value: [] })
+      stream.push({ type: 'action', value: { action: 'decide_mode', sequence_id: 2 } })
+      stream.push({ type: 'mode', value: 'answer_question' })
+      stream.push({ type: 'delta', value: 'Hel' })
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Hel'))
+    expect(result.current.activeAction).toBe('decide_mode')
+    expect(result.current.mode).toBe('answer_question')
+    expect(result.current.messages).toHaveLength(1) // chat_history did not add the prompt twice
+
+    await act(async () => {
+      stream.push({ type: 'delta', value: 'lo' })
+      stream.push(message('Hello'))
+      stream.close()
+      await sent
+    })
+    expect(result.current.status).toBe('idle')
+    expect(result.current.streamingText).toBe('')
+    expect(result.current.activeAction).toBeNull()
+    expect(result.current.path).toEqual(['prompt', 'check_safety', 'decide_mode', 'answer_question'])
+    expect(result.current.messages.map((m) => m.item)).toEqual([user('Hi'), answer('Hello')])
+    expect(result.current.messages[1]?.meta?.ttft_ms).toBe(42)
+    expect(result.current.canRegenerate).toBe(true)
+    expect(ensureConversation).toHaveBeenCalledWith('app1')
+    expect(onTurnEnd).toHaveBeenCalledTimes(1)
+    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ prompt: 'Hi' })
+  })
+
+  it('keeps a partial answer as interrupted on an error event, and Retry resends the same prompt', async () => {
+    let turn = 0
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        turn += 1
+        if (turn === 1) {
+          return streamResponse([
+            sse({ type: 'chat_history', value: [] }),
+            sse({ type: 'delta', value: 'Half an ans' }),
+            sse({ type: 'error', value: { code: 'upstream_timeout', message: 'The model timed out.', retryable: true } }),
+          ])
+        }
+        // The server kept the prompt and the partial answer.
+        return streamResponse([
+          sse({ type: 'chat_history', value: [user('Q'), answer('Half an ans', { interrupted: true })] }),
+          sse({ type: 'delta', value: 'Full answer' }),
+          sse(message('Full answer')),
+        ])
+      },
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.status).toBe('error')
+    expect(result.current.error).toEqual({ code: 'upstream_timeout', message: 'The model timed out.', retryable: true })
+    expect(result.current.messages.map((m) => m.item)).toEqual([user('Q'), answer('Half an ans', { interrupted: true, mode: null, model: null })])
+
+    await act(async () => {
+      await result.current.retry()
+    })
+    const posts = calls.filter((c) => c.method === 'POST')
+    expect(posts.map((c) => c.body)).toEqual([{ prompt: 'Q' }, { prompt: 'Q' }])
+    expect(result.current.status).toBe('idle')
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'Half an ans', 'Q', 'Full answer'])
+  })
+
+  it('does not show the prompt twice when the server treats a resend as a retry', async () => {
+    let turn = 0
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        turn += 1
+        if (turn === 1) return jsonResponse({ detail: 'The model is not configured.' }, 503)
+        return streamResponse([sse({ type: 'chat_history', value: [user('Q')] }), sse(message('A'))])
+      },
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.error).toEqual({ code: 'http_503', message: 'The model is not configured.', retryable: true })
+    await act(async () => {
+      await result.current.retry()
+    })
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
+  })
+
+  it('reports a 422 with the server detail, not retryable', async () => {
+    const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => jsonResponse({ detail: 'The prompt has 40000 characters; the limit is 32000.' }, 422) })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('x')
+    })
+    expect(result.current.status).toBe('error')
+    expect(result.current.error).toMatchObject({ code: 'http_422', retryable: false, message: 'The prompt has 40000 characters; the limit is 32000.' })
+  })
+
+  it('stop() ends the stream and keeps what arrived, marked interrupted', async () => {
+    const stream = controlledStream()
+    const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+    const { result } = setup(fetch)
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Tell me')
+    })
+    await act(async () => {
+      stream.push({ type: 'chat_history', value: [] })
+      stream.push({ type: 'delta', value: 'Once upon' })
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Once upon'))
+    await act(async () => {
+      result.current.stop()
+      await sent
+    })
+    expect(stream.cancelled).toBe(true)
+    expect(result.current.status).toBe('idle')
+    expect(result.current.error).toBeNull()
+    const last = result.current.messages[result.current.messages.length - 1]?.item
+    expect(last).toMatchObject({ role: 'assistant', content: 'Once upon', interrupted: true })
+  })
+
+  it('regenerate() sends the last user prompt again', async () => {
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => streamResponse([sse({ type: 'chat_history', value: [] }), sse(message('A'))]),
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Write a poem')
+    })
+    await act(async () => {
+      await result.current.regenerate()
+    })
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.body)).toEqual([{ prompt: 'Write a poem' }, { prompt: 'Write a poem' }])
+  })
+
+  it('refuses a second send while streaming', async () => {
+    const stream = controlledStream()
+    const { fetch, calls } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+    const { result } = setup(fetch)
+    let first: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      first = result.current.send('one')
+    })
+    let second = true
+    await act(async () => {
+      second = await result.current.send('two')
+    })
+    expect(second).toBe(false)
+    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(1)
+    await act(async () => {
+      stream.close()
+      await first
+    })
+  })
+
+  it('loads the history of an existing conversation', async () => {
+    const { fetch } = fakeFetch({ 'GET /history/proj/old': () => jsonResponse([user('Q'), answer('A')]) })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(result.current.messages).toHaveLength(2))
+    expect(result.current.messages[1]?.item.content).toBe('A')
+    expect(result.current.canRegenerate).toBe(true)
+  })
+})
