@@ -107,7 +107,7 @@ class FakeConfig:
     text: Optional[str] = None
     """Exact text of streaming answers, split by :func:`split_tokens`."""
     markdown: bool = False
-    """Stream ``tokens`` tokens of markdown with a fenced code block (see :func:`markdown_tokens`)."""
+    """Stream ``tokens`` tokens of markdown with a fenced code block (:func:`markdown_tokens`)."""
     route: Optional[str] = None
     """Fixed content for non-streaming replies, instead of the keyword router."""
     route_delay_ms: float = 0.0
@@ -169,7 +169,9 @@ class FakeConfig:
             if not isinstance(values[name], bool):
                 raise ValueError(f"{name} must be true or false, not {values[name]!r}")
         if values["should_retry"] is not None and not isinstance(values["should_retry"], bool):
-            raise ValueError(f"should_retry must be true, false or null, not {values['should_retry']!r}")
+            raise ValueError(
+                f"should_retry must be true, false or null, not {values['should_retry']!r}"
+            )
         models = values["models"]
         if isinstance(models, str):
             models = (models,)
@@ -199,8 +201,10 @@ def classify_prompt(text: str) -> str:
 
 
 def split_tokens(text: str) -> list[str]:
-    """Split text into word-sized tokens (leading whitespace kept); they join back to ``text``."""
-    return re.findall(r"\s*\S+|\s+", text)
+    """Split text into word-sized tokens, each word with the whitespace after it (as the
+    package's offline model does): ``"one two "`` gives ``["one ", "two "]``. They join back
+    to ``text``."""
+    return re.findall(r"\S+\s*|\s+", text)
 
 
 def default_tokens(count: int) -> list[str]:
@@ -209,8 +213,26 @@ def default_tokens(count: int) -> list[str]:
 
 
 _PROSE = (
-    "Streaming", "answers", "arrive", "in", "small", "pieces,", "and", "the", "page", "renders",
-    "**bold**", "words,", "`inline_code`", "and", "*emphasis*", "too", "as", "each", "one", "lands.",
+    "Streaming",
+    "answers",
+    "arrive",
+    "in",
+    "small",
+    "pieces,",
+    "and",
+    "the",
+    "page",
+    "renders",
+    "**bold**",
+    "words,",
+    "`inline_code`",
+    "and",
+    "*emphasis*",
+    "too",
+    "as",
+    "each",
+    "one",
+    "lands.",
 )
 
 
@@ -270,7 +292,9 @@ def _message_text(message: Any) -> str:
         return content
     if isinstance(content, list):  # content parts
         return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -376,7 +400,9 @@ class FakeState:
 
     # -- used by the app -----------------------------------------------------------------
 
-    def _begin(self, body: Any, authorization: Optional[str], streaming: bool) -> tuple[FakeConfig, Optional[str]]:
+    def _begin(
+        self, body: Any, authorization: Optional[str], streaming: bool
+    ) -> tuple[FakeConfig, Optional[str]]:
         """Count a chat request; return the settings for it and the fault that hits it."""
         with self._lock:
             self.total_requests += 1
@@ -422,6 +448,11 @@ class FakeState:
             else:
                 self.aborted_streams += 1
 
+    def _next_id(self) -> str:
+        with self._lock:
+            self._ids += 1
+            return f"chatcmpl-fake{self._ids:06d}"
+
 
 class _Ledger:
     """The accounting of one request, closed at most once.
@@ -446,11 +477,6 @@ class _Ledger:
         if self.request_open:
             self.request_open = False
             self.state._end(disconnected)
-
-    def _next_id(self) -> str:
-        with self._lock:
-            self._ids += 1
-            return f"chatcmpl-fake{self._ids:06d}"
 
 
 # --------------------------------------------------------------------------- the app
@@ -482,9 +508,24 @@ def _quiet_drops() -> None:
 
 def _error_response(fault: str, config: FakeConfig) -> JSONResponse:
     status, kind, code, message = {
-        "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided (fake upstream)."),
-        "rate_limit": (429, "requests", "rate_limit_exceeded", "Rate limit reached (fake upstream)."),
-        "server_error": (500, "server_error", None, "The server had an error while processing your request (fake upstream)."),
+        "auth": (
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided (fake upstream).",
+        ),
+        "rate_limit": (
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached (fake upstream).",
+        ),
+        "server_error": (
+            500,
+            "server_error",
+            None,
+            "The server had an error while processing your request (fake upstream).",
+        ),
         "bad_request": (400, "invalid_request_error", None, "Invalid request (fake upstream)."),
     }[fault]
     headers = dict(_RETRY_FAST) if status in (429, 500) else {}
@@ -494,7 +535,11 @@ def _error_response(fault: str, config: FakeConfig) -> JSONResponse:
 
 
 def _openai_error(
-    status: int, message: str, kind: str, code: Optional[str] = None, headers: Optional[dict[str, str]] = None
+    status: int,
+    message: str,
+    kind: str,
+    code: Optional[str] = None,
+    headers: Optional[dict[str, str]] = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -513,7 +558,9 @@ async def _pause(state: FakeState, seconds: float) -> bool:
     return False
 
 
-async def _until_disconnect(receive: Callable[[], Awaitable[dict]], work: Callable[[], Awaitable[str]]) -> tuple[bool, str]:
+async def _until_disconnect(
+    receive: Callable[[], Awaitable[dict]], work: Callable[[], Awaitable[str]]
+) -> tuple[bool, str]:
     """Run ``work`` while watching for the client going away; cancel it if it does.
 
     Returns ``(disconnected, work's result or "")``.
@@ -567,7 +614,9 @@ class _ChatCompletions:
         try:
             if not isinstance(body, dict):
                 ledger.close()
-                response = _openai_error(400, "The request body is not a JSON object.", "invalid_request_error")
+                response = _openai_error(
+                    400, "The request body is not a JSON object.", "invalid_request_error"
+                )
                 await response(scope, receive, send)
             elif fault in ("auth", "rate_limit", "server_error", "bad_request"):
                 ledger.close()
@@ -582,7 +631,14 @@ class _ChatCompletions:
     # -- non-streaming (router) calls ----------------------------------------------------
 
     async def _complete(
-        self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable, ledger: _Ledger
+        self,
+        scope: dict,
+        body: dict,
+        config: FakeConfig,
+        fault: Optional[str],
+        receive: Callable,
+        send: Callable,
+        ledger: _Ledger,
     ) -> None:
         state = self.state
         wait_s = config.route_delay_ms / 1000 + (config.hang_s if fault == "timeout" else 0.0)
@@ -596,14 +652,24 @@ class _ChatCompletions:
             return
         if result == "closing":
             ledger.close()
-            await _openai_error(503, "The fake upstream is shutting down.", "server_error")(scope, receive, send)
+            await _openai_error(503, "The fake upstream is shutting down.", "server_error")(
+                scope, receive, send
+            )
             return
         if fault == "malformed":
             ledger.close()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"{not json"})
             return
-        content = config.route if config.route is not None else classify_prompt(_last_user_text(body))
+        content = (
+            config.route if config.route is not None else classify_prompt(_last_user_text(body))
+        )
         completion_tokens = len(split_tokens(content))
         prompt_tokens = _prompt_tokens(body)
         payload = {
@@ -627,11 +693,16 @@ class _ChatCompletions:
             },
         }
         data = json.dumps(payload).encode()
-        headers = [(b"content-type", b"application/json"), (b"x-request-id", payload["id"].encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-request-id", payload["id"].encode()),
+        ]
         if fault == "drop":  # promise the whole body, send half of it, cut the connection
             headers.append((b"content-length", str(len(data)).encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True}
+            )
             raise _DropConnection()
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -641,7 +712,14 @@ class _ChatCompletions:
     # -- streaming (answer) calls --------------------------------------------------------
 
     async def _stream(
-        self, scope: dict, body: dict, config: FakeConfig, fault: Optional[str], receive: Callable, send: Callable, ledger: _Ledger
+        self,
+        scope: dict,
+        body: dict,
+        config: FakeConfig,
+        fault: Optional[str],
+        receive: Callable,
+        send: Callable,
+        ledger: _Ledger,
     ) -> None:
         state = self.state
         completion_id = state._next_id()
@@ -659,7 +737,9 @@ class _ChatCompletions:
                 "created": created,
                 "model": model,
                 "system_fingerprint": "fp_fake",
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                ],
             }
             if include_usage:
                 payload["usage"] = None
@@ -672,7 +752,10 @@ class _ChatCompletions:
             nonlocal started
             if fault == "timeout" and not await _pause(state, config.hang_s):
                 return "closing"
-            headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"x-request-id", completion_id.encode())]
+            headers = [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"x-request-id", completion_id.encode()),
+            ]
             headers += [(k.encode(), v.encode()) for k, v in _SSE_HEADERS.items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             started = True
@@ -732,7 +815,9 @@ class _ChatCompletions:
         elif result in ("drop", "closing"):
             ledger.close("aborted")
             if not started:
-                await _openai_error(503, "The fake upstream is shutting down.", "server_error")(scope, receive, send)
+                await _openai_error(503, "The fake upstream is shutting down.", "server_error")(
+                    scope, receive, send
+                )
                 return
             raise _DropConnection()
 
@@ -745,7 +830,10 @@ def create_app(state: Optional[FakeState] = None) -> Starlette:
         with state._lock:
             state.models_requests += 1
         created = int(time.time())
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "fake"} for m in state.config.models]
+        data = [
+            {"id": m, "object": "model", "created": created, "owned_by": "fake"}
+            for m in state.config.models
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def get_control(request: Request) -> Response:
@@ -795,7 +883,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Starlette, http: str = "h11", log_level: str = "warning", log_config: Any = None) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn, which cuts the fake's pauses and hangs short when it shuts down."""
+
+    def __init__(self, config: uvicorn.Config, state: FakeState) -> None:
+        super().__init__(config)
+        self.fake_state = state
+
+    async def shutdown(self, sockets: Optional[list[socket.socket]] = None) -> None:
+        self.fake_state.closing = True
+        await super().shutdown(sockets=sockets)
+
+
+def _server(
+    app: Starlette, http: str = "h11", log_level: str = "warning", log_config: Any = None
+) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -807,13 +909,19 @@ def _server(app: Starlette, http: str = "h11", log_level: str = "warning", log_c
         timeout_graceful_shutdown=2,
     )
     _quiet_drops()
-    return uvicorn.Server(config)
+    return _Server(config, app.state.fake)
 
 
 class FakeUpstream:
     """A fake served by uvicorn in a background thread (see :func:`running_fake`)."""
 
-    def __init__(self, state: Optional[FakeState] = None, host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
+    def __init__(
+        self,
+        state: Optional[FakeState] = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **settings: Any,
+    ) -> None:
         self.state = state or FakeState(**settings)
         if state is not None and settings:
             self.state.configure(**settings)
@@ -838,7 +946,10 @@ class FakeUpstream:
         self.state.closing = False
         self._server = _server(self.app)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"fake-openai-{self.port}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"fake-openai-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -923,7 +1034,10 @@ class FakeUpstream:
 
 @contextlib.contextmanager
 def running_fake(host: str = "127.0.0.1", port: int = 0, **settings: Any) -> Iterator[FakeUpstream]:
-    """Serve a fake on a free port for the ``with`` block: ``with running_fake(tokens=5) as fake:``."""
+    """Serve a fake on a free port for a ``with`` block: ``with running_fake(tokens=5) as fake:``.
+
+    ``host`` and ``port`` (0: a free one) say where; the other keywords are settings.
+    """
     with FakeUpstream(host=host, port=port, **settings) as fake:
         yield fake
 
@@ -1004,17 +1118,25 @@ def spawned_fake(*args: str, timeout: float = 15.0) -> Iterator[FakeRemote]:
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="A fake OpenAI-compatible chat completions server.")
+    parser = argparse.ArgumentParser(
+        description="A fake OpenAI-compatible chat completions server."
+    )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed as PORT=<n>)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="0 picks a free port (printed as PORT=<n>)"
+    )
     parser.add_argument("--tokens", type=int, default=FakeConfig.tokens)
     parser.add_argument("--delay-ms", type=float, default=FakeConfig.delay_ms)
-    parser.add_argument("--first-token-delay-ms", type=float, default=FakeConfig.first_token_delay_ms)
+    parser.add_argument(
+        "--first-token-delay-ms", type=float, default=FakeConfig.first_token_delay_ms
+    )
     parser.add_argument("--route-delay-ms", type=float, default=FakeConfig.route_delay_ms)
     parser.add_argument("--text", default=None, help="exact text of streaming answers")
     parser.add_argument("--markdown", action="store_true", help="stream markdown with a code block")
     parser.add_argument("--route", default=None, help="fixed reply of router (non-streaming) calls")
-    parser.add_argument("--model", action="append", dest="models", help="a model /v1/models lists (repeatable)")
+    parser.add_argument(
+        "--model", action="append", dest="models", help="a model /v1/models lists (repeatable)"
+    )
     parser.add_argument("--fault", choices=FAULTS, default=None)
     parser.add_argument("--fault-count", type=int, default=None)
     parser.add_argument("--fault-on", choices=FAULT_TARGETS, default="any")
@@ -1047,7 +1169,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     state = FakeState(**settings)
     sock = _bind(args.host, args.port)
     print(f"PORT={sock.getsockname()[1]}", flush=True)
-    server = _server(create_app(state), http=args.http, log_level=args.log_level, log_config=uvicorn.config.LOGGING_CONFIG)
+    server = _server(
+        create_app(state),
+        http=args.http,
+        log_level=args.log_level,
+        log_config=uvicorn.config.LOGGING_CONFIG,
+    )
     try:
         server.run(sockets=[sock])
     finally:
