@@ -61,7 +61,7 @@ const Block = memo(function Block({ text }: { text: string }) {
 export function Markdown({ text }: { text: string }) {
   const blocks = useMemo(() => splitBlocks(text), [text])
   return (
-    <div className="prose prose-sm max-w-none break-words dark:prose-invert prose-pre:my-0 prose-a:text-blue-700 dark:prose-a:text-sky-300">
+    <div className="prose prose-sm max-w-none break-words dark:prose-invert prose-pre:my-0 prose-code:before:content-none prose-code:after:content-none prose-code:rounded prose-code:bg-gray-100 prose-code:px-1 prose-code:font-normal dark:prose-code:bg-gray-800 prose-a:text-blue-700 dark:prose-a:text-sky-300">
       {blocks.map((block, index) => (
         <Block key={index} text={block} />
       ))}

@@ -73,7 +73,7 @@ export const Message = memo(function Message({ message, onRegenerate }: MessageP
     >
       <Body item={item} />
       {item.interrupted && (
-        <p data-testid="interrupted-marker" className="mt-2 inline-block rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
+        <p data-testid="interrupted-marker" className="mt-2 block w-fit rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
           Interrupted: this answer was cut short.
         </p>
       )}
@@ -82,7 +82,7 @@ export const Message = memo(function Message({ message, onRegenerate }: MessageP
         <button
           type="button"
           onClick={onRegenerate}
-          className="mt-2 rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
+          className="mt-2 block rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
         >
           Regenerate
         </button>
