@@ -41,10 +41,12 @@ def test_fault_before_any_text_keeps_the_prompt_and_the_next_turn_works(
 def test_drop_mid_stream_keeps_the_partial_answer_marked_interrupted(
     server: ChatServer, upstream: FakeUpstream, app_id: str
 ) -> None:
-    upstream.control(text="one two three four five six", fault="drop", drop_after=3, fault_count=1)
+    upstream.control(
+        text="one two three four five six", fault="drop", drop_after=3, fault_count=1, fault_on="stream"
+    )
     events = server.turn(app_id, "What is dropping?")
     deltas = "".join(e["value"] for e in events if e["type"] == "delta")
-    assert deltas == "one two three "
+    assert deltas.split() == ["one", "two", "three"]
     assert events[-1]["type"] == "error"
     assert events[-1]["value"]["retryable"] is True
     history = server.history(app_id)

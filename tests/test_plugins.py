@@ -111,7 +111,7 @@ def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: Fak
         events = server.turn("under-prefix", "What is a prefix?")
         assert events[-1]["type"] == "message"
 
-        page = server.client.get("/burr/demos/streaming-chatbot")
+        page = server.client.get("/burr/demos/streaming-chatbot", follow_redirects=True)
         assert page.status_code == 200 and page.url.path == "/burr/demos/streaming-chatbot/"
         assert '"apiBase": "/burr/api/v0/streaming_chatbot"' in page.text
         assert '"burrBase": "/burr"' in page.text

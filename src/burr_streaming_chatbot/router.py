@@ -1,5 +1,6 @@
 """``create_router()``: the FastAPI endpoints, turning a Burr stream into server-sent events."""
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -52,7 +53,13 @@ class Turn:
     app_id: str
     app: Application
     prompt: str
+    lock: asyncio.Lock
     started: float = field(default_factory=time.perf_counter)
+
+    def release(self) -> None:
+        """Let the next turn of this conversation start (safe to call twice)."""
+        if self.lock.locked():
+            self.lock.release()
 
 
 def create_router(
@@ -96,9 +103,18 @@ def create_router(
                 status.HTTP_409_CONFLICT,
                 "A reply is already streaming in this conversation; wait for it or stop it.",
             )
-        async with lock:
+        await lock.acquire()
+        turn = None
+        try:
             app = await conversations.application(project_id, app_id)
-            yield Turn(project_id, app_id, app, prompt)
+            turn = Turn(project_id, app_id, app, prompt, lock)
+            yield turn
+        finally:
+            # Normally released already, before the last event (see run_turn).
+            if turn is None:
+                lock.release()
+            else:
+                turn.release()
 
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -170,16 +186,23 @@ def create_router(
 
 
 async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[Any]:
-    """Run one turn of the state machine and describe it as events."""
+    """Run one turn of the state machine and describe it as events.
+
+    The conversation's lock is released before the last event is sent, so a client may send
+    its next prompt as soon as it has read this turn's ``message`` or ``error``.
+    """
     app = turn.app
     inputs = {"prompt": turn.prompt}
     yield ChatHistoryEvent(value=app.state.get("chat_history", []))
     path: list[str] = []
+    last: Any
     try:
         while True:
             next_action = app.get_next_action()
             path.append(next_action.name)
-            yield ActionEvent(value=ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app)))
+            yield ActionEvent(
+                value=ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app))
+            )
             if not next_action.streaming:
                 action, result, _ = await app.astep(inputs=inputs)
                 if action.name == "decide_mode":
@@ -194,12 +217,13 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
                 deltas += 1
                 yield DeltaEvent(value=item["delta"])
             result, _ = await container.get()
-            if result.get("error"):
-                # The partial answer is persisted, marked interrupted; the turn still failed.
-                yield ErrorEvent(value=ErrorValue(**result["error"]))
-                return
+            break
+        if result.get("error"):
+            # The partial answer is persisted, marked interrupted; the turn still failed.
+            last = ErrorEvent(value=ErrorValue(**result["error"]))
+        else:
             response = result["response"]
-            yield MessageEvent(
+            last = MessageEvent(
                 value=MessageValue(
                     item=response,
                     mode=response.get("mode", "unknown"),
@@ -210,20 +234,22 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
                     path=path,
                 )
             )
-            return
     except UpstreamError as exc:
         conversations.forget(turn.project_id, turn.app_id)
-        yield ErrorEvent(value=ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
+        last = ErrorEvent(value=ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
     except Exception:
         conversations.forget(turn.project_id, turn.app_id)
         logger.exception("Turn failed in %s/%s", turn.project_id, turn.app_id)
-        yield ErrorEvent(
+        last = ErrorEvent(
             value=ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
         )
     except BaseException:
         # Cancelled (the client went away): the persisted state is the truth from here on.
         conversations.forget(turn.project_id, turn.app_id)
+        turn.release()
         raise
+    turn.release()
+    yield last
 
 
 def _next_sequence_id(app: Application) -> int:
