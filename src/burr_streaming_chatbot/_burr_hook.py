@@ -1,43 +1,36 @@
-"""Imported by this package's ``.pth`` line in every Python process; does nothing until
-``burr.tracking.server.run`` (the module the ``burr`` command serves) is imported, then mounts
-the registered demos into its ``app``.
+"""The startup hook. The package's ``.pth`` line puts a finder on ``sys.meta_path`` that
+imports nothing and does nothing until ``burr.tracking.server.run`` (the module the ``burr``
+command serves) is imported; then it calls :func:`find_spec` here, which lets Burr's module
+load normally and mounts the registered demos into its ``app``.
 
-Costs one small import at interpreter start, never raises, and is switched off with
-``BURR_DEMOS_AUTOLOAD=0`` (read by the ``.pth`` line itself).
+It never raises into Burr, and ``BURR_DEMOS_AUTOLOAD=0`` (read by the ``.pth`` line) turns it
+off.
 """
 
 import sys
 
-# Nothing but ``sys`` is imported here: importlib.abc alone would pull in typing (~30 ms).
-# The path-based finder is already on sys.meta_path; it finds Burr's module the normal way.
-
-TARGET = "burr.tracking.server.run"
+FINDER_NAME = "BurrDemosFinder"
+"""The class name of the finder the ``.pth`` line installs."""
 
 
-class _BurrServerFinder:
-    """Finds Burr's server module the normal way, then wraps its loader."""
-
-    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
-        if fullname != TARGET:
-            return None
-        try:
-            sys.meta_path.remove(self)
-        except ValueError:
-            pass
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                if getattr(finder, "__name__", "") == "PathFinder":
-                    spec = finder.find_spec(fullname, path, target)
-                    break
-            if spec is not None and spec.loader is not None:
-                spec.loader = _MountingLoader(spec.loader)
-            return spec
-        except Exception:
-            return None
+def find_spec(name, path=None, target=None):  # type: ignore[no-untyped-def]
+    """Find Burr's server module the normal way and wrap its loader; ``None`` on any trouble."""
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != FINDER_NAME]
+    try:
+        for finder in sys.meta_path:
+            if getattr(finder, "__name__", "") == "PathFinder":
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None:
+                    spec.loader = _MountingLoader(spec.loader)
+                return spec
+    except Exception:
+        pass
+    return None
 
 
 class _MountingLoader:
+    """Runs Burr's module, then mounts the demos into it."""
+
     def __init__(self, loader) -> None:  # type: ignore[no-untyped-def]
         self.loader = loader
 
@@ -57,17 +50,3 @@ class _MountingLoader:
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self.loader, name)
-
-
-def install() -> None:
-    """Start watching for Burr's server module (once per process)."""
-    if TARGET in sys.modules:
-        return
-    if not any(isinstance(finder, _BurrServerFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _BurrServerFinder())
-
-
-try:
-    install()
-except Exception:
-    pass
