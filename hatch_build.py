@@ -12,7 +12,16 @@ from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-UI_SOURCES = ("src", "index.html", "package.json", "package-lock.json", "vite.config.ts")
+UI_SOURCES = (
+    "src",
+    "public",
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "vite.config.ts",
+    "tsconfig.json",
+    "tsconfig.app.json",
+)
 
 
 class UIBuildHook(BuildHookInterface):
