@@ -1,5 +1,6 @@
-// Model output must never become live HTML. Without rehype-raw, react-markdown drops raw HTML;
-// this plugin instead keeps it visible as the literal text the model wrote.
+// Model output must never become live HTML: there is no rehype-raw here, and react-markdown
+// already turns raw HTML into text. This plugin makes that explicit at the markdown level, so it
+// does not hang on a renderer default, and puts block-level HTML in a paragraph like other text.
 import type { Plugin } from 'unified'
 import type { Root, Nodes, Parent, Paragraph, Text } from 'mdast'
 
