@@ -26,3 +26,17 @@ def test_offline_model_answers_every_branch_and_says_so(tmp_path: Path) -> None:
                 assert len([e for e in events if e["type"] == "delta"]) > 20
     finally:
         server.close()
+
+
+def test_cli_offline_flag_wins_over_a_configured_model(tmp_path: Path, upstream) -> None:
+    server = start_server("cli", tmp_path, upstream, "offline-flag")
+    server.stop()
+    server.command.append("--offline")
+    server.start()
+    try:
+        assert server.client.get(f"{API}/model").json()["offline"] is True
+        events = server.turn("flag", "write a poem")
+        assert "offline demo model" in events[-1]["value"]["item"]["content"]
+        assert upstream.stats()["total_requests"] == 0
+    finally:
+        server.close()
