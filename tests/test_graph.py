@@ -16,7 +16,7 @@ BRANCHES = [
 def test_llm_branches_stream_the_answer_models_reply(
     server: ChatServer, upstream: FakeUpstream, app_id: str, prompt: str, mode: str, item_type: str
 ) -> None:
-    upstream.control(text=f"Answer for {mode} in several tokens.")
+    upstream.control(text=f"Answer for {mode} in several tokens.", delay_ms=15)
     events = server.turn(app_id, prompt)
 
     actions = [e["value"]["action"] for e in events if e["type"] == "action"]
@@ -24,7 +24,7 @@ def test_llm_branches_stream_the_answer_models_reply(
     assert [e["value"] for e in events if e["type"] == "mode"] == [mode]
     deltas = [e["value"] for e in events if e["type"] == "delta"]
     assert "".join(deltas) == f"Answer for {mode} in several tokens."
-    assert len(deltas) >= 3
+    assert len(deltas) >= 3  # tokens 15 ms apart go out one by one
     message = events[-1]["value"]
     assert events[-1]["type"] == "message"
     assert message["mode"] == mode

@@ -26,6 +26,7 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
     events = []
     for block in blocks:
         lines = block.split("\n")
+        assert [line.split(":")[0] for line in lines] == ["data", "id"], block
         data = [line for line in lines if line.startswith("data: ")]
         assert len(data) == 1, block
         event = json.loads(data[0][len("data: "):])
@@ -40,7 +41,10 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
     sequence_ids = [e["value"]["sequence_id"] for e in events if e["type"] == "action"]
     assert sequence_ids == sorted(sequence_ids) and len(set(sequence_ids)) == 4
     message = events[-1]["value"]
-    assert message["deltas"] == types.count("delta")
+    # Deltas that arrive while the client is busy may be sent as one; none is lost.
+    assert 1 <= types.count("delta") <= message["deltas"] == 4
+    text = "".join(e["value"] for e in events if e["type"] == "delta")
+    assert text == message["item"]["content"] == "Hello there, streaming world!"
     assert message["ttft_ms"] is not None and message["ttft_ms"] > 0
     assert message["sequence_id"] == sequence_ids[-1]
 

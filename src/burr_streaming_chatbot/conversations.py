@@ -1,5 +1,5 @@
-"""Conversations: one Burr ``Application`` per ``(project_id, app_id)``, loaded, persisted,
-cached and locked here.
+"""Conversations: one Burr ``Application`` per ``(project_id, app_id)``, loaded, persisted and
+cached here (the router's live turns make sure one turn at a time runs in each).
 
 State is persisted after every step with Burr's ``AsyncSQLitePersister`` (one SQLite file per
 project, beside Burr's tracking folders, so Burr's UI does not mistake it for a project), and
@@ -10,8 +10,8 @@ Resuming reads one row, never the tracking log.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,18 +32,16 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
     return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
 
 
-class ConversationBusy(Exception):
-    """A turn is already running in this conversation."""
-
-
 class Conversations:
-    """Loads, caches (LRU, bounded), locks and lists conversations."""
+    """Loads, caches (LRU, bounded) and lists conversations."""
 
-    def __init__(self, graph: Graph, settings: Settings) -> None:
+    def __init__(
+        self, graph: Graph, settings: Settings, in_use: Callable[[Key], bool] = lambda key: False
+    ) -> None:
         self.graph = graph
         self.settings = settings
+        self._in_use = in_use
         self._apps: OrderedDict[Key, Application] = OrderedDict()
-        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         self._persisters: dict[str, AsyncSQLitePersister] = {}
         self._opening = asyncio.Lock()
 
@@ -62,14 +60,10 @@ class Conversations:
                 self._persisters[project_id] = persister
         return self._persisters[project_id]
 
-    def lock(self, project_id: str, app_id: str) -> asyncio.Lock:
-        """The lock that lets one turn at a time run in a conversation."""
-        key = (project_id, app_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+    @property
+    def cached(self) -> int:
+        """How many applications are in memory."""
+        return len(self._apps)
 
     async def application(self, project_id: str, app_id: str) -> Application:
         """The conversation's Burr application, from the cache or built from persisted state."""
@@ -96,10 +90,10 @@ class Conversations:
         )
         self._apps[key] = app
         while len(self._apps) > self.settings.cache_size:
-            oldest = next(iter(self._apps))
-            if self.lock(*oldest).locked():
-                break  # never drop an application in the middle of a turn
-            self._apps.popitem(last=False)
+            idle = next((k for k in self._apps if not self._in_use(k) and k != key), None)
+            if idle is None:
+                break  # every cached application is in the middle of a turn
+            del self._apps[idle]
         return app
 
     def forget(self, project_id: str, app_id: str) -> None:

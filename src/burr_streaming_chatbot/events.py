@@ -102,6 +102,7 @@ ErrorCode = Literal[
     "upstream_timeout",
     "upstream_bad_response",
     "upstream_bad_request",
+    "stopped",
     "internal",
 ]
 
@@ -172,3 +173,19 @@ class GraphInfo(WireModel):
     actions: list[str]
     streaming_actions: list[str] = Field(description="Actions that stream deltas.")
     transitions: list[GraphTransition]
+
+
+class ServerStatus(WireModel):
+    """What a server holds right now."""
+
+    streaming: int = Field(description="Answers being generated.")
+    listeners: int = Field(description="Clients reading those answers.")
+    cached_conversations: int
+    max_streams: int
+    tasks: int = Field(description="asyncio tasks in the server's event loop.")
+
+
+class StopResult(WireModel):
+    """Answer of ``POST /stop``."""
+
+    stopped: bool = Field(description="False when nothing was streaming.")

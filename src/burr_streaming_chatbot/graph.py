@@ -58,6 +58,12 @@ async def decide_mode(state: State, llm: ChatModel) -> tuple[dict, State]:
     return {"mode": mode}, state.update(mode=mode)
 
 
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+        task.uncancel()
+
+
 def _finish(state: State, item: dict) -> State:
     return state.append(chat_history=item).update(response=item)
 
@@ -81,6 +87,12 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
         if not pieces:
             raise
         error = exc
+    except asyncio.CancelledError:
+        # Stopped (the reader left, or asked to stop): keep what was said, then end normally.
+        if not pieces:
+            raise
+        _uncancel()
+        error = UpstreamError("stopped", "The answer was stopped.", retryable=True)
     item = {
         "role": "assistant",
         "content": "".join(pieces),

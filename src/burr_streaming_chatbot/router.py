@@ -1,16 +1,19 @@
 """``create_router()``: the FastAPI endpoints, turning a Burr stream into server-sent events."""
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
 from burr.core import Application
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
-from fastapi.sse import EventSourceResponse
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, status
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from .conversations import Conversations
 from .events import (
@@ -30,10 +33,13 @@ from .events import (
     ModeEvent,
     ModelInfo,
     PromptInput,
+    ServerStatus,
+    StopResult,
 )
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
+from .turns import LiveTurn, Turns
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +53,13 @@ AppId = Annotated[str, Path(pattern=ID_PATTERN, description=f"Conversation id: {
 
 @dataclass
 class Turn:
-    """One prompt being answered: the conversation, its lock held, and when it began."""
+    """One prompt being answered: the conversation, the prompt, and when the request began."""
 
     project_id: str
     app_id: str
     app: Application
     prompt: str
-    lock: asyncio.Lock
     started: float = field(default_factory=time.perf_counter)
-
-    def release(self) -> None:
-        """Let the next turn of this conversation start (safe to call twice)."""
-        if self.lock.locked():
-            self.lock.release()
 
 
 def create_router(
@@ -73,15 +73,21 @@ def create_router(
     settings = settings or Settings()
     llm = llm or create_chat_model(settings)
     graph = build_graph(llm)
-    conversations = Conversations(graph, settings)
+    turns = Turns(grace_s=settings.resume_grace_s)
+    conversations = Conversations(graph, settings, in_use=turns.busy)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await turns.stop_all()  # stopped answers keep their text, marked interrupted
         await conversations.aclose()
         await llm.aclose()
 
-    router = APIRouter(tags=["streaming_chatbot"], lifespan=lifespan)
+    router = APIRouter(
+        tags=["streaming_chatbot"],
+        lifespan=lifespan,
+        route_class=body_limited_route(settings.max_body_bytes),
+    )
 
     async def read_prompt(body: PromptInput) -> str:
         text = body.prompt
@@ -94,27 +100,28 @@ def create_router(
             )
         return text
 
-    async def start_turn(
-        project_id: ProjectId, app_id: AppId, prompt: Annotated[str, Depends(read_prompt)]
-    ) -> AsyncIterator[Turn]:
-        lock = conversations.lock(project_id, app_id)
-        if lock.locked():
+    def check_free(key: tuple[str, str]) -> None:
+        if turns.busy(key):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 "A reply is already streaming in this conversation; wait for it or stop it.",
             )
-        await lock.acquire()
-        turn = None
-        try:
-            app = await conversations.application(project_id, app_id)
-            turn = Turn(project_id, app_id, app, prompt, lock)
-            yield turn
-        finally:
-            # Normally released already, before the last event (see run_turn).
-            if turn is None:
-                lock.release()
-            else:
-                turn.release()
+        if len(turns.live) >= settings.max_streams:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"The server is answering {settings.max_streams} prompts already; try again soon.",
+                headers={"Retry-After": "1"},
+            )
+
+    async def start_turn(
+        project_id: ProjectId, app_id: AppId, prompt: Annotated[str, Depends(read_prompt)]
+    ) -> LiveTurn:
+        key = (project_id, app_id)
+        check_free(key)
+        app = await conversations.application(project_id, app_id)
+        check_free(key)  # again: another request may have started while this one loaded
+        turn = Turn(project_id, app_id, app, prompt)
+        return turns.begin(key, run_turn(turn, conversations))
 
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -141,6 +148,17 @@ def create_router(
             ],
         )
 
+    @router.get("/status", response_model=ServerStatus)
+    async def server_status() -> ServerStatus:
+        """What the server holds right now: running answers, listeners, cached conversations."""
+        return ServerStatus(
+            streaming=len(turns.live),
+            listeners=sum(turn.listeners for turn in turns.live.values()),
+            cached_conversations=conversations.cached,
+            max_streams=settings.max_streams,
+            tasks=len(asyncio.all_tasks()),
+        )
+
     @router.get("/conversations/{project_id}", response_model=list[ConversationSummary])
     async def list_conversations(project_id: ProjectId) -> list[ConversationSummary]:
         """The project's conversations, newest first."""
@@ -162,16 +180,47 @@ def create_router(
         response_class=EventSourceResponse,
         responses={
             409: {"description": "A reply is already streaming in this conversation."},
+            413: {"description": "The request body is too large."},
             422: {"description": "Bad id or prompt; nothing was written."},
+            503: {"description": "Too many answers streaming; see Retry-After."},
         },
     )
-    async def chat_response(
-        turn: Annotated[Turn, Depends(start_turn)],
-    ) -> AsyncIterable[ChatEvent]:
+    async def chat_response(turn: Annotated[LiveTurn, Depends(start_turn)]) -> AsyncIterable[ChatEvent]:
         """Answer a prompt as server-sent events: ``chat_history`` first, then ``action``,
-        ``mode`` and ``delta`` events, and last one ``message`` or one ``error``."""
-        async for event in run_turn(turn, conversations):
+        ``mode`` and ``delta`` events, and last one ``message`` or one ``error``. Each event has
+        an ``id``; if the connection drops, ``GET /stream`` with it resumes the answer."""
+        async for event in sse_events(turn, 0):
             yield event
+
+    @router.get(
+        "/stream/{project_id}/{app_id}",
+        response_class=EventSourceResponse,
+        responses={404: {"description": "No answer is streaming or recently finished here."}},
+    )
+    async def resume_stream(
+        project_id: ProjectId,
+        app_id: AppId,
+        last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
+    ) -> AsyncIterable[ChatEvent]:
+        """Reattach to the answer being generated (or just finished) in a conversation: the
+        events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
+        turn = turns.current((project_id, app_id))
+        if turn is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "No answer is streaming in this conversation."
+            )
+        async for event in sse_events(turn, turn.position(last_event_id)):
+            yield event
+
+    @router.post("/stop/{project_id}/{app_id}", response_model=StopResult)
+    async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
+        """Stop the answer streaming in a conversation; the text so far is kept, marked
+        ``interrupted``. ``stopped`` is false when nothing was streaming."""
+        turn = turns.live.get((project_id, app_id))
+        stopped = turn.stop() if turn is not None else False
+        if turn is not None and turn.task is not None:
+            await asyncio.wait([turn.task], timeout=5)
+        return StopResult(stopped=stopped)
 
     @router.api_route(
         "/{rest:path}",
@@ -185,11 +234,63 @@ def create_router(
     return router
 
 
+async def sse_events(turn: LiveTurn, start: int) -> AsyncIterator[ServerSentEvent]:
+    """A live turn's events as server-sent events with ids; deltas that piled up while the
+    client was busy go out as one ``delta`` event (the id of the last one)."""
+    async for first, batch in turn.follow(start):
+        index = 0
+        while index < len(batch):
+            event = batch[index]
+            if isinstance(event, DeltaEvent):
+                end = index + 1
+                while end < len(batch) and isinstance(batch[end], DeltaEvent):
+                    end += 1
+                text = "".join(delta.value for delta in batch[index:end])
+                data = json.dumps({"type": "delta", "value": text}, ensure_ascii=False)
+                yield ServerSentEvent(raw_data=data, id=turn.event_id(first + end - 1))
+                index = end
+            else:
+                yield ServerSentEvent(raw_data=event.model_dump_json(), id=turn.event_id(first + index))
+                index += 1
+
+
+def body_limited_route(limit: int) -> type[APIRoute]:
+    """A route class that answers 413 to a request body over ``limit`` bytes, before parsing."""
+
+    class BodyLimitedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def handler(request: Request) -> Response:
+                if request.method in ("POST", "PUT", "PATCH"):
+                    declared = request.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        return _too_large(limit)
+                    body = bytearray()
+                    async for chunk in request.stream():
+                        body += chunk
+                        if len(body) > limit:
+                            return _too_large(limit)
+                    request._body = bytes(body)  # what Request.body() returns from now on
+                return await handle(request)
+
+            return handler
+
+    return BodyLimitedRoute
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse(
+        {"detail": f"The request body is larger than {limit} bytes."},
+        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+    )
+
+
 async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[Any]:
     """Run one turn of the state machine and describe it as events.
 
-    The conversation's lock is released before the last event is sent, so a client may send
-    its next prompt as soon as it has read this turn's ``message`` or ``error``.
+    It runs in its own task (see :mod:`.turns`), which ends, and so frees the conversation for
+    its next prompt, as soon as the last event is recorded, before any client reads it.
     """
     app = turn.app
     inputs = {"prompt": turn.prompt}
@@ -246,9 +347,7 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
     except BaseException:
         # Cancelled (the client went away): the persisted state is the truth from here on.
         conversations.forget(turn.project_id, turn.app_id)
-        turn.release()
         raise
-    turn.release()
     yield last
 
 

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
     cache_size: int = Field(default=256, ge=1, description="Conversations kept in memory.")
     max_prompt_chars: int = Field(default=32_000, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body.")
+    max_streams: int = Field(default=256, ge=1, description="Answers streaming at once.")
+    resume_grace_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long an answer goes on after its last listener left, for a reattach.",
+    )
 
     @property
     def uses_offline_model(self) -> bool:

@@ -116,9 +116,72 @@ export interface paths {
         /**
          * Chat Response
          * @description Answer a prompt as server-sent events: ``chat_history`` first, then ``action``,
-         *     ``mode`` and ``delta`` events, and last one ``message`` or one ``error``.
+         *     ``mode`` and ``delta`` events, and last one ``message`` or one ``error``. Each event has
+         *     an ``id``; if the connection drops, ``GET /stream`` with it resumes the answer.
          */
         post: operations["chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server Status
+         * @description What the server holds right now: running answers, listeners, cached conversations.
+         */
+        get: operations["server_status_api_v0_streaming_chatbot_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/stop/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop Answer
+         * @description Stop the answer streaming in a conversation; the text so far is kept, marked
+         *     ``interrupted``. ``stopped`` is false when nothing was streaming.
+         */
+        post: operations["stop_answer_api_v0_streaming_chatbot_stop__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/stream/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Resume Stream
+         * @description Reattach to the answer being generated (or just finished) in a conversation: the
+         *     events after ``Last-Event-ID`` (all of them without it), then the rest as they come.
+         */
+        get: operations["resume_stream_api_v0_streaming_chatbot_stream__project_id___app_id__get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -254,7 +317,7 @@ export interface components {
              * Code
              * @enum {string}
              */
-            code: "upstream_auth" | "upstream_rate_limit" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "upstream_bad_request" | "internal";
+            code: "upstream_auth" | "upstream_rate_limit" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "upstream_bad_request" | "stopped" | "internal";
             /** Message */
             message: string;
             /** Retryable */
@@ -393,6 +456,42 @@ export interface components {
              * @description The user's message (not blank).
              */
             prompt: string;
+        };
+        /**
+         * ServerStatus
+         * @description What a server holds right now.
+         */
+        ServerStatus: {
+            /** Cached Conversations */
+            cached_conversations: number;
+            /**
+             * Listeners
+             * @description Clients reading those answers.
+             */
+            listeners: number;
+            /** Max Streams */
+            max_streams: number;
+            /**
+             * Streaming
+             * @description Answers being generated.
+             */
+            streaming: number;
+            /**
+             * Tasks
+             * @description asyncio tasks in the server's event loop.
+             */
+            tasks: number;
+        };
+        /**
+         * StopResult
+         * @description Answer of ``POST /stop``.
+         */
+        StopResult: {
+            /**
+             * Stopped
+             * @description False when nothing was streaming.
+             */
+            stopped: boolean;
         };
         /** ValidationError */
         ValidationError: {
@@ -590,12 +689,123 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Bad id or prompt; nothing was written. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Too many answers streaming; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    server_status_api_v0_streaming_chatbot_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerStatus"];
+                };
+            };
+        };
+    };
+    stop_answer_api_v0_streaming_chatbot_stop__project_id___app_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StopResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resume_stream_api_v0_streaming_chatbot_stream__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "last-event-id"?: string | null;
+            };
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description No answer is streaming or recently finished here. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };

@@ -1,0 +1,190 @@
+"""Live turns: each answer runs in its own task, apart from the HTTP request that started it.
+
+Its events are kept in order, so any number of listeners can follow it, and a client whose
+connection dropped can reattach and receive the rest exactly once (``Last-Event-ID``). When the
+last listener leaves, the turn is stopped after a short grace period (less than a second by
+default), which cancels the upstream request; a stopped answer keeps the text it had, marked
+``interrupted``. Finished turns are kept for a while so a late reattach still gets the end.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Optional
+
+from .events import ErrorEvent, ErrorValue
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
+
+
+class LiveTurn:
+    """One turn's task and its events, numbered from 0."""
+
+    def __init__(self, key: Key, grace_s: float) -> None:
+        self.key = key
+        self.token = secrets.token_hex(4)
+        """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
+        self.events: list[Any] = []
+        self.done = False
+        self.finished_at: Optional[float] = None
+        self.listeners = 0
+        self.task: Optional[asyncio.Task] = None
+        self._grace_s = grace_s
+        self._waiter: Optional[asyncio.Future] = None
+        self._stop_timer: Optional[asyncio.TimerHandle] = None
+
+    def start(self, events: AsyncIterator[Any], on_done: Callable[["LiveTurn"], None]) -> None:
+        """Run ``events`` in a task of its own, recording each event."""
+
+        async def drive() -> None:
+            try:
+                async for event in events:
+                    self._append(event)
+            except asyncio.CancelledError:
+                # Stopped before the answer began streaming: nothing partial to keep.
+                if not self.events or not isinstance(self.events[-1], ErrorEvent):
+                    self._append(ErrorEvent(value=STOPPED))
+            except Exception:  # run_turn turns errors into events; this is a last resort
+                logger.exception("Turn %s/%s failed", *self.key)
+                self._append(
+                    ErrorEvent(
+                        value=ErrorValue(
+                            code="internal", message="The server failed; see its log.", retryable=True
+                        )
+                    )
+                )
+            finally:
+                self.done = True
+                self.finished_at = time.monotonic()
+                self._cancel_stop_timer()
+                self._wake()
+                on_done(self)
+
+        self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
+
+    def _append(self, event: Any) -> None:
+        self.events.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def position(self, last_event_id: Optional[str]) -> int:
+        """The index of the first event a client that saw ``last_event_id`` still needs."""
+        if last_event_id:
+            token, _, number = last_event_id.partition(".")
+            if token == self.token and number.isdigit():
+                return min(int(number) + 1, len(self.events))
+        return 0
+
+    def event_id(self, index: int) -> str:
+        """The SSE id of the event at ``index``."""
+        return f"{self.token}.{index}"
+
+    async def follow(self, start: int = 0) -> AsyncIterator[tuple[int, list[Any]]]:
+        """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends.
+
+        Events that pile up while the listener is busy come as one batch, so a slow reader
+        costs fewer writes, never lost or reordered events.
+        """
+        self.listeners += 1
+        self._cancel_stop_timer()
+        try:
+            index = start
+            while True:
+                if index < len(self.events):
+                    batch = self.events[index:]
+                    yield index, batch
+                    index += len(batch)
+                    continue
+                if self.done:
+                    return
+                if self._waiter is None:
+                    self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+        finally:
+            self.listeners -= 1
+            if self.listeners == 0 and not self.done:
+                self._schedule_stop()
+
+    def stop(self) -> bool:
+        """Cancel the turn (and so its upstream request); False when it already ended."""
+        self._cancel_stop_timer()
+        if self.done or self.task is None:
+            return False
+        self.task.cancel()
+        return True
+
+    def _schedule_stop(self) -> None:
+        self._cancel_stop_timer()
+        if self._grace_s <= 0:
+            self.stop()
+        else:
+            self._stop_timer = asyncio.get_running_loop().call_later(self._grace_s, self.stop)
+
+    def _cancel_stop_timer(self) -> None:
+        if self._stop_timer is not None:
+            self._stop_timer.cancel()
+            self._stop_timer = None
+
+
+class Turns:
+    """The live turns of a server, one at most per conversation, plus recently finished ones."""
+
+    def __init__(self, grace_s: float, keep_finished_s: float = 60.0, keep_finished: int = 256):
+        self.grace_s = grace_s
+        self.keep_finished_s = keep_finished_s
+        self.keep_finished = keep_finished
+        self.live: dict[Key, LiveTurn] = {}
+        self.finished: OrderedDict[Key, LiveTurn] = OrderedDict()
+
+    def busy(self, key: Key) -> bool:
+        """True while a turn of this conversation is running."""
+        return key in self.live
+
+    def begin(self, key: Key, events: AsyncIterator[Any]) -> LiveTurn:
+        """Start a turn; the caller checked :meth:`busy` without awaiting since."""
+        turn = LiveTurn(key, self.grace_s)
+        self.live[key] = turn
+        self.finished.pop(key, None)
+        turn.start(events, self._finish)
+        return turn
+
+    def _finish(self, turn: LiveTurn) -> None:
+        if self.live.get(turn.key) is turn:
+            del self.live[turn.key]
+        self.finished[turn.key] = turn
+        self.finished.move_to_end(turn.key)
+        self._prune()
+
+    def _prune(self) -> None:
+        horizon = time.monotonic() - self.keep_finished_s
+        while self.finished:
+            oldest = next(iter(self.finished.values()))
+            if len(self.finished) <= self.keep_finished and (oldest.finished_at or 0) >= horizon:
+                break
+            self.finished.popitem(last=False)
+
+    def current(self, key: Key) -> Optional[LiveTurn]:
+        """The running turn of a conversation, else its recently finished one."""
+        self._prune()
+        return self.live.get(key) or self.finished.get(key)
+
+    async def stop_all(self) -> None:
+        """Stop every running turn and wait for them to record what they had."""
+        turns = list(self.live.values())
+        for turn in turns:
+            turn.stop()
+        tasks = [turn.task for turn in turns if turn.task is not None]
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
