@@ -1,0 +1,353 @@
+"""The page in a real browser, against the real server and the fake OpenAI-compatible upstream.
+
+Most tests share the session's ``chatbot_server``; each one runs in a fresh browser context, so
+the page makes a new conversation id for it. What the page shows while an answer streams is
+recorded inside the page by a ``MutationObserver`` (every DOM commit), not by polling from
+Python, so short-lived states (a node of the graph running for a few milliseconds) are seen.
+"""
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from conftest import ChatServer, start_server
+from fake_openai import FakeUpstream
+
+from .conftest import PAGE_PATH
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install '.[test]')"
+)
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+THIRTY_WORDS = (
+    "Burr models an application as a graph of actions that read and write state and the "
+    "tracking server records every step so you can replay and debug each run later"
+)
+assert len(THIRTY_WORDS.split()) == 30
+
+RECORDER = """
+() => {
+  window.__samples = [];
+  const sample = () => {
+    const streaming = document.querySelector(
+      '[data-testid="assistant-message"][data-streaming="true"] .prose');
+    const active = document.querySelector('[data-testid="graph-node"][aria-current="step"]');
+    const last = window.__samples[window.__samples.length - 1];
+    const now = {
+      len: streaming ? streaming.textContent.length : -1,
+      active: active ? active.getAttribute('data-action') : null,
+    };
+    if (!last || last.len !== now.len || last.active !== now.active) window.__samples.push(now);
+  };
+  window.__recorder = new MutationObserver(sample);
+  window.__recorder.observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+  sample();
+}
+"""
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def open_chat(page: Any, server: ChatServer, query: str = "") -> None:
+    """Open the page and wait until it knows the project (sending works from then on)."""
+    page.goto(server.url + PAGE_PATH + query)
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    expect(page.get_by_test_id("model-line")).not_to_contain_text("Loading")
+
+
+def send(page: Any, prompt: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(prompt)
+    box.press("Enter")
+
+
+def finished_answers(page: Any) -> Any:
+    return page.locator('[data-testid="assistant-message"]:not([data-streaming])')
+
+
+def wait_for_answers(page: Any, count: int, timeout: float = 15_000) -> None:
+    """Wait until ``count`` answers are shown and nothing streams."""
+    expect(finished_answers(page)).to_have_count(count, timeout=timeout)
+    expect(page.locator('[data-streaming="true"]')).to_have_count(0, timeout=timeout)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def answer_text(answer: Any) -> str:
+    """The rendered markdown of an answer, without its meta line and buttons."""
+    return answer.locator(".prose").inner_text().strip()
+
+
+def conversation_id(page: Any) -> str:
+    ids = parse_qs(urlparse(page.url).query).get("c")
+    assert ids, f"no ?c= in {page.url}"
+    return ids[0]
+
+
+def samples(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate("window.__samples")
+
+
+def wait_until(check: Any, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+# ------------------------------------------------------------------------------- tests
+
+
+def test_answer_streams_in_with_its_details_and_the_graph_follows(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    upstream.control(text=THIRTY_WORDS, delay_ms=80)
+    open_chat(page, server)
+    page.evaluate(RECORDER)
+
+    send(page, "What is Burr?")
+    wait_for_answers(page, 1)
+
+    seen = samples(page)
+    lengths = sorted({s["len"] for s in seen if s["len"] > 0})
+    assert len(lengths) >= 3, f"the answer did not grow in steps: {lengths}"
+    active = [s["active"] for s in seen if s["active"]]
+    assert len(set(active)) >= 2 or any(
+        s["active"] == "answer_question" for s in seen if s["len"] > 0
+    ), f"the running node never moved: {active}"
+    assert "answer_question" in active, active
+
+    answer = finished_answers(page).last
+    assert answer_text(answer) == THIRTY_WORDS
+    expect(answer.get_by_test_id("answer-mode")).to_contain_text("answer_question")
+    expect(answer.get_by_test_id("answer-model")).to_contain_text("answer-model")
+    expect(answer.get_by_test_id("answer-ttft")).to_have_text(re.compile(r"First token:\s*[\d.]+ m?s"))
+    # Once the answer is done, nothing is marked as running.
+    expect(page.locator('[data-testid="graph-node"][aria-current="step"]')).to_have_count(0)
+    expect(page.get_by_test_id("user-message")).to_have_text(["What is Burr?"])
+
+
+def test_stop_ends_the_stream_and_cancels_the_upstream_request(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    upstream.control(tokens=400, delay_ms=50)  # 20 s if nobody stops it
+    statuses: list[int] = []
+    page.on(
+        "response",
+        lambda r: statuses.append(r.status) if "/response/" in r.url else None,
+    )
+    open_chat(page, server)
+
+    send(page, "What is a long answer?")
+    streaming = page.locator('[data-testid="assistant-message"][data-streaming="true"] .prose')
+    expect(streaming).to_contain_text("token5")
+    assert upstream.stats()["open_streams"] == 1
+    page.get_by_role("button", name="Stop").click()
+
+    # The stream stopped: the kept text no longer grows, and it is marked as interrupted.
+    wait_for_answers(page, 1)
+    kept = finished_answers(page).last
+    before = answer_text(kept)
+    assert before.startswith("Token0 token1")
+    page.wait_for_timeout(1000)
+    assert answer_text(kept) == before
+    expect(kept.get_by_test_id("interrupted-marker")).to_be_visible()
+    assert "token399" not in before
+
+    # The server cancelled its upstream request.
+    assert wait_until(lambda: upstream.stats()["open_streams"] == 0, 2.0), upstream.stats()
+    assert upstream.stats()["completed_streams"] == 0
+
+    # The composer works again, and the same conversation takes a new prompt (no 409).
+    upstream.control(tokens=5, delay_ms=0)
+    box = page.get_by_role("textbox", name="Message")
+    expect(box).to_be_editable()
+    send(page, "How about a short one?")
+    wait_for_answers(page, 2)
+    assert answer_text(finished_answers(page).last) == "Token0 token1 token2 token3 token4"
+    expect(page.get_by_test_id("chat-error")).to_have_count(0)
+    assert statuses == [200, 200], statuses
+
+
+def test_error_shows_retry_and_retry_answers_without_repeating_the_prompt(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    upstream.control(fault="server_error", fault_count=1, fault_on="route")
+    open_chat(page, server)
+
+    send(page, "What went wrong?")
+    error = page.get_by_test_id("chat-error")
+    expect(error).to_be_visible()
+    expect(error).to_have_attribute("data-code", "upstream_unavailable")
+    retry = error.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    expect(page.get_by_test_id("user-message")).to_have_text(["What went wrong?"])
+
+    retry.click()
+    wait_for_answers(page, 1)
+    expect(error).to_have_count(0)
+    assert answer_text(finished_answers(page).last).startswith("Token0 token1")
+    expect(page.get_by_test_id("user-message")).to_have_text(["What went wrong?"])
+
+    history = server.history(conversation_id(page))
+    assert [item["role"] for item in history] == ["user", "assistant"], history
+
+
+def test_reload_and_deep_link_show_the_whole_conversation(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    prompts = ["What is a state machine?", "Write a poem about graphs"]
+    answers = ["A graph of actions and transitions.", "Nodes hum softly, edges sing along."]
+    open_chat(page, server)
+    for number, (prompt, text) in enumerate(zip(prompts, answers), start=1):
+        upstream.control(text=text)
+        send(page, prompt)
+        wait_for_answers(page, number)
+
+    app_id = conversation_id(page)
+
+    def shows_both(view: Any) -> None:
+        expect(view.get_by_test_id("user-message")).to_have_text(prompts)
+        expect(finished_answers(view)).to_have_count(2)
+        assert [answer_text(a) for a in finished_answers(view).all()] == answers
+
+    page.reload()
+    assert conversation_id(page) == app_id
+    shows_both(page)
+
+    linked = page.context.new_page()
+    open_chat(linked, server, f"?c={app_id}")
+    shows_both(linked)
+    expect(finished_answers(linked).last.get_by_test_id("answer-mode")).to_contain_text(
+        "generate_poem"
+    )
+
+
+def test_burr_sidebar_demos_link_opens_this_page(
+    page: Any, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    burr = start_server("burr", tmp_path, upstream, "browser-burr")
+    try:
+        page.goto(burr.url + "/projects")
+        demos = page.get_by_role("button", name="Demos")
+        expect(demos).to_be_visible()
+        link = page.get_by_role("link", name="streaming-chatbot", exact=True)
+        if not link.is_visible():
+            demos.click()  # Burr's sidebar folds its demos away
+        expect(link).to_be_visible()
+        link.click()
+
+        page.wait_for_url(re.compile(r"/demos/streaming-chatbot/(\?.*)?$"))
+        assert urlparse(page.url).path == PAGE_PATH
+        expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+        assert page.evaluate("typeof window.__BURR_DEMO__") == "object"
+        expect(page).to_have_title(re.compile("Streaming chatbot"))
+
+        # And it works there: a prompt is answered through Burr's own server.
+        upstream.control(text="Served by burr.")
+        send(page, "What serves this?")
+        wait_for_answers(page, 1)
+        assert answer_text(finished_answers(page).last) == "Served by burr."
+    finally:
+        burr.close()
+
+
+def test_html_in_an_answer_is_text_and_never_runs(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    image = '<img src=x onerror="window.__xss=1">'
+    script = "<script>window.__xss=2</script>"
+    upstream.control(text=f"Look: {image} and {script} done.")
+    open_chat(page, server)
+
+    send(page, "What does HTML do here?")
+    wait_for_answers(page, 1)
+
+    def safe(view: Any) -> None:
+        answer = finished_answers(view).last
+        expect(answer).to_contain_text(image)
+        expect(answer).to_contain_text(script)
+        assert answer.locator("img, script").count() == 0
+        view.wait_for_timeout(300)  # time for an image's onerror, were there one
+        assert view.evaluate("typeof window.__xss") == "undefined"
+
+    safe(page)
+    page.reload()  # the history is rendered by another path than the stream
+    expect(finished_answers(page)).to_have_count(1)
+    safe(page)
+
+
+def test_offline_server_shows_the_banner_and_streams_the_offline_answer(
+    page: Any, tmp_path: Path
+) -> None:
+    offline = start_server(
+        "cli", tmp_path, None, "browser-offline", BURR_CHATBOT_OFFLINE_DELAY_MS="15"
+    )
+    try:
+        open_chat(page, offline)
+        expect(page.get_by_test_id("offline-banner")).to_be_visible()
+        expect(page.get_by_test_id("model-line")).to_contain_text("offline-demo")
+        page.evaluate(RECORDER)
+
+        send(page, "Write a poem about rivers")
+        wait_for_answers(page, 1, timeout=20_000)
+        grown = sorted({s["len"] for s in samples(page) if s["len"] > 0})
+        assert len(grown) >= 3, f"the offline answer did not stream: {grown}"
+        answer = finished_answers(page).last
+        expect(answer).to_contain_text("offline demo model")
+        expect(answer.get_by_test_id("answer-mode")).to_contain_text("generate_poem")
+        expect(answer.get_by_test_id("answer-model")).to_contain_text("offline-demo")
+    finally:
+        offline.close()
+
+
+PHONE_ANSWER = (
+    "## Wide things\n\n"
+    "A long link: https://example.com/a/very/long/path/that/does/not/break/easily/anywhere/at/all\n\n"
+    "```python\n"
+    "result = compute_something_with_a_very_long_name(argument_one, argument_two, argument_three)\n"
+    "```\n\n"
+    "| column one | column two | column three | column four |\n"
+    "|---|---|---|---|\n"
+    "| a fairly long cell | another fairly long cell | yet another cell | the last cell |\n\n"
+    "Averyveryveryverylongwordwithoutanyspacesthatmustwrapsomehowinsteadofoverflowing.\n"
+)
+
+
+def test_phone_width_keeps_composer_and_answer_visible_without_sideways_scroll(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    page.set_viewport_size({"width": 375, "height": 740})
+    upstream.control(text=PHONE_ANSWER)
+    open_chat(page, server)
+
+    send(page, "Show me some wide code?")
+    wait_for_answers(page, 1)
+    page.wait_for_timeout(300)  # the highlighter chunk loads after the first code block
+
+    composer = page.get_by_role("textbox", name="Message")
+    expect(composer).to_be_in_viewport()
+    expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
+    last = finished_answers(page).last
+    expect(last).to_be_in_viewport()
+    expect(last.get_by_role("button", name="Regenerate")).to_be_in_viewport()
+
+    widths = page.evaluate(
+        """() => ({
+          page: document.documentElement.scrollWidth,
+          list: document.querySelector('[data-testid="message-list"]').scrollWidth,
+          listClient: document.querySelector('[data-testid="message-list"]').clientWidth,
+        })"""
+    )
+    assert widths["page"] <= 375, widths
+    assert widths["list"] <= widths["listClient"], widths
