@@ -129,7 +129,7 @@ def server_env(storage: Path, upstream: Optional[FakeUpstream], **extra: str) ->
         burr_path=str(storage),
         BURR_CHATBOT_STORAGE_DIR=str(storage),
         BURR_CHATBOT_OFFLINE_DELAY_MS="1",
-        BURR_CHATBOT_REQUEST_TIMEOUT_S="5",
+        BURR_CHATBOT_REQUEST_TIMEOUT_S="2",
         BURR_CHATBOT_MAX_RETRIES="0",
         PYTHONUNBUFFERED="1",
     )

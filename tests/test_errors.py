@@ -1,8 +1,12 @@
 """Upstream faults end the stream with an error event; nothing the user sent is lost."""
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 
-from conftest import ChatServer
+from conftest import PROJECT, ChatServer, free_port, start_server
 from fake_openai import FakeUpstream
 
 
@@ -55,3 +59,63 @@ def test_drop_mid_stream_keeps_the_partial_answer_marked_interrupted(
 
     upstream.control(text="Whole answer.")
     assert server.turn(app_id, "What now?")[-1]["type"] == "message"
+
+
+def test_timeout_before_the_first_token(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+    upstream.control(fault="timeout", hang_s=10, fault_count=1, fault_on="stream")
+    began = time.monotonic()
+    events = server.turn(app_id, "What is slow?")
+    assert events[-1]["value"]["code"] == "upstream_timeout"
+    assert time.monotonic() - began < 8  # the server's timeout (2 s here), not the hang
+    assert [m["role"] for m in server.history(app_id)] == ["user"]
+
+
+def test_malformed_chunk_mid_stream(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+    upstream.control(text="alpha beta gamma delta", fault="malformed", fault_count=1, fault_on="stream")
+    events = server.turn(app_id, "What is malformed?")
+    assert events[-1]["type"] == "error"
+    assert events[-1]["value"]["code"] == "upstream_bad_response"
+    history = server.history(app_id)
+    if len(history) == 2:  # text arrived before the bad chunk: kept, marked interrupted
+        assert history[1]["interrupted"] is True
+    assert history[0]["content"] == "What is malformed?"
+
+
+def test_server_error_on_the_answer_stream(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+    upstream.control(fault="server_error", fault_count=1, fault_on="stream")
+    events = server.turn(app_id, "What is broken?")
+    assert events[-1]["value"]["code"] == "upstream_unavailable"
+    assert [m["role"] for m in server.history(app_id)] == ["user"]
+
+
+def test_failures_are_recorded_by_burr_tracking(
+    server: ChatServer, upstream: FakeUpstream, app_id: str, session_storage: Path
+) -> None:
+    upstream.control(fault="auth", fault_count=1, fault_on="route")
+    server.turn(app_id, "What is tracked?")
+    log = session_storage / PROJECT / app_id / "log.jsonl"
+    ends = [json.loads(line) for line in log.read_text().splitlines() if '"end_entry"' in line]
+    failed = [e for e in ends if e.get("exception")]
+    assert [e["action"] for e in failed] == ["decide_mode"]
+    assert "AuthenticationError" in failed[0]["exception"] or "upstream" in failed[0]["exception"].lower()
+
+
+def test_connection_refused_then_the_model_comes_back(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_server("cli", tmp_path, None, "refused",
+                          OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="sk-x")
+    try:
+        events = server.turn("refused", "What is down?")
+        assert events[-1]["value"] == {
+            "code": "upstream_unavailable",
+            "message": "The connection to the model server failed.",
+            "retryable": True,
+        }
+        with FakeUpstream(port=port, text="Back up."):
+            events = server.turn("refused", "What is down?")
+        assert events[-1]["type"] == "message"
+        assert [(m["role"], m["content"]) for m in server.history("refused")] == [
+            ("user", "What is down?"), ("assistant", "Back up.")
+        ]
+    finally:
+        server.close()

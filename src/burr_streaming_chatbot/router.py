@@ -123,6 +123,15 @@ def create_router(
         turn = Turn(project_id, app_id, app, prompt)
         return turns.begin(key, run_turn(turn, conversations))
 
+    async def current_turn(project_id: ProjectId, app_id: AppId) -> LiveTurn:
+        # A dependency, so the 404 is sent before the event stream starts.
+        turn = turns.current((project_id, app_id))
+        if turn is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "No answer is streaming in this conversation."
+            )
+        return turn
+
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
         """Which models answer, and whether it is the offline demo model."""
@@ -198,17 +207,11 @@ def create_router(
         responses={404: {"description": "No answer is streaming or recently finished here."}},
     )
     async def resume_stream(
-        project_id: ProjectId,
-        app_id: AppId,
+        turn: Annotated[LiveTurn, Depends(current_turn)],
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
     ) -> AsyncIterable[ChatEvent]:
         """Reattach to the answer being generated (or just finished) in a conversation: the
         events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
-        turn = turns.current((project_id, app_id))
-        if turn is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "No answer is streaming in this conversation."
-            )
         async for event in sse_events(turn, turn.position(last_event_id)):
             yield event
 

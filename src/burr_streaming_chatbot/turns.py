@@ -38,7 +38,7 @@ class LiveTurn:
         self.listeners = 0
         self.task: Optional[asyncio.Task] = None
         self._grace_s = grace_s
-        self._waiter: Optional[asyncio.Future] = None
+        self._waiters: list[asyncio.Future] = []
         self._stop_timer: Optional[asyncio.TimerHandle] = None
 
     def start(self, events: AsyncIterator[Any], on_done: Callable[["LiveTurn"], None]) -> None:
@@ -75,9 +75,10 @@ class LiveTurn:
         self._wake()
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
@@ -109,9 +110,10 @@ class LiveTurn:
                     continue
                 if self.done:
                     return
-                if self._waiter is None:
-                    self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
+                # One future per listener: a listener that is cancelled cancels only its own.
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                await waiter
         finally:
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
