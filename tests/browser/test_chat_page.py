@@ -220,6 +220,8 @@ def test_reload_and_deep_link_show_the_whole_conversation(
         expect(view.get_by_test_id("user-message")).to_have_text(prompts)
         expect(finished_answers(view)).to_have_count(2)
         assert [answer_text(a) for a in finished_answers(view).all()] == answers
+        # The Burr panel does not claim there is no answer yet.
+        expect(view.get_by_test_id("answer-path-empty")).not_to_contain_text("No answer yet")
 
     page.reload()
     assert conversation_id(page) == app_id

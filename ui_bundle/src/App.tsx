@@ -186,6 +186,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             appId={conversations.currentId}
             saved={!conversations.isNew}
             burrBase={config.burrBase}
+            hasAnswers={chat.messages.some((m) => m.item.role === 'assistant')}
           />
         </aside>
       </div>

@@ -51,6 +51,14 @@ describe('BurrPanel', () => {
     expect(screen.getByTestId('answer-path')).toHaveTextContent('prompt→check_safety→decide_mode')
   })
 
+  it('says why a conversation loaded from history has no path, instead of "No answer yet."', () => {
+    const { rerender } = render(<BurrPanel {...base} />)
+    expect(screen.getByTestId('answer-path-empty')).toHaveTextContent('No answer yet.')
+    rerender(<BurrPanel {...base} hasAnswers />)
+    expect(screen.getByTestId('answer-path-empty')).toHaveTextContent('Burr\u2019s UI has the steps of earlier ones')
+    expect(screen.queryByText('No answer yet.')).toBeNull()
+  })
+
   it('links to the conversation in Burr and back to the projects, under the prefix', () => {
     render(<BurrPanel {...base} />)
     expect(screen.getByTestId('burr-conversation-link')).toHaveAttribute('href', '/prefix/project/proj/__none__/conv_1')

@@ -13,6 +13,8 @@ interface BurrPanelProps {
   /** Whether the conversation exists on the server (so Burr's UI can show it). */
   saved: boolean
   burrBase: string
+  /** Whether the conversation already has answers (e.g. loaded from its history). */
+  hasAnswers?: boolean
 }
 
 function orderedActions(graph: GraphInfo): string[] {
@@ -22,7 +24,7 @@ function orderedActions(graph: GraphInfo): string[] {
 
 /** Burr's view of the chat: the state machine, the step running now, the path of the last turn. */
 export function BurrPanel(props: BurrPanelProps) {
-  const { graph, graphError, activeAction, path, streaming, project, appId, saved, burrBase } = props
+  const { graph, graphError, activeAction, path, streaming, project, appId, saved, burrBase, hasAnswers = false } = props
   const onPath = new Set(path)
   const streamingActions = new Set(graph?.streaming_actions ?? [])
   const conversationUrl = project ? `${burrBase}/project/${encodeURIComponent(project)}/__none__/${encodeURIComponent(appId)}` : null
@@ -94,7 +96,11 @@ export function BurrPanel(props: BurrPanelProps) {
           ))}
         </ol>
       ) : (
-        <p className="mt-1 text-xs text-gray-500 dark:text-gray-400">No answer yet.</p>
+        <p className="mt-1 text-xs text-gray-500 dark:text-gray-400" data-testid="answer-path-empty">
+          {hasAnswers
+            ? 'Shown for answers given on this page; Burr\u2019s UI has the steps of earlier ones.'
+            : 'No answer yet.'}
+        </p>
       )}
 
       <div className="mt-4 space-y-1 border-t border-gray-200 pt-3 text-sm dark:border-gray-700">
