@@ -65,3 +65,24 @@ def test_the_longest_valid_id_works(server: ChatServer) -> None:
     events = server.turn(app_id, "hello")
     assert events[-1]["type"] == "message"
     assert len(app_id) == 64
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b'{"prompt": "What is', {"content-type": "application/json"}, 422),  # malformed JSON
+        (b'{"prompt": "What?"}', {"content-type": "text/plain"}, 422),  # wrong content type
+        (b'{"prompt": "\xff\xfe What?"}', {"content-type": "application/json"}, 400),  # not UTF-8
+        (b"[1, 2]", {"content-type": "application/json"}, 422),
+        (b"", {"content-type": "application/json"}, 422),
+    ],
+)
+def test_bad_bodies_are_4xx_json_and_write_nothing(
+    server: ChatServer, session_storage: Path, app_id: str, content: bytes, headers: dict, status: int
+) -> None:
+    before = snapshot(session_storage)
+    response = server.client.post(f"{API}/response/{PROJECT}/{app_id}", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"]
+    assert snapshot(session_storage) == before

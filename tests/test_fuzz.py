@@ -1,0 +1,46 @@
+"""Property-based requests generated from the OpenAPI schema (schemathesis strategies driven by
+hypothesis) find no 5xx, and every error is JSON."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def operations() -> list:
+    # The schema of this package's API alone (Burr's app serves its built-in example's routes
+    # at the same paths, so its served schema mixes both).
+    printed = subprocess.run(
+        [sys.executable, "-m", "burr_streaming_chatbot", "openapi"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    schema = schemathesis.openapi.from_dict(json.loads(printed.stdout))
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+OPERATIONS = operations()
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
+def test_generated_requests_never_get_a_server_error(operation, chatbot_server, fake_upstream) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None)
+    def check(case) -> None:
+        response = case.call(base_url=chatbot_server.url, timeout=30)
+        assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
+        if response.status_code >= 400:
+            content_type = response.headers.get("content-type", [""])  # a list per header
+            assert content_type[0].startswith("application/json"), content_type
+
+    check()
+
+
+def test_the_schema_covers_the_api() -> None:
+    paths = {op.path.rsplit("/api/v0/streaming_chatbot", 1)[1] for op in OPERATIONS}
+    assert {"/response/{project_id}/{app_id}", "/history/{project_id}/{app_id}",
+            "/stream/{project_id}/{app_id}", "/stop/{project_id}/{app_id}"} <= paths
