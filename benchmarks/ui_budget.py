@@ -1,0 +1,433 @@
+"""The page's budgets: initial JavaScript, and main-thread long tasks while an answer streams.
+
+(a) Initial JavaScript: the module scripts, classic scripts and ``modulepreload`` links that the
+built page's ``index.html`` loads before anything else, each gzipped with Python's ``gzip``
+(level 9, which is also ``gzip.compress``'s default, and level 6, zlib's default and what
+servers commonly use), summed, and compared with the 200 KB budget and with Burr's own UI
+(``burr/tracking/server/build/index.html`` of the installed ``burr``, measured the same way).
+Chunks loaded later (the syntax highlighter) are listed apart. KB = 1000 bytes.
+
+(b) Long tasks: the fake OpenAI server (``tests/fake_openai.py``, its own process) streams a
+markdown answer with a code block at 200 tokens/s to ``python -m burr_streaming_chatbot``;
+headless Chromium (``/usr/bin/chromium``, via Playwright) opens the page with a
+``PerformanceObserver`` for ``longtask`` installed before the page's scripts run, sends a
+prompt and waits for the final message. Printed: long tasks during the stream, the longest,
+total blocking time (the sum of each task's time over 50 ms), the stream's duration, and PASS
+when no task of the stream reached 50 ms. Two comparisons run in the same process first: a
+short markdown answer (400 tokens), and the same number of tokens as plain words (one long
+paragraph: no code block, so no syntax highlighting).
+
+    python benchmarks/ui_budget.py                 # both
+    python benchmarks/ui_budget.py --js-only       # (a) only; needs no browser
+    python benchmarks/ui_budget.py --tokens 4000 --baseline-tokens 400 --delay-ms 5
+
+Needs the page built (``cd ui_bundle && npm run build``) and the package installed.
+"""
+
+import argparse
+import gzip
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Optional
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_INDEX = ROOT / "src" / "burr_streaming_chatbot" / "ui" / "index.html"
+BUDGET_KB = 200.0
+LONG_TASK_MS = 50.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGE_PATH = "/demos/streaming-chatbot/"
+API = "/api/v0/streaming_chatbot"
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+# ----------------------------------------------------------------------------- (a) initial JS
+
+
+class _InitialScripts(HTMLParser):
+    """Collects the URLs of scripts and module preloads an HTML document loads up front."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "script" and values.get("src"):
+            self.urls.append(values["src"])
+        elif tag == "link" and "modulepreload" in values.get("rel", "").split() and values.get("href"):
+            self.urls.append(values["href"])
+
+
+@dataclass
+class JsReport:
+    name: str
+    files: list[tuple[str, int, int, int]] = field(default_factory=list)
+    """(path relative to the build, raw bytes, gzip -9 bytes, gzip -6 bytes)"""
+    later: list[tuple[str, int, int]] = field(default_factory=list)
+    """Other .js files in the build (loaded on demand): (path, raw, gzip -9)."""
+
+    @property
+    def raw(self) -> int:
+        return sum(f[1] for f in self.files)
+
+    @property
+    def gz9(self) -> int:
+        return sum(f[2] for f in self.files)
+
+    @property
+    def gz6(self) -> int:
+        return sum(f[3] for f in self.files)
+
+
+def _resolve(build: Path, index: Path, url: str) -> Optional[Path]:
+    if "://" in url or url.startswith("//"):
+        return None  # not part of the build
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    return (build / path.lstrip("/")) if path.startswith("/") else (index.parent / path)
+
+
+def initial_js(index: Path, name: str) -> JsReport:
+    """What ``index`` loads up front, gzipped; ``FileNotFoundError`` when it is not built."""
+    build = index.parent
+    parser = _InitialScripts()
+    parser.feed(index.read_text(encoding="utf-8"))
+    report = JsReport(name)
+    seen: set[Path] = set()
+    for url in parser.urls:
+        path = _resolve(build, index, url)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        data = path.read_bytes()
+        report.files.append(
+            (
+                str(path.relative_to(build)),
+                len(data),
+                len(gzip.compress(data, compresslevel=9, mtime=0)),
+                len(gzip.compress(data, compresslevel=6, mtime=0)),
+            )
+        )
+    for path in sorted(build.rglob("*.js")):
+        if path not in seen:
+            data = path.read_bytes()
+            report.later.append(
+                (str(path.relative_to(build)), len(data), len(gzip.compress(data, 9, mtime=0)))
+            )
+    return report
+
+
+def burr_index() -> Path:
+    import burr
+
+    return Path(burr.__file__).resolve().parent / "tracking" / "server" / "build" / "index.html"
+
+
+def kb(n: int) -> str:
+    return f"{n / 1000:.1f} KB"
+
+
+def print_js(page: JsReport, burr: Optional[JsReport]) -> None:
+    print("== (a) initial JavaScript (gzip; KB = 1000 bytes)")
+    for report in (page, burr):
+        if report is None:
+            continue
+        print(f"  {report.name}:")
+        for path, raw, gz9, gz6 in report.files:
+            print(f"    {path}: {kb(raw)} raw, {kb(gz9)} gzip -9, {kb(gz6)} gzip -6")
+        print(
+            f"    initial total: {kb(report.raw)} raw, {kb(report.gz9)} gzip -9, "
+            f"{kb(report.gz6)} gzip -6"
+        )
+        for path, raw, gz9 in report.later:
+            print(f"    loaded later: {path}: {kb(raw)} raw, {kb(gz9)} gzip -9")
+    print(
+        f"  page vs the {BUDGET_KB:.0f} KB budget: {page.gz9 / 1000 / BUDGET_KB:.0%} (gzip -9), "
+        f"{page.gz6 / 1000 / BUDGET_KB:.0%} (gzip -6) -> "
+        f"{'PASS' if page.gz6 / 1000 <= BUDGET_KB else 'FAIL'}"
+    )
+    if burr is not None and burr.gz9:
+        print(
+            f"  page vs Burr's UI: {page.gz9 / burr.gz9:.2f}x (gzip -9), "
+            f"{page.gz6 / burr.gz6:.2f}x (gzip -6)"
+        )
+
+
+# ----------------------------------------------------------------------------- (b) long tasks
+
+OBSERVER = """
+(() => {
+  window.__longTasks = [];
+  window.__streamMarks = {};
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push({start: e.startTime, ms: e.duration});
+    }).observe({type: 'longtask', buffered: true});
+    window.__longTaskSupported = true;
+  } catch (e) {
+    window.__longTaskSupported = false;
+  }
+  const watch = () => {
+    new MutationObserver(() => {
+      const marks = window.__streamMarks;
+      if (marks.sent === undefined) return;
+      const streaming = document.querySelector('[data-testid="assistant-message"][data-streaming="true"] .prose');
+      if (marks.firstText === undefined && streaming && streaming.textContent.length) marks.firstText = performance.now();
+      const done = document.querySelectorAll('[data-testid="assistant-message"]:not([data-streaming])').length;
+      if (marks.done === undefined && done > marks.answersBefore) marks.done = performance.now();
+    }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
+  else watch();
+})();
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ChatbotProcess:
+    """``python -m burr_streaming_chatbot`` talking to ``base_url``, storage in a temp dir."""
+
+    def __init__(self, base_url: str, storage: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BURR_CHATBOT_"))}
+        env.update(
+            OPENAI_BASE_URL=base_url,
+            OPENAI_API_KEY="sk-benchmark",
+            BURR_CHATBOT_STORAGE_DIR=str(storage),
+            burr_path=str(storage),
+            BURR_CHATBOT_MAX_RETRIES="0",
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = open(storage / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the chatbot server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}{API}/model", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the chatbot server did not start")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@dataclass
+class StreamRun:
+    label: str
+    tokens: int
+    markdown: bool
+    tasks: list[dict[str, float]]
+    load_tasks: list[dict[str, float]]
+    duration_ms: float
+    first_text_ms: float
+    code_blocks: int
+
+    @property
+    def longest(self) -> float:
+        return max((t["ms"] for t in self.tasks), default=0.0)
+
+    @property
+    def blocking(self) -> float:
+        return sum(max(0.0, t["ms"] - LONG_TASK_MS) for t in self.tasks)
+
+    @property
+    def passed(self) -> bool:
+        return not self.tasks
+
+
+def stream_once(
+    browser: Any, url: str, fake: Any, label: str, tokens: int, delay_ms: float, markdown: bool
+) -> StreamRun:
+    fake.control(markdown=markdown, tokens=tokens, delay_ms=delay_ms, text=None)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        context.add_init_script(OBSERVER)
+        page = context.new_page()
+        page.goto(url + PAGE_PATH)
+        page.get_by_role("textbox", name="Message").wait_for()
+        page.wait_for_function(
+            "!document.querySelector('[data-testid=\"model-line\"]').textContent.includes('Loading')"
+        )
+        if not page.evaluate("window.__longTaskSupported"):
+            raise RuntimeError("this Chromium has no longtask entries")
+        page.wait_for_timeout(500)  # let the page settle: load-time tasks are reported apart
+        box = page.get_by_role("textbox", name="Message")
+        box.fill("Explain with some code?")
+        page.evaluate(
+            """() => {
+              const m = window.__streamMarks;
+              m.answersBefore = document.querySelectorAll(
+                '[data-testid="assistant-message"]:not([data-streaming])').length;
+              m.sent = performance.now();
+            }"""
+        )
+        box.press("Enter")
+        page.wait_for_function("window.__streamMarks.done !== undefined", timeout=300_000)
+        page.wait_for_timeout(300)  # a task still running when the message lands is reported late
+        marks = page.evaluate("window.__streamMarks")
+        tasks = page.evaluate("window.__longTasks")
+        code_blocks = page.locator('[data-testid="assistant-message"] pre').count()
+    finally:
+        context.close()
+    sent, done = marks["sent"], marks["done"]
+    during = [t for t in tasks if sent <= t["start"] <= done + 300]
+    before = [t for t in tasks if t["start"] < sent]
+    return StreamRun(
+        label=label,
+        tokens=tokens,
+        markdown=markdown,
+        tasks=during,
+        load_tasks=before,
+        duration_ms=done - sent,
+        first_text_ms=marks.get("firstText", done) - sent,
+        code_blocks=code_blocks,
+    )
+
+
+def print_run(run: StreamRun, delay_ms: float) -> None:
+    rate = 1000.0 / delay_ms if delay_ms else float("inf")
+    kind = "markdown" if run.markdown else "plain-word"
+    print(f"  {run.label}: {run.tokens} {kind} tokens at {rate:.0f} tokens/s")
+    print(f"    stream: {run.duration_ms / 1000:.2f} s from Enter to the final message "
+          f"(first text after {run.first_text_ms:.0f} ms); code blocks rendered: {run.code_blocks}")
+    print(f"    long tasks during the stream: {len(run.tasks)}; longest {run.longest:.0f} ms; "
+          f"total blocking time {run.blocking:.0f} ms")
+    if run.tasks:
+        worst = sorted((t["ms"] for t in run.tasks), reverse=True)[:8]
+        print(f"    the longest ones (ms): {', '.join(f'{ms:.0f}' for ms in worst)}")
+    print(f"    long tasks while the page loaded (not counted): {len(run.load_tasks)}, "
+          f"longest {max((t['ms'] for t in run.load_tasks), default=0):.0f} ms")
+    print(f"    target: no main-thread task of {LONG_TASK_MS:.0f} ms or more while streaming -> "
+          f"{'PASS' if run.passed else 'FAIL'}")
+
+
+def long_tasks(
+    tokens: int, baseline_tokens: int, delay_ms: float, plain: bool = True
+) -> list[StreamRun]:
+    from fake_openai import spawned_fake
+    from playwright.sync_api import sync_playwright
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="ui-budget-") as tmp, spawned_fake() as fake:
+        server = ChatbotProcess(fake.base_url, Path(tmp))
+        try:
+            server.wait_ready()
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    plan = [("baseline, short answer", baseline_tokens, True)]
+                    if plain:
+                        plan.append(("comparison, plain words", tokens, False))
+                    plan.append(("budget run", tokens, True))
+                    for label, count, markdown in plan:
+                        runs.append(
+                            stream_once(browser, server.url, fake, label, count, delay_ms, markdown)
+                        )
+                finally:
+                    browser.close()
+        finally:
+            server.close()
+    return runs
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores{f' ({cpu})' if cpu else ''}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def chromium_version() -> str:
+    try:
+        out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=4000)
+    parser.add_argument("--baseline-tokens", type=int, default=400)
+    parser.add_argument("--delay-ms", type=float, default=5.0, help="5 ms: 200 tokens/s")
+    parser.add_argument("--js-only", action="store_true", help="only (a), no browser")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain-words comparison")
+    args = parser.parse_args()
+
+    print(f"date {date.today().isoformat()}; {machine()}")
+    try:
+        page = initial_js(PAGE_INDEX, "this page (src/burr_streaming_chatbot/ui)")
+    except FileNotFoundError:
+        sys.exit("The page is not built: cd ui_bundle && npm run build")
+    try:
+        burr: Optional[JsReport] = initial_js(burr_index(), "Burr's UI (burr/tracking/server/build)")
+    except (ImportError, FileNotFoundError) as error:
+        print(f"  (Burr's UI not measured: {error})")
+        burr = None
+    print_js(page, burr)
+    if args.js_only:
+        return
+
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
+    print(f"== (b) main-thread long tasks while an answer streams ({chromium_version()}, headless)")
+    runs = long_tasks(args.tokens, args.baseline_tokens, args.delay_ms, plain=not args.no_plain)
+    for run in runs:
+        print_run(run, args.delay_ms)
+    if not runs[-1].passed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
