@@ -1,0 +1,277 @@
+"""The load generator: drives one server with chat turns and times every delta it receives.
+
+Runs in its own process (``compare.py`` starts one per measurement) so its CPU never counts as
+the server's. A turn is: ``POST /create/{project}/{app}`` (unless ``--no-create``), then
+``POST /response/{project}/{app}`` with ``{"prompt": ...}``, reading the event stream to its
+end. Three phases, in order:
+
+* warm-up: ``--warmup`` turns, one at a time, not reported;
+* single: ``--single`` turns, one at a time: time to first delta with nothing else running;
+* load: ``--turns`` turns, ``--concurrency`` at a time; the server's CPU time (utime + stime
+  from ``/proc/<pid>/stat``) is read just before and just after this phase.
+
+    python benchmarks/loadgen.py --url http://127.0.0.1:8000 --pid 1234 --turns 200 \\
+        --concurrency 20 --tokens 50
+
+prints one JSON object: per phase the times to first delta (s), and for the load phase the
+gaps between delta events (s), the per-token hold-back lower bounds (s, see
+:func:`holdback_lower_bounds`), the number of delta events, errors with a few samples, and the
+server's CPU seconds. A turn is an error when the HTTP status is not 200, the connection
+fails, the stream carries an ``error`` event, the deltas do not join up to the fake's answer
+(with ``--tokens``), or (with ``--expect-message``) no ``message`` event came.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import API, cpu_seconds  # noqa: E402
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class SSEParser:
+    """Splits a byte stream into the ``data`` of server-sent events (events may span chunks)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.buffer += chunk
+        out = []
+        while True:
+            match = _EVENT_END.search(self.buffer)
+            if match is None:
+                break
+            block, self.buffer = self.buffer[: match.start()], self.buffer[match.end() :]
+            data = []
+            for line in re.split(rb"\r\n|\n|\r", block):
+                if line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(b" ") else value)
+            if data:
+                out.append(b"\n".join(data).decode("utf-8"))
+        return out
+
+
+@dataclass
+class TurnRecord:
+    ttfd: Optional[float] = None
+    gaps: list[float] = field(default_factory=list)
+    holdback: list[float] = field(default_factory=list)
+    deltas: int = 0
+    error: Optional[str] = None
+
+
+def expected_text(tokens: int) -> str:
+    """What the fake streams with ``--tokens N``: ``"Token0 token1 ... token<N-1>"``."""
+    return "".join(f"Token{i}" if i == 0 else f" token{i}" for i in range(tokens))
+
+
+_TOKEN = re.compile(r"[Tt]oken(\d+)")
+
+
+def holdback_lower_bounds(arrivals: list[tuple[float, str]], delay_s: float) -> list[float]:
+    """For every token of the fake's answer, a lower bound of how long the server held it back.
+
+    The fake sends token ``k`` at least ``(k - j) * delay`` after token ``j``, so whatever the
+    network and the fake's own timer drift, token ``j`` was held at least
+    ``max over k >= j of ((k - j) * delay - (arrival_k - arrival_j))``; tokens that come
+    coalesced in one event show up here. Seconds, one value per token (0 when nothing shows).
+    """
+    tokens: list[tuple[int, float]] = []
+    for arrival, text in arrivals:
+        tokens.extend((int(number), arrival) for number in _TOKEN.findall(text))
+    bounds = [0.0] * len(tokens)
+    best = float("-inf")  # max over k >= j of (k * delay - arrival_k)
+    for j in range(len(tokens) - 1, -1, -1):
+        k, arrival = tokens[j]
+        best = max(best, k * delay_s - arrival)
+        bounds[j] = max(0.0, best - (k * delay_s - arrival))
+    return bounds
+
+
+@dataclass
+class Options:
+    url: str
+    project: str
+    prompt: str
+    create: bool
+    tokens: int
+    delay_s: float
+    expect_message: bool
+    tag: str
+    turns_per_conversation: int
+
+
+async def one_turn(client: httpx.AsyncClient, opts: Options, app_id: str, create: bool) -> TurnRecord:
+    rec = TurnRecord()
+    base = opts.url + API
+    try:
+        if create:
+            created = await client.post(f"{base}/create/{opts.project}/{app_id}")
+            if created.status_code != 200:
+                rec.error = f"create: HTTP {created.status_code}"
+                return rec
+        began = time.perf_counter()
+        async with client.stream(
+            "POST", f"{base}/response/{opts.project}/{app_id}", json={"prompt": opts.prompt}
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                rec.error = f"response: HTTP {response.status_code} {response.text[:200]}"
+                return rec
+            parser = SSEParser()
+            arrivals: list[tuple[float, str]] = []
+            got_message = False
+            async for chunk in response.aiter_raw():
+                now = time.perf_counter()
+                for data in parser.feed(chunk):
+                    event = json.loads(data)
+                    kind = event.get("type")
+                    if kind == "delta":
+                        if event.get("value"):  # Burr's example relays the empty role chunk
+                            arrivals.append((now, event["value"]))
+                    elif kind == "error":
+                        rec.error = f"error event: {event.get('value')}"
+                    elif kind == "message":
+                        got_message = True
+        rec.deltas = len(arrivals)
+        if arrivals:
+            rec.ttfd = arrivals[0][0] - began
+            rec.gaps = [b[0] - a[0] for a, b in zip(arrivals, arrivals[1:])]
+            if opts.tokens:
+                rec.holdback = holdback_lower_bounds(arrivals, opts.delay_s)
+        text = "".join(value for _, value in arrivals)
+        if rec.error is None and opts.tokens and text != expected_text(opts.tokens):
+            rec.error = f"answer text differs: {len(text)} characters in {rec.deltas} deltas"
+        if rec.error is None and opts.expect_message and not got_message:
+            rec.error = "no message event"
+    except Exception as exc:  # noqa: BLE001 - every failure is an error of the turn
+        rec.error = f"{type(exc).__name__}: {exc}"
+    return rec
+
+
+async def run_phase(
+    client: httpx.AsyncClient, opts: Options, name: str, turns: int, concurrency: int
+) -> list[TurnRecord]:
+    """``turns`` turns, ``concurrency`` at a time; ``turns_per_conversation`` consecutive
+    turns share a conversation (and run one after another)."""
+    per = max(1, opts.turns_per_conversation)
+    conversations = [
+        (f"{opts.tag}-{name}-{i}", min(per, turns - i * per)) for i in range((turns + per - 1) // per)
+    ]
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in conversations:
+        queue.put_nowait(item)
+    records: list[TurnRecord] = []
+
+    async def worker() -> None:
+        while True:
+            try:
+                app_id, count = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            for k in range(count):
+                records.append(await one_turn(client, opts, app_id, create=opts.create and k == 0))
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    return records
+
+
+def summary(records: list[TurnRecord], with_gaps: bool) -> dict:
+    errors = [r.error for r in records if r.error]
+    out = {
+        "turns": len(records),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "deltas": sum(r.deltas for r in records),
+        "ttfd": [r.ttfd for r in records if r.ttfd is not None and r.error is None],
+    }
+    if with_gaps:
+        out["gaps"] = [g for r in records if r.error is None for g in r.gaps]
+        out["holdback"] = [h for r in records if r.error is None for h in r.holdback]
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    opts = Options(
+        url=args.url.rstrip("/"),
+        project=args.project,
+        prompt=args.prompt,
+        create=args.create,
+        tokens=args.tokens,
+        delay_s=args.delay_ms / 1000,
+        expect_message=args.expect_message,
+        tag=args.tag or f"bench-{uuid.uuid4().hex[:8]}",
+        turns_per_conversation=args.turns_per_conversation,
+    )
+    limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
+    timeout = httpx.Timeout(args.timeout, connect=10.0)
+    result: dict = {}
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        await run_phase(client, opts, "warmup", args.warmup, 1)
+        result["single"] = summary(await run_phase(client, opts, "single", args.single, 1), False)
+        cpu_before = cpu_seconds(args.pid) if args.pid else None
+        own_before = resource.getrusage(resource.RUSAGE_SELF)
+        began = time.perf_counter()
+        records = await run_phase(client, opts, "load", args.turns, args.concurrency)
+        wall = time.perf_counter() - began
+        cpu_after = cpu_seconds(args.pid) if args.pid else None
+        own_after = resource.getrusage(resource.RUSAGE_SELF)
+        load = summary(records, True)
+        load["wall_s"] = wall
+        load["server_cpu_s"] = None if cpu_before is None else cpu_after - cpu_before
+        load["loadgen_cpu_s"] = (own_after.ru_utime + own_after.ru_stime) - (
+            own_before.ru_utime + own_before.ru_stime
+        )
+        result["load"] = load
+    return result
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--pid", type=int, default=0, help="server pid whose CPU time to read")
+    parser.add_argument("--project", default="bench_project")
+    parser.add_argument("--prompt", default="What is Burr?")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--single", type=int, default=20)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--tokens", type=int, default=0, help="the fake's --tokens: checks the answer (0: any)"
+    )
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="the fake's --delay-ms")
+    parser.add_argument("--turns-per-conversation", type=int, default=1)
+    parser.add_argument("--no-create", dest="create", action="store_false")
+    parser.add_argument("--expect-message", action="store_true")
+    parser.add_argument("--tag", default="", help="prefix of the conversation ids")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    result = asyncio.run(main_async(args))
+    result["loadgen_pid"] = os.getpid()
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The three servers the benchmarks compare, each a small FastAPI app under uvicorn.
+
+    python benchmarks/servers.py {chatbot,burr_example,relay} [--port 0] [--host 127.0.0.1]
+
+prints ``PORT=<n>`` once the socket is bound, then serves until SIGTERM. Every app mounts its
+API at ``/api/v0/streaming_chatbot`` and answers ``GET /_bench/ready`` with its pid. All run
+with the same uvicorn settings (one process, access log off, warnings only), read
+``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` from the environment, and keep their files where
+``HOME``, ``burr_path`` and ``BURR_CHATBOT_STORAGE_DIR`` say.
+
+* ``chatbot``: this project, ``create_router()`` with its defaults (Burr tracking and the
+  SQLite persister on).
+* ``burr_example``: Burr's built-in streaming example (``burr.examples.streaming-fastapi``),
+  as shipped: tracking to ``~/.burr``, a new ``AsyncOpenAI`` client per model call, and the
+  OpenTelemetry OpenAI instrumentation when that package is installed (``apache-burr[start]``
+  installs it).
+* ``relay``: the bare relay of ``relay.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import socket
+import sys
+from pathlib import Path
+
+API = "/api/v0/streaming_chatbot"
+
+
+def build_app(impl: str):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    if impl == "chatbot":
+        from burr_streaming_chatbot.router import API_PREFIX, create_router
+
+        app.include_router(create_router(), prefix=API_PREFIX)
+    elif impl == "burr_example":
+        server = importlib.import_module("burr.examples.streaming-fastapi.server")
+        app.include_router(server.router, prefix=API)
+        app.state.otel = bool(getattr(server, "opentelemetry_available", False))
+    elif impl == "relay":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import relay
+
+        app.include_router(relay.create_router(), prefix=API)
+    else:
+        raise SystemExit(f"unknown implementation {impl!r}")
+
+    @app.get("/_bench/ready")
+    async def ready() -> dict:
+        return {"pid": os.getpid(), "impl": impl, "otel": getattr(app.state, "otel", False)}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("impl", choices=["chatbot", "burr_example", "relay"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    import uvicorn
+
+    app = build_app(args.impl)
+    # Protocol TCP, so asyncio switches Nagle's algorithm off on every connection, as it does
+    # when uvicorn binds the port itself (see fake_upstream.py for what happens otherwise).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((args.host, args.port))
+    print(f"PORT={sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()
