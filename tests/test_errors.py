@@ -42,6 +42,23 @@ def test_fault_before_any_text_keeps_the_prompt_and_the_next_turn_works(
     ]
 
 
+def test_a_new_prompt_after_a_failed_turn_starts_a_new_turn(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(fault="server_error", fault_count=1, fault_on="route")
+    assert server.turn(app_id, "What is first?")[-1]["type"] == "error"
+    upstream.control(text="Second answer.")
+    events = server.turn(app_id, "What is second?")
+    actions = [e["value"]["action"] for e in events if e["type"] == "action"]
+    assert actions[0] == "prompt"  # not a resumed decide_mode of the failed turn
+    assert [(m["role"], m["content"]) for m in server.history(app_id)] == [
+        ("user", "What is first?"),
+        ("user", "What is second?"),
+        ("assistant", "Second answer."),
+    ]
+    assert upstream.stats()["request_bodies"][-1]["messages"][-1]["content"] == "What is second?"
+
+
 def test_drop_mid_stream_keeps_the_partial_answer_marked_interrupted(
     server: ChatServer, upstream: FakeUpstream, app_id: str
 ) -> None:

@@ -297,6 +297,10 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
     """
     app = turn.app
     inputs = {"prompt": turn.prompt}
+    if app.get_next_action().name != "prompt":
+        # The last turn failed or stopped mid-graph: the state persisted by its last completed
+        # step would resume there (and ignore this prompt). Every turn starts at `prompt`.
+        app.reset_to_entrypoint()
     yield ChatHistoryEvent(value=app.state.get("chat_history", []))
     path: list[str] = []
     last: Any

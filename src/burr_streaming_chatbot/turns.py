@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Optional
 
-from .events import ErrorEvent, ErrorValue
+from .events import ActionEvent, ErrorEvent, ErrorValue
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class LiveTurn:
         self._grace_s = grace_s
         self._waiters: list[asyncio.Future] = []
         self._stop_timer: Optional[asyncio.TimerHandle] = None
+        self._saving_prompt = True  # until the `prompt` step has persisted the user's message
+        self._stop_pending = False
 
     def start(self, events: AsyncIterator[Any], on_done: Callable[["LiveTurn"], None]) -> None:
         """Run ``events`` in a task of its own, recording each event."""
@@ -48,6 +50,10 @@ class LiveTurn:
             try:
                 async for event in events:
                     self._append(event)
+                    if self._saving_prompt and _after_prompt(event):
+                        self._saving_prompt = False
+                        if self._stop_pending:
+                            self.task.cancel()  # type: ignore[union-attr]
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.events or not isinstance(self.events[-1], ErrorEvent):
@@ -120,11 +126,18 @@ class LiveTurn:
                 self._schedule_stop()
 
     def stop(self) -> bool:
-        """Cancel the turn (and so its upstream request); False when it already ended."""
+        """Cancel the turn (and so its upstream request); False when it already ended.
+
+        The user's message is never lost: until the ``prompt`` step has saved it, the stop
+        waits for it.
+        """
         self._cancel_stop_timer()
         if self.done or self.task is None:
             return False
-        self.task.cancel()
+        if self._saving_prompt:
+            self._stop_pending = True
+        else:
+            self.task.cancel()
         return True
 
     def _schedule_stop(self) -> None:
@@ -138,6 +151,13 @@ class LiveTurn:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+
+
+def _after_prompt(event: Any) -> bool:
+    """True for the first event that follows the ``prompt`` step."""
+    return isinstance(event, ActionEvent) and event.value.action != "prompt" or isinstance(
+        event, ErrorEvent
+    )
 
 
 class Turns:
