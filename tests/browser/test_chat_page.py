@@ -119,6 +119,7 @@ def test_answer_streams_in_with_its_details_and_the_graph_follows(
     wait_for_answers(page, 1)
 
     seen = samples(page)
+    print("observed (text length, running node):", [(s["len"], s["active"]) for s in seen])
     lengths = sorted({s["len"] for s in seen if s["len"] > 0})
     assert len(lengths) >= 3, f"the answer did not grow in steps: {lengths}"
     active = [s["active"] for s in seen if s["active"]]
@@ -177,6 +178,16 @@ def test_stop_ends_the_stream_and_cancels_the_upstream_request(
     assert answer_text(finished_answers(page).last) == "Token0 token1 token2 token3 token4"
     expect(page.get_by_test_id("chat-error")).to_have_count(0)
     assert statuses == [200, 200], statuses
+
+    # After a reload the stopped answer is still there, still marked as interrupted.
+    page.reload()
+    expect(page.get_by_test_id("user-message")).to_have_text(
+        ["What is a long answer?", "How about a short one?"]
+    )
+    expect(finished_answers(page)).to_have_count(2)
+    stopped = finished_answers(page).first
+    assert answer_text(stopped).startswith(before), "the kept text changed after a reload"
+    expect(stopped.get_by_test_id("interrupted-marker")).to_be_visible()
 
 
 def test_error_shows_retry_and_retry_answers_without_repeating_the_prompt(
