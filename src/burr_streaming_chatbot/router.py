@@ -249,7 +249,9 @@ async def sse_events(turn: LiveTurn, start: int) -> AsyncIterator[ServerSentEven
                 while end < len(batch) and isinstance(batch[end], DeltaEvent):
                     end += 1
                 text = "".join(delta.value for delta in batch[index:end])
-                data = json.dumps({"type": "delta", "value": text}, ensure_ascii=False)
+                data = json.dumps(
+                    {"type": "delta", "value": text}, ensure_ascii=False, separators=(",", ":")
+                )
                 yield ServerSentEvent(raw_data=data, id=turn.event_id(first + end - 1))
                 index = end
             else:
