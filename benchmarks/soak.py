@@ -88,6 +88,7 @@ class Soak:
         self.random = random.Random(args.seed)
         self.sent: dict[str, list[str]] = {}  # prompts the server accepted, per conversation
         self.counts = {"turns": 0, "messages": 0, "errors": 0, "disconnects": 0, "refused": 0}
+        self.refused: dict[int, int] = {}  # HTTP status of refused prompts
         self.done = 0
 
     async def conversation(self, client: httpx.AsyncClient, index: int) -> None:
@@ -112,6 +113,8 @@ class Soak:
                     continue
                 if response.status_code != 200:
                     self.counts["refused"] += 1
+                    code = response.status_code
+                    self.refused[code] = self.refused.get(code, 0) + 1
                     return
                 self.sent[app_id].append(prompt)
                 self.counts["turns"] += 1
@@ -208,7 +211,7 @@ def main() -> int:
           f"{args.concurrency} at a time, {result['elapsed_s']:.1f} s")
     print(f"  turns accepted {soak.counts['turns']}, answered {soak.counts['messages']}, "
           f"ended in error {soak.counts['errors']}, client disconnects {soak.counts['disconnects']}, "
-          f"refused {soak.counts['refused']}")
+          f"refused {soak.counts['refused']} {soak.refused or ''}")
     print(f"  lost user messages: {result['lost']}")
     print(f"  duplicated user messages: {result['duplicated']}")
     print(f"  interleaved or out-of-order histories: {result['interleaved']}")
@@ -218,6 +221,7 @@ def main() -> int:
     print(f"  server at the end: {result['status']}")
     ok = result["lost"] == 0 and result["interleaved"] == 0 and result["duplicated"] == 0
     ok = ok and growth < 0.10 and result["status"]["streaming"] == 0
+    ok = ok and not any(code >= 500 and code != 503 for code in soak.refused)
     print("  PASS" if ok else "  FAIL")
     return 0 if ok else 1
 
