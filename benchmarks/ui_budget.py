@@ -267,6 +267,7 @@ class StreamRun:
     duration_ms: float
     first_text_ms: float
     code_blocks: int
+    load_after: float = 0.0
 
     @property
     def longest(self) -> float:
@@ -327,6 +328,7 @@ def stream_once(
         duration_ms=done - sent,
         first_text_ms=marks.get("firstText", done) - sent,
         code_blocks=code_blocks,
+        load_after=os.getloadavg()[0],
     )
 
 
@@ -343,6 +345,7 @@ def print_run(run: StreamRun, delay_ms: float) -> None:
         print(f"    the longest ones (ms): {', '.join(f'{ms:.0f}' for ms in worst)}")
     print(f"    long tasks while the page loaded (not counted): {len(run.load_tasks)}, "
           f"longest {max((t['ms'] for t in run.load_tasks), default=0):.0f} ms")
+    print(f"    load average (1 min) after the run: {run.load_after:.2f}")
     print(f"    target: no main-thread task of {LONG_TASK_MS:.0f} ms or more while streaming -> "
           f"{'PASS' if run.passed else 'FAIL'}")
 
@@ -385,7 +388,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores{f' ({cpu})' if cpu else ''}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return (
+        f"{os.cpu_count()} cores{f' ({cpu})' if cpu else ''}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average (1 min) "
+        f"{load:.2f} (other work on the machine skews (b))"
+    )
 
 
 def chromium_version() -> str:
