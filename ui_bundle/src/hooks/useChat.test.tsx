@@ -164,6 +164,57 @@ describe('useChat', () => {
     expect(last).toMatchObject({ role: 'assistant', content: 'Once upon', interrupted: true })
   })
 
+  it('stop() asks the server to stop, and a prompt sent right after waits for it (no 409)', async () => {
+    const first = controlledStream()
+    const order: string[] = []
+    let releaseStop: () => void = () => undefined
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        order.push('response')
+        return order.filter((o) => o === 'response').length === 1
+          ? first.response
+          : streamResponse([sse({ type: 'chat_history', value: [] }), sse(message('Again'))])
+      },
+      'POST /stop/proj/app1': () =>
+        new Promise<Response>((resolve) => {
+          order.push('stop')
+          releaseStop = () => {
+            order.push('stopped')
+            resolve(jsonResponse({ stopped: true }))
+          }
+        }),
+    })
+    const { result } = setup(fetch)
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('one')
+    })
+    await act(async () => {
+      first.push({ type: 'chat_history', value: [] })
+      first.push({ type: 'delta', value: 'Part' })
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Part'))
+    await act(async () => {
+      result.current.stop()
+      await sent
+    })
+    expect(order).toEqual(['response', 'stop'])
+
+    let second: Promise<boolean> = Promise.resolve(false)
+    await act(async () => {
+      second = result.current.regenerate()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    })
+    expect(order).toEqual(['response', 'stop']) // held until the server has stopped
+    await act(async () => {
+      releaseStop()
+      await second
+    })
+    expect(order).toEqual(['response', 'stop', 'stopped', 'response'])
+    expect(result.current.status).toBe('idle')
+    expect(result.current.messages[result.current.messages.length - 1]?.item.content).toBe('Again')
+  })
+
   it('regenerate() sends the last user prompt again', async () => {
     const { fetch, calls } = fakeFetch({
       'POST /response/proj/app1': () => streamResponse([sse({ type: 'chat_history', value: [] }), sse(message('A'))]),

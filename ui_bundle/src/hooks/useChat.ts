@@ -44,6 +44,8 @@ export function useChat(options: UseChatOptions): UseChat {
   const generation = useRef(0)
   const controller = useRef<AbortController | null>(null)
   const busy = useRef(false)
+  /** The server-side stop of the last stopped turn; the next turn waits for it (else 409). */
+  const stopping = useRef<Promise<unknown> | null>(null)
 
   useEffect(() => {
     const gen = ++generation.current
@@ -80,6 +82,7 @@ export function useChat(options: UseChatOptions): UseChat {
       controller.current = abort
       dispatch({ type: 'send_start', prompt, optimistic: !retry })
       try {
+        if (stopping.current) await stopping.current
         await callbacks.current.ensureConversation?.(appId)
         const outcome = await streamChat({
           project,
@@ -116,7 +119,21 @@ export function useChat(options: UseChatOptions): UseChat {
 
   const send = useCallback((prompt: string) => run(prompt, false), [run])
 
-  const stop = useCallback(() => controller.current?.abort(), [])
+  const stop = useCallback(() => {
+    const running = controller.current
+    if (!running || running.signal.aborted) return
+    running.abort()
+    if (!project) return
+    // Closing the stream alone leaves the server's turn running for a grace period (a reader
+    // may reattach), and a prompt sent meanwhile would get a 409: stop it explicitly.
+    const pending: Promise<unknown> = api
+      .stop(project, appId, { ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
+      .catch(() => undefined)
+      .finally(() => {
+        if (stopping.current === pending) stopping.current = null
+      })
+    stopping.current = pending
+  }, [project, appId, apiBase, fetchImpl])
 
   const { lastPrompt, messages, status } = state
   const retry = useCallback(

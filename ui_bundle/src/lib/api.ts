@@ -1,6 +1,6 @@
 import { config } from './config'
 import { httpErrorFrom, isAbortError, NetworkError } from './errors'
-import type { ChatItem, ConversationSummary, GraphInfo, ModelInfo } from './types'
+import type { ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult } from './types'
 
 export interface ApiOptions {
   apiBase?: string
@@ -40,4 +40,7 @@ export const api = {
     request<string>(`/create/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
   history: (project: string, appId: string, options: ApiOptions = {}) =>
     request<ChatItem[]>(`/history/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options),
+  /** Stops the answer streaming in a conversation; resolves once the server has ended it. */
+  stop: (project: string, appId: string, options: ApiOptions = {}) =>
+    request<StopResult>(`/stop/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
 }

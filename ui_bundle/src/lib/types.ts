@@ -10,6 +10,7 @@ export type GraphInfo = Schemas['GraphInfo']
 export type GraphTransition = Schemas['GraphTransition']
 export type ConversationSummary = Schemas['ConversationSummary']
 export type PromptInput = Schemas['PromptInput']
+export type StopResult = Schemas['StopResult']
 
 export type ChatHistoryEvent = Schemas['ChatHistoryEvent']
 export type ActionEvent = Schemas['ActionEvent']
