@@ -56,9 +56,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole run (a temporary profile of its own)."""
+    """One headless Chromium for this directory (a temporary profile of its own).
+
+    Package scope, not session: while Playwright's sync API is open it keeps an asyncio loop
+    running in the main thread, and the async tests that run after this directory could not
+    start theirs ("Cannot run the event loop while another loop is running").
+    """
     if SKIP_REASON:
         pytest.skip(SKIP_REASON)
     from playwright.sync_api import sync_playwright
