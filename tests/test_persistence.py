@@ -40,3 +40,32 @@ def test_conversation_resumes_after_restart(upstream: FakeUpstream, tmp_path: Pa
     ends = [s for s in steps if s.get("type") == "end_entry"]
     assert len(ends) == 3 * 4  # three turns of four actions
     assert (app_dir / "graph.json").exists()
+
+
+def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstream, tmp_path: Path) -> None:
+    import sqlite3
+
+    server = start_server("cli", tmp_path, upstream, "growth")
+    try:
+        upstream.control(text="A fixed answer of a few words.")
+        log = tmp_path / PROJECT / "long" / "log.jsonl"
+        sizes = []
+        for turn in range(30):
+            before = log.stat().st_size if log.exists() else 0
+            server.turn("long", f"What is question {turn:03d}?")
+            sizes.append(log.stat().st_size - before)
+        history = server.history("long")
+    finally:
+        server.close()
+
+    assert len(history) == 60 and history[-1]["content"] == "A fixed answer of a few words."
+    # Burr's tracking log grows by the same amount each turn, not by the history's length.
+    assert max(sizes[5:]) <= sizes[5] * 1.1, sizes
+    ends = [json.loads(line) for line in log.read_text().splitlines() if '"end_entry"' in line]
+    assert len(ends[-1]["state"]["chat_history"]) == 4
+    assert ends[-1]["state"]["chat_history_length"] == 60
+    # One state row per conversation; the messages once each.
+    with sqlite3.connect(next(tmp_path.glob(".streaming-chatbot.*.sqlite3"))) as db:
+        assert db.execute("SELECT COUNT(*) FROM burr_state WHERE app_id='long'").fetchone() == (1,)
+        assert db.execute(
+            "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'").fetchone() == (60,)

@@ -1,10 +1,11 @@
 """Conversations: one Burr ``Application`` per ``(project_id, app_id)``, loaded, persisted and
 cached here (the router's live turns make sure one turn at a time runs in each).
 
-State is persisted after every step with Burr's ``AsyncSQLitePersister`` (one SQLite file per
-project, beside Burr's tracking folders, so Burr's UI does not mistake it for a project), and
-every step is tracked with Burr's ``LocalTrackingClient`` so Burr's UI shows each conversation.
-Resuming reads one row, never the tracking log.
+State is persisted after every step (one SQLite file per project, beside Burr's tracking
+folders, so Burr's UI does not mistake it for a project), and every step is tracked in Burr's
+local tracking format so Burr's UI shows each conversation; see :mod:`.persistence` for how
+both stay constant-size per step. Resuming reads one row and the messages, never the
+tracking log.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, Optional
 
 from burr.core import Application, ApplicationBuilder
 from burr.core.graph import Graph
-from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
-from burr.tracking import LocalTrackingClient
+
 
 from .events import ConversationSummary
+from .persistence import ChatStatePersister, ChatTrackingClient
 from .settings import Settings
 
 Key = tuple[str, str]
@@ -42,10 +43,10 @@ class Conversations:
         self.settings = settings
         self._in_use = in_use
         self._apps: OrderedDict[Key, Application] = OrderedDict()
-        self._persisters: dict[str, AsyncSQLitePersister] = {}
+        self._persisters: dict[str, ChatStatePersister] = {}
         self._opening = asyncio.Lock()
 
-    async def _persister(self, project_id: str) -> AsyncSQLitePersister:
+    async def _persister(self, project_id: str) -> ChatStatePersister:
         persister = self._persisters.get(project_id)
         if persister is not None:
             return persister
@@ -53,7 +54,7 @@ class Conversations:
             if project_id not in self._persisters:
                 path = state_db_path(self.settings.storage_dir, project_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                persister = await AsyncSQLitePersister.from_values(db_path=str(path), table_name=TABLE)
+                persister = await ChatStatePersister.from_values(db_path=str(path), table_name=TABLE)
                 await persister.connection.execute("PRAGMA journal_mode=WAL")
                 await persister.connection.execute("PRAGMA synchronous=NORMAL")
                 await persister.initialize()
@@ -73,7 +74,11 @@ class Conversations:
             self._apps.move_to_end(key)
             return app
         persister = await self._persister(project_id)
-        tracker = LocalTrackingClient(project=project_id, storage_dir=str(self.settings.storage_dir))
+        tracker = ChatTrackingClient(
+            project=project_id,
+            storage_dir=str(self.settings.storage_dir),
+            recent_messages=self.settings.tracked_messages,
+        )
         app = await (
             ApplicationBuilder()
             .with_graph(self.graph)
@@ -114,12 +119,13 @@ class Conversations:
     async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:
         """The project's conversations that have at least one step, newest first."""
         persister = await self._persister(project_id)
+        # One state row per conversation (see persistence.py); the newest has the largest rowid.
         query = f"""
-            SELECT s.app_id, s.created_at, json_extract(s.state, '$.chat_history[0].content')
+            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content')
             FROM {TABLE} s
-            JOIN (SELECT app_id, MAX(sequence_id) AS seq FROM {TABLE} GROUP BY app_id) last
-              ON s.app_id = last.app_id AND s.sequence_id = last.seq
-            ORDER BY s.created_at DESC, s.rowid DESC
+            LEFT JOIN {TABLE}_messages m
+              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+            ORDER BY s.rowid DESC
             LIMIT ?
         """
         async with persister.connection.execute(query, (limit,)) as cursor:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     storage_dir: Path = Field(default_factory=_default_storage_dir)
     project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
     cache_size: int = Field(default=256, ge=1, description="Conversations kept in memory.")
+    tracked_messages: int = Field(
+        default=4, ge=0, description="Messages of the history Burr's tracker logs per step."
+    )
     max_prompt_chars: int = Field(default=32_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body.")
     max_streams: int = Field(default=256, ge=1, description="Answers streaming at once.")

@@ -1,0 +1,151 @@
+"""How a conversation is stored and tracked, so that neither grows with the square of its length.
+
+Burr's persister and tracker write the whole state after every step, and the state holds the
+whole chat history: a conversation of n turns writes O(n²) bytes. Two small subclasses of
+Burr's own classes keep each step's writes constant:
+
+* :class:`ChatStatePersister` is Burr's ``AsyncSQLitePersister`` with the history stored
+  append-only in a table of its own (one row per message, written once) and one state row per
+  conversation (the latest; older rows are deleted in the same transaction).
+* :class:`ChatTrackingClient` is Burr's ``LocalTrackingClient`` logging, after each step, the
+  last few messages and the history's length instead of the whole history. Burr's UI still
+  shows every step, its inputs, its result and the messages it added.
+"""
+
+import json
+from typing import Any, Optional
+
+from burr.core import State
+from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
+from burr.tracking import LocalTrackingClient
+
+HISTORY = "chat_history"
+LENGTH = "chat_history_length"
+"""Stored in place of the history: how many messages it had at this step."""
+
+
+class ChatStatePersister(AsyncSQLitePersister):
+    """Burr's SQLite persister, with the chat history stored once per message."""
+
+    def __init__(self, connection: Any, table_name: str = "burr_state", serde_kwargs: Optional[dict] = None):
+        super().__init__(connection, table_name, serde_kwargs)
+        self.messages_table = f"{table_name}_messages"
+        self._lengths: dict[tuple[str, str], int] = {}
+
+    async def initialize(self) -> None:
+        """Create Burr's state table and the messages table."""
+        await super().initialize()
+        await self.connection.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.messages_table} (
+                partition_key TEXT NOT NULL,
+                app_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                PRIMARY KEY (partition_key, app_id, idx)
+            )"""
+        )
+        await self.connection.commit()
+
+    async def _stored_length(self, partition_key: str, app_id: str) -> int:
+        key = (partition_key, app_id)
+        if key not in self._lengths:
+            async with self.connection.execute(
+                f"SELECT COUNT(*) FROM {self.messages_table} WHERE partition_key = ? AND app_id = ?",
+                key,
+            ) as cursor:
+                row = await cursor.fetchone()
+            self._lengths[key] = int(row[0]) if row else 0
+        return self._lengths[key]
+
+    async def save(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        status: str,
+        **kwargs: Any,
+    ) -> None:
+        """Append the new messages, and replace the conversation's state row, in one transaction."""
+        key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+        history = list(state.get(HISTORY, []))
+        stored = await self._stored_length(key_partition, app_id)
+        if len(history) < stored:  # never happens in this chatbot; stay correct if it does
+            await self.connection.execute(
+                f"DELETE FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? AND idx >= ?",
+                (key_partition, app_id, len(history)),
+            )
+            stored = len(history)
+        if len(history) > stored:
+            await self.connection.executemany(
+                f"INSERT OR REPLACE INTO {self.messages_table} (partition_key, app_id, idx, message) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (key_partition, app_id, index, json.dumps(message, ensure_ascii=False))
+                    for index, message in enumerate(history[stored:], start=stored)
+                ],
+            )
+        lean = state.wipe(delete=[HISTORY]).update(**{LENGTH: len(history)})
+        await self.connection.execute(
+            f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
+            (key_partition, app_id),
+        )
+        await self.connection.execute(
+            f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key_partition,
+                app_id,
+                sequence_id,
+                position,
+                json.dumps(lean.serialize(**self.serde_kwargs), ensure_ascii=False),
+                status,
+            ),
+        )
+        await self.connection.commit()
+        self._lengths[(key_partition, app_id)] = len(history)
+
+    async def load(
+        self,
+        partition_key: Optional[str],
+        app_id: Optional[str],
+        sequence_id: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Optional[dict]:
+        """The conversation's latest state, with its history read back in order."""
+        loaded = await super().load(partition_key, app_id, sequence_id, **kwargs)
+        if loaded is None or LENGTH not in loaded["state"]:
+            return loaded  # nothing, or a row written by Burr's own persister: use it as is
+        history = await self.messages(loaded["partition_key"], loaded["app_id"], loaded["state"][LENGTH])
+        loaded["state"] = loaded["state"].wipe(delete=[LENGTH]).update(**{HISTORY: history})
+        return loaded
+
+    async def messages(
+        self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
+        """The first ``limit`` messages of a conversation (all of them without a limit)."""
+        key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+        async with self.connection.execute(
+            f"SELECT message FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? "
+            "AND idx < ? ORDER BY idx",
+            (key_partition, app_id, limit if limit is not None else 2**62),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+
+class ChatTrackingClient(LocalTrackingClient):
+    """Burr's local tracker, logging the last ``recent_messages`` of the history after each step."""
+
+    def __init__(self, *args: Any, recent_messages: int = 4, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recent_messages = recent_messages
+
+    def post_run_step(self, *, state: State, **kwargs: Any) -> None:
+        """Log the step with the history cut to its last messages (and its full length)."""
+        history = state.get(HISTORY)
+        if isinstance(history, list) and len(history) > self.recent_messages:
+            recent = history[-self.recent_messages :] if self.recent_messages else []
+            state = state.update(**{HISTORY: recent, LENGTH: len(history)})
+        super().post_run_step(state=state, **kwargs)
