@@ -114,7 +114,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 
 def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, Any]) -> None:
     print()
-    print(f"machine: {harness.machine_description()}")
+    print(f"machine: {info['machine_at_start']} (at the start)")
     print(
         f"load: {args.turns} turns of {args.tokens} tokens, {args.concurrency} at a time, "
         f"{args.delay_ms:g} ms between upstream tokens; {args.single} turns alone for the "
@@ -220,15 +220,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
     impls = [i for i in IMPLEMENTATIONS if not args.impl or i in args.impl]
+    info: dict[str, Any] = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     began = time.perf_counter()
+    info["machine_at_start"] = harness.machine_description()
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
     servers = {
         impl: harness.start_server(impl, fake.url + "/v1", tmp / impl, log=tmp / f"{impl}.log")
         for impl in impls
     }
-    info: dict[str, Any] = {}
     raw: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
     try:
         for impl, server in servers.items():

@@ -58,7 +58,8 @@ def percentile(values: Sequence[float], q: float) -> Optional[float]:
 
 
 def machine_description() -> str:
-    """One line: cores, CPU model, Python version, date."""
+    """One line: cores, CPU model, Python version, date, and the load average when called
+    (other processes on the machine show there)."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -69,7 +70,8 @@ def machine_description() -> str:
         pass
     return (
         f"{os.cpu_count()} cores ({model}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {datetime.date.today().isoformat()}"
+        f"Python {platform.python_version()}, {datetime.date.today().isoformat()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -1,5 +1,5 @@
-"""Profile this project's server under the benchmark's load with py-spy, and summarise where
-its CPU time goes per turn.
+"""Profile this project's server (or, with ``--impl``, the relay or Burr's example) under the
+benchmark's load with py-spy, and summarise where its CPU time goes per turn.
 
     python benchmarks/profile_server.py [--turns 200] [--tokens 50] [--concurrency 20] [--delay-ms 5]
     python benchmarks/profile_server.py --preload-turns 300 --turns 30 --concurrency 1   # long chat
@@ -13,8 +13,8 @@ With ``--preload-turns N`` one conversation is first driven to N turns and the p
 continue it (per-turn costs that grow with the history).
 
 Prints: the CPU per turn, the costs grouped by area (each sample goes to the first area, in
-the order listed, that has a frame on its stack), the top functions by inclusive and by self
-time, and writes the raw collapsed stacks (``--out``; flamegraph.pl or speedscope read them).
+the order listed, that has a frame on its stack), self time by package, the top functions by
+inclusive and by self time, and writes the raw collapsed stacks (``--out``; flamegraph.pl or speedscope read them).
 Needs py-spy (``pip install -r benchmarks/requirements.txt``), which must be allowed to
 attach to a process (ptrace).
 """
@@ -45,6 +45,7 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("openai SDK + HTTP client: requests, chunk parsing",
      ("openai/", "httpx/", "httpcore/", "httpx2/", "httpcore2/")),
     ("Burr step machinery: state copies, hooks, transitions", ("burr/core/", "burr/lifecycle/")),
+    ("OpenTelemetry instrumentation (Burr's example)", ("opentelemetry/",)),
     ("SSE encoding: FastAPI stream serialisation + memory streams",
      ("_serialize_sse_item", "format_sse_event", "_sse_producer_cm", "_sse_with_checkpoints",
       "_keepalive_inserter", "anyio/streams/memory.py")),
@@ -66,8 +67,10 @@ def loadgen(server: harness.Process, args: argparse.Namespace, *extra: str) -> d
     command = [
         sys.executable, str(harness.BENCH_DIR / "loadgen.py"), "--url", server.url,
         "--pid", str(server.pid), "--tokens", str(args.tokens), "--delay-ms", str(args.delay_ms),
-        "--expect-message", *extra,
+        *extra,
     ]  # fmt: skip
+    if args.impl == "chatbot":
+        command.append("--expect-message")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed:\n{done.stderr[-3000:]}")
@@ -96,6 +99,16 @@ def short(frame: str) -> str:
     return f"{where}:{name}"
 
 
+def package(frame: str) -> str:
+    """The top-level package of a frame's file: ``openai``, ``burr``, ``stdlib``..."""
+    where = frame.partition(" (")[2].rstrip(")")
+    if "site-packages/" in where:
+        return where.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "lib/python3." in where or where.startswith("<frozen"):
+        return "stdlib"
+    return Path(where).name or "?"
+
+
 def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top: int) -> None:
     total = sum(n for _, n in samples)
     if not total:
@@ -106,7 +119,9 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
     area_funcs: dict[str, Counter] = {}
     inclusive: Counter = Counter()
     own: Counter = Counter()
+    packages: Counter = Counter()
     for frames, n in samples:
+        packages[package(frames[-1])] += n
         for name, needles in AREAS:
             if any(needle in frame for frame in frames for needle in needles):
                 areas[name] += n
@@ -124,6 +139,8 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
         leaves = ", ".join(f"{f} {c * per:.2f}" for f, c in area_funcs[name].most_common(3))
         print(f"{n * per:>8.2f} {n / total:>6.1%}  {name}")
         print(f"{'':>17}{leaves}")
+    print("\nself time by package (where the leaf frame is):")
+    print("  " + ", ".join(f"{name} {n * per:.1f}" for name, n in packages.most_common(10)))
     print(f"\ntop functions by inclusive time (ms of CPU per turn):")
     shown = 0
     for frame, n in inclusive.most_common():
@@ -140,6 +157,7 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", choices=harness.IMPLEMENTATIONS, default="chatbot")
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
@@ -157,7 +175,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     raw = args.out or tmp / "profile.txt"
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
-    server = harness.start_server("chatbot", fake.url + "/v1", tmp / "chatbot", log=tmp / "chatbot.log")
+    server = harness.start_server(args.impl, fake.url + "/v1", tmp / args.impl, log=tmp / "server.log")
     try:
         server.wait_ready()
         if args.preload_turns:
@@ -190,7 +208,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     where = f"continuing one conversation from turn {args.preload_turns + 1}" if args.preload_turns else (
         f"{args.concurrency} at a time")
     print(
-        f"profiled: {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
+        f"profiled: {harness.LABELS[args.impl]}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
         f"upstream tokens; {result['errors']} errors\n"
     )
     summarise(parse_collapsed(raw), cpu_ms, args.top)
