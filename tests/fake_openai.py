@@ -876,7 +876,9 @@ def create_app(state: Optional[FakeState] = None) -> Starlette:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only for sockets it knows are
+    # TCP, and without that small responses wait for a delayed ACK (tens of milliseconds).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)  # connections queue from now on, even before the server accepts

@@ -85,3 +85,15 @@ def test_the_api_key_and_history_reach_the_model(
         "What is two?",
     ]
     assert upstream.stats()["last_authorization"] == "Bearer sk-test-secret-key"
+
+
+def test_the_answer_model_gets_the_most_recent_40_messages(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(text="ok")
+    for turn in range(21):
+        server.turn(app_id, f"What is {turn}?")
+    sent = upstream.stats()["request_bodies"][-1]["messages"]
+    assert sent[0]["role"] == "system" and len(sent) == 1 + 40
+    assert sent[1]["content"] == "ok" and sent[-1]["content"] == "What is 20?"
+    assert len(server.history(app_id)) == 42  # everything is kept; only what is sent is capped

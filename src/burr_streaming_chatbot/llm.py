@@ -125,6 +125,7 @@ class OpenAIChatModel:
         self.router_name = settings.router_model
         self.answer_name = settings.answer_model
         self.base_url = settings.openai_base_url
+        self.history_messages = settings.history_messages
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
         self._client = openai.AsyncOpenAI(
@@ -139,33 +140,48 @@ class OpenAIChatModel:
 
     async def choose_mode(self, prompt: str) -> str:
         """Ask the router model for a mode (one non-streaming call)."""
+        body = {
+            "model": self.router_name,
+            "messages": [
+                {"role": "system", "content": ROUTER_INSTRUCTIONS},
+                {"role": "user", "content": prompt},
+            ],
+        }
         try:
-            completion = await self._client.chat.completions.create(
-                model=self.router_name,
-                messages=[
-                    {"role": "system", "content": ROUTER_INSTRUCTIONS},
-                    {"role": "user", "content": prompt},
-                ],
-            )
-        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            completion = await self._client.post("/chat/completions", body=body, cast_to=object)
+            text = completion["choices"][0]["message"]["content"] or ""  # type: ignore[index]
+        except (openai.OpenAIError, httpx.HTTPError, ValueError, LookupError, TypeError) as exc:
             raise _upstream_error(exc) from None
-        if not completion.choices:
-            raise _upstream_error(ValueError("no choices"))
-        return parse_mode(completion.choices[0].message.content or "")
+        return parse_mode(str(text))
 
     async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
-        """Stream the answer model's reply; closing this generator closes the upstream request."""
+        """Stream the answer model's reply; closing this generator closes the upstream request.
+
+        The SDK sends the request and reads the event stream (errors, retries, timeouts, auth),
+        but the body goes as built and the chunks come back as plain dicts: the SDK's typed
+        request transform and chunk models cost more CPU than the rest of a turn together.
+        """
+        body = {
+            "model": self.answer_name,
+            "messages": answer_messages(mode, history[-self.history_messages :]),
+            "stream": True,
+        }
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.answer_name, messages=answer_messages(mode, history), stream=True
+            stream = await self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
             )
             async with stream:
                 async for chunk in stream:
-                    if chunk.choices:
-                        text = chunk.choices[0].delta.content
+                    choices = chunk.get("choices")  # type: ignore[attr-defined]
+                    if choices:
+                        text = (choices[0].get("delta") or {}).get("content")
                         if text:
                             yield text
-        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+        except (openai.OpenAIError, httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
             raise _upstream_error(exc) from None
 
     async def aclose(self) -> None:

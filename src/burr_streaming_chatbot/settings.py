@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     offline_delay_ms: float = Field(default=25.0, ge=0, description="Pause between offline words.")
     request_timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=1, ge=0, description="SDK retries before the first token.")
+    history_messages: int = Field(
+        default=40, ge=1, description="The most recent messages sent to the answer model."
+    )
     storage_dir: Path = Field(default_factory=_default_storage_dir)
     project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
     cache_size: int = Field(default=256, ge=1, description="Conversations kept in memory.")
