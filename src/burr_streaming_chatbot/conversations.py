@@ -21,7 +21,8 @@ from burr.core.graph import Graph
 
 
 from .events import ConversationSummary
-from .persistence import ChatStatePersister, ChatTrackingClient
+from .graph import TERMINAL_ACTIONS
+from .persistence import ChatStatePersister, ChatTrackingClient, SaveAfter
 from .settings import Settings
 
 Key = tuple[str, str]
@@ -88,7 +89,7 @@ class Conversations:
                 default_state={"chat_history": []},
                 default_entrypoint="prompt",
             )
-            .with_state_persister(persister)
+            .with_hooks(SaveAfter(persister, ("prompt", *TERMINAL_ACTIONS)))
             .with_tracker(tracker)
             .with_identifiers(app_id=app_id)
             .abuild()

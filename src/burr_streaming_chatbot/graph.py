@@ -30,8 +30,13 @@ PROMPT_FOR_MORE_TEXT = (
 )
 
 
+# Every action is async: in an async application Burr runs a plain function through its sync
+# path, and then hands its post-step hooks (the persister's, the tracker's) the state from
+# *before* the step (apache-burr 0.42 and 0.43).
+
+
 @action(reads=["chat_history"], writes=["chat_history", "prompt"])
-def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
+async def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
     """Add the user's message to the history.
 
     A prompt equal to a last user message that got no answer (its turn failed) retries it
@@ -45,7 +50,7 @@ def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
 
 
 @action(reads=["prompt"], writes=["safe"])
-def check_safety(state: State) -> tuple[dict, State]:
+async def check_safety(state: State) -> tuple[dict, State]:
     """A stand-in safety check (the blog post's): a prompt containing "unsafe" is unsafe."""
     safe = "unsafe" not in state["prompt"].lower()
     return {"safe": safe}, state.update(safe=safe)

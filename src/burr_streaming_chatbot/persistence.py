@@ -13,11 +13,15 @@ Burr's own classes keep each step's writes constant:
 """
 
 import json
+import os
+from collections.abc import Collection
 from typing import Any, Optional
 
 from burr.core import State
 from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
+from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
+from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel
 
 HISTORY = "chat_history"
 LENGTH = "chat_history_length"
@@ -135,8 +139,58 @@ class ChatStatePersister(AsyncSQLitePersister):
         return [json.loads(row[0]) for row in rows]
 
 
+class SaveAfter(PostRunStepHookAsync):
+    """Persist the state after the named actions only (Burr's ``with_state_persister`` saves
+    after every one). Saving after ``prompt`` and after each answer is all a turn needs: a
+    conversation always resumes at ``prompt``, so the steps in between need not be durable,
+    and the first delta waits for one write instead of three."""
+
+    def __init__(self, persister: AsyncSQLitePersister, actions: Collection[str]) -> None:
+        self.persister = persister
+        self.actions = frozenset(actions)
+
+    async def post_run_step(
+        self,
+        *,
+        app_id: str,
+        partition_key: Optional[str],
+        sequence_id: int,
+        state: State,
+        action: Any,
+        exception: Optional[Exception],
+        **future_kwargs: Any,
+    ) -> None:
+        if exception is None and action.name in self.actions:
+            await self.persister.save(partition_key, app_id, sequence_id, action.name, state, "completed")
+
+
+_GRAPHS: dict[tuple[int, ...], str] = {}
+"""The tracker's ``graph.json`` per graph, serialized once per process."""
+
+
 class ChatTrackingClient(LocalTrackingClient):
     """Burr's local tracker, logging the last ``recent_messages`` of the history after each step."""
+
+    def post_application_create(self, *, app_id: str, partition_key: Optional[str], **kwargs: Any) -> None:
+        """Write ``graph.json`` from a copy made once per process (Burr's tracker reads the
+        source of every action again for each new conversation), then let Burr do the rest."""
+        folder = os.path.join(self.storage_dir, app_id)
+        graph_path = os.path.join(folder, self.GRAPH_FILENAME)
+        graph = kwargs.get("application_graph")
+        if graph is not None and not os.path.exists(graph_path):
+            key = tuple(id(action) for action in graph.actions)
+            if key not in _GRAPHS:
+                if len(_GRAPHS) >= 16:  # graphs are built once; this only guards the memory
+                    _GRAPHS.clear()
+                _GRAPHS[key] = json.dumps(ApplicationModel.from_application_graph(graph).model_dump())
+            self._ensure_dir_structure(app_id)
+            with open(graph_path, "w", encoding="utf-8") as file:
+                file.write(_GRAPHS[key])
+            metadata_path = os.path.join(folder, self.METADATA_FILENAME)
+            if not os.path.exists(metadata_path) and not kwargs.get("parent_pointer"):
+                with open(metadata_path, "w", encoding="utf-8") as file:
+                    json.dump(ApplicationMetadataModel(partition_key=partition_key).model_dump(), file)
+        super().post_application_create(app_id=app_id, partition_key=partition_key, **kwargs)
 
     def __init__(self, *args: Any, recent_messages: int = 4, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
