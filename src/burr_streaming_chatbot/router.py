@@ -20,7 +20,6 @@ from .events import (
     ActionEvent,
     ActionValue,
     ChatEvent,
-    ChatHistoryEvent,
     ChatItem,
     ConversationSummary,
     DeltaEvent,
@@ -255,7 +254,8 @@ async def sse_events(turn: LiveTurn, start: int) -> AsyncIterator[ServerSentEven
                 yield ServerSentEvent(raw_data=data, id=turn.event_id(first + end - 1))
                 index = end
             else:
-                yield ServerSentEvent(raw_data=event.model_dump_json(), id=turn.event_id(first + index))
+                data = event.data if isinstance(event, EncodedEvent) else event.model_dump_json()
+                yield ServerSentEvent(raw_data=data, id=turn.event_id(first + index))
                 index += 1
 
 
@@ -303,7 +303,7 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         # The last turn failed or stopped mid-graph: the state persisted by its last completed
         # step would resume there (and ignore this prompt). Every turn starts at `prompt`.
         app.reset_to_entrypoint()
-    yield ChatHistoryEvent(value=app.state.get("chat_history", []))
+    yield history_event(app.state.get("chat_history", []))
     path: list[str] = []
     last: Any
     try:
@@ -358,6 +358,32 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         conversations.forget(turn.project_id, turn.app_id)
         raise
     yield last
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """An event already serialized as JSON (its shape is one of the :data:`ChatEvent` models)."""
+
+    data: str
+
+
+def history_event(history: list[dict[str, Any]]) -> EncodedEvent:
+    """The ``chat_history`` event (a :class:`ChatHistoryEvent`), serialized straight from the
+    stored messages: they were validated when written, and a long conversation has thousands,
+    which pydantic would take ~100 ms to validate again on every turn."""
+    items = [
+        {
+            "content": item["content"],
+            "type": item.get("type", "text"),
+            "role": item["role"],
+            "mode": item.get("mode"),
+            "model": item.get("model"),
+            "interrupted": item.get("interrupted", False),
+        }
+        for item in history
+    ]
+    value = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    return EncodedEvent('{"type":"chat_history","value":' + value + "}")
 
 
 def _next_sequence_id(app: Application) -> int:
