@@ -90,7 +90,9 @@ class ChatStatePersister(AsyncSQLitePersister):
                     for index, message in enumerate(history[stored:], start=stored)
                 ],
             )
-        lean = state.wipe(delete=[HISTORY]).update(**{LENGTH: len(history)})
+        # Built by hand: Burr's wipe/update deep-copy the field they touch (the whole history).
+        fields = {key: value for key, value in state.get_all().items() if key != HISTORY}
+        lean = State({**fields, LENGTH: len(history)})
         await self.connection.execute(
             f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
             (key_partition, app_id),
@@ -122,7 +124,8 @@ class ChatStatePersister(AsyncSQLitePersister):
         if loaded is None or LENGTH not in loaded["state"]:
             return loaded  # nothing, or a row written by Burr's own persister: use it as is
         history = await self.messages(loaded["partition_key"], loaded["app_id"], loaded["state"][LENGTH])
-        loaded["state"] = loaded["state"].wipe(delete=[LENGTH]).update(**{HISTORY: history})
+        fields = {k: v for k, v in loaded["state"].get_all().items() if k != LENGTH}
+        loaded["state"] = State({**fields, HISTORY: history})
         return loaded
 
     async def messages(
@@ -201,5 +204,5 @@ class ChatTrackingClient(LocalTrackingClient):
         history = state.get(HISTORY)
         if isinstance(history, list) and len(history) > self.recent_messages:
             recent = history[-self.recent_messages :] if self.recent_messages else []
-            state = state.update(**{HISTORY: recent, LENGTH: len(history)})
+            state = state.merge(State({HISTORY: recent, LENGTH: len(history)}))  # shallow
         super().post_run_step(state=state, **kwargs)
