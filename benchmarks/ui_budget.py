@@ -5,7 +5,8 @@ built page's ``index.html`` loads before anything else, each gzipped with Python
 (level 9, which is also ``gzip.compress``'s default, and level 6, zlib's default and what
 servers commonly use), summed, and compared with the 200 KB budget and with Burr's own UI
 (``burr/tracking/server/build/index.html`` of the installed ``burr``, measured the same way).
-Chunks loaded later (the syntax highlighter) are listed apart. KB = 1000 bytes.
+Chunks loaded later (the render worker, the main-thread highlighter used only without workers)
+are listed apart. KB = 1000 bytes.
 
 (b) Long tasks: the fake OpenAI server (``tests/fake_openai.py``, its own process) streams a
 markdown answer with a code block at 200 tokens/s to ``python -m burr_streaming_chatbot``;
@@ -13,19 +14,30 @@ headless Chromium (``/usr/bin/chromium``, via Playwright) opens the page with a
 ``PerformanceObserver`` for ``longtask`` installed before the page's scripts run, sends a
 prompt and waits for the final message. Printed: long tasks during the stream, the longest,
 total blocking time (the sum of each task's time over 50 ms), the stream's duration, and PASS
-when no task of the stream reached 50 ms. Two comparisons run in the same process first: a
-short markdown answer (400 tokens), and the same number of tokens as plain words (one long
-paragraph: no code block, so no syntax highlighting).
+when no task of the stream reached 50 ms. For the longest tasks, what the long animation frame
+that held each one spent its time on (its longest scripts, the style and layout they forced, the
+frame's rendering). Whether the page keeps up: when the answer's last byte reached the browser
+(Resource Timing) and how much later the page showed the final message; for the budget run,
+how long the same answer takes read by a plain HTTP client just before (the server's pace on
+this machine, without a browser competing for the cores). Two comparisons run in the same
+process first: a short markdown answer (400 tokens), and the same number of tokens as plain
+words (one long paragraph: no code block, so no syntax highlighting).
 
     python benchmarks/ui_budget.py                 # both
     python benchmarks/ui_budget.py --js-only       # (a) only; needs no browser
     python benchmarks/ui_budget.py --tokens 4000 --baseline-tokens 400 --delay-ms 5
+    python benchmarks/ui_budget.py --no-plain --trace budget-trace.json   # + a timeline
+
+``--trace`` records a Chromium performance trace of the budget run (JavaScript samples
+included), to open in Chrome DevTools' Performance panel or Perfetto; the script also prints
+the longest tasks of the page's main thread from it, with what ran in each.
 
 Needs the page built (``cd ui_bundle && npm run build``) and the package installed.
 """
 
 import argparse
 import gzip
+import json
 import os
 import platform
 import socket
@@ -188,6 +200,23 @@ OBSERVER = """
   } catch (e) {
     window.__longTaskSupported = false;
   }
+  // Long animation frames say what a long task was made of: scripts (and the style and layout
+  // they forced), then the frame's own style, layout and paint.
+  window.__frames = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        window.__frames.push({
+          start: e.startTime, ms: e.duration, renderStart: e.renderStart,
+          styleAndLayoutStart: e.styleAndLayoutStart,
+          scripts: e.scripts.map((s) => ({
+            invoker: s.invoker, fn: s.sourceFunctionName, url: (s.sourceURL || '').split('/').pop(),
+            ms: s.duration, forced: s.forcedStyleAndLayoutDuration,
+          })),
+        });
+      }
+    }).observe({type: 'long-animation-frame', buffered: true});
+  } catch (e) {}
   const watch = () => {
     new MutationObserver(() => {
       const marks = window.__streamMarks;
@@ -268,6 +297,11 @@ class StreamRun:
     first_text_ms: float
     code_blocks: int
     load_after: float = 0.0
+    sent: float = 0.0
+    last_byte_ms: Optional[float] = None
+    """From Enter to the answer's last byte reaching the browser."""
+    pace_s: Optional[float] = None
+    """The same answer read by a plain HTTP client (budget run only)."""
 
     @property
     def longest(self) -> float:
@@ -282,8 +316,27 @@ class StreamRun:
         return not self.tasks
 
 
+TRACE_CATEGORIES = ",".join(
+    [
+        "devtools.timeline",
+        "disabled-by-default-devtools.timeline",
+        "disabled-by-default-devtools.timeline.frame",
+        "v8.execute",
+        "disabled-by-default-v8.cpu_profiler",
+        "blink.user_timing",
+    ]
+)
+
+
 def stream_once(
-    browser: Any, url: str, fake: Any, label: str, tokens: int, delay_ms: float, markdown: bool
+    browser: Any,
+    url: str,
+    fake: Any,
+    label: str,
+    tokens: int,
+    delay_ms: float,
+    markdown: bool,
+    trace: Optional[Path] = None,
 ) -> StreamRun:
     fake.control(markdown=markdown, tokens=tokens, delay_ms=delay_ms, text=None)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -308,16 +361,34 @@ def stream_once(
               m.sent = performance.now();
             }"""
         )
+        if trace is not None:
+            browser.start_tracing(
+                page=page, path=str(trace), categories=TRACE_CATEGORIES.split(",")
+            )
         box.press("Enter")
         page.wait_for_function("window.__streamMarks.done !== undefined", timeout=300_000)
         page.wait_for_timeout(300)  # a task still running when the message lands is reported late
+        if trace is not None:
+            browser.stop_tracing()
         marks = page.evaluate("window.__streamMarks")
+        # When the answer's last byte reached the browser (its network stack, whatever the page
+        # was doing): the page's own lag is the time from there to the final message shown.
+        last_byte = page.evaluate(
+            """() => {
+              const all = performance.getEntriesByType('resource')
+                .filter((e) => e.name.includes('/response/'));
+              return all.length ? all[all.length - 1].responseEnd : null;
+            }"""
+        )
         tasks = page.evaluate("window.__longTasks")
+        frames = page.evaluate("window.__frames")
         code_blocks = page.locator('[data-testid="assistant-message"] pre').count()
     finally:
         context.close()
     sent, done = marks["sent"], marks["done"]
     during = [t for t in tasks if sent <= t["start"] <= done + 300]
+    for task in during:
+        task["frame"] = _frame_of(task, frames)
     before = [t for t in tasks if t["start"] < sent]
     return StreamRun(
         label=label,
@@ -329,7 +400,42 @@ def stream_once(
         first_text_ms=marks.get("firstText", done) - sent,
         code_blocks=code_blocks,
         load_after=os.getloadavg()[0],
+        sent=sent,
+        last_byte_ms=(last_byte - sent) if last_byte else None,
     )
+
+
+def _frame_of(task: dict[str, Any], frames: list[dict[str, Any]]) -> str:
+    """What the long animation frame holding a long task spent its time on, in short."""
+    for frame in frames:
+        if frame["start"] - 1 <= task["start"] <= frame["start"] + frame["ms"]:
+            parts = []
+            for script in sorted(frame["scripts"], key=lambda s: -s["ms"])[:2]:
+                name = script["fn"] or script["invoker"]
+                forced = f", {script['forced']:.0f} forced style/layout" if script["forced"] else ""
+                parts.append(f"{name} {script['ms']:.0f} ms{forced}")
+            end = frame["start"] + frame["ms"]
+            if frame.get("renderStart"):
+                parts.append(f"rendering {end - frame['renderStart']:.0f} ms")
+            return "; ".join(parts) or "no script"
+    return "?"
+
+
+def server_pace(url: str, fake: Any, tokens: int, delay_ms: float, markdown: bool) -> float:
+    """Seconds the same answer takes read by a plain HTTP client (no page): what the stream can
+    do on this machine now, to tell the page falling behind from the server being slow."""
+    fake.control(markdown=markdown, tokens=tokens, delay_ms=delay_ms, text=None)
+    project = httpx.get(f"{url}{API}/model", timeout=10).json()["project_id"]
+    app_id = f"pace-{int(time.time() * 1000)}"
+    started = time.perf_counter()
+    with httpx.stream(
+        "POST", f"{url}{API}/response/{project}/{app_id}", json={"prompt": "Pace?"}, timeout=300
+    ) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data:") and '"type":"message"' in line.replace(" ", ""):
+                break
+    return time.perf_counter() - started
 
 
 def print_run(run: StreamRun, delay_ms: float) -> None:
@@ -338,11 +444,24 @@ def print_run(run: StreamRun, delay_ms: float) -> None:
     print(f"  {run.label}: {run.tokens} {kind} tokens at {rate:.0f} tokens/s")
     print(f"    stream: {run.duration_ms / 1000:.2f} s from Enter to the final message "
           f"(first text after {run.first_text_ms:.0f} ms); code blocks rendered: {run.code_blocks}")
+    if run.last_byte_ms:
+        lag = run.duration_ms - run.last_byte_ms
+        print(f"    the answer's last byte reached the browser {run.last_byte_ms / 1000:.2f} s "
+              f"after Enter; the page showed the final message {lag:.0f} ms later")
+    nominal = run.tokens * delay_ms / 1000
+    if run.pace_s is not None:
+        more = run.duration_ms / 1000 - run.pace_s
+        print(f"    nominal {nominal:.1f} s; the same answer read by a plain HTTP client: "
+              f"{run.pace_s:.2f} s (the page took {more:+.2f} s more)")
     print(f"    long tasks during the stream: {len(run.tasks)}; longest {run.longest:.0f} ms; "
           f"total blocking time {run.blocking:.0f} ms")
     if run.tasks:
-        worst = sorted((t["ms"] for t in run.tasks), reverse=True)[:8]
-        print(f"    the longest ones (ms): {', '.join(f'{ms:.0f}' for ms in worst)}")
+        worst = sorted(run.tasks, key=lambda t: -t["ms"])[:8]
+        longest = ", ".join(f"{t['ms']:.0f}" for t in worst)
+        print(f"    the longest ones (ms): {longest}")
+        for task in worst[:4]:
+            at = (task["start"] - run.sent) / 1000
+            print(f"      {task['ms']:.0f} ms at {at:.1f} s: {task.get('frame', '?')}")
     print(f"    long tasks while the page loaded (not counted): {len(run.load_tasks)}, "
           f"longest {max((t['ms'] for t in run.load_tasks), default=0):.0f} ms")
     print(f"    load average (1 min) after the run: {run.load_after:.2f}")
@@ -351,7 +470,11 @@ def print_run(run: StreamRun, delay_ms: float) -> None:
 
 
 def long_tasks(
-    tokens: int, baseline_tokens: int, delay_ms: float, plain: bool = True
+    tokens: int,
+    baseline_tokens: int,
+    delay_ms: float,
+    plain: bool = True,
+    trace: Optional[Path] = None,
 ) -> list[StreamRun]:
     from fake_openai import spawned_fake
     from playwright.sync_api import sync_playwright
@@ -369,14 +492,146 @@ def long_tasks(
                         plan.append(("comparison, plain words", tokens, False))
                     plan.append(("budget run", tokens, True))
                     for label, count, markdown in plan:
-                        runs.append(
-                            stream_once(browser, server.url, fake, label, count, delay_ms, markdown)
+                        pace = (
+                            server_pace(server.url, fake, count, delay_ms, markdown)
+                            if label == "budget run"
+                            else None
                         )
+                        runs.append(
+                            stream_once(
+                                browser,
+                                server.url,
+                                fake,
+                                label,
+                                count,
+                                delay_ms,
+                                markdown,
+                                trace if label == "budget run" else None,
+                            )
+                        )
+                        runs[-1].pace_s = pace
                 finally:
                     browser.close()
         finally:
             server.close()
     return runs
+
+
+# A long task's time by kind of work, from the trace's events nested in it.
+_WORK = {
+    "FunctionCall": "script",
+    "EvaluateScript": "script",
+    "v8.compile": "script",
+    "RunMicrotasks": "script",
+    "UpdateLayoutTree": "style",
+    "Layout": "layout",
+    "PrePaint": "paint",
+    "Paint": "paint",
+    "Layerize": "paint",
+    "MajorGC": "gc",
+    "MinorGC": "gc",
+    "V8.GC_MC_BACKGROUND_MARKING": "gc",
+    "ParseHTML": "html",
+}
+
+
+def _main_thread(events: list[dict[str, Any]]) -> Optional[tuple[int, int]]:
+    """(pid, tid) of the page's renderer main thread: the CrRendererMain with the most script."""
+    mains = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+        and e.get("args", {}).get("name") == "CrRendererMain"
+    }
+    busy: dict[tuple[int, int], float] = {}
+    for e in events:
+        key = (e.get("pid"), e.get("tid"))
+        if key in mains and e.get("name") == "FunctionCall" and e.get("ph") == "X":
+            busy[key] = busy.get(key, 0.0) + e.get("dur", 0)
+    return max(busy, key=busy.get) if busy else None  # type: ignore[arg-type]
+
+
+def _samples(events: list[dict[str, Any]], pid: int, tid: int) -> list[tuple[float, list[str]]]:
+    """The JavaScript samples of a thread: (time in µs, frames from the leaf up)."""
+    nodes: dict[str, dict[int, dict[str, Any]]] = {}
+    start: dict[str, float] = {}
+    raw: list[tuple[str, int, float]] = []
+    clock: dict[str, float] = {}
+    for e in events:
+        if e.get("pid") != pid:
+            continue
+        if e.get("name") == "Profile" and e.get("tid") == tid:
+            start[e["id"]] = e["args"]["data"]["startTime"]
+        elif e.get("name") == "ProfileChunk":
+            profile = e["id"]
+            data = e["args"]["data"]
+            cpu = data.get("cpuProfile", {})
+            for node in cpu.get("nodes", []):
+                nodes.setdefault(profile, {})[node["id"]] = node
+            clock.setdefault(profile, start.get(profile, 0.0))
+            for sample, delta in zip(cpu.get("samples", []), data.get("timeDeltas", [])):
+                clock[profile] += delta
+                raw.append((profile, sample, clock[profile]))
+    out = []
+    for profile, sample, at in raw:
+        if profile not in start:
+            continue  # another thread's profile
+        frames = []
+        node = nodes.get(profile, {}).get(sample)
+        while node is not None:
+            frame = node["callFrame"]
+            name = frame.get("functionName") or "(anonymous)"
+            where = frame.get("url", "").rsplit("/", 1)[-1]
+            if where:
+                line, column = frame.get("lineNumber", 0) + 1, frame.get("columnNumber", 0) + 1
+                name = f"{name} {where}:{line}:{column}"
+            frames.append(name)
+            node = nodes[profile].get(node.get("parent")) if node.get("parent") else None
+        out.append((at, frames))
+    return out
+
+
+def summarize_trace(path: Path, top: int = 8) -> None:
+    """Print the longest main-thread tasks of a trace, their time by kind of work, and the page's
+    functions most sampled in them (self time of the leaf frame, and the page frame nearest it)."""
+    data = json.loads(path.read_text())
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    main = _main_thread(events)
+    if main is None:
+        print(f"  trace {path}: no renderer main thread found")
+        return
+    pid, tid = main
+    on_main = [
+        e for e in events if e.get("pid") == pid and e.get("tid") == tid and e.get("ph") == "X"
+    ]
+    tasks = sorted(
+        (
+            e
+            for e in on_main
+            if e.get("name") == "RunTask" and e.get("dur", 0) >= LONG_TASK_MS * 1000
+        ),
+        key=lambda e: -e["dur"],
+    )
+    samples = _samples(events, pid, tid)
+    print(f"  trace {path}: {len(tasks)} main-thread tasks of {LONG_TASK_MS:.0f} ms or more")
+    for task in tasks[:top]:
+        begin, end = task["ts"], task["ts"] + task["dur"]
+        kinds: dict[str, float] = {}
+        for e in on_main:
+            kind = _WORK.get(e.get("name", ""))
+            if kind and begin <= e["ts"] < end:
+                kinds[kind] = kinds.get(kind, 0.0) + e.get("dur", 0) / 1000
+        leaves: dict[str, int] = {}
+        for at, frames in samples:
+            if begin <= at < end and frames:
+                leaves[frames[0]] = leaves.get(frames[0], 0) + 1
+        hot = sorted(leaves.items(), key=lambda kv: -kv[1])[:4]
+        print(
+            f"    {task['dur'] / 1000:.0f} ms: "
+            + ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        )
+        for frame, count in hot:
+            print(f"      {count} samples in {frame}")
 
 
 def machine() -> str:
@@ -411,6 +666,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=5.0, help="5 ms: 200 tokens/s")
     parser.add_argument("--js-only", action="store_true", help="only (a), no browser")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-words comparison")
+    parser.add_argument(
+        "--trace", type=Path, help="write a Chromium performance trace of the budget run here"
+    )
     args = parser.parse_args()
 
     print(f"date {date.today().isoformat()}; {machine()}")
@@ -430,9 +688,13 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
     print(f"== (b) main-thread long tasks while an answer streams ({chromium_version()}, headless)")
-    runs = long_tasks(args.tokens, args.baseline_tokens, args.delay_ms, plain=not args.no_plain)
+    runs = long_tasks(
+        args.tokens, args.baseline_tokens, args.delay_ms, plain=not args.no_plain, trace=args.trace
+    )
     for run in runs:
         print_run(run, args.delay_ms)
+    if args.trace is not None:
+        summarize_trace(args.trace)
     if not runs[-1].passed:
         sys.exit(1)
 

@@ -2,6 +2,12 @@
 import { defineConfig } from 'vite'
 import react from '@vitejs/plugin-react'
 import tailwindcss from '@tailwindcss/vite'
+import { fileURLToPath } from 'node:url'
+
+// The markdown parser decodes character references with decode-named-character-reference, whose
+// "browser" build uses `document`, which a worker lacks. The worker gets its plain build (the one
+// Node resolves to), with the table of entities.
+const entitiesWithoutDom = fileURLToPath(import.meta.resolve('decode-named-character-reference'))
 
 // The built page is served by the Python package at /demos/streaming-chatbot/ (possibly under a
 // sub-path prefix), so every asset URL is relative.
@@ -12,6 +18,17 @@ export default defineConfig({
     outDir: '../src/burr_streaming_chatbot/ui',
     emptyOutDir: true,
     target: 'es2022',
+  },
+  // The render worker (markdown parsing, highlighting) is an ES module, its own chunk.
+  worker: {
+    format: 'es',
+    plugins: () => [
+      {
+        name: 'entities-without-dom',
+        enforce: 'pre',
+        resolveId: (id: string) => (id === 'decode-named-character-reference' ? entitiesWithoutDom : null),
+      },
+    ],
   },
   server: {
     proxy: {

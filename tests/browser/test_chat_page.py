@@ -387,3 +387,124 @@ def test_phone_width_keeps_composer_and_answer_visible_without_sideways_scroll(
     )
     assert widths["page"] <= 375, widths
     assert widths["list"] <= widths["listClient"], widths
+
+
+def test_reload_mid_answer_reattaches_and_shows_the_answer_without_repeating_text(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """Reload while an answer streams: the page loads the history, then reattaches to the answer
+    (``GET /stream``), which goes on growing. If the reload took longer than the server keeps an
+    answer going without a reader (half a second; a loaded machine can take that long), the
+    answer was stopped: the page then shows the stopped partial answer. Either way, no text
+    twice."""
+    words = [f"word{i}" for i in range(70)]
+    full = " ".join(words)
+    upstream.control(text=full, delay_ms=80)  # about 5.6 s
+    open_chat(page, server)
+    send(page, "Tell me a long story?")
+    streaming = page.locator('[data-testid="assistant-message"][data-streaming="true"] .prose')
+    expect(streaming).to_contain_text("word4")
+    app_id = conversation_id(page)
+
+    started = time.monotonic()
+    page.reload()
+    # What the page shows from the reload on, polled: (streaming text length, finished answers).
+    seen: list[tuple[int, int]] = []
+
+    def look() -> bool:
+        state = page.evaluate(
+            """() => {
+              const live = document.querySelector(
+                '[data-testid="assistant-message"][data-streaming="true"] .prose');
+              return [live ? live.textContent.length : -1, document.querySelectorAll(
+                '[data-testid="assistant-message"]:not([data-streaming])').length];
+            }"""
+        )
+        if not seen or tuple(state) != seen[-1]:
+            seen.append(tuple(state))
+        return state[1] >= 1
+
+    assert wait_until(look, 20.0, interval=0.03), f"no finished answer after the reload: {seen}"
+    print(f"reload to first look: {seen[:3]}; {time.monotonic() - started:.2f} s in all")
+    wait_for_answers(page, 1)
+    assert conversation_id(page) == app_id
+    expect(page.get_by_test_id("user-message")).to_have_text(["Tell me a long story?"])
+    answer = finished_answers(page).last
+    text = answer_text(answer)
+    shown = text.split()
+    assert shown == words[: len(shown)], f"the answer is not a prefix of the full text: {text!r}"
+
+    growth = sorted({length for length, _ in seen if length > 0})
+    if answer.get_attribute("data-interrupted") == "true":
+        # Stopped while the page was away: the partial answer, marked as stopped, not failed.
+        print(f"stopped during the reload, after {len(shown)} words")
+        assert len(shown) < len(words)
+        marker = answer.get_by_test_id("interrupted-marker")
+        expect(marker).to_have_text("Stopped")
+        expect(marker).to_have_attribute("data-reason", "stopped")
+        expect(page.get_by_test_id("chat-error")).to_have_count(0)
+        expect(answer.get_by_role("button", name="Regenerate")).to_be_visible()
+    else:
+        # Reattached: the answer went on growing after the reload, to its end.
+        print(f"reattached; streamed lengths seen after the reload: {growth}")
+        assert text == full
+        assert len(growth) >= 2, f"the answer did not grow after the reload: {seen}"
+        expect(answer.get_by_test_id("interrupted-marker")).to_have_count(0)
+    history = server.history(app_id)
+    assert [item["role"] for item in history] == ["user", "assistant"], history
+    assert history[1]["content"].split() == shown
+
+
+def test_leaving_mid_answer_for_longer_than_the_grace_shows_the_stopped_partial(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """Away from the page for longer than the server waits for a reader: the answer is stopped,
+    and coming back shows its partial text marked "Stopped" (not a failure), once."""
+    words = [f"word{i}" for i in range(200)]
+    upstream.control(text=" ".join(words), delay_ms=80)
+    open_chat(page, server)
+    send(page, "Tell me a very long story?")
+    expect(page.locator('[data-streaming="true"] .prose')).to_contain_text("word3")
+    app_id = conversation_id(page)
+    url = page.url
+    page.goto("about:blank")
+    time.sleep(1.5)  # the server keeps an answer going 0.5 s without a reader
+    page.goto(url)
+    wait_for_answers(page, 1)
+    answer = finished_answers(page).last
+    shown = answer_text(answer).split()
+    assert 4 <= len(shown) < len(words) and shown == words[: len(shown)], shown
+    marker = answer.get_by_test_id("interrupted-marker")
+    expect(marker).to_have_text("Stopped")
+    expect(page.get_by_test_id("chat-error")).to_have_count(0)
+    expect(page.get_by_test_id("user-message")).to_have_text(["Tell me a very long story?"])
+    page.wait_for_timeout(500)
+    assert answer_text(finished_answers(page).last).split() == shown, "the stopped answer grew"
+    assert [item["content"].split() for item in server.history(app_id)][1] == shown
+
+
+def test_markdown_and_highlighting_run_in_a_worker(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """The page parses markdown and highlights code in a Web Worker (so a long answer does not
+    hold up the page); a worker that fails to load would silently leave all of it to the page."""
+    warnings: list[str] = []
+    page.on(
+        "console", lambda m: warnings.append(m.text) if m.type in ("warning", "error") else None
+    )
+    upstream.control(
+        text=(
+            "Some **bold** text.\n\n```python\ndef double(x):\n    return x * 2\n```\n\n"
+            "- one\n- two\n"
+        )
+    )
+    open_chat(page, server)
+    send(page, "Show me code?")
+    wait_for_answers(page, 1)
+    answer = finished_answers(page).last
+    expect(answer.locator('pre[data-highlighted="true"] .hljs-keyword').first).to_have_text("def")
+    expect(answer.locator("strong")).to_have_text("bold")
+    expect(answer.locator("li")).to_have_text(["one", "two"])
+    urls = [worker.url for worker in page.workers]
+    assert any("renderWorker" in url for url in urls), urls
+    assert not [w for w in warnings if "worker" in w.lower()], warnings

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from 'react'
 import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
-import { ErrorNotice } from './components/ErrorNotice'
+import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
 import { MessageList } from './components/MessageList'
 import { OfflineBanner } from './components/OfflineBanner'
 import { useChat } from './hooks/useChat'
@@ -10,6 +10,8 @@ import { useConversations } from './hooks/useConversations'
 import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
+import { whenIdle } from './lib/idle'
+import { warmUpRenderer } from './lib/renderClient'
 
 /** Used only when /model cannot be read (the server's default project). */
 export const FALLBACK_PROJECT = 'demo_streaming_chatbot'
@@ -60,6 +62,9 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     setDrawer('none')
     document.getElementById('composer-input')?.focus()
   }
+
+  // The render worker (markdown, highlighting) starts once the page is idle, not with the first answer.
+  useEffect(() => whenIdle(warmUpRenderer, 2000), [])
 
   useEffect(() => {
     if (drawer === 'none') return
@@ -162,6 +167,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             {chat.error && chat.status === 'error' && (
               <ErrorNotice error={chat.error} onRetry={() => void chat.retry()} busy={streaming} />
             )}
+            {chat.stoppedEarly && chat.status === 'idle' && <StoppedNotice onRegenerate={() => void chat.retry()} />}
           </MessageList>
           {streaming && chat.activeAction && (
             <p className="border-t border-gray-200 bg-white px-4 py-1 text-xs text-gray-500 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-400 lg:hidden">

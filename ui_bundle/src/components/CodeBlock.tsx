@@ -1,16 +1,10 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react'
-
-type Highlighter = typeof import('../lib/highlight')
-let highlighter: Promise<Highlighter> | null = null
-function loadHighlighter(): Promise<Highlighter> {
-  highlighter ??= import('../lib/highlight')
-  return highlighter
-}
-
-interface Highlighted {
-  code: string
-  node: ReactNode
-}
+import { memo, useEffect, useMemo, useRef, useState } from 'react'
+import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
+import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
+import type { ElementContent } from 'hast'
+import { LINES_PER_BLOCK, type HighlightedBlocks } from '../lib/codeLines'
+import { whenIdle } from '../lib/idle'
+import { highlightAsync } from '../lib/renderClient'
 
 async function copyText(text: string): Promise<boolean> {
   try {
@@ -36,34 +30,104 @@ async function copyText(text: string): Promise<boolean> {
   }
 }
 
+/** The plain text of each block of LINES_PER_BLOCK lines, each line but the code's last ending in "\n". */
+export function plainBlocks(code: string): string[] {
+  const lines = code.split('\n')
+  const blocks: string[] = []
+  for (let start = 0; start < lines.length; start += LINES_PER_BLOCK) {
+    const end = Math.min(start + LINES_PER_BLOCK, lines.length)
+    blocks.push(lines.slice(start, end).join('\n') + (end < lines.length ? '\n' : ''))
+  }
+  return blocks
+}
+
+/** The highlighted lines of one block (a JSON string from the highlighter) as React elements. */
+function highlightedBlock(json: string, lastBlock: boolean) {
+  const lines = JSON.parse(json) as ElementContent[][]
+  const children: ElementContent[] = []
+  lines.forEach((line, index) => {
+    children.push(...line)
+    if (!lastBlock || index < lines.length - 1) children.push({ type: 'text', value: '\n' })
+  })
+  return toJsxRuntime({ type: 'root', children }, { Fragment, jsx, jsxs, passKeys: true })
+}
+
 /**
- * A fenced code block: highlighted once the highlighter has loaded. While code streams in, the
- * part already highlighted stays coloured and the newer tail shows as plain text.
+ * One block of lines: its own block box, so a change to it (growing while streamed, turning
+ * highlighted) makes the browser lay out and restyle this block only. The element stays the same
+ * when its content turns highlighted, so its siblings are not restyled either.
  */
-export function CodeBlock({ code, language }: { code: string; language: string | undefined }) {
+const LinesBlock = memo(function LinesBlock({
+  text,
+  json,
+  last,
+  lines,
+}: {
+  text: string
+  json: string | null
+  last: boolean
+  lines: number
+}) {
+  const highlighted = useMemo(() => (json === null ? null : highlightedBlock(json, last)), [json, last])
+  // Off screen, a block is neither styled, laid out nor painted (content-visibility), so
+  // highlighting a long block far above the answer being written costs little. Its height is
+  // known while skipped (lines of 1.625em, the code's line height); it is as wide as its longest
+  // line, so paint containment does not clip a line scrolled into view sideways.
+  return (
+    <span className="block w-max min-w-full [content-visibility:auto]" style={{ containIntrinsicBlockSize: `auto ${lines * 1.625}em` }}>
+      {highlighted ?? text}
+    </span>
+  )
+})
+
+interface Highlighted {
+  code: string
+  language: string | undefined
+  blocks: HighlightedBlocks
+}
+
+/**
+ * A fenced code block with a copy button. While its code is still being streamed (`open`) it is
+ * plain text. Once complete it is highlighted off the main thread (the render worker), and the
+ * highlighted blocks of lines replace the plain ones one per step, in idle time, so no step is a
+ * long task however long the code.
+ */
+export const CodeBlock = memo(function CodeBlock({
+  code,
+  language,
+  open = false,
+}: {
+  code: string
+  language: string | undefined
+  open?: boolean
+}) {
   const [highlighted, setHighlighted] = useState<Highlighted | null>(null)
+  /** How many blocks are shown highlighted. */
+  const [shown, setShown] = useState(0)
   const [copied, setCopied] = useState<'idle' | 'copied' | 'failed'>('idle')
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
 
   useEffect(() => {
+    if (open) return
     let cancelled = false
-    const delay = highlighted ? 120 : 0
-    const handle = setTimeout(() => {
-      loadHighlighter()
-        .then(({ highlight }) => {
-          if (cancelled) return
-          const node = highlight(code, language)
-          setHighlighted(node === null ? null : { code, node })
-        })
-        .catch(() => undefined)
-    }, delay)
+    highlightAsync(code, language)
+      .then((blocks) => {
+        if (cancelled || !blocks) return
+        setHighlighted({ code, language, blocks })
+        setShown(1)
+      })
+      .catch(() => undefined)
     return () => {
       cancelled = true
-      clearTimeout(handle)
     }
-    // Re-highlight only when the code or language changes.
-    // (`highlighted` is read for the delay only.)
-  }, [code, language])
+  }, [code, language, open])
+
+  const current = highlighted && highlighted.code === code && highlighted.language === language ? highlighted.blocks : null
+  const total = current?.length ?? 0
+  useEffect(() => {
+    if (!current || shown >= total) return
+    return whenIdle(() => setShown((n) => Math.min(n + 1, total)))
+  }, [current, shown, total])
 
   useEffect(() => () => clearTimeout(timer.current), [])
 
@@ -74,15 +138,9 @@ export function CodeBlock({ code, language }: { code: string; language: string |
     timer.current = setTimeout(() => setCopied('idle'), 2000)
   }
 
-  let body: ReactNode = code
-  if (highlighted && code.startsWith(highlighted.code)) {
-    body = (
-      <>
-        {highlighted.node}
-        {code.slice(highlighted.code.length)}
-      </>
-    )
-  }
+  const plain = useMemo(() => plainBlocks(code), [code])
+  const lineCount = useMemo(() => code.split('\n').length, [code])
+  const done = current !== null && shown >= total
 
   return (
     <div className="code-block not-prose group relative my-3 overflow-hidden rounded-md border border-gray-200 bg-gray-50 dark:border-gray-700 dark:bg-gray-900">
@@ -97,9 +155,19 @@ export function CodeBlock({ code, language }: { code: string; language: string |
           {copied === 'copied' ? 'Copied' : copied === 'failed' ? 'Copy failed' : 'Copy'}
         </button>
       </div>
-      <pre className="overflow-x-auto p-3 text-[13px] leading-relaxed">
-        <code className={language ? `hljs language-${language}` : 'hljs'}>{body}</code>
+      <pre className="overflow-x-auto p-3 text-[13px] leading-relaxed" data-highlighted={done ? 'true' : undefined}>
+        <code className={language ? `hljs block language-${language}` : 'hljs block'}>
+          {plain.map((text, index) => (
+            <LinesBlock
+              key={index}
+              text={text}
+              lines={index === plain.length - 1 ? lineCount - index * LINES_PER_BLOCK : LINES_PER_BLOCK}
+              json={current && index < shown ? (current[index] ?? null) : null}
+              last={index === plain.length - 1}
+            />
+          ))}
+        </code>
       </pre>
     </div>
   )
-}
+})

@@ -25,3 +25,23 @@ export function ErrorNotice({ error, onRetry, busy }: { error: ChatError; onRetr
     </div>
   )
 }
+
+/** The last turn was stopped before any text: a neutral note (not a failure), and a way to ask again. */
+export function StoppedNotice({ onRegenerate, busy }: { onRegenerate: () => void; busy?: boolean }) {
+  return (
+    <div
+      data-testid="stopped-notice"
+      className="flex flex-wrap items-center gap-3 rounded-lg border border-gray-200 bg-gray-50 px-4 py-2 text-sm text-gray-700 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-300"
+    >
+      <p className="min-w-0 flex-1">Stopped before any answer.</p>
+      <button
+        type="button"
+        onClick={onRegenerate}
+        disabled={busy}
+        className="rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-100 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue disabled:opacity-50 dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
+      >
+        Regenerate
+      </button>
+    </div>
+  )
+}

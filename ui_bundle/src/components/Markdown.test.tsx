@@ -1,21 +1,30 @@
-import { render, screen, within } from '@testing-library/react'
-import { describe, expect, it, vi } from 'vitest'
+import { act, render, screen, within } from '@testing-library/react'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Markdown } from './Markdown'
 import { Message } from './Message'
+import { MessageList } from './MessageList'
+import { setRenderBackend } from '../lib/renderClient'
+import { waitInAct } from '../test/act'
+import { manualBackend } from '../test/renderBackend'
+import type { DisplayMessage } from '../hooks/useChat'
 import type { ChatItem } from '../lib/types'
 
-// Count how often each block's text goes through the markdown parser.
+// Count how often each block's text goes through the markdown parser on the page's thread.
 const parsed = vi.hoisted(() => [] as string[])
-vi.mock('react-markdown', async (importOriginal) => {
-  const original = await importOriginal<typeof import('react-markdown')>()
-  const Original = original.default
+vi.mock('../lib/markdownPipeline', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../lib/markdownPipeline')>()
   return {
     ...original,
-    default: (props: Parameters<typeof Original>[0]) => {
-      parsed.push(String(props.children))
-      return <Original {...props} />
+    parsePieces: (text: string) => {
+      parsed.push(text)
+      return original.parsePieces(text)
     },
   }
+})
+
+afterEach(() => {
+  setRenderBackend(undefined)
+  parsed.length = 0
 })
 
 function assistant(content: string, extra: Partial<ChatItem> = {}): ChatItem {
@@ -32,6 +41,13 @@ describe('Markdown', () => {
     expect(container.querySelector('del')).toHaveTextContent('gone')
     expect(screen.getByRole('table')).toBeInTheDocument()
     expect(screen.getByRole('checkbox')).toBeChecked()
+  })
+
+  it('renders a list as one list, its items in order', () => {
+    const { container } = render(<Markdown text={'Intro\n\n1. one\n2. **two**\n3. three'} />)
+    expect(container.querySelectorAll('ol')).toHaveLength(1)
+    expect([...container.querySelectorAll('ol > li')].map((li) => li.textContent)).toEqual(['one', 'two', 'three'])
+    expect(container.querySelector('ol strong')).toHaveTextContent('two')
   })
 
   it('keeps raw HTML as visible text and never creates script or img elements', () => {
@@ -79,6 +95,83 @@ describe('Markdown', () => {
   })
 })
 
+describe('Markdown with a render worker', () => {
+  it('parses the streamed block off the page, one request at a time, showing the last version meanwhile', async () => {
+    const worker = manualBackend()
+    setRenderBackend(worker.backend)
+    const { container, rerender } = render(<Markdown text={'Some **bo'} streaming />)
+    // Nothing parsed yet: the text as it came, and a request to the worker (none on this thread).
+    expect(container).toHaveTextContent('Some **bo')
+    expect(worker.parses).toEqual(['Some **bo'])
+
+    rerender(<Markdown text={'Some **bold** te'} streaming />)
+    rerender(<Markdown text={'Some **bold** text'} streaming />)
+    expect(worker.parses).toEqual(['Some **bo']) // still one in flight: no backlog
+    await act(async () => worker.answerParse())
+    expect(container.querySelector('strong')).toBeNull() // "**bo" is not bold yet
+    expect(container).toHaveTextContent('Some **bo')
+
+    // The newest text is asked for next (after a rest as long as the parse took).
+    await waitInAct(() => expect(worker.parses).toEqual(['Some **bold** text']))
+    await act(async () => worker.answerParse())
+    expect(container.querySelector('strong')).toHaveTextContent('bold')
+    expect(parsed).toEqual([]) // nothing parsed on the page's thread
+  })
+
+  it('shows a code block being streamed as plain text, and highlights it once closed', async () => {
+    const worker = manualBackend()
+    setRenderBackend(worker.backend)
+    const code = Array.from({ length: 130 }, (_, i) => `x_${i} = ${i}`).join('\n')
+    const partial = code.slice(0, code.indexOf('x_20 =') + 3) // ends inside a line
+    const { container, rerender } = render(<Markdown text={`\`\`\`python\n${partial}`} streaming />)
+    expect(container.querySelector('pre code')?.textContent).toBe(partial)
+    rerender(<Markdown text={`\`\`\`python\n${code}\n`} streaming />)
+    expect(worker.parses).toEqual([]) // a fenced block needs no markdown parser
+    expect(worker.highlights).toEqual([]) // nor highlighting while it is written
+
+    rerender(<Markdown text={`\`\`\`python\n${code}\n\`\`\`\n`} streaming />)
+    expect(worker.highlights).toEqual([code])
+    await act(async () => worker.answerHighlight())
+    const pre = container.querySelector('pre')!
+    // Highlighted a block of lines at a time, in idle time; the text stays the code throughout.
+    expect(pre.querySelector('code')?.textContent).toBe(code)
+    await waitInAct(() => expect(pre).toHaveAttribute('data-highlighted', 'true'))
+    expect(pre.querySelector('code')?.textContent).toBe(code)
+    expect(pre.querySelectorAll('code > span')).toHaveLength(3) // 130 lines: blocks of 60
+    expect(pre.querySelector('.hljs-number')).not.toBeNull()
+  })
+})
+
+describe('MessageList, when the final message replaces the streamed one', () => {
+  const question: DisplayMessage = { item: { role: 'user', content: 'Q', type: 'text', mode: null, model: null, interrupted: false } }
+  const text = 'Intro paragraph.\n\n```python\nprint(1)\n```\n\n- one\n- two'
+
+  function list(messages: DisplayMessage[], streaming: boolean, streamingText = '') {
+    return <MessageList messages={messages} streaming={streaming} streamingText={streamingText} mode={null} activeAction={null} />
+  }
+
+  it('keeps what is rendered: no parsing, no highlighting, the same elements', async () => {
+    const worker = manualBackend()
+    setRenderBackend(worker.backend)
+    const { container, rerender } = render(list([question], true, text))
+    while (worker.parses.length) await act(async () => worker.answerParse())
+    await act(async () => worker.answerHighlight())
+    await waitInAct(() => expect(container.querySelector('pre')).toHaveAttribute('data-highlighted', 'true'))
+    const pre = container.querySelector('pre')
+    const item = container.querySelector('li')
+
+    rerender(list([question, { item: assistant(text) }], false))
+    const answer = screen.getAllByTestId('assistant-message')
+    expect(answer).toHaveLength(1)
+    expect(answer[0]).not.toHaveAttribute('data-streaming')
+    expect(container.querySelector('pre')).toBe(pre)
+    expect(container.querySelector('li')).toBe(item)
+    expect(worker.parses).toEqual([])
+    expect(worker.highlights).toEqual([])
+    expect(parsed).toEqual([])
+  })
+})
+
 describe('Message', () => {
   it('shows mode, model and time to first token of an answer', () => {
     render(
@@ -99,6 +192,14 @@ describe('Message', () => {
     render(<Message message={{ item: assistant('Partial ans', { interrupted: true }) }} />)
     expect(screen.getByTestId('assistant-message')).toHaveAttribute('data-interrupted', 'true')
     expect(screen.getByTestId('interrupted-marker')).toHaveTextContent(/interrupted/i)
+  })
+
+  it('marks a stopped answer as stopped, not as a failure', () => {
+    render(<Message message={{ item: assistant('Partial ans', { interrupted: true }), stopped: true }} />)
+    const marker = screen.getByTestId('interrupted-marker')
+    expect(marker).toHaveTextContent('Stopped')
+    expect(marker).toHaveAttribute('data-reason', 'stopped')
+    expect(marker).not.toHaveTextContent(/interrupted|cut short/i)
   })
 
   it('shows user text as typed, not as markdown or HTML', () => {

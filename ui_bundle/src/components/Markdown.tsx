@@ -1,10 +1,21 @@
-import { memo, useMemo } from 'react'
-import ReactMarkdown, { type Components } from 'react-markdown'
-import remarkGfm from 'remark-gfm'
-import type { Element, ElementContent } from 'hast'
-import { splitBlocks } from '../lib/blocks'
-import remarkHtmlAsText from '../lib/remarkHtmlAsText'
+import { cloneElement, createContext, isValidElement, memo, useContext, useEffect, useMemo, useRef, useState } from 'react'
+import type { Components } from 'react-markdown'
+import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
+import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
+import type { Element, ElementContent, RootContent } from 'hast'
+import { endsInOpenFence, fencedCode, splitBlocks } from '../lib/blocks'
+import { parsePieces, type Piece } from '../lib/markdownPipeline'
+import { hasRenderWorker, parseAsync } from '../lib/renderClient'
 import { CodeBlock } from './CodeBlock'
+
+/** Longest block of a finished message parsed on the main thread when first shown (see parsesHere). */
+export const SYNC_PARSE_LIMIT = 2000
+
+/** The longest rest between two parses of a block being streamed. */
+const MAX_REST_MS = 200
+
+/** Whether the code of the block being rendered may still grow: shown plain, not highlighted. */
+const CodeOpen = createContext(false)
 
 function textOf(nodes: ElementContent[]): string {
   return nodes.map((n) => (n.type === 'text' ? n.value : n.type === 'element' ? textOf(n.children) : '')).join('')
@@ -19,17 +30,20 @@ function languageOf(code: Element): string | undefined {
   return undefined
 }
 
+function Pre({ node, children }: { node?: Element | undefined; children?: React.ReactNode }) {
+  const open = useContext(CodeOpen)
+  const code = node?.children.find((c): c is Element => c.type === 'element' && c.tagName === 'code')
+  if (!code) return <pre>{children}</pre>
+  return <CodeBlock code={textOf(code.children).replace(/\n$/, '')} language={languageOf(code)} open={open} />
+}
+
 const components: Components = {
   a: ({ node: _node, href, children, ...rest }) => (
     <a {...rest} href={href} target="_blank" rel="noopener noreferrer">
       {children}
     </a>
   ),
-  pre: ({ node, children }) => {
-    const code = node?.children.find((c): c is Element => c.type === 'element' && c.tagName === 'code')
-    if (!code) return <pre>{children}</pre>
-    return <CodeBlock code={textOf(code.children).replace(/\n$/, '')} language={languageOf(code)} />
-  },
+  pre: Pre,
   // Images in model output are links, not loads: nothing is fetched without a click.
   img: ({ src, alt }) =>
     typeof src === 'string' && src ? (
@@ -46,24 +60,141 @@ const components: Components = {
   ),
 }
 
-const remarkPlugins = [remarkGfm, remarkHtmlAsText]
+const toJsxOptions = {
+  Fragment,
+  jsx,
+  jsxs,
+  components: components as Parameters<typeof toJsxRuntime>[1]['components'],
+  ignoreInvalidStyle: true,
+  passKeys: true,
+  passNode: true,
+}
 
-/** One top-level block; memoized so finished blocks are not parsed again as text streams in. */
-const Block = memo(function Block({ text }: { text: string }) {
-  return (
-    <ReactMarkdown remarkPlugins={remarkPlugins} components={components}>
-      {text}
-    </ReactMarkdown>
+/** One top-level node (or list item); memoized on its JSON, so an unchanged one costs nothing. */
+const NodePiece = memo(function NodePiece({ json }: { json: string }) {
+  return toJsxRuntime(JSON.parse(json) as RootContent, toJsxOptions)
+})
+
+/** A list: its element (from its JSON without children), with each item a NodePiece. */
+const ListPiece = memo(function ListPiece({ shell, items }: { shell: string; items: string[] }) {
+  const list = useMemo(() => toJsxRuntime(JSON.parse(shell) as Element, toJsxOptions), [shell])
+  return isValidElement(list)
+    ? cloneElement(
+        list,
+        undefined,
+        items.map((item, index) => <NodePiece key={index} json={item} />),
+      )
+    : null
+})
+
+/** A parsed block. */
+const Pieces = memo(function Pieces({ pieces }: { pieces: Piece[] }) {
+  return pieces.map((piece, index) =>
+    piece.kind === 'list' ? (
+      <ListPiece key={index} shell={piece.shell} items={piece.items} />
+    ) : (
+      <NodePiece key={index} json={piece.json} />
+    ),
   )
 })
 
-/** GitHub-flavoured markdown; raw HTML in it shows as text and never runs. */
-export function Markdown({ text }: { text: string }) {
+interface Parsed {
+  text: string
+  pieces: Piece[]
+}
+
+/**
+ * Whether a block is parsed right away on the main thread rather than in the worker. Only a
+ * block of a finished message shown for the first time (history), and not a long one: while an
+ * answer streams, and whenever a version of the block is on the page already, the page keeps
+ * what it shows until the worker answers (the parser is cold on the main thread: even a short
+ * block can take tens of milliseconds there).
+ */
+function parsesHere(text: string, streaming: boolean, showsSomething: boolean): boolean {
+  if (!hasRenderWorker()) return true
+  if (streaming || showsSomething) return false
+  return text.length <= SYNC_PARSE_LIMIT
+}
+
+function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; streaming: boolean }) {
+  /** The newest version parsed, from either thread. */
+  const [parsed, setParsed] = useState<Parsed | null>(null)
+  let shown = parsed
+  if (shown?.text !== text && parsesHere(text, streaming, shown !== null)) {
+    shown = { text, pieces: parsePieces(text) }
+    setParsed(shown) // state from this render (React re-renders at once, before the children)
+  }
+  const waiting = shown?.text !== text
+
+  const latest = useRef(text)
+  const inFlight = useRef(false)
+  const mounted = useRef(true)
+  useEffect(() => {
+    latest.current = text
+  })
+  useEffect(() => {
+    mounted.current = true
+    return () => {
+      mounted.current = false
+    }
+  }, [])
+  /** When the worker may be asked again (see below). */
+  const nextAsk = useRef(0)
+  const [, setWake] = useState(0)
+  useEffect(() => {
+    // One parse in flight per block: when it lands, the newest text is asked for (the effect runs
+    // again because `parsed` changed), so the worker never works through a backlog. And it rests
+    // as long as it worked: a long block being streamed costs the worker half a core at most, and
+    // the page a re-render per parse, not per frame.
+    if (!waiting || inFlight.current) return
+    const wait = nextAsk.current - performance.now()
+    if (wait > 0) {
+      const timer = setTimeout(() => setWake((n) => n + 1), wait)
+      return () => clearTimeout(timer)
+    }
+    inFlight.current = true
+    const asked = text
+    const started = performance.now()
+    parseAsync(asked).then(
+      (pieces) => {
+        inFlight.current = false
+        const now = performance.now()
+        nextAsk.current = now + Math.min(MAX_REST_MS, now - started)
+        // Even an older version is newer than what is shown; a version parsed here since wins.
+        if (mounted.current) setParsed((previous) => (previous?.text === latest.current ? previous : { text: asked, pieces }))
+      },
+      () => {
+        inFlight.current = false // the last version shown stays
+      },
+    )
+  })
+
+  if (!shown) return <p className="whitespace-pre-wrap">{text}</p>
+  const open = endsInOpenFence(shown.text) && (live || waiting)
+  return (
+    <CodeOpen.Provider value={open}>
+      <Pieces pieces={shown.pieces} />
+    </CodeOpen.Provider>
+  )
+}
+
+/** One top-level block; memoized so finished blocks are not rendered again as text streams in. */
+const Block = memo(function Block({ text, live, streaming }: { text: string; live: boolean; streaming: boolean }) {
+  const fenced = useMemo(() => fencedCode(text), [text])
+  if (fenced) return <CodeBlock code={fenced.code} language={fenced.language} open={live && !fenced.closed} />
+  return <ParsedBlock text={text} live={live} streaming={streaming} />
+})
+
+/**
+ * GitHub-flavoured markdown; raw HTML in it shows as text and never runs. While `streaming`, the
+ * last block is the one being written: its code is plain text until its fence closes.
+ */
+export function Markdown({ text, streaming = false }: { text: string; streaming?: boolean }) {
   const blocks = useMemo(() => splitBlocks(text), [text])
   return (
     <div className="prose prose-sm max-w-none break-words dark:prose-invert prose-pre:my-0 prose-code:before:content-none prose-code:after:content-none prose-code:rounded prose-code:bg-gray-100 prose-code:px-1 prose-code:font-normal dark:prose-code:bg-gray-800 prose-a:text-blue-700 dark:prose-a:text-sky-300">
       {blocks.map((block, index) => (
-        <Block key={index} text={block} />
+        <Block key={index} text={block} live={streaming && index === blocks.length - 1} streaming={streaming} />
       ))}
     </div>
   )

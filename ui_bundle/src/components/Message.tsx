@@ -35,49 +35,83 @@ function MetaLine({ item, meta, streaming }: { item?: ChatItem; meta?: AnswerMet
   )
 }
 
-function Body({ item }: { item: ChatItem }) {
+function Body({ item, streaming }: { item: ChatItem; streaming: boolean }) {
   if (item.role === 'user') {
     return <p className="whitespace-pre-wrap break-words">{item.content}</p>
   }
   if (item.type === 'image' && /^https?:\/\//i.test(item.content)) {
     return <img src={item.content} alt="Generated" className="max-h-96 rounded-md" loading="lazy" />
   }
-  return <Markdown text={item.content} />
+  return <Markdown text={item.content} streaming={streaming} />
+}
+
+/** What is going on while an answer streams. */
+export interface StreamingInfo {
+  mode: string | null
+  /** The Burr action running now. */
+  action: string | null
 }
 
 interface MessageProps {
   message: DisplayMessage
   /** Shown on the last answer when the page can ask again. */
   onRegenerate?: (() => void) | undefined
+  /** Set while this answer is being streamed. */
+  streaming?: StreamingInfo | undefined
 }
 
-/** One message of the conversation; memoized so finished messages do not re-render per token. */
-export const Message = memo(function Message({ message, onRegenerate }: MessageProps) {
-  const { item, meta } = message
+/**
+ * One message of the conversation; memoized so finished messages do not re-render per token.
+ * The answer being streamed is this component too, at the place its final message takes, so
+ * when the message arrives React keeps everything already rendered (parsed blocks, highlighted
+ * code) instead of building it again.
+ */
+export const Message = memo(function Message({ message, onRegenerate, streaming }: MessageProps) {
+  const { item, meta, stopped } = message
   const isUser = item.role === 'user'
   const isError = item.type === 'error'
+  const waiting = streaming && !item.content
   return (
     <article
       data-testid={isUser ? 'user-message' : 'assistant-message'}
+      data-streaming={streaming ? 'true' : undefined}
       data-interrupted={item.interrupted ? 'true' : undefined}
-      aria-label={isUser ? 'You said' : 'Assistant answered'}
+      aria-label={isUser ? 'You said' : streaming ? 'Assistant is answering' : 'Assistant answered'}
+      // The class stays the same when streaming ends (the border follows data-streaming): a class
+      // change makes the browser restyle the whole answer (the typography plugin's `not-prose`
+      // rules match on the class attribute of any ancestor), a long task for a long answer.
       className={
         isUser
-          ? 'ml-auto max-w-[85%] rounded-lg bg-blue-50 px-4 py-2 text-gray-900 dark:bg-dwdarkblue dark:text-gray-100'
+          ? 'ml-auto w-fit max-w-[85%] rounded-lg bg-blue-50 px-4 py-2 text-gray-900 dark:bg-dwdarkblue dark:text-gray-100'
           : `max-w-full rounded-lg border px-4 py-3 ${
               isError
                 ? 'border-dwred/50 bg-red-50 text-red-900 dark:bg-red-950/40 dark:text-red-100'
-                : 'border-gray-200 bg-white text-gray-900 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-100'
+                : 'border-gray-200 bg-white text-gray-900 data-streaming:border-dwlightblue/40 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-100 dark:data-streaming:border-dwlightblue/40'
             }`
       }
     >
-      <Body item={item} />
-      {item.interrupted && (
-        <p data-testid="interrupted-marker" className="mt-2 block w-fit rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
-          Interrupted: this answer was cut short.
+      {waiting ? (
+        <p className="text-sm text-gray-500 dark:text-gray-400">
+          Thinking{streaming.action ? ` (${streaming.action})` : ''}…
         </p>
+      ) : (
+        <Body item={item} streaming={Boolean(streaming)} />
       )}
-      {!isUser && <MetaLine item={item} meta={meta} />}
+      {item.interrupted &&
+        (stopped ? (
+          <p
+            data-testid="interrupted-marker"
+            data-reason="stopped"
+            className="mt-2 block w-fit rounded bg-gray-100 px-2 py-0.5 text-xs font-medium text-gray-700 dark:bg-gray-800 dark:text-gray-300"
+          >
+            Stopped
+          </p>
+        ) : (
+          <p data-testid="interrupted-marker" className="mt-2 block w-fit rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
+            Interrupted: this answer was cut short.
+          </p>
+        ))}
+      {!isUser && <MetaLine item={item} meta={meta} {...(streaming ? { streaming: { mode: streaming.mode } } : {})} />}
       {onRegenerate && (
         <button
           type="button"
@@ -91,23 +125,7 @@ export const Message = memo(function Message({ message, onRegenerate }: MessageP
   )
 })
 
-/** The answer streaming now. */
-export function StreamingMessage({ text, mode, action }: { text: string; mode: string | null; action: string | null }) {
-  return (
-    <article
-      data-testid="assistant-message"
-      data-streaming="true"
-      aria-label="Assistant is answering"
-      className="max-w-full rounded-lg border border-dwlightblue/40 bg-white px-4 py-3 text-gray-900 dark:bg-gray-900 dark:text-gray-100"
-    >
-      {text ? (
-        <Markdown text={text} />
-      ) : (
-        <p className="text-sm text-gray-500 dark:text-gray-400">
-          Thinking{action ? ` (${action})` : ''}…
-        </p>
-      )}
-      <MetaLine streaming={{ mode }} />
-    </article>
-  )
+/** The item of an answer being streamed. */
+export function streamingItem(text: string, mode: string | null): ChatItem {
+  return { role: 'assistant', content: text, type: 'text', mode, model: null, interrupted: false }
 }

@@ -1,6 +1,6 @@
-import { useCallback, useLayoutEffect, useRef, useState } from 'react'
+import { Children, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
-import { Message, StreamingMessage } from './Message'
+import { Message, streamingItem } from './Message'
 
 interface MessageListProps {
   messages: DisplayMessage[]
@@ -42,10 +42,29 @@ export function MessageList(props: MessageListProps) {
     if (lastRole === 'user') setFollowing(true)
   }, [count, lastRole, setFollowing])
 
+  // Following the text: the conversation's size is watched (a ResizeObserver runs after the
+  // browser's layout, so scrolling there costs no extra layout, and it also sees growth that
+  // comes later than the text: a block parsed in the worker, a highlighted code block). Without
+  // ResizeObserver, each change of the streamed text scrolls.
+  const content = useRef<HTMLDivElement>(null)
+  const observes = typeof ResizeObserver !== 'undefined'
+  useEffect(() => {
+    const el = scroller.current
+    const inner = content.current
+    if (!el || !inner || !observes) return
+    const observer = new ResizeObserver(() => {
+      if (followRef.current) el.scrollTop = el.scrollHeight
+    })
+    observer.observe(inner)
+    return () => observer.disconnect()
+  }, [observes])
+
+  // (The number of notices, not `children` itself: that is a new array at every render.)
+  const notices = Children.toArray(children).length
   useLayoutEffect(() => {
     const el = scroller.current
     if (el && followRef.current) el.scrollTop = el.scrollHeight
-  }, [count, streamingText, streaming, children])
+  }, [count, streaming, notices, observes ? null : streamingText])
 
   const jump = () => {
     const el = scroller.current
@@ -54,24 +73,36 @@ export function MessageList(props: MessageListProps) {
   }
 
   const lastIndex = messages.length - 1
+  const items = messages.map((message, index) => (
+    <Message
+      key={index}
+      message={message}
+      onRegenerate={index === lastIndex && message.item.role === 'assistant' ? onRegenerate : undefined}
+    />
+  ))
+  if (streaming) {
+    // In the same list, keyed as the message it becomes: when the final message arrives, React
+    // keeps what is rendered (parsed blocks, highlighted code) instead of building it again.
+    items.push(
+      <Message
+        key={messages.length}
+        message={{ item: streamingItem(streamingText, mode) }}
+        streaming={{ mode, action: activeAction }}
+      />,
+    )
+  }
   return (
     <div className="relative min-h-0 flex-1">
       <div
         ref={scroller}
         onScroll={onScroll}
         data-testid="message-list"
-        className="h-full overflow-y-auto px-3 py-4 sm:px-6"
+        // Opaque (the page's colour), so the browser can scroll it without painting it again.
+        className="h-full overflow-y-auto bg-gray-50 px-3 py-4 sm:px-6 dark:bg-gray-950"
       >
-        <div role="log" aria-live="polite" aria-label="Conversation" className="mx-auto flex max-w-3xl flex-col gap-4">
+        <div ref={content} role="log" aria-live="polite" aria-label="Conversation" className="mx-auto max-w-3xl space-y-4">
           {messages.length === 0 && !streaming ? empty : null}
-          {messages.map((message, index) => (
-            <Message
-              key={index}
-              message={message}
-              onRegenerate={index === lastIndex && message.item.role === 'assistant' ? onRegenerate : undefined}
-            />
-          ))}
-          {streaming && <StreamingMessage text={streamingText} mode={mode} action={activeAction} />}
+          {items}
           {children}
         </div>
       </div>

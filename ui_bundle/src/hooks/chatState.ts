@@ -7,6 +7,8 @@ export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'delt
 export interface DisplayMessage {
   item: ChatItem
   meta?: AnswerMeta
+  /** An interrupted answer that was stopped (by this page, or the server's `stopped`): no failure. */
+  stopped?: boolean
 }
 
 export type ChatStatus = 'idle' | 'streaming' | 'error'
@@ -33,6 +35,8 @@ export interface ChatState {
   /** The prompt of the last turn (what Retry sends again). */
   lastPrompt: string | null
   historyLoading: boolean
+  /** The last turn was stopped before any text: shown as a neutral note, not as a failure. */
+  stoppedEarly: boolean
 }
 
 export const initialChatState: ChatState = {
@@ -45,6 +49,7 @@ export const initialChatState: ChatState = {
   path: [],
   lastPrompt: null,
   historyLoading: false,
+  stoppedEarly: false,
 }
 
 export type ChatAction =
@@ -52,7 +57,12 @@ export type ChatAction =
   | { type: 'history_loaded'; items: ChatItem[] }
   | { type: 'history_failed'; error: ChatError }
   | { type: 'send_start'; prompt: string; optimistic: boolean }
-  | { type: 'event'; event: ChatEvent; prompt: string }
+  /** The page reattached to an answer the server is streaming (after a reload). */
+  | { type: 'resume_start'; prompt: string | null }
+  /** `prompt` is null when this page does not know the turn's prompt (a reattached turn). */
+  | { type: 'event'; event: ChatEvent; prompt: string | null }
+  /** The conversation's last turn was stopped; its interrupted answer is in the history. */
+  | { type: 'mark_stopped' }
   | { type: 'aborted' }
   | { type: 'failed'; error: ChatError }
 
@@ -61,10 +71,23 @@ function userItem(prompt: string): ChatItem {
 }
 
 /** A partial answer cut short, kept as the server keeps it. */
-function withPartial(messages: DisplayMessage[], partial: string): DisplayMessage[] {
+function withPartial(messages: DisplayMessage[], partial: string, stopped = false): DisplayMessage[] {
   if (!partial) return messages
   const item: ChatItem = { role: 'assistant', content: partial, type: 'text', mode: null, model: null, interrupted: true }
-  return [...messages, { item }]
+  return [...messages, stopped ? { item, stopped } : { item }]
+}
+
+/** The turn was stopped: what arrived is kept, and no failure is shown. */
+function stopped(state: ChatState): ChatState {
+  return {
+    ...state,
+    messages: withPartial(state.messages, state.streamingText, true),
+    streamingText: '',
+    status: 'idle',
+    error: null,
+    activeAction: null,
+    stoppedEarly: !state.streamingText,
+  }
 }
 
 /** Server history replaces ours, keeping the details we saw for messages that did not change. */
@@ -83,7 +106,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case 'reset':
       return { ...initialChatState, historyLoading: action.loading }
     case 'history_loaded':
-      return { ...state, messages: action.items.map((item) => ({ item })), historyLoading: false }
+      return { ...state, messages: action.items.map((item) => ({ item })), historyLoading: false, stoppedEarly: false }
     case 'history_failed':
       return { ...state, historyLoading: false, status: 'error', error: action.error }
     case 'send_start':
@@ -98,17 +121,30 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
         path: [],
         lastPrompt: action.prompt,
         historyLoading: false,
+        stoppedEarly: false,
+      }
+    case 'resume_start':
+      return {
+        ...state,
+        streamingText: '',
+        status: 'streaming',
+        error: null,
+        mode: null,
+        activeAction: null,
+        path: [],
+        lastPrompt: action.prompt ?? state.lastPrompt,
+        historyLoading: false,
+        stoppedEarly: false,
       }
     case 'event':
       return applyEvent(state, action.event, action.prompt)
+    case 'mark_stopped': {
+      const last = state.messages[state.messages.length - 1]
+      if (!last || last.item.role !== 'assistant' || !last.item.interrupted || last.stopped) return state
+      return { ...state, messages: [...state.messages.slice(0, -1), { ...last, stopped: true }] }
+    }
     case 'aborted':
-      return {
-        ...state,
-        messages: withPartial(state.messages, state.streamingText),
-        streamingText: '',
-        status: 'idle',
-        activeAction: null,
-      }
+      return stopped(state)
     case 'failed':
       return {
         ...state,
@@ -121,12 +157,13 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
   }
 }
 
-function applyEvent(state: ChatState, event: ChatEvent, prompt: string): ChatState {
+function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): ChatState {
   switch (event.type) {
     case 'chat_history': {
       // The history before this turn; the server's process_prompt adds the prompt unless it is
       // already the last, unanswered message (a retry).
       const messages = mergeHistory(state.messages, event.value)
+      if (prompt === null) return { ...state, messages }
       const last = messages[messages.length - 1]
       const isRetry = last?.item.role === 'user' && last.item.content === prompt
       return { ...state, messages: isRetry ? messages : [...messages, { item: userItem(prompt) }] }
@@ -151,6 +188,7 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string): ChatSta
       }
     }
     case 'error':
+      if (event.value.code === 'stopped') return stopped(state)
       return {
         ...state,
         messages: withPartial(state.messages, state.streamingText),

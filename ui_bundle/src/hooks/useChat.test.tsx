@@ -1,6 +1,7 @@
 import { act, renderHook, waitFor } from '@testing-library/react'
-import { describe, expect, it, vi } from 'vitest'
-import { useChat, type UseChatOptions } from './useChat'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { turnReader, useChat, type UseChatOptions } from './useChat'
+import type { ChatAction } from './chatState'
 import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from '../test/sse'
 import type { ChatEvent, ChatItem } from '../lib/types'
 
@@ -255,5 +256,245 @@ describe('useChat', () => {
     await waitFor(() => expect(result.current.messages).toHaveLength(2))
     expect(result.current.messages[1]?.item.content).toBe('A')
     expect(result.current.canRegenerate).toBe(true)
+  })
+
+})
+
+describe('turnReader', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  it('applies the deltas of a frame as one update, and other events at once and in order', () => {
+    const frames: FrameRequestCallback[] = []
+    vi.stubGlobal('requestAnimationFrame', (callback: FrameRequestCallback) => frames.push(callback))
+    vi.stubGlobal('cancelAnimationFrame', () => undefined)
+    const actions: ChatAction[] = []
+    const reader = turnReader({
+      project: 'proj',
+      appId: 'app1',
+      apiBase: undefined,
+      fetchImpl: undefined,
+      signal: new AbortController().signal,
+      isCurrent: () => true,
+      dispatch: (action) => actions.push(action),
+      prompt: 'Hi',
+    })
+    for (const piece of ['a', 'b', 'c', 'd']) reader.handle({ type: 'delta', value: piece }, undefined)
+    expect(actions).toEqual([])
+    expect(frames).toHaveLength(1)
+    frames[0]!(0)
+    expect(actions).toEqual([{ type: 'event', event: { type: 'delta', value: 'abcd' }, prompt: 'Hi' }])
+
+    // An action event first hands on the text before it.
+    reader.handle({ type: 'delta', value: 'e' }, undefined)
+    reader.handle({ type: 'action', value: { action: 'answer_question', sequence_id: 3 } }, undefined)
+    expect(actions.slice(1).map((a) => (a.type === 'event' ? a.event.type : a.type))).toEqual(['delta', 'action'])
+  })
+})
+
+describe('useChat, reattaching to an answer', () => {
+  it('picks a broken stream up after the last event id, without repeating text', async () => {
+    const first = controlledStream()
+    const second = controlledStream()
+    const seenIds: (string | null)[] = []
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => first.response,
+      'GET /stream/proj/app1': (init) => {
+        seenIds.push(new Headers(init?.headers).get('Last-Event-ID'))
+        return second.response
+      },
+    })
+    const { result } = setup(fetch)
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Tell me')
+    })
+    await act(async () => {
+      first.push({ type: 'chat_history', value: [] }, 'tt.0')
+      first.push({ type: 'delta', value: 'Once upon ' }, 'tt.6')
+      first.push({ type: 'delta', value: 'a time' }, 'tt.7')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Once upon a time'))
+    await act(async () => {
+      first.fail(new TypeError('network error'))
+    })
+    await waitFor(() => expect(seenIds).toEqual(['tt.7']))
+    expect(result.current.status).toBe('streaming') // no failure shown while reattaching
+    await act(async () => {
+      second.push({ type: 'delta', value: ', there was' }, 'tt.8')
+      second.push(message('Once upon a time, there was'), 'tt.9')
+      second.close()
+      await sent
+    })
+    expect(result.current.status).toBe('idle')
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Tell me', 'Once upon a time, there was'])
+    expect(calls.filter((c) => c.method === 'POST' && c.path.startsWith('/response/'))).toHaveLength(1)
+  })
+
+  it('keeps the partial answer and offers Retry when there is nothing to reattach to (404)', async () => {
+    const first = controlledStream()
+    const { fetch, calls } = fakeFetch({ 'POST /response/proj/app1': () => first.response })
+    const { result } = setup(fetch)
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Tell me')
+    })
+    await act(async () => {
+      first.push({ type: 'chat_history', value: [] }, 'tt.0')
+      first.push({ type: 'delta', value: 'Once' }, 'tt.6')
+    })
+    await act(async () => {
+      first.fail(new TypeError('network error'))
+      await sent
+    })
+    expect(calls.filter((c) => c.method === 'GET' && c.path === '/stream/proj/app1')).toHaveLength(1) // a 404 is not retried
+    expect(result.current.status).toBe('error')
+    expect(result.current.error).toMatchObject({ code: 'incomplete', retryable: true })
+    expect(result.current.messages[1]?.item).toMatchObject({ content: 'Once', interrupted: true })
+  })
+
+  it('does not reattach after the user pressed Stop', async () => {
+    const first = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => first.response,
+      'POST /stop/proj/app1': () => jsonResponse({ stopped: true }),
+    })
+    const { result } = setup(fetch)
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Tell me')
+    })
+    await act(async () => {
+      first.push({ type: 'delta', value: 'Once' }, 'tt.6')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Once'))
+    await act(async () => {
+      result.current.stop()
+      await sent
+    })
+    expect(calls.some((c) => c.path.startsWith('/stream/'))).toBe(false)
+    expect(result.current.messages[1]).toMatchObject({ item: { content: 'Once', interrupted: true }, stopped: true })
+  })
+
+  it('on load, shows the history only when nothing is streaming (404)', async () => {
+    const { fetch, calls } = fakeFetch({ 'GET /history/proj/old': () => jsonResponse([user('Q'), answer('A')]) })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(calls.some((c) => c.path === '/stream/proj/old')).toBe(true))
+    await act(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    })
+    expect(result.current.status).toBe('idle')
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
+    expect(calls.findIndex((c) => c.path.startsWith('/history/'))).toBeLessThan(calls.findIndex((c) => c.path.startsWith('/stream/')))
+  })
+
+  it('on load, shows an answer still being streamed as it goes on (the server replays the turn)', async () => {
+    const replay = controlledStream()
+    let lastEventId: string | null = 'unset'
+    const { fetch } = fakeFetch({
+      // The prompt is saved; its answer is still being written.
+      'GET /history/proj/old': () => jsonResponse([user('Q'), answer('A'), user('Q2')]),
+      'GET /stream/proj/old': (init) => {
+        lastEventId = new Headers(init?.headers).get('Last-Event-ID')
+        return replay.response
+      },
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(lastEventId).toBeNull())
+    await act(async () => {
+      replay.push({ type: 'chat_history', value: [user('Q'), answer('A')] }, 'tu.0')
+      replay.push({ type: 'action', value: { action: 'answer_question', sequence_id: 3 } }, 'tu.1')
+      replay.push({ type: 'delta', value: 'Everything so far' }, 'tu.9')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Everything so far'))
+    expect(result.current.status).toBe('streaming')
+    expect(result.current.activeAction).toBe('answer_question')
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2'])
+    await act(async () => {
+      replay.push({ type: 'delta', value: ', and more.' }, 'tu.10')
+      replay.push(message('Everything so far, and more.'), 'tu.11')
+      replay.close()
+    })
+    await waitFor(() => expect(result.current.status).toBe('idle'))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2', 'Everything so far, and more.'])
+    expect(result.current.canRegenerate).toBe(true)
+  })
+
+  it('on load, reads a finished turn already in the history quietly, marking a stopped answer', async () => {
+    const { fetch } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([user('Q'), answer('Half', { interrupted: true })]),
+      'GET /stream/proj/old': () =>
+        streamResponse([
+          sse({ type: 'chat_history', value: [] }, 'tv.0'),
+          sse({ type: 'delta', value: 'Half' }, 'tv.6'),
+          sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }, 'tv.7'),
+        ]),
+    })
+    const statuses: string[] = []
+    const onTurnEnd = vi.fn()
+    const { result } = renderHook(() => {
+      const chat = useChat({ project: 'proj', appId: 'old', isNew: false, fetchImpl: fetch, onTurnEnd })
+      statuses.push(chat.status)
+      return chat
+    })
+    await waitFor(() => expect(result.current.messages[1]?.stopped).toBe(true))
+    // The answer is in the history: it is not shown again as a turn.
+    expect(statuses).not.toContain('streaming')
+    expect(onTurnEnd).not.toHaveBeenCalled()
+    expect(result.current.lastPrompt).toBeNull()
+    expect(result.current.status).toBe('idle')
+    expect(result.current.streamingText).toBe('')
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'Half'])
+  })
+})
+
+describe('useChat, a stopped answer', () => {
+  it('shows the server\'s "stopped" as a stop, not a failure', async () => {
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () =>
+        streamResponse([
+          sse({ type: 'chat_history', value: [] }),
+          sse({ type: 'delta', value: 'Part' }),
+          sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }),
+        ]),
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.status).toBe('idle')
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages[1]).toMatchObject({ item: { content: 'Part', interrupted: true }, stopped: true })
+    expect(result.current.canRegenerate).toBe(true)
+  })
+
+  it('stopped before any text: a note, and asking again resends the prompt', async () => {
+    let turn = 0
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        turn += 1
+        return turn === 1
+          ? streamResponse([
+              sse({ type: 'chat_history', value: [] }),
+              sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }),
+            ])
+          : streamResponse([sse({ type: 'chat_history', value: [user('Q')] }), sse(message('A'))])
+      },
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.stoppedEarly).toBe(true)
+    expect(result.current.status).toBe('idle')
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q'])
+    await act(async () => {
+      await result.current.retry()
+    })
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.body)).toEqual([{ prompt: 'Q' }, { prompt: 'Q' }])
+    expect(result.current.stoppedEarly).toBe(false)
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
   })
 })

@@ -1,10 +1,134 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
 import { api } from '../lib/api'
-import { isAbortError } from '../lib/errors'
-import { streamChat } from '../lib/stream'
-import { chatReducer, initialChatState, toChatError, type ChatState } from './chatState'
+import { isAbortError, NetworkError } from '../lib/errors'
+import { createTextBatcher } from '../lib/frameBatcher'
+import { resumeChat, streamChat, turnOf, type EventHandler, type StreamOutcome } from '../lib/stream'
+import type { ChatItem } from '../lib/types'
+import { chatReducer, initialChatState, toChatError, type ChatAction, type ChatState } from './chatState'
 
 export type { AnswerMeta, ChatError, ChatStatus, DisplayMessage } from './chatState'
+
+/**
+ * Waits before each attempt to reattach to an answer whose stream broke. The server keeps an
+ * answer going for about half a second after its last reader left, so the first tries are quick.
+ */
+export const REATTACH_DELAYS_MS = [0, 250, 1000]
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+export interface ReaderContext {
+  project: string
+  appId: string
+  apiBase: string | undefined
+  fetchImpl: typeof fetch | undefined
+  signal: AbortSignal
+  /** False once the page moved to another conversation: events are then dropped. */
+  isCurrent: () => boolean
+  dispatch: (action: ChatAction) => void
+  /** The turn's prompt; null when the page does not know it (a turn it reattached to). */
+  prompt: string | null
+}
+
+/**
+ * Applies one turn's events to the state: deltas joined per animation frame (one render per
+ * frame however many arrive), other events at once and in order. Remembers the last event id,
+ * so a broken stream can be picked up where it broke. (Exported for its tests.)
+ */
+export function turnReader(context: ReaderContext) {
+  const { dispatch, isCurrent, signal } = context
+  let lastId: string | undefined
+  const batcher = createTextBatcher((text) => {
+    if (isCurrent()) dispatch({ type: 'event', event: { type: 'delta', value: text }, prompt: context.prompt })
+  })
+
+  const handle: EventHandler = (event, id) => {
+    if (!isCurrent()) return
+    if (id) lastId = id
+    if (event.type === 'delta') {
+      batcher.push(event.value)
+      return
+    }
+    batcher.flush()
+    dispatch({ type: 'event', event, prompt: context.prompt })
+  }
+
+  /** GET /stream after the last event id, a few quick times; null when there is nothing to follow. */
+  async function reattach(): Promise<StreamOutcome | null> {
+    const turn = lastId ? turnOf(lastId) : null
+    for (let attempt = 0; attempt < REATTACH_DELAYS_MS.length; attempt++) {
+      await sleep(REATTACH_DELAYS_MS[attempt] ?? 0, signal)
+      if (signal.aborted) return { kind: 'aborted' }
+      if (!isCurrent()) return null
+      const before = lastId
+      const request = new AbortController()
+      const cancel = () => request.abort()
+      signal.addEventListener('abort', cancel, { once: true })
+      let other = false
+      try {
+        const outcome = await resumeChat({
+          project: context.project,
+          appId: context.appId,
+          lastEventId: lastId,
+          signal: request.signal,
+          ...(context.apiBase ? { apiBase: context.apiBase } : {}),
+          ...(context.fetchImpl ? { fetchImpl: context.fetchImpl } : {}),
+          onEvent: (event, id) => {
+            if (other) return
+            if (turn && id && turnOf(id) !== turn) {
+              other = true // the server replays another turn: ours is gone
+              request.abort()
+              return
+            }
+            handle(event, id)
+          },
+        })
+        if (other) return null
+        if (outcome.kind !== 'incomplete') return outcome
+        if (lastId !== before) attempt = -1 // it went on before breaking again: the tries start over
+      } catch (error) {
+        if (signal.aborted) return { kind: 'aborted' }
+        if (!(error instanceof NetworkError)) return null // 404: no answer to reattach to
+      } finally {
+        signal.removeEventListener('abort', cancel)
+      }
+    }
+    return null
+  }
+
+  return {
+    handle,
+    /** Sets the prompt once known (a reattached turn learns it from its first event). */
+    setPrompt(prompt: string | null) {
+      context.prompt = prompt
+    },
+    /** How the turn ended, after reattaching when its stream broke (not when the user stopped it). */
+    async settle(outcome: StreamOutcome): Promise<StreamOutcome> {
+      if (outcome.kind !== 'incomplete' || signal.aborted || !isCurrent()) return outcome
+      return (await reattach()) ?? outcome
+    },
+    /** Applies what is waiting for the next frame now. */
+    flush: () => batcher.flush(),
+  }
+}
+
+/** Puts the end of a turn into the state (a message or an error event was applied already). */
+function endTurn(dispatch: (action: ChatAction) => void, outcome: StreamOutcome): void {
+  if (outcome.kind === 'aborted') dispatch({ type: 'aborted' })
+  else if (outcome.kind === 'incomplete') {
+    dispatch({ type: 'failed', error: { code: 'incomplete', message: outcome.reason, retryable: true } })
+  }
+}
 
 export interface UseChatOptions {
   /** The Burr project; null until known (sending waits for it). */
@@ -25,7 +149,8 @@ export interface UseChat extends ChatState {
   send: (prompt: string) => Promise<boolean>
   /** Stops the answer streaming now; what arrived is kept, marked interrupted. */
   stop: () => void
-  /** Sends the last prompt again (the server does not add an unanswered prompt twice). */
+  /** Sends the last prompt again (the server does not add an unanswered prompt twice). Also what
+   * "Regenerate" does after a turn stopped before any text. */
   retry: () => Promise<boolean>
   /** Asks again with the last user prompt, for a new answer. */
   regenerate: () => Promise<boolean>
@@ -43,14 +168,93 @@ export function useChat(options: UseChatOptions): UseChat {
   /** Bumped when the conversation changes, so a turn or load of the old one is ignored. */
   const generation = useRef(0)
   const controller = useRef<AbortController | null>(null)
+  /** Asking the server, after a load, whether an answer is streaming (see reattachOnLoad). */
+  const probe = useRef<AbortController | null>(null)
   const busy = useRef(false)
   /** The server-side stop of the last stopped turn; the next turn waits for it (else 409). */
   const stopping = useRef<Promise<unknown> | null>(null)
+
+  /**
+   * After the history of a conversation loaded: if the server is still streaming (or has just
+   * streamed) an answer there, e.g. the page was reloaded mid-answer, it is shown as it goes on.
+   * The server replays the turn from its start: `chat_history` (the messages before the turn),
+   * then every event. When the loaded history already holds the turn's answer, the replay is
+   * read quietly, only to see whether that answer was stopped.
+   */
+  const reattachOnLoad = useCallback(
+    async (gen: number, history: ChatItem[]) => {
+      if (!project) return
+      const abort = new AbortController()
+      probe.current?.abort()
+      probe.current = abort
+      const isCurrent = () => gen === generation.current
+      // Set in the event callback, so held in an object (narrowing cannot follow callbacks).
+      const replay: { mode: 'probing' | 'showing' | 'quiet'; stopped: boolean } = { mode: 'probing', stopped: false }
+      const reader = turnReader({ project, appId, apiBase, fetchImpl, signal: abort.signal, isCurrent, dispatch, prompt: null })
+      const onEvent: EventHandler = (event, id) => {
+        if (!isCurrent()) return
+        if (replay.mode === 'probing') {
+          const before = event.type === 'chat_history' ? event.value.length : -1
+          if (busy.current || before < 0 || history.length > before + 1) {
+            replay.mode = 'quiet'
+          } else {
+            replay.mode = 'showing'
+            const next = history[before]
+            const prompt = next?.role === 'user' ? next.content : null
+            reader.setPrompt(prompt)
+            busy.current = true
+            controller.current = abort
+            probe.current = null
+            dispatch({ type: 'resume_start', prompt })
+          }
+        }
+        if (replay.mode === 'quiet') {
+          if (event.type === 'error' && event.value.code === 'stopped') replay.stopped = true
+          return
+        }
+        reader.handle(event, id)
+      }
+      try {
+        const outcome = await resumeChat({
+          project,
+          appId,
+          signal: abort.signal,
+          onEvent,
+          ...(apiBase ? { apiBase } : {}),
+          ...(fetchImpl ? { fetchImpl } : {}),
+        })
+        if (replay.mode === 'showing') {
+          const settled = await reader.settle(outcome)
+          reader.flush()
+          if (isCurrent()) endTurn(dispatch, settled)
+        } else if (replay.mode === 'quiet' && replay.stopped && isCurrent()) {
+          dispatch({ type: 'mark_stopped' })
+        }
+      } catch (error) {
+        reader.flush()
+        // While probing, a 404 (nothing streaming) or no answer at all leaves the history as it is.
+        if (replay.mode === 'showing' && isCurrent()) {
+          if (abort.signal.aborted || isAbortError(error)) dispatch({ type: 'aborted' })
+          else dispatch({ type: 'failed', error: toChatError(error) })
+        }
+      } finally {
+        if (probe.current === abort) probe.current = null
+        if (replay.mode === 'showing' && isCurrent()) {
+          busy.current = false
+          controller.current = null
+          callbacks.current.onTurnEnd?.()
+        }
+      }
+    },
+    [project, appId, apiBase, fetchImpl],
+  )
 
   useEffect(() => {
     const gen = ++generation.current
     controller.current?.abort()
     controller.current = null
+    probe.current?.abort()
+    probe.current = null
     busy.current = false
     if (!project || isNew) {
       dispatch({ type: 'reset', loading: false })
@@ -61,7 +265,9 @@ export function useChat(options: UseChatOptions): UseChat {
     api
       .history(project, appId, { signal: load.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
       .then((items) => {
-        if (gen === generation.current && !busy.current) dispatch({ type: 'history_loaded', items })
+        if (gen !== generation.current || busy.current) return
+        dispatch({ type: 'history_loaded', items })
+        void reattachOnLoad(gen, items)
       })
       .catch((error: unknown) => {
         if (isAbortError(error) || gen !== generation.current || busy.current) return
@@ -71,16 +277,25 @@ export function useChat(options: UseChatOptions): UseChat {
     // isNew only matters when the conversation changes: a new one turning "created" keeps its state.
   }, [project, appId, apiBase, fetchImpl])
 
-  useEffect(() => () => controller.current?.abort(), [])
+  useEffect(
+    () => () => {
+      controller.current?.abort()
+      probe.current?.abort()
+    },
+    [],
+  )
 
   const run = useCallback(
     async (prompt: string, retry: boolean): Promise<boolean> => {
       if (!prompt.trim() || busy.current || !project) return false
       busy.current = true
+      probe.current?.abort()
       const gen = generation.current
+      const isCurrent = () => gen === generation.current
       const abort = new AbortController()
       controller.current = abort
       dispatch({ type: 'send_start', prompt, optimistic: !retry })
+      const reader = turnReader({ project, appId, apiBase, fetchImpl, signal: abort.signal, isCurrent, dispatch, prompt })
       try {
         if (stopping.current) await stopping.current
         await callbacks.current.ensureConversation?.(appId)
@@ -91,22 +306,19 @@ export function useChat(options: UseChatOptions): UseChat {
           signal: abort.signal,
           ...(apiBase ? { apiBase } : {}),
           ...(fetchImpl ? { fetchImpl } : {}),
-          onEvent: (event) => {
-            if (gen === generation.current) dispatch({ type: 'event', event, prompt })
-          },
+          onEvent: reader.handle,
         })
-        if (gen !== generation.current) return true
-        if (outcome.kind === 'aborted') dispatch({ type: 'aborted' })
-        else if (outcome.kind === 'incomplete') {
-          dispatch({ type: 'failed', error: { code: 'incomplete', message: outcome.reason, retryable: true } })
-        }
+        const settled = await reader.settle(outcome)
+        reader.flush()
+        if (isCurrent()) endTurn(dispatch, settled)
       } catch (error) {
-        if (gen === generation.current) {
+        reader.flush()
+        if (isCurrent()) {
           if (abort.signal.aborted) dispatch({ type: 'aborted' })
           else dispatch({ type: 'failed', error: toChatError(error) })
         }
       } finally {
-        if (gen === generation.current) {
+        if (isCurrent()) {
           busy.current = false
           controller.current = null
         }
@@ -136,11 +348,6 @@ export function useChat(options: UseChatOptions): UseChat {
   }, [project, appId, apiBase, fetchImpl])
 
   const { lastPrompt, messages, status } = state
-  const retry = useCallback(
-    () => (lastPrompt ? run(lastPrompt, true) : Promise.resolve(false)),
-    [run, lastPrompt],
-  )
-
   const lastUserPrompt = useMemo(() => {
     for (let i = messages.length - 1; i >= 0; i--) {
       const item = messages[i]?.item
@@ -148,6 +355,12 @@ export function useChat(options: UseChatOptions): UseChat {
     }
     return null
   }, [messages])
+  const unanswered = messages[messages.length - 1]?.item.role === 'user' ? lastUserPrompt : null
+
+  const retry = useCallback(() => {
+    const prompt = lastPrompt ?? unanswered
+    return prompt ? run(prompt, true) : Promise.resolve(false)
+  }, [run, lastPrompt, unanswered])
 
   const regenerate = useCallback(
     () => (lastUserPrompt ? run(lastUserPrompt, false) : Promise.resolve(false)),

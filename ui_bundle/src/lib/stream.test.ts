@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it, vi } from 'vitest'
 import { HttpError, NetworkError } from './errors'
-import { parseChatEvent, streamChat } from './stream'
+import { parseChatEvent, resumeChat, streamChat, turnOf } from './stream'
 import type { ChatEvent } from './types'
 import { controlledStream, jsonResponse, sse, streamResponse } from '../test/sse'
 
@@ -184,6 +184,56 @@ describe('streamChat', () => {
       throw new TypeError('fetch failed')
     })
     await expect(promise).rejects.toBeInstanceOf(NetworkError)
+  })
+})
+
+describe('event ids', () => {
+  it('hands each event its SSE id', async () => {
+    const ids: (string | undefined)[] = []
+    const { promise } = run(
+      streamResponse([sse({ type: 'chat_history', value: [] }, 'abc.0'), sse({ type: 'delta', value: 'x' }, 'abc.6'), sse(message)]),
+      { onEvent: (_event, id) => ids.push(id) },
+    )
+    await promise
+    expect(ids).toEqual(['abc.0', 'abc.6', undefined])
+  })
+
+  it('names the turn of an id', () => {
+    expect(turnOf('747e5a52.13')).toBe('747e5a52')
+    expect(turnOf('plain')).toBe('plain')
+  })
+})
+
+describe('resumeChat', () => {
+  function resume(response: Response, lastEventId?: string) {
+    const events: ChatEvent[] = []
+    const fetchImpl = vi.fn(async () => response)
+    const promise = resumeChat({
+      project: 'proj',
+      appId: 'app_1',
+      apiBase: '/base/api',
+      lastEventId,
+      fetchImpl: fetchImpl as unknown as typeof fetch,
+      onEvent: (e) => events.push(e),
+    })
+    return { promise, events, fetchImpl }
+  }
+
+  it('GETs the stream after the last event id', async () => {
+    const { promise, events, fetchImpl } = resume(streamResponse([sse({ type: 'delta', value: 'more' }, 't.8'), sse(message, 't.9')]), 't.7')
+    expect((await promise).kind).toBe('message')
+    const [url, init] = fetchImpl.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/base/api/stream/proj/app_1')
+    expect(init.method).toBe('GET')
+    expect(new Headers(init.headers).get('Last-Event-ID')).toBe('t.7')
+    expect(events.map((e) => e.type)).toEqual(['delta', 'message'])
+  })
+
+  it('asks for the whole turn without an id, and throws a 404 as HttpError', async () => {
+    const { promise, fetchImpl } = resume(jsonResponse({ detail: 'No answer is streaming here.' }, 404))
+    await expect(promise).rejects.toMatchObject({ status: 404 })
+    const [, init] = fetchImpl.mock.calls[0] as unknown as [string, RequestInit]
+    expect(new Headers(init.headers).has('Last-Event-ID')).toBe(false)
   })
 })
 

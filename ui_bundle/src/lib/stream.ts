@@ -12,14 +12,25 @@ export type StreamOutcome =
   /** The stream closed (or broke) before its `message` or `error` event. */
   | { kind: 'incomplete'; reason: string }
 
-export interface StreamRequest {
+/** Called with each event, and its SSE id (`<turn>.<n>`) when the server sent one. */
+export type EventHandler = (event: ChatEvent, id: string | undefined) => void
+
+interface Common {
   project: string
   appId: string
-  prompt: string
-  onEvent: (event: ChatEvent) => void
+  onEvent: EventHandler
   signal?: AbortSignal
   apiBase?: string
   fetchImpl?: typeof fetch
+}
+
+export interface StreamRequest extends Common {
+  prompt: string
+}
+
+export interface ResumeRequest extends Common {
+  /** The id of the last event already handled; without it the turn is replayed from its start. */
+  lastEventId?: string | undefined
 }
 
 const KNOWN = new Set<string>(CHAT_EVENT_TYPES)
@@ -45,20 +56,41 @@ export function parseChatEvent(data: string): ChatEvent | null {
  * a non-2xx answer (with the server's `detail`) and NetworkError when the server cannot be
  * reached; an abort through `signal` resolves with `{kind: 'aborted'}`.
  */
-export async function streamChat(request: StreamRequest): Promise<StreamOutcome> {
-  const { project, appId, prompt, onEvent, signal } = request
+export function streamChat(request: StreamRequest): Promise<StreamOutcome> {
+  const { project, appId, prompt } = request
+  return read(request, `/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify({ prompt }),
+  })
+}
+
+/**
+ * Reattaches to the answer being generated (or just finished) in a conversation: `GET /stream`,
+ * the events after `lastEventId` (all of the turn's without it), then the rest as they come.
+ * Throws HttpError 404 when there is no such answer; otherwise as streamChat.
+ */
+export function resumeChat(request: ResumeRequest): Promise<StreamOutcome> {
+  const { project, appId, lastEventId } = request
+  const headers: Record<string, string> = { Accept: 'text/event-stream' }
+  if (lastEventId) headers['Last-Event-ID'] = lastEventId
+  return read(request, `/stream/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`, { method: 'GET', headers })
+}
+
+/** The turn an event id names (`<turn>.<n>`). */
+export function turnOf(id: string): string {
+  const dot = id.lastIndexOf('.')
+  return dot === -1 ? id : id.slice(0, dot)
+}
+
+async function read(request: Common, path: string, init: RequestInit): Promise<StreamOutcome> {
+  const { onEvent, signal } = request
   const doFetch = request.fetchImpl ?? fetch
-  const apiBase = request.apiBase ?? config.apiBase
-  const endpoint = `${apiBase}/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`
+  const endpoint = `${request.apiBase ?? config.apiBase}${path}`
 
   let response: Response
   try {
-    response = await doFetch(endpoint, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-      body: JSON.stringify({ prompt }),
-      signal: signal ?? null,
-    })
+    response = await doFetch(endpoint, { ...init, signal: signal ?? null })
   } catch (error) {
     if (isAbortError(error) || signal?.aborted) return { kind: 'aborted' }
     throw new NetworkError(undefined, { cause: error })
@@ -73,7 +105,7 @@ export async function streamChat(request: StreamRequest): Promise<StreamOutcome>
       if (end.outcome) return // a turn ends with its message or error; later events are not ours
       const event = parseChatEvent(message.data)
       if (!event) return
-      onEvent(event)
+      onEvent(event, message.id)
       if (event.type === 'message') end.outcome = { kind: 'message', value: event.value }
       else if (event.type === 'error') end.outcome = { kind: 'error', value: event.value }
     },

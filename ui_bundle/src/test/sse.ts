@@ -2,9 +2,9 @@ import type { ChatEvent } from '../lib/types'
 
 const encoder = new TextEncoder()
 
-/** One SSE block for an event, as the server writes it. */
-export function sse(event: ChatEvent | Record<string, unknown>): string {
-  return `data: ${JSON.stringify(event)}\n\n`
+/** One SSE block for an event, as the server writes it (with its `id:` line when given). */
+export function sse(event: ChatEvent | Record<string, unknown>, id?: string): string {
+  return `data: ${JSON.stringify(event)}\n${id ? `id: ${id}\n` : ''}\n`
 }
 
 /** A 200 text/event-stream Response whose body yields the given chunks, in order. */
@@ -32,8 +32,8 @@ export function controlledStream() {
   })
   return {
     response: new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }),
-    push(chunk: string | ChatEvent) {
-      controller.enqueue(encoder.encode(typeof chunk === 'string' ? chunk : sse(chunk)))
+    push(chunk: string | ChatEvent, id?: string) {
+      controller.enqueue(encoder.encode(typeof chunk === 'string' ? chunk : sse(chunk, id)))
     },
     close() {
       // The client may have cancelled the body already (it stops reading after the last event).
