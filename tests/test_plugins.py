@@ -5,7 +5,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from burr_streaming_chatbot.plugins import Demo, discover_demos, mount_demos

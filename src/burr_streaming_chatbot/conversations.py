@@ -112,10 +112,7 @@ class Conversations:
         if app is not None:
             return list(app.state.get("chat_history", []))
         persister = await self._persister(project_id)
-        loaded = await persister.load(partition_key=None, app_id=app_id)
-        if loaded is None:
-            return []
-        return list(loaded["state"].get("chat_history", []))
+        return await persister.messages(None, app_id)  # one query; no state to rebuild
 
     async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:
         """The project's conversations that have at least one step, newest first."""

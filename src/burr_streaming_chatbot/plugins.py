@@ -187,25 +187,32 @@ LINK_SCRIPT = """(function () {
 
 def _inject_link_script(app: FastAPI, names: list[str]) -> None:
     """Wrap Burr's catch-all page route so its HTML carries :data:`LINK_SCRIPT`."""
-    script = "<script>" + LINK_SCRIPT % _script_json(names) + "</script>"
+    script = ("<script>" + LINK_SCRIPT % _script_json(names) + "</script></head>").encode()
     for position, route in enumerate(app.router.routes):
-        if not (isinstance(route, APIRoute) and route.path == BURR_PAGE_ROUTE):
-            continue
-        original = getattr(route.endpoint, "__wrapped_burr_page__", route.endpoint)
-
-        async def burr_page(request: Request, rest_of_path: str) -> Response:
-            response = await original(request, rest_of_path)
-            body = getattr(response, "body", b"")
-            if not isinstance(response, HTMLResponse) or b"</head>" not in body:
-                return response
-            return HTMLResponse(body.replace(b"</head>", script.encode() + b"</head>", 1))
-
-        burr_page.__wrapped_burr_page__ = original  # type: ignore[attr-defined]
-        app.router.routes[position] = APIRoute(
-            BURR_PAGE_ROUTE, burr_page, methods=["GET"], include_in_schema=route.include_in_schema
-        )
-        return
+        if isinstance(route, APIRoute) and route.path == BURR_PAGE_ROUTE:
+            original = getattr(route.endpoint, "__wrapped_burr_page__", route.endpoint)
+            app.router.routes[position] = APIRoute(
+                BURR_PAGE_ROUTE,
+                _page_with_script(original, script),
+                methods=["GET"],
+                include_in_schema=route.include_in_schema,
+            )
+            return
     logger.info("No Burr page route in this app; sidebar links to demos stay client-side")
+
+
+def _page_with_script(original: Callable[..., Any], script: bytes) -> Callable[..., Any]:
+    """Burr's page endpoint, with ``script`` (ending in ``</head>``) put before ``</head>``."""
+
+    async def burr_page(request: Request, rest_of_path: str) -> Response:
+        response = await original(request, rest_of_path)
+        body = getattr(response, "body", b"")
+        if not isinstance(response, HTMLResponse) or b"</head>" not in body:
+            return response
+        return HTMLResponse(body.replace(b"</head>", script, 1))
+
+    burr_page.__wrapped_burr_page__ = original  # type: ignore[attr-defined]
+    return burr_page
 
 
 def install_into_burr_server(module: Any) -> None:
