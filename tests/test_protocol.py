@@ -100,7 +100,11 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
     )
     schema = json.loads(printed.stdout)
     response = schema["paths"][f"{API}/response/{{project_id}}/{{app_id}}"]["post"]["responses"]
-    item = response["200"]["content"]["text/event-stream"]["itemSchema"]
+    stream = response["200"]["content"]["text/event-stream"]
+    assert stream["itemSchema"] == stream["schema"]["items"]  # one block; the stream, an array
+    block = stream["itemSchema"]["$ref"].rsplit("/", 1)[-1]
+    item = schema["components"]["schemas"][block]
+    assert item["required"] == ["data", "id"]
     mapping = item["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
     assert set(mapping) == {"chat_history", "action", "mode", "delta", "message", "error"}
     committed = Path(__file__).resolve().parent.parent / "ui_bundle" / "openapi.json"

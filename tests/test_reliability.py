@@ -154,6 +154,7 @@ def tight_server(fake_upstream: FakeUpstream, tmp_path_factory) -> ChatServer:
         "cli", tmp_path_factory.mktemp("tight"), fake_upstream, "tight",
         BURR_CHATBOT_MAX_STREAMS="1", BURR_CHATBOT_CACHE_SIZE="2",
         BURR_CHATBOT_MAX_BODY_BYTES="4096", BURR_CHATBOT_MAX_PROMPT_CHARS="2000",
+        BURR_CHATBOT_KEEPALIVE_S="0.2",
     )
     yield server
     server.close()
@@ -168,6 +169,23 @@ def test_stream_limit_is_503_with_retry_after(tight_server: ChatServer, upstream
     first.join(10)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert tight_server.history("limit-b") == []
+
+
+def test_an_idle_stream_gets_keepalive_comments_that_parsers_skip(
+    tight_server: ChatServer, upstream: FakeUpstream
+) -> None:
+    upstream.control(text="Slow to start.", first_token_delay_ms=900)
+    with tight_server.client.stream(
+        "POST", f"{API}/response/{PROJECT}/keepalive", json={"prompt": "What is slow?"}
+    ) as response:
+        raw = "".join(response.iter_text())
+    before_text = raw[: raw.index('"type":"delta"')]
+    assert before_text.count(": keepalive\n\n") >= 2, raw  # 0.9 s of waiting, 0.2 s apart
+    # An SSE parser sees only the events: the answer, then the message, nothing else.
+    events = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
+    assert "".join(e["value"] for e in events if e["type"] == "delta") == "Slow to start."
+    assert events[-1]["type"] == "message"
+    assert tight_server.history("keepalive")[-1]["content"] == "Slow to start."
 
 
 def test_request_body_limit_is_413(tight_server: ChatServer) -> None:

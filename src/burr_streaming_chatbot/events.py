@@ -129,6 +129,26 @@ ChatEvent = Annotated[
 """Any event of the response stream."""
 
 
+def _data_as_json_text(schema: dict) -> None:
+    # On the wire ``data`` is one line of JSON text; say so as OpenAPI 3.2 does for SSE.
+    schema["properties"]["data"] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": schema["properties"]["data"],
+    }
+    schema["required"] = ["data", "id"]
+
+
+class ChatEventBlock(BaseModel):
+    """One block of the ``text/event-stream`` response: ``data`` is a :data:`ChatEvent` as JSON,
+    ``id`` names it for ``Last-Event-ID`` (this model documents the stream; it is never built)."""
+
+    data: ChatEvent
+    id: str = Field(description="`<turn token>.<event number>`; send it back as Last-Event-ID.")
+
+    model_config = ConfigDict(json_schema_extra=_data_as_json_text)
+
+
 class PromptInput(BaseModel):
     """Body of ``POST /response/{project_id}/{app_id}``."""
 

@@ -4,7 +4,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
@@ -13,13 +13,12 @@ from burr.core import Application
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from .conversations import Conversations
 from .events import (
     ActionEvent,
     ActionValue,
-    ChatEvent,
+    ChatEventBlock,
     ChatItem,
     ConversationSummary,
     DeltaEvent,
@@ -38,6 +37,7 @@ from .events import (
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
+from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses
 from .turns import LiveTurn, Turns
 
 logger = logging.getLogger(__name__)
@@ -185,34 +185,36 @@ def create_router(
 
     @router.post(
         "/response/{project_id}/{app_id}",
-        response_class=EventSourceResponse,
+        response_class=EventStream,
         responses={
+            **event_stream_responses(ChatEventBlock),
             409: {"description": "A reply is already streaming in this conversation."},
             413: {"description": "The request body is too large."},
             422: {"description": "Bad id or prompt; nothing was written."},
             503: {"description": "Too many answers streaming; see Retry-After."},
         },
     )
-    async def chat_response(turn: Annotated[LiveTurn, Depends(start_turn)]) -> AsyncIterable[ChatEvent]:
+    async def chat_response(turn: Annotated[LiveTurn, Depends(start_turn)]) -> EventStream:
         """Answer a prompt as server-sent events: ``chat_history`` first, then ``action``,
         ``mode`` and ``delta`` events, and last one ``message`` or one ``error``. Each event has
         an ``id``; if the connection drops, ``GET /stream`` with it resumes the answer."""
-        async for event in sse_events(turn, 0):
-            yield event
+        return EventStream(event_blocks(turn, 0, settings.keepalive_s))
 
     @router.get(
         "/stream/{project_id}/{app_id}",
-        response_class=EventSourceResponse,
-        responses={404: {"description": "No answer is streaming or recently finished here."}},
+        response_class=EventStream,
+        responses={
+            **event_stream_responses(ChatEventBlock),
+            404: {"description": "No answer is streaming or recently finished here."},
+        },
     )
     async def resume_stream(
         turn: Annotated[LiveTurn, Depends(current_turn)],
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
-    ) -> AsyncIterable[ChatEvent]:
+    ) -> EventStream:
         """Reattach to the answer being generated (or just finished) in a conversation: the
         events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
-        async for event in sse_events(turn, turn.position(last_event_id)):
-            yield event
+        return EventStream(event_blocks(turn, turn.position(last_event_id), settings.keepalive_s))
 
     @router.post("/stop/{project_id}/{app_id}", response_model=StopResult)
     async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
@@ -236,10 +238,16 @@ def create_router(
     return router
 
 
-async def sse_events(turn: LiveTurn, start: int) -> AsyncIterator[ServerSentEvent]:
-    """A live turn's events as server-sent events with ids; deltas that piled up while the
-    client was busy go out as one ``delta`` event (the id of the last one)."""
-    async for first, batch in turn.follow(start):
+async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncIterator[bytes]:
+    """A live turn's events as encoded SSE blocks with ids, one write per batch: events that
+    piled up while the client was busy go out together, and consecutive deltas among them as
+    one ``delta`` event (with the id of the last). A comment goes out after ``keepalive_s``
+    seconds without events."""
+    async for first, batch in turn.follow(start, idle_s=keepalive_s):
+        if not batch:
+            yield KEEPALIVE
+            continue
+        blocks: list[bytes] = []
         index = 0
         while index < len(batch):
             event = batch[index]
@@ -251,12 +259,13 @@ async def sse_events(turn: LiveTurn, start: int) -> AsyncIterator[ServerSentEven
                 data = json.dumps(
                     {"type": "delta", "value": text}, ensure_ascii=False, separators=(",", ":")
                 )
-                yield ServerSentEvent(raw_data=data, id=turn.event_id(first + end - 1))
+                blocks.append(encode_event(data, turn.event_id(first + end - 1)))
                 index = end
             else:
                 data = event.data if isinstance(event, EncodedEvent) else event.model_dump_json()
-                yield ServerSentEvent(raw_data=data, id=turn.event_id(first + index))
+                blocks.append(encode_event(data, turn.event_id(first + index)))
                 index += 1
+        yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 def body_limited_route(limit: int) -> type[APIRoute]:

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="How long an answer goes on after its last listener left, for a reattach.",
     )
 
+    keepalive_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="An event stream idle this long gets a comment line, so proxies keep it open.",
+    )
+
     @property
     def uses_offline_model(self) -> bool:
         """True when no key and no base URL is configured, or offline is forced."""

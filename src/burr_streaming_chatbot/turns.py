@@ -98,11 +98,14 @@ class LiveTurn:
         """The SSE id of the event at ``index``."""
         return f"{self.token}.{index}"
 
-    async def follow(self, start: int = 0) -> AsyncIterator[tuple[int, list[Any]]]:
+    async def follow(
+        self, start: int = 0, idle_s: Optional[float] = None
+    ) -> AsyncIterator[tuple[int, list[Any]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends.
 
         Events that pile up while the listener is busy come as one batch, so a slow reader
-        costs fewer writes, never lost or reordered events.
+        costs fewer writes, never lost or reordered events. With ``idle_s``, an empty batch
+        comes after that many seconds without events (time for a keepalive).
         """
         self.listeners += 1
         self._cancel_stop_timer()
@@ -117,9 +120,15 @@ class LiveTurn:
                 if self.done:
                     return
                 # One future per listener: a listener that is cancelled cancels only its own.
-                waiter = asyncio.get_running_loop().create_future()
+                loop = asyncio.get_running_loop()
+                waiter = loop.create_future()
                 self._waiters.append(waiter)
+                timer = None if idle_s is None else loop.call_later(idle_s, _resolve, waiter)
                 await waiter
+                if timer is not None:
+                    timer.cancel()
+                if index >= len(self.events) and not self.done:
+                    yield index, []  # woken by the timer: nothing new
         finally:
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
@@ -151,6 +160,11 @@ class LiveTurn:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+
+
+def _resolve(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _after_prompt(event: Any) -> bool:

@@ -221,6 +221,19 @@ export interface components {
             sequence_id: number;
         };
         /**
+         * ChatEventBlock
+         * @description One block of the ``text/event-stream`` response: ``data`` is a :data:`ChatEvent` as JSON,
+         *     ``id`` names it for ``Last-Event-ID`` (this model documents the stream; it is never built).
+         */
+        ChatEventBlock: {
+            data: string;
+            /**
+             * Id
+             * @description `<turn token>.<event number>`; send it back as Last-Event-ID.
+             */
+            id: string;
+        };
+        /**
          * ChatHistoryEvent
          * @description First event of a turn: the history before this turn's prompt.
          */
@@ -673,13 +686,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description A stream of server-sent events. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
             };
             /** @description A reply is already streaming in this conversation. */
@@ -782,13 +795,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description A stream of server-sent events. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
             };
             /** @description No answer is streaming or recently finished here. */
