@@ -116,6 +116,8 @@ class Options:
     expect_message: bool
     tag: str
     turns_per_conversation: int
+    history_after: int = 0
+    """Sent as ``?history_after=`` (what the page sends: the messages it has, but the last two)."""
 
 
 async def one_turn(client: httpx.AsyncClient, opts: Options, app_id: str, create: bool) -> TurnRecord:
@@ -128,8 +130,9 @@ async def one_turn(client: httpx.AsyncClient, opts: Options, app_id: str, create
                 rec.error = f"create: HTTP {created.status_code}"
                 return rec
         began = time.perf_counter()
+        query = f"?history_after={opts.history_after}" if opts.history_after else ""
         async with client.stream(
-            "POST", f"{base}/response/{opts.project}/{app_id}", json={"prompt": opts.prompt}
+            "POST", f"{base}/response/{opts.project}/{app_id}{query}", json={"prompt": opts.prompt}
         ) as response:
             if response.status_code != 200:
                 await response.aread()

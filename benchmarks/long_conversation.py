@@ -104,11 +104,12 @@ class Storage:
 class Driver:
     """A server process plus an async client for it."""
 
-    def __init__(self, upstream: str, home: Path, log: Path, tokens: int) -> None:
+    def __init__(self, upstream: str, home: Path, log: Path, tokens: int, full_history: bool) -> None:
         self.upstream = upstream
         self.home = home
         self.log = log
         self.tokens = tokens
+        self.full_history = full_history
         self.server: Optional[harness.Process] = None
         self.client: Optional[httpx.AsyncClient] = None
 
@@ -125,7 +126,7 @@ class Driver:
             await asyncio.to_thread(self.server.stop)
             self.server = None
 
-    def options(self) -> Options:
+    def options(self, history_after: int = 0) -> Options:
         assert self.server is not None
         return Options(
             url=self.server.url,
@@ -137,12 +138,16 @@ class Driver:
             expect_message=True,
             tag="",
             turns_per_conversation=1,
+            history_after=history_after,
         )
 
-    async def turn(self, app_id: str = APP) -> dict[str, Any]:
+    async def turn(self, app_id: str = APP, done: int = 0) -> dict[str, Any]:
+        """One turn of ``app_id``, which has ``done`` turns already; like the page, it asks for
+        the history after the messages it has but the last two (unless ``full_history``)."""
         assert self.client is not None
         began = time.perf_counter()
-        record = await one_turn(self.client, self.options(), app_id, create=False)
+        after = 0 if self.full_history else max(0, 2 * done - 2)
+        record = await one_turn(self.client, self.options(after), app_id, create=False)
         if record.error:
             raise RuntimeError(f"turn in {app_id} failed: {record.error}")
         return {"ttfd": record.ttfd, "turn": time.perf_counter() - began}
@@ -163,7 +168,9 @@ def ms(seconds: float) -> str:
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     fake = harness.fake_openai(args.tokens, 0.0, log=home / "fake_openai.log")
-    driver = Driver(fake.url + "/v1", home / "chatbot", home / "chatbot.log", args.tokens)
+    driver = Driver(
+        fake.url + "/v1", home / "chatbot", home / "chatbot.log", args.tokens, args.full_history
+    )
     storage = Storage(home / "chatbot" / "burr")
     rows: list[dict[str, Any]] = []
     out: dict[str, Any] = {"turns": rows}
@@ -176,7 +183,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             log_before = dir_bytes(storage.tracking)
             files_before = storage.state_file_bytes()
             disk_before = write_bytes(driver.server.pid)
-            timing = await driver.turn()
+            timing = await driver.turn(done=n - 1)
             rows.append(
                 {
                     "turn": n,
@@ -205,7 +212,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             await driver.turn(f"warm-up-{r + 1}")
             after: dict[str, Any] = {}
             after["history_stored"] = [await driver.history() for _ in range(3)]
-            after["next_turn"] = await driver.turn()
+            after["next_turn"] = await driver.turn(done=len(rows) + r)
             after["new_conversation_turn"] = await driver.turn(f"fresh-{r + 1}")
             after["history_cached"] = [await driver.history() for _ in range(3)]
             restarts.append(after)
@@ -224,7 +231,12 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"machine: {harness.machine_description()}")
     print(
         f"one conversation, {len(rows)} turns of {args.tokens} tokens (no upstream delay), "
-        f"driven in {out['drive_s']:.0f} s"
+        f"driven in {out['drive_s']:.0f} s; "
+        + (
+            "no history_after: each chat_history event carries the whole conversation"
+            if args.full_history
+            else "history_after as the page sends it: each chat_history event carries the last exchange"
+        )
     )
     if out.get("stopped_early"):
         print(
@@ -298,6 +310,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=3, help="tokens per answer")
     parser.add_argument("--restarts", type=int, default=2)
+    parser.add_argument(
+        "--full-history",
+        action="store_true",
+        help="send no history_after, as Burr's example's page: every turn's chat_history "
+        "event carries the whole conversation",
+    )
     parser.add_argument(
         "--budget-s", type=float, default=150.0,
         help="stop driving turns after this many seconds (0: no limit)",

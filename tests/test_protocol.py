@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from httpx_sse import connect_sse
+
 from conftest import API, PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
@@ -56,6 +58,37 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
     ]
     second = server.turn(app_id, "What else?")
     assert second[0] == {"type": "chat_history", "value": history}
+
+
+def test_history_after_sends_only_the_messages_the_client_lacks(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(text="An answer.")
+    for prompt in ("One?", "Two?"):
+        server.turn(app_id, prompt)
+    history = server.history(app_id)
+    assert len(history) == 4
+
+    def first_event(after: str) -> dict:
+        url = f"{API}/response/{PROJECT}/{app_id}?history_after={after}"
+        with connect_sse(server.client, "POST", url, json={"prompt": f"Three after {after}?"}) as source:
+            events = [json.loads(sse.data) for sse in source.iter_sse()]
+        assert events[-1]["type"] == "message"
+        return events[0]
+
+    assert first_event("2") == {"type": "chat_history", "value": history[2:], "start": 2}
+    history = server.history(app_id)
+    # More than the server has: nothing, from the end (the client drops what it has beyond).
+    assert first_event("99") == {"type": "chat_history", "value": [], "start": len(history)}
+    assert first_event("0") == {"type": "chat_history", "value": server.history(app_id)[:-2]}
+
+    before = server.history(app_id)
+    for bad in ("-1", "two", "1.5"):
+        response = server.client.post(
+            f"{API}/response/{PROJECT}/{app_id}?history_after={bad}", json={"prompt": "Bad?"}
+        )
+        assert response.status_code == 422, bad
+    assert server.history(app_id) == before  # nothing written
 
 
 def test_create_then_list_conversations(server: ChatServer, app_id: str) -> None:

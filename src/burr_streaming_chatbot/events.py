@@ -39,11 +39,26 @@ class ChatItem(WireModel):
     )
 
 
+def _start_is_optional(schema: dict) -> None:
+    # Absent unless asked for, so no default either (generated clients read it as optional).
+    schema["required"] = ["type", "value"]
+    schema["properties"]["start"].pop("default", None)
+
+
 class ChatHistoryEvent(WireModel):
-    """First event of a turn: the history before this turn's prompt."""
+    """First event of a turn: the history before this turn's prompt (from message ``start`` on,
+    when the request asked for ``history_after``)."""
 
     type: Literal["chat_history"] = "chat_history"
     value: list[ChatItem]
+    start: int = Field(
+        default=0,
+        ge=0,
+        description="Index of the first message in `value`; only sent when the request set "
+        "`history_after` (without it the event is exactly Burr's example's).",
+    )
+
+    model_config = ConfigDict(json_schema_extra=_start_is_optional)
 
 
 class ActionValue(WireModel):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
 from burr.core import Application
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
@@ -58,6 +58,7 @@ class Turn:
     app_id: str
     app: Application
     prompt: str
+    history_after: int = 0
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -113,13 +114,23 @@ def create_router(
             )
 
     async def start_turn(
-        project_id: ProjectId, app_id: AppId, prompt: Annotated[str, Depends(read_prompt)]
+        project_id: ProjectId,
+        app_id: AppId,
+        prompt: Annotated[str, Depends(read_prompt)],
+        history_after: Annotated[
+            int,
+            Query(
+                ge=0,
+                description="Messages the client already has: the `chat_history` event then "
+                "carries only the ones after them (its `start` says from where).",
+            ),
+        ] = 0,
     ) -> LiveTurn:
         key = (project_id, app_id)
         check_free(key)
         app = await conversations.application(project_id, app_id)
         check_free(key)  # again: another request may have started while this one loaded
-        turn = Turn(project_id, app_id, app, prompt)
+        turn = Turn(project_id, app_id, app, prompt, history_after)
         return turns.begin(key, run_turn(turn, conversations))
 
     async def current_turn(project_id: ProjectId, app_id: AppId) -> LiveTurn:
@@ -312,7 +323,7 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         # The last turn failed or stopped mid-graph: the state persisted by its last completed
         # step would resume there (and ignore this prompt). Every turn starts at `prompt`.
         app.reset_to_entrypoint()
-    yield history_event(app.state.get("chat_history", []))
+    yield history_event(app.state.get("chat_history", []), turn.history_after)
     path: list[str] = []
     last: Any
     try:
@@ -376,10 +387,12 @@ class EncodedEvent:
     data: str
 
 
-def history_event(history: list[dict[str, Any]]) -> EncodedEvent:
-    """The ``chat_history`` event (a :class:`ChatHistoryEvent`), serialized straight from the
-    stored messages: they were validated when written, and a long conversation has thousands,
-    which pydantic would take ~100 ms to validate again on every turn."""
+def history_event(history: list[dict[str, Any]], after: int = 0) -> EncodedEvent:
+    """The ``chat_history`` event (a :class:`ChatHistoryEvent`) with the messages from index
+    ``after`` on, serialized straight from the stored messages: they were validated when
+    written, and a long conversation has thousands, which pydantic would take ~100 ms to
+    validate again on every turn (and a client that has them need not receive them again)."""
+    start = min(after, len(history))
     items = [
         {
             "content": item["content"],
@@ -389,10 +402,12 @@ def history_event(history: list[dict[str, Any]]) -> EncodedEvent:
             "model": item.get("model"),
             "interrupted": item.get("interrupted", False),
         }
-        for item in history
+        for item in history[start:]
     ]
     value = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
-    return EncodedEvent('{"type":"chat_history","value":' + value + "}")
+    if not after:  # the event as Burr's example sends it
+        return EncodedEvent('{"type":"chat_history","value":' + value + "}")
+    return EncodedEvent(f'{{"type":"chat_history","value":{value},"start":{start}}}')
 
 
 def _next_sequence_id(app: Application) -> int:

@@ -91,14 +91,29 @@ function stopped(state: ChatState): ChatState {
 }
 
 /** Server history replaces ours, keeping the details we saw for messages that did not change. */
-function mergeHistory(current: DisplayMessage[], items: ChatItem[]): DisplayMessage[] {
-  return items.map((item, index) => {
-    const known = current[index]
+/**
+ * The server's history (its messages from `start` on) over what the page shows: the server's
+ * messages win, a message that did not change keeps its answer details. A `start` beyond what
+ * the page has (another tab's turn) leaves the page as it is; the next history load catches up.
+ */
+export function mergeHistory(current: DisplayMessage[], items: ChatItem[], start = 0): DisplayMessage[] {
+  if (start > current.length) return current
+  const tail = items.map((item, index) => {
+    const known = current[start + index]
     if (known && known.item.role === item.role && known.item.content === item.content) {
       return known.item === item ? known : { item, ...(known.meta ? { meta: known.meta } : {}) }
     }
     return { item }
   })
+  return start === 0 ? tail : [...current.slice(0, start), ...tail]
+}
+
+/**
+ * What a page asks for with its next prompt (`history_after`): the messages it shows but the
+ * last exchange, which the server sends again so a partial answer is replaced by what it kept.
+ */
+export function historyAfter(messages: DisplayMessage[]): number {
+  return Math.max(0, messages.length - 2)
 }
 
 export function chatReducer(state: ChatState, action: ChatAction): ChatState {
@@ -162,7 +177,7 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
     case 'chat_history': {
       // The history before this turn; the server's process_prompt adds the prompt unless it is
       // already the last, unanswered message (a retry).
-      const messages = mergeHistory(state.messages, event.value)
+      const messages = mergeHistory(state.messages, event.value, event.start ?? 0)
       if (prompt === null) return { ...state, messages }
       const last = messages[messages.length - 1]
       const isRetry = last?.item.role === 'user' && last.item.content === prompt

@@ -216,6 +216,28 @@ describe('useChat', () => {
     expect(result.current.messages[result.current.messages.length - 1]?.item.content).toBe('Again')
   })
 
+  it('asks only for the history it does not have, and merges the server\'s from its start', async () => {
+    const replies = ['A1', 'A2', 'A3']
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': (_init, url) => {
+        const after = Number(new URL(url, 'http://x').searchParams.get('history_after') ?? 0)
+        const server = [user('Q1'), answer('A1'), user('Q2'), answer('A2 as the server kept it')].slice(0, (3 - replies.length) * 2)
+        return streamResponse([sse({ type: 'chat_history', value: server.slice(after), start: after }), sse(message(replies.shift() ?? ''))])
+      },
+    })
+    const { result } = setup(fetch)
+    for (const prompt of ['Q1', 'Q2', 'Q3']) {
+      await act(async () => {
+        await result.current.send(prompt)
+      })
+    }
+    const asked = calls.filter((c) => c.method === 'POST').map((c) => c.path)
+    expect(asked).toEqual(['/response/proj/app1', '/response/proj/app1', '/response/proj/app1?history_after=2'])
+    // The last exchange came again and replaced what the page showed; the rest was kept.
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q1', 'A1', 'Q2', 'A2 as the server kept it', 'Q3', 'A3'])
+    expect(result.current.messages[1]?.meta?.ttft_ms).toBe(42) // a kept message keeps its details
+  })
+
   it('regenerate() sends the last user prompt again', async () => {
     const { fetch, calls } = fakeFetch({
       'POST /response/proj/app1': () => streamResponse([sse({ type: 'chat_history', value: [] }), sse(message('A'))]),

@@ -4,7 +4,7 @@ import { isAbortError, NetworkError } from '../lib/errors'
 import { createTextBatcher } from '../lib/frameBatcher'
 import { resumeChat, streamChat, turnOf, type EventHandler, type StreamOutcome } from '../lib/stream'
 import type { ChatItem } from '../lib/types'
-import { chatReducer, initialChatState, toChatError, type ChatAction, type ChatState } from './chatState'
+import { chatReducer, historyAfter, initialChatState, toChatError, type ChatAction, type ChatState } from './chatState'
 
 export type { AnswerMeta, ChatError, ChatStatus, DisplayMessage } from './chatState'
 
@@ -173,6 +173,11 @@ export function useChat(options: UseChatOptions): UseChat {
   const busy = useRef(false)
   /** The server-side stop of the last stopped turn; the next turn waits for it (else 409). */
   const stopping = useRef<Promise<unknown> | null>(null)
+  /** The messages shown, for the next prompt's `history_after`. */
+  const shown = useRef(state.messages)
+  useEffect(() => {
+    shown.current = state.messages
+  }, [state.messages])
 
   /**
    * After the history of a conversation loaded: if the server is still streaming (or has just
@@ -294,6 +299,7 @@ export function useChat(options: UseChatOptions): UseChat {
       const isCurrent = () => gen === generation.current
       const abort = new AbortController()
       controller.current = abort
+      const known = historyAfter(shown.current)
       dispatch({ type: 'send_start', prompt, optimistic: !retry })
       const reader = turnReader({ project, appId, apiBase, fetchImpl, signal: abort.signal, isCurrent, dispatch, prompt })
       try {
@@ -303,6 +309,7 @@ export function useChat(options: UseChatOptions): UseChat {
           project,
           appId,
           prompt,
+          historyAfter: known,
           signal: abort.signal,
           ...(apiBase ? { apiBase } : {}),
           ...(fetchImpl ? { fetchImpl } : {}),

@@ -235,9 +235,15 @@ export interface components {
         };
         /**
          * ChatHistoryEvent
-         * @description First event of a turn: the history before this turn's prompt.
+         * @description First event of a turn: the history before this turn's prompt (from message ``start`` on,
+         *     when the request asked for ``history_after``).
          */
         ChatHistoryEvent: {
+            /**
+             * Start
+             * @description Index of the first message in `value`; only sent when the request set `history_after` (without it the event is exactly Burr's example's).
+             */
+            start?: number;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -670,7 +676,10 @@ export interface operations {
     };
     chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Messages the client already has: the `chat_history` event then carries only the ones after them (its `start` says from where). */
+                history_after?: number;
+            };
             header?: never;
             path: {
                 /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */

@@ -46,6 +46,13 @@ describe('streamChat', () => {
     expect(JSON.parse(init.body as string)).toEqual({ prompt: 'Hello' })
   })
 
+  it('asks for the history after the messages the caller has (history_after)', async () => {
+    const { promise, fetchImpl } = run(streamResponse([sse(message)]), { historyAfter: 6 })
+    await promise
+    const [url] = fetchImpl.mock.calls[0] as unknown as [string]
+    expect(url).toBe('/base/api/response/proj/app_1?history_after=6')
+  })
+
   it('delivers events in order and resolves with the message', async () => {
     const { promise, events } = run(
       streamResponse([

@@ -26,6 +26,11 @@ interface Common {
 
 export interface StreamRequest extends Common {
   prompt: string
+  /**
+   * How many messages of the conversation the caller already has: the `chat_history` event then
+   * carries only the later ones (from its `start`), not the whole conversation again.
+   */
+  historyAfter?: number
 }
 
 export interface ResumeRequest extends Common {
@@ -57,8 +62,9 @@ export function parseChatEvent(data: string): ChatEvent | null {
  * reached; an abort through `signal` resolves with `{kind: 'aborted'}`.
  */
 export function streamChat(request: StreamRequest): Promise<StreamOutcome> {
-  const { project, appId, prompt } = request
-  return read(request, `/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`, {
+  const { project, appId, prompt, historyAfter } = request
+  const query = historyAfter ? `?history_after=${Math.floor(historyAfter)}` : ''
+  return read(request, `/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}${query}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
     body: JSON.stringify({ prompt }),

@@ -68,7 +68,7 @@ export function fakeFetch(routes: Record<string, Route>, apiBase = '/api/v0/stre
       const [m, pattern] = key.split(' ')
       if (m !== method || !pattern) continue
       const re = new RegExp(`^${pattern.replace(/\*/g, '[^/]+')}$`)
-      if (re.test(path)) return route(init, url)
+      if (re.test(path.split('?')[0] ?? path)) return route(init, url)
     }
     return jsonResponse({ detail: `No route for ${method} ${path}` }, 404)
   }
