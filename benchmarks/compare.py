@@ -145,9 +145,16 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
         )
     print()
     relay = results.get("relay")
+    relay_aiohttp = results.get("relay_aiohttp")
     example = results.get("burr_example")
-    print(f"{'ratios':<16}{'CPU/turn':>18}{'CPU/turn':>18}{'TTFD 1 stream':>22}{'TTFD load p50':>18}")
-    print(f"{'':<16}{'vs relay':>18}{'vs Burr example':>18}{'minus relay (ms)':>22}{'vs relay':>18}")
+    print(
+        f"{'ratios':<16}{'CPU/turn':>12}{'CPU/turn':>18}{'CPU/turn':>18}{'TTFD 1 stream':>20}"
+        f"{'TTFD load p50':>16}"
+    )
+    print(
+        f"{'':<16}{'vs relay':>12}{'vs relay aiohttp':>18}{'vs Burr example':>18}"
+        f"{'minus relay (ms)':>20}{'vs relay':>16}"
+    )
     for impl, r in results.items():
         diff = (
             None
@@ -156,10 +163,11 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
         )
         print(
             f"{LABELS[impl]:<16}"
-            f"{ratio(r['cpu_ms_per_turn'], relay and relay['cpu_ms_per_turn']):>18}"
+            f"{ratio(r['cpu_ms_per_turn'], relay and relay['cpu_ms_per_turn']):>12}"
+            f"{ratio(r['cpu_ms_per_turn'], relay_aiohttp and relay_aiohttp['cpu_ms_per_turn']):>18}"
             f"{ratio(r['cpu_ms_per_turn'], example and example['cpu_ms_per_turn']):>18}"
-            f"{'-' if diff is None else f'{diff:+.1f}':>22}"
-            f"{ratio(r['ttfd_load_p50_ms'], relay and relay['ttfd_load_p50_ms']):>18}"
+            f"{'-' if diff is None else f'{diff:+.1f}':>20}"
+            f"{ratio(r['ttfd_load_p50_ms'], relay and relay['ttfd_load_p50_ms']):>16}"
         )
     for impl, r in results.items():
         for sample in r["error_samples"]:
@@ -201,6 +209,13 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
         ]
         for name, ok, detail in checks:
             print(f"  [{'met' if ok else 'MISSED'}] {name}: {detail}")
+        if relay_aiohttp and chatbot["ttfd_single_p50_ms"] is not None and relay_aiohttp["ttfd_single_p50_ms"] is not None:
+            print(
+                "  (the issue's relay uses the SDK's default transport; against the relay on the "
+                f"SDK's aiohttp transport, as this server: CPU per turn "
+                f"{ratio(chatbot['cpu_ms_per_turn'], relay_aiohttp['cpu_ms_per_turn'])}, time to "
+                f"first delta {chatbot['ttfd_single_p50_ms'] - relay_aiohttp['ttfd_single_p50_ms']:+.1f} ms)"
+            )
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -30,9 +30,10 @@ READY_PATH = "/_bench/ready"
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-IMPLEMENTATIONS = ("relay", "burr_example", "chatbot")
+IMPLEMENTATIONS = ("relay", "relay_aiohttp", "burr_example", "chatbot")
 LABELS = {
     "relay": "bare relay",
+    "relay_aiohttp": "relay, aiohttp",
     "burr_example": "Burr's example",
     "chatbot": "this project",
 }

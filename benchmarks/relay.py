@@ -1,6 +1,6 @@
 """The bare relay: the least a server can do to serve this chatbot's wire format. No Burr.
 
-One shared ``AsyncOpenAI`` client; per prompt one routing call (non-streaming), then one
+One shared ``AsyncOpenAI`` client (the SDK's default transport, or its aiohttp one); per prompt one routing call (non-streaming), then one
 streamed call whose text is relayed as ``data: {"type":"delta","value":...}`` events. No
 state, no history, no tracking, no persistence: the floor the other servers are compared to.
 ``POST /create/...`` exists (and does nothing) so every server gets the same requests.
@@ -27,8 +27,14 @@ class PromptInput(BaseModel):
     prompt: str
 
 
-def create_router(model: str = "gpt-4o-mini") -> APIRouter:
-    client = openai.AsyncOpenAI()  # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
+def create_router(model: str = "gpt-4o-mini", transport: str = "httpx") -> APIRouter:
+    """``transport="aiohttp"`` puts the client on the SDK's aiohttp transport, as this project's
+    server does by default, so the two can also be compared on the same transport."""
+    # OPENAI_API_KEY and OPENAI_BASE_URL from the environment
+    if transport == "aiohttp":
+        client = openai.AsyncOpenAI(http_client=openai.DefaultAioHttpClient())
+    else:
+        client = openai.AsyncOpenAI()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

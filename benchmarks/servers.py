@@ -41,11 +41,12 @@ def build_app(impl: str):
         server = importlib.import_module("burr.examples.streaming-fastapi.server")
         app.include_router(server.router, prefix=API)
         app.state.otel = bool(getattr(server, "opentelemetry_available", False))
-    elif impl == "relay":
+    elif impl in ("relay", "relay_aiohttp"):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import relay
 
-        app.include_router(relay.create_router(), prefix=API)
+        transport = "aiohttp" if impl == "relay_aiohttp" else "httpx"
+        app.include_router(relay.create_router(transport=transport), prefix=API)
     else:
         raise SystemExit(f"unknown implementation {impl!r}")
 
@@ -58,7 +59,7 @@ def build_app(impl: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("impl", choices=["chatbot", "burr_example", "relay"])
+    parser.add_argument("impl", choices=["chatbot", "burr_example", "relay", "relay_aiohttp"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()

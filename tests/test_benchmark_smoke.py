@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-LABELS = ("bare relay", "Burr's example", "this project")
+LABELS = ("bare relay", "relay, aiohttp", "Burr's example", "this project")
 
 
 def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -33,7 +33,7 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"relay", "burr_example", "chatbot"}
+    assert set(results) == {"relay", "relay_aiohttp", "burr_example", "chatbot"}
     for impl, result in results.items():
         assert result["errors"] == 0, (impl, result["error_samples"])
         assert result["turns"] == 6, impl

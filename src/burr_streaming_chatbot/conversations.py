@@ -126,7 +126,7 @@ class Conversations:
             ORDER BY s.rowid DESC
             LIMIT ?
         """
-        async with persister.connection.execute(query, (limit,)) as cursor:
+        async with persister.lock, persister.connection.execute(query, (limit,)) as cursor:
             rows = await cursor.fetchall()
         return [
             ConversationSummary(app_id=app_id, updated_at=str(updated), title=_title(first))

@@ -7,14 +7,17 @@ answers. Upstream failures become :class:`UpstreamError`, whatever SDK raised th
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from typing import AsyncIterator, Optional, Protocol, Sequence
+from typing import Any, AsyncIterator, Optional, Protocol, Sequence
 
 import httpx
 import openai
 
 from .events import MODES, ErrorCode
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
@@ -83,6 +86,19 @@ def answer_messages(mode: str, history: Sequence[Message]) -> list[Message]:
     return [system, *({"role": m["role"], "content": m["content"]} for m in history)]
 
 
+def _caused_by_connection_error(exc: BaseException) -> bool:
+    """True when a connection error (refused, reset) is among the causes of ``exc``: the aiohttp
+    transport reports a refused connection as a connect *timeout*."""
+    seen: set[int] = set()
+    cause: Optional[BaseException] = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _upstream_error(exc: BaseException) -> UpstreamError:
     """Turn an SDK or transport exception into an :class:`UpstreamError` (no secrets in it)."""
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
@@ -93,7 +109,7 @@ def _upstream_error(exc: BaseException) -> UpstreamError:
         return UpstreamError(
             "upstream_rate_limit", "The model server is rate limiting; try again shortly.", True
         )
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _caused_by_connection_error(exc):
         return UpstreamError("upstream_timeout", "The model server did not answer in time.", True)
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
         return UpstreamError(
@@ -116,6 +132,22 @@ def _upstream_error(exc: BaseException) -> UpstreamError:
     )
 
 
+def _aiohttp_client() -> Any:
+    """The SDK's aiohttp transport (``openai[aiohttp]``), or None where it is missing (an SDK
+    older than the transport, or aiohttp not installed): then the SDK's default one is used.
+
+    Streaming is where it shows: per token, the default transport's reads cost about twice the
+    CPU (``benchmarks/compare.py``)."""
+    factory = getattr(openai, "DefaultAioHttpClient", None)
+    if factory is None:
+        return None
+    try:
+        return factory()
+    except RuntimeError:  # the SDK says aiohttp is not installed
+        logger.warning("aiohttp is not installed; the OpenAI SDK's default transport is used")
+        return None
+
+
 class OpenAIChatModel:
     """Any OpenAI-compatible endpoint through one shared ``AsyncOpenAI`` client."""
 
@@ -128,15 +160,24 @@ class OpenAIChatModel:
         self.history_messages = settings.history_messages
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
+        self.transport = "httpx"
+        http_client = None
+        if settings.http_transport == "aiohttp":
+            http_client = _aiohttp_client()
+            self.transport = "aiohttp" if http_client is not None else "httpx"
         self._client = openai.AsyncOpenAI(
             api_key=key or "not-needed",
             base_url=settings.openai_base_url,
-            timeout=httpx.Timeout(settings.request_timeout_s, connect=10.0),
+            timeout=openai.Timeout(settings.request_timeout_s, connect=10.0),
             max_retries=settings.max_retries,
+            **({"http_client": http_client} if http_client is not None else {}),
         )
 
     def __repr__(self) -> str:
-        return f"OpenAIChatModel(answer={self.answer_name!r}, base_url={self.base_url!r})"
+        return (
+            f"OpenAIChatModel(answer={self.answer_name!r}, base_url={self.base_url!r}, "
+            f"transport={self.transport!r})"
+        )
 
     async def choose_mode(self, prompt: str) -> str:
         """Ask the router model for a mode (one non-streaming call)."""

@@ -12,6 +12,7 @@ Burr's own classes keep each step's writes constant:
   shows every step, its inputs, its result and the messages it added.
 """
 
+import asyncio
 import json
 import os
 from collections.abc import Collection
@@ -35,6 +36,10 @@ class ChatStatePersister(AsyncSQLitePersister):
         super().__init__(connection, table_name, serde_kwargs)
         self.messages_table = f"{table_name}_messages"
         self._lengths: dict[tuple[str, str], int] = {}
+        self.lock = asyncio.Lock()
+        """Held for each use of the connection: the conversations of a project share it, and
+        their statements must not interleave (one conversation's commit in the middle of
+        another's save; sqlite3 refuses a statement while another is half-read)."""
 
     async def initialize(self) -> None:
         """Create Burr's state table and the messages table."""
@@ -72,6 +77,25 @@ class ChatStatePersister(AsyncSQLitePersister):
         **kwargs: Any,
     ) -> None:
         """Append the new messages, and replace the conversation's state row, in one transaction."""
+        async with self.lock:
+            try:
+                await self._save(partition_key, app_id, sequence_id, position, state, status)
+            except BaseException:
+                # Failed or cancelled half-way: undo the statements already run, so the next
+                # commit (of any conversation) cannot persist half of this save.
+                self._lengths.pop((partition_key or self.PARTITION_KEY_DEFAULT, app_id), None)
+                await asyncio.shield(self.connection.rollback())
+                raise
+
+    async def _save(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        status: str,
+    ) -> None:
         key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
         history = list(state.get(HISTORY, []))
         stored = await self._stored_length(key_partition, app_id)
@@ -120,10 +144,13 @@ class ChatStatePersister(AsyncSQLitePersister):
         **kwargs: Any,
     ) -> Optional[dict]:
         """The conversation's latest state, with its history read back in order."""
-        loaded = await super().load(partition_key, app_id, sequence_id, **kwargs)
-        if loaded is None or LENGTH not in loaded["state"]:
-            return loaded  # nothing, or a row written by Burr's own persister: use it as is
-        history = await self.messages(loaded["partition_key"], loaded["app_id"], loaded["state"][LENGTH])
+        async with self.lock:
+            loaded = await super().load(partition_key, app_id, sequence_id, **kwargs)
+            if loaded is None or LENGTH not in loaded["state"]:
+                return loaded  # nothing, or a row written by Burr's own persister: use it as is
+            history = await self._messages(
+                loaded["partition_key"], loaded["app_id"], loaded["state"][LENGTH]
+            )
         fields = {k: v for k, v in loaded["state"].get_all().items() if k != LENGTH}
         loaded["state"] = State({**fields, HISTORY: history})
         self._lengths[(loaded["partition_key"], loaded["app_id"])] = len(history)
@@ -133,6 +160,12 @@ class ChatStatePersister(AsyncSQLitePersister):
         self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
     ) -> list[dict]:
         """The first ``limit`` messages of a conversation (all of them without a limit)."""
+        async with self.lock:
+            return await self._messages(partition_key, app_id, limit)
+
+    async def _messages(
+        self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
         key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
         async with self.connection.execute(
             f"SELECT message FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? "
