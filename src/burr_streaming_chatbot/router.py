@@ -21,7 +21,6 @@ from .events import (
     ChatEventBlock,
     ChatItem,
     ConversationSummary,
-    DeltaEvent,
     ErrorEvent,
     ErrorValue,
     GraphInfo,
@@ -249,6 +248,10 @@ def create_router(
     return router
 
 
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps`` with these options builds an encoder on every call; deltas are many."""
+
+
 async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncIterator[bytes]:
     """A live turn's events as encoded SSE blocks with ids, one write per batch: events that
     piled up while the client was busy go out together, and consecutive deltas among them as
@@ -262,14 +265,12 @@ async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncI
         index = 0
         while index < len(batch):
             event = batch[index]
-            if isinstance(event, DeltaEvent):
+            if isinstance(event, str):  # a delta's text (see run_turn)
                 end = index + 1
-                while end < len(batch) and isinstance(batch[end], DeltaEvent):
+                while end < len(batch) and isinstance(batch[end], str):
                     end += 1
-                text = "".join(delta.value for delta in batch[index:end])
-                data = json.dumps(
-                    {"type": "delta", "value": text}, ensure_ascii=False, separators=(",", ":")
-                )
+                text = "".join(batch[index:end])
+                data = '{"type":"delta","value":' + _encode_json(text) + "}"  # a DeltaEvent
                 blocks.append(encode_event(data, turn.event_id(first + end - 1)))
                 index = end
             else:
@@ -312,7 +313,9 @@ def _too_large(limit: int) -> Response:
 
 
 async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[Any]:
-    """Run one turn of the state machine and describe it as events.
+    """Run one turn of the state machine and describe it as events: :data:`ChatEvent` models,
+    an :class:`EncodedEvent`, and each delta as its bare text (the most frequent event, kept
+    as a ``str`` until :func:`event_blocks` writes it as a ``DeltaEvent``).
 
     It runs in its own task (see :mod:`.turns`), which ends, and so frees the conversation for
     its next prompt, as soon as the last event is recorded, before any client reads it.
@@ -345,7 +348,7 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
                 if first is None:
                     first = time.perf_counter()
                 deltas += 1
-                yield DeltaEvent(value=item["delta"])
+                yield item["delta"]  # a DeltaEvent's value; encoded as one in event_blocks
             result, _ = await container.get()
             break
         if result.get("error"):

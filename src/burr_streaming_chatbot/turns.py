@@ -109,27 +109,46 @@ class LiveTurn:
         """
         self.listeners += 1
         self._cancel_stop_timer()
+        loop = asyncio.get_running_loop()
+        waiter: Optional[asyncio.Future] = None
+        last_sent = loop.time()
+        timer: Optional[asyncio.TimerHandle] = None
+
+        def idle_check() -> None:
+            # One timer per listener, re-armed when it fires (not one per event): it wakes the
+            # listener only when nothing was sent for idle_s.
+            nonlocal timer
+            assert idle_s is not None
+            now, due = loop.time(), last_sent + idle_s
+            if now >= due:
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                due = now + idle_s  # (a listener still busy sending is looked at again later)
+            timer = loop.call_at(due, idle_check)
+
+        if idle_s is not None:
+            timer = loop.call_at(last_sent + idle_s, idle_check)
         try:
             index = start
             while True:
                 if index < len(self.events):
                     batch = self.events[index:]
                     yield index, batch
+                    last_sent = loop.time()
                     index += len(batch)
                     continue
                 if self.done:
                     return
                 # One future per listener: a listener that is cancelled cancels only its own.
-                loop = asyncio.get_running_loop()
                 waiter = loop.create_future()
                 self._waiters.append(waiter)
-                timer = None if idle_s is None else loop.call_later(idle_s, _resolve, waiter)
                 await waiter
-                if timer is not None:
-                    timer.cancel()
                 if index >= len(self.events) and not self.done:
-                    yield index, []  # woken by the timer: nothing new
+                    yield index, []  # woken by the idle timer: nothing new
+                    last_sent = loop.time()
         finally:
+            if timer is not None:
+                timer.cancel()
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
                 self._schedule_stop()
@@ -160,11 +179,6 @@ class LiveTurn:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
-
-
-def _resolve(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _after_prompt(event: Any) -> bool:
