@@ -15,7 +15,8 @@ Burr's own classes keep each step's writes constant:
 import asyncio
 import json
 import os
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 from burr.core import State
@@ -66,6 +67,18 @@ class ChatStatePersister(AsyncSQLitePersister):
             self._lengths[key] = int(row[0]) if row else 0
         return self._lengths[key]
 
+    @asynccontextmanager
+    async def _transaction(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """Hold the connection for one save; roll it back if the save fails or is cancelled
+        half-way, so the next commit (of any conversation) cannot persist half of it."""
+        async with self.lock:
+            try:
+                yield
+            except BaseException:
+                self._lengths.pop(key, None)
+                await asyncio.shield(self.connection.rollback())
+                raise
+
     async def save(
         self,
         partition_key: Optional[str],
@@ -77,64 +90,46 @@ class ChatStatePersister(AsyncSQLitePersister):
         **kwargs: Any,
     ) -> None:
         """Append the new messages, and replace the conversation's state row, in one transaction."""
-        async with self.lock:
-            try:
-                await self._save(partition_key, app_id, sequence_id, position, state, status)
-            except BaseException:
-                # Failed or cancelled half-way: undo the statements already run, so the next
-                # commit (of any conversation) cannot persist half of this save.
-                self._lengths.pop((partition_key or self.PARTITION_KEY_DEFAULT, app_id), None)
-                await asyncio.shield(self.connection.rollback())
-                raise
-
-    async def _save(
-        self,
-        partition_key: Optional[str],
-        app_id: str,
-        sequence_id: int,
-        position: str,
-        state: State,
-        status: str,
-    ) -> None:
         key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
-        history = list(state.get(HISTORY, []))
-        stored = await self._stored_length(key_partition, app_id)
-        if len(history) < stored:  # never happens in this chatbot; stay correct if it does
+        async with self._transaction((key_partition, app_id)):
+            history = list(state.get(HISTORY, []))
+            stored = await self._stored_length(key_partition, app_id)
+            if len(history) < stored:  # never happens in this chatbot; stay correct if it does
+                await self.connection.execute(
+                    f"DELETE FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? AND idx >= ?",
+                    (key_partition, app_id, len(history)),
+                )
+                stored = len(history)
+            if len(history) > stored:
+                await self.connection.executemany(
+                    f"INSERT OR REPLACE INTO {self.messages_table} (partition_key, app_id, idx, message) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (key_partition, app_id, index, json.dumps(message, ensure_ascii=False))
+                        for index, message in enumerate(history[stored:], start=stored)
+                    ],
+                )
+            # Built by hand: Burr's wipe/update deep-copy the field they touch (the whole history).
+            fields = {key: value for key, value in state.get_all().items() if key != HISTORY}
+            lean = State({**fields, LENGTH: len(history)})
             await self.connection.execute(
-                f"DELETE FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? AND idx >= ?",
-                (key_partition, app_id, len(history)),
+                f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
+                (key_partition, app_id),
             )
-            stored = len(history)
-        if len(history) > stored:
-            await self.connection.executemany(
-                f"INSERT OR REPLACE INTO {self.messages_table} (partition_key, app_id, idx, message) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (key_partition, app_id, index, json.dumps(message, ensure_ascii=False))
-                    for index, message in enumerate(history[stored:], start=stored)
-                ],
+            await self.connection.execute(
+                f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key_partition,
+                    app_id,
+                    sequence_id,
+                    position,
+                    json.dumps(lean.serialize(**self.serde_kwargs), ensure_ascii=False),
+                    status,
+                ),
             )
-        # Built by hand: Burr's wipe/update deep-copy the field they touch (the whole history).
-        fields = {key: value for key, value in state.get_all().items() if key != HISTORY}
-        lean = State({**fields, LENGTH: len(history)})
-        await self.connection.execute(
-            f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
-            (key_partition, app_id),
-        )
-        await self.connection.execute(
-            f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                key_partition,
-                app_id,
-                sequence_id,
-                position,
-                json.dumps(lean.serialize(**self.serde_kwargs), ensure_ascii=False),
-                status,
-            ),
-        )
-        await self.connection.commit()
-        self._lengths[(key_partition, app_id)] = len(history)
+            await self.connection.commit()
+            self._lengths[(key_partition, app_id)] = len(history)
 
     async def load(
         self,
