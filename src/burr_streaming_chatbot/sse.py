@@ -9,7 +9,6 @@ task. The stream's OpenAPI description comes from :func:`event_stream_responses`
 
 from __future__ import annotations
 
-
 from collections.abc import AsyncIterable
 from typing import Any, Optional
 
