@@ -10,7 +10,6 @@ import datetime
 import math
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 FAKE_OPENAI = ROOT / "tests" / "fake_openai.py"
 FAKE_UPSTREAM = BENCH_DIR / "fake_upstream.py"
+
+sys.path.insert(0, str(ROOT / "tests"))
+from processes import stop_process_group  # noqa: E402
 """Runs the fake with TCP_NODELAY (see that file for why)."""
 API = "/api/v0/streaming_chatbot"
 READY_PATH = "/_bench/ready"
@@ -154,15 +156,7 @@ class Process:
         """SIGTERM (a graceful uvicorn shutdown), SIGKILL after 15 s."""
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        stop_process_group(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None

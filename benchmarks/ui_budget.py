@@ -39,14 +39,12 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Optional
@@ -57,21 +55,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE_INDEX = ROOT / "src" / "burr_streaming_chatbot" / "ui" / "index.html"
 BUDGET_KB = 200.0
 LONG_TASK_MS = 50.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_PATH = "/demos/streaming-chatbot/"
 API = "/api/v0/streaming_chatbot"
 
 sys.path.insert(0, str(ROOT / "tests"))
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from harness import machine_description  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- (a) initial JS
@@ -485,7 +474,7 @@ def long_tasks(
         try:
             server.wait_ready()
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
                     plan = [("baseline, short answer", baseline_tokens, True)]
                     if plain:
@@ -634,23 +623,6 @@ def summarize_trace(path: Path, top: int = 8) -> None:
             print(f"      {count} samples in {frame}")
 
 
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0]
-    return (
-        f"{os.cpu_count()} cores{f' ({cpu})' if cpu else ''}, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; load average (1 min) "
-        f"{load:.2f} (other work on the machine skews (b))"
-    )
-
-
 def chromium_version() -> str:
     try:
         out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30)
@@ -671,7 +643,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    print(f"date {date.today().isoformat()}; {machine()}")
+    print(f"{machine_description()} (other work on the machine skews (b))")
     try:
         page = initial_js(PAGE_INDEX, "this page (src/burr_streaming_chatbot/ui)")
     except FileNotFoundError:

@@ -23,6 +23,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from fake_openai import FakeUpstream
+from processes import stop_process_group
 
 API = "/api/v0/streaming_chatbot"
 PROJECT = "demo_streaming_chatbot"
@@ -83,15 +84,7 @@ class ChatServer:
         """Stop the server (and the uvicorn child ``burr`` starts); SIGKILL for a crash."""
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        stop_process_group(self.process, sig)
         self.process = None
 
     def close(self) -> None:

@@ -1,9 +1,8 @@
 """The model client on each of the SDK's transports, against the fake server over HTTP."""
 
-import socket
-
 import pytest
 
+from conftest import free_port
 from fake_openai import FakeUpstream
 from burr_streaming_chatbot.llm import OpenAIChatModel, UpstreamError
 from burr_streaming_chatbot.settings import Settings
@@ -35,10 +34,7 @@ async def test_each_transport_routes_streams_and_closes(upstream: FakeUpstream, 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 async def test_a_refused_connection_is_unavailable_not_a_timeout(transport: str) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    llm = model(f"http://127.0.0.1:{port}/v1", transport)
+    llm = model(f"http://127.0.0.1:{free_port()}/v1", transport)  # nothing listens there
     try:
         with pytest.raises(UpstreamError) as raised:
             await llm.choose_mode("Anyone there?")

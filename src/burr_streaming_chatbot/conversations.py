@@ -19,7 +19,6 @@ from typing import Any, Optional
 from burr.core import Application, ApplicationBuilder
 from burr.core.graph import Graph
 
-
 from .events import ConversationSummary
 from .graph import TERMINAL_ACTIONS
 from .persistence import ChatStatePersister, ChatTrackingClient, SaveAfter

@@ -91,11 +91,10 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
     the result carries the ``error``; if it fails before any text, the action fails (Burr's
     tracker records it) and the history keeps only the user's message.
     """
-    history = [{"role": m["role"], "content": m["content"]} for m in state["chat_history"]]
     pieces: list[str] = []
     error: Optional[UpstreamError] = None
     try:
-        async for text in llm.stream_answer(mode, history):
+        async for text in llm.stream_answer(mode, state["chat_history"]):
             pieces.append(text)
             yield {"delta": text}, None
     except UpstreamError as exc:

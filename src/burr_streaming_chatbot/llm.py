@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any, AsyncIterator, Optional, Protocol, Sequence
 
 import httpx
@@ -19,7 +20,9 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Message = dict[str, str]
+Message = Mapping[str, Any]
+"""A message of the history: ``role`` and ``content`` are what a model gets (stored messages
+carry more, such as ``mode`` and ``interrupted``)."""
 
 ROUTER_INSTRUCTIONS = (
     "You route the user's message to one mode of a chatbot. The modes are: "
@@ -80,7 +83,7 @@ def parse_mode(text: str) -> str:
     return "unknown"
 
 
-def answer_messages(mode: str, history: Sequence[Message]) -> list[Message]:
+def answer_messages(mode: str, history: Sequence[Message]) -> list[dict[str, str]]:
     """The messages sent for an answer: the mode's instructions, then the conversation."""
     system = {"role": "system", "content": MODE_INSTRUCTIONS.get(mode, "")}
     return [system, *({"role": m["role"], "content": m["content"]} for m in history)]
@@ -97,6 +100,17 @@ def _caused_by_connection_error(exc: BaseException) -> bool:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+_FAILURES = (
+    openai.OpenAIError,
+    httpx.HTTPError,  # openai 1.x lets its transport's errors through
+    ValueError,
+    LookupError,
+    TypeError,
+    AttributeError,  # the last four: a response that is not the JSON it should be
+)
+"""What a model call can raise; :func:`_upstream_error` turns each into an ``UpstreamError``."""
 
 
 def _upstream_error(exc: BaseException) -> UpstreamError:
@@ -191,7 +205,7 @@ class OpenAIChatModel:
         try:
             completion = await self._client.post("/chat/completions", body=body, cast_to=object)
             text = completion["choices"][0]["message"]["content"] or ""  # type: ignore[index]
-        except (openai.OpenAIError, httpx.HTTPError, ValueError, LookupError, TypeError) as exc:
+        except _FAILURES as exc:
             raise _upstream_error(exc) from None
         return parse_mode(str(text))
 
@@ -222,7 +236,7 @@ class OpenAIChatModel:
                         text = (choices[0].get("delta") or {}).get("content")
                         if text:
                             yield text
-        except (openai.OpenAIError, httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        except _FAILURES as exc:
             raise _upstream_error(exc) from None
 
     async def aclose(self) -> None:

@@ -92,7 +92,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         """Append the new messages, and replace the conversation's state row, in one transaction."""
         key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
         async with self._transaction((key_partition, app_id)):
-            history = list(state.get(HISTORY, []))
+            history = state.get(HISTORY, [])
             stored = await self._stored_length(key_partition, app_id)
             if len(history) < stored:  # never happens in this chatbot; stay correct if it does
                 await self.connection.execute(

@@ -412,7 +412,7 @@ def history_event(history: list[dict[str, Any]], after: int = 0) -> EncodedEvent
         }
         for item in history[start:]
     ]
-    value = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    value = _encode_json(items)
     if not after:  # the event as Burr's example sends it
         return EncodedEvent('{"type":"chat_history","value":' + value + "}")
     return EncodedEvent(f'{{"type":"chat_history","value":{value},"start":{start}}}')

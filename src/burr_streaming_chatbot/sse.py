@@ -10,20 +10,17 @@ task. The stream's OpenAPI description comes from :func:`event_stream_responses`
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 KEEPALIVE = b": keepalive\n\n"
 """A comment line: ignored by every SSE client, keeps proxies from closing an idle stream."""
 
 
-def encode_event(data: str, event_id: Optional[str] = None) -> bytes:
+def encode_event(data: str, event_id: str) -> bytes:
     """One event block; ``data`` must be one line (JSON always is)."""
-    if event_id is None:
-        return b"data: " + data.encode() + b"\n\n"
     return b"data: " + data.encode() + b"\nid: " + event_id.encode() + b"\n\n"
 
 
@@ -33,19 +30,12 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(
-        self,
-        content: AsyncIterable[bytes],
-        status_code: int = 200,
-        headers: Optional[dict[str, str]] = None,
-        background: Optional[BackgroundTask] = None,
-    ) -> None:
+    def __init__(self, content: AsyncIterable[bytes], status_code: int = 200) -> None:
+        # (FastAPI's OpenAPI reads the default of ``status_code`` from this signature.)
         super().__init__(
             content,
             status_code=status_code,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
-            media_type=self.media_type,
-            background=background,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
 

@@ -14,19 +14,9 @@ from typing import Any, Optional
 
 import pytest
 
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import ARTIFACTS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 """Wide enough (Tailwind ``lg``) that the Burr panel with the graph is shown beside the chat."""
 SCREENSHOTS = ARTIFACTS / "screenshots"

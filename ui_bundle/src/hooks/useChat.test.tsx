@@ -1,6 +1,6 @@
 import { act, renderHook, waitFor } from '@testing-library/react'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { turnReader, useChat, type UseChatOptions } from './useChat'
+import { turnReader, useChat, type UseChat, type UseChatOptions } from './useChat'
 import type { ChatAction } from './chatState'
 import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from '../test/sse'
 import type { ChatEvent, ChatItem } from '../lib/types'
@@ -21,6 +21,28 @@ function message(content: string, path = ['prompt', 'check_safety', 'decide_mode
     type: 'message',
     value: { item: answer(content), mode: 'answer_question', model: 'demo', ttft_ms: 42, deltas: 2, sequence_id: 4, path },
   }
+}
+
+type Stream = ReturnType<typeof controlledStream>
+
+/**
+ * Sends `prompt`, then pushes `events` (each with its SSE id, if any) into the answer's stream.
+ * `sent` settles when the turn ends (kept in an object: awaiting it here would wait for that).
+ */
+async function startTurn(
+  result: { current: UseChat },
+  stream: Stream,
+  prompt: string,
+  events: [ChatEvent, string?][],
+): Promise<{ sent: Promise<boolean> }> {
+  let sent: Promise<boolean> = Promise.resolve(false)
+  act(() => {
+    sent = result.current.send(prompt)
+  })
+  await act(async () => {
+    for (const [event, id] of events) stream.push(event, id)
+  })
+  return { sent }
 }
 
 function setup(fetchImpl: typeof fetch, extra: Partial<UseChatOptions> = {}) {
@@ -145,14 +167,10 @@ describe('useChat', () => {
     const stream = controlledStream()
     const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
     const { result } = setup(fetch)
-    let sent: Promise<boolean> = Promise.resolve(false)
-    act(() => {
-      sent = result.current.send('Tell me')
-    })
-    await act(async () => {
-      stream.push({ type: 'chat_history', value: [] })
-      stream.push({ type: 'delta', value: 'Once upon' })
-    })
+    const { sent } = await startTurn(result, stream, 'Tell me', [
+      [{ type: 'chat_history', value: [] }],
+      [{ type: 'delta', value: 'Once upon' }],
+    ])
     await waitFor(() => expect(result.current.streamingText).toBe('Once upon'))
     await act(async () => {
       result.current.stop()
@@ -186,14 +204,10 @@ describe('useChat', () => {
         }),
     })
     const { result } = setup(fetch)
-    let sent: Promise<boolean> = Promise.resolve(false)
-    act(() => {
-      sent = result.current.send('one')
-    })
-    await act(async () => {
-      first.push({ type: 'chat_history', value: [] })
-      first.push({ type: 'delta', value: 'Part' })
-    })
+    const { sent } = await startTurn(result, first, 'one', [
+      [{ type: 'chat_history', value: [] }],
+      [{ type: 'delta', value: 'Part' }],
+    ])
     await waitFor(() => expect(result.current.streamingText).toBe('Part'))
     await act(async () => {
       result.current.stop()
@@ -326,15 +340,11 @@ describe('useChat, reattaching to an answer', () => {
       },
     })
     const { result } = setup(fetch)
-    let sent: Promise<boolean> = Promise.resolve(false)
-    act(() => {
-      sent = result.current.send('Tell me')
-    })
-    await act(async () => {
-      first.push({ type: 'chat_history', value: [] }, 'tt.0')
-      first.push({ type: 'delta', value: 'Once upon ' }, 'tt.6')
-      first.push({ type: 'delta', value: 'a time' }, 'tt.7')
-    })
+    const { sent } = await startTurn(result, first, 'Tell me', [
+      [{ type: 'chat_history', value: [] }, 'tt.0'],
+      [{ type: 'delta', value: 'Once upon ' }, 'tt.6'],
+      [{ type: 'delta', value: 'a time' }, 'tt.7'],
+    ])
     await waitFor(() => expect(result.current.streamingText).toBe('Once upon a time'))
     await act(async () => {
       first.fail(new TypeError('network error'))
@@ -357,14 +367,10 @@ describe('useChat, reattaching to an answer', () => {
     const first = controlledStream()
     const { fetch, calls } = fakeFetch({ 'POST /response/proj/app1': () => first.response })
     const { result } = setup(fetch)
-    let sent: Promise<boolean> = Promise.resolve(false)
-    act(() => {
-      sent = result.current.send('Tell me')
-    })
-    await act(async () => {
-      first.push({ type: 'chat_history', value: [] }, 'tt.0')
-      first.push({ type: 'delta', value: 'Once' }, 'tt.6')
-    })
+    const { sent } = await startTurn(result, first, 'Tell me', [
+      [{ type: 'chat_history', value: [] }, 'tt.0'],
+      [{ type: 'delta', value: 'Once' }, 'tt.6'],
+    ])
     await act(async () => {
       first.fail(new TypeError('network error'))
       await sent
@@ -382,13 +388,7 @@ describe('useChat, reattaching to an answer', () => {
       'POST /stop/proj/app1': () => jsonResponse({ stopped: true }),
     })
     const { result } = setup(fetch)
-    let sent: Promise<boolean> = Promise.resolve(false)
-    act(() => {
-      sent = result.current.send('Tell me')
-    })
-    await act(async () => {
-      first.push({ type: 'delta', value: 'Once' }, 'tt.6')
-    })
+    const { sent } = await startTurn(result, first, 'Tell me', [[{ type: 'delta', value: 'Once' }, 'tt.6']])
     await waitFor(() => expect(result.current.streamingText).toBe('Once'))
     await act(async () => {
       result.current.stop()
