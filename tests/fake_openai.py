@@ -73,7 +73,10 @@ __all__ = [
 MODES = ("answer_question", "generate_poem", "generate_code", "unknown")
 """The router replies the fake gives."""
 
-FAULTS = ("auth", "rate_limit", "server_error", "timeout", "drop", "malformed", "bad_request")
+FAULTS = (
+    "auth", "rate_limit", "server_error", "timeout", "drop", "malformed", "bad_request",
+    "error_event",
+)
 """Values of the ``fault`` setting."""
 
 FAULT_TARGETS = ("any", "stream", "route")
@@ -123,7 +126,8 @@ class FakeConfig:
     hang_s: float = 30.0
     """How long the ``timeout`` fault waits before the first byte."""
     drop_after: int = 3
-    """How many tokens the ``drop`` fault streams before it cuts the connection."""
+    """How many tokens the ``drop`` and ``error_event`` faults stream before they cut the
+    connection or send an ``error`` event."""
     should_retry: Optional[bool] = None
     """When set, error responses carry ``x-should-retry: true|false`` (the SDK obeys it)."""
 
@@ -763,7 +767,7 @@ class _ChatCompletions:
             if not await _pause(state, config.first_token_delay_ms / 1000):
                 return "closing"
             limit = len(tokens)
-            if fault == "drop":
+            if fault in ("drop", "error_event"):
                 limit = min(limit, config.drop_after)
             elif fault == "malformed":
                 limit = min(limit, 2)
@@ -777,6 +781,12 @@ class _ChatCompletions:
                 await emit(chunk({"content": tokens[index]}))
             if fault == "drop":
                 return "drop"
+            if fault == "error_event":  # as OpenAI and vLLM report a failure mid-answer
+                ledger.close("aborted")
+                error = {"message": "The model failed (fake upstream).", "type": "server_error"}
+                await emit(_sse({"error": error}))
+                await send({"type": "http.response.body", "body": b""})
+                return "error_event"
             if fault == "malformed":
                 ledger.close("aborted")
                 await emit(b"data: {not json\n\n")

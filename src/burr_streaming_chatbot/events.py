@@ -98,7 +98,10 @@ class MessageValue(WireModel):
     ttft_ms: Optional[float] = Field(
         description="Milliseconds from the request to the first delta (None if no delta)."
     )
-    deltas: int = Field(description="Number of delta events sent.")
+    deltas: int = Field(
+        description="Number of pieces the answer came in from the model (tokens that arrived "
+        "in one network read count as one)."
+    )
     sequence_id: int = Field(description="Burr sequence id of the step that wrote the answer.")
     path: list[str] = Field(description="The Burr actions this turn ran, in order.")
 

@@ -7,8 +7,10 @@ answers. Upstream failures become :class:`UpstreamError`, whatever SDK raised th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any, AsyncIterator, Optional, Protocol, Sequence
 
@@ -17,6 +19,12 @@ import openai
 
 from .events import MODES, ErrorCode
 from .settings import Settings
+from .sse import EventDecoder
+
+try:  # openai 3 sends its requests through httpx2, earlier versions through httpx
+    import httpx2
+except ImportError:  # pragma: no cover - depends on the SDK's version
+    httpx2 = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,15 @@ _FAILURES = (
 )
 """What a model call can raise; :func:`_upstream_error` turns each into an ``UpstreamError``."""
 
+_READ_TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException,) + (
+    (httpx2.TimeoutException,) if httpx2 is not None else ()
+)
+_READ_FAILURES: tuple[type[BaseException], ...] = (httpx.RequestError, ssl.SSLError) + (
+    (httpx2.RequestError,) if httpx2 is not None else ()
+)
+"""What reading a streamed response's body can raise, on either transport, whichever of
+httpx and httpx2 the SDK uses (the SDK maps them so for its own readers, as we do here)."""
+
 
 def _upstream_error(exc: BaseException) -> UpstreamError:
     """Turn an SDK or transport exception into an :class:`UpstreamError` (no secrets in it)."""
@@ -160,6 +177,56 @@ def _aiohttp_client() -> Any:
     except RuntimeError:  # the SDK says aiohttp is not installed
         logger.warning("aiohttp is not installed; the OpenAI SDK's default transport is used")
         return None
+
+
+async def _answer_pieces(response: Any) -> AsyncIterator[str]:
+    """The answer's text in a streamed chat completion, one piece per network read.
+
+    Reads to the end of the body, past ``[DONE]``, so the connection can be reused."""
+    decoder = EventDecoder()
+    done = False
+    try:
+        async for chunk in response.aiter_bytes():
+            if done:
+                continue
+            texts: list[str] = []
+            failure: Optional[Exception] = None
+            for event in decoder.feed(chunk):
+                if event.data.startswith(b"[DONE]"):
+                    done = True
+                    break
+                if event.name not in ("", "error"):
+                    continue  # not a completion chunk
+                try:
+                    texts.extend(_chunk_texts(json.loads(event.data), response))
+                except _FAILURES as exc:  # the text before it in the same read still counts
+                    failure = exc
+                    break
+            if texts:
+                yield "".join(texts)
+            if failure is not None:
+                raise failure
+    except _READ_TIMEOUTS as exc:
+        raise openai.APITimeoutError(request=response.request) from exc
+    except _READ_FAILURES as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
+
+
+def _chunk_texts(chunk: Any, response: Any) -> list[str]:
+    """The text in one chunk of a streamed chat completion; an ``error`` chunk raises, as the
+    SDK does."""
+    error = chunk.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, Mapping) else None
+        raise openai.APIError(
+            message=message if isinstance(message, str) and message else "An error occurred "
+            "during streaming", request=response.request, body=error,
+        )
+    choices = chunk.get("choices")
+    if not choices:
+        return []
+    text = (choices[0].get("delta") or {}).get("content")
+    return [text] if text else []
 
 
 class OpenAIChatModel:
@@ -212,9 +279,13 @@ class OpenAIChatModel:
     async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
         """Stream the answer model's reply; closing this generator closes the upstream request.
 
-        The SDK sends the request and reads the event stream (errors, retries, timeouts, auth),
-        but the body goes as built and the chunks come back as plain dicts: the SDK's typed
-        request transform and chunk models cost more CPU than the rest of a turn together.
+        The SDK sends the request (errors, retries, timeouts, auth), but the body goes as built,
+        and the response's events are read here, a network read at a time: every token that
+        one read brings comes out as one piece. A server that keeps up sees one token per
+        read; one that falls behind handles the tokens that piled up together, which keeps
+        its deltas on time. (The SDK's typed request transform and chunk models cost more
+        CPU than the rest of a turn together, and its reader hands out one event per
+        ``await``.)
         """
         body = {
             "model": self.answer_name,
@@ -230,12 +301,8 @@ class OpenAIChatModel:
                 stream_cls=openai.AsyncStream[object],
             )
             async with stream:
-                async for chunk in stream:
-                    choices = chunk.get("choices")  # type: ignore[attr-defined]
-                    if choices:
-                        text = (choices[0].get("delta") or {}).get("content")
-                        if text:
-                            yield text
+                async for text in _answer_pieces(stream.response):
+                    yield text
         except _FAILURES as exc:
             raise _upstream_error(exc) from None
 

@@ -395,7 +395,7 @@ export interface components {
         MessageValue: {
             /**
              * Deltas
-             * @description Number of delta events sent.
+             * @description Number of pieces the answer came in from the model (tokens that arrived in one network read count as one).
              */
             deltas: number;
             item: components["schemas"]["ChatItem"];
