@@ -36,37 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import httpx
+import aiohttp
+
+from burr_streaming_chatbot.sse import EventDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import API, cpu_seconds  # noqa: E402
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-class SSEParser:
-    """Splits a byte stream into the ``data`` of server-sent events (events may span chunks)."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-
-    def feed(self, chunk: bytes) -> list[str]:
-        self.buffer += chunk
-        out = []
-        while True:
-            match = _EVENT_END.search(self.buffer)
-            if match is None:
-                break
-            block, self.buffer = self.buffer[: match.start()], self.buffer[match.end() :]
-            data = []
-            for line in re.split(rb"\r\n|\n|\r", block):
-                if line.startswith(b"data:"):
-                    value = line[5:]
-                    data.append(value[1:] if value.startswith(b" ") else value)
-            if data:
-                out.append(b"\n".join(data).decode("utf-8"))
-        return out
-
+try:  # the servers run on uvloop (uvicorn's default where it is installed); so does the load
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
 
 @dataclass
 class TurnRecord:
@@ -120,31 +100,34 @@ class Options:
     """Sent as ``?history_after=`` (what the page sends: the messages it has, but the last two)."""
 
 
-async def one_turn(client: httpx.AsyncClient, opts: Options, app_id: str, create: bool) -> TurnRecord:
+async def one_turn(
+    session: aiohttp.ClientSession, opts: Options, app_id: str, create: bool
+) -> TurnRecord:
     rec = TurnRecord()
     base = opts.url + API
     try:
         if create:
-            created = await client.post(f"{base}/create/{opts.project}/{app_id}")
-            if created.status_code != 200:
-                rec.error = f"create: HTTP {created.status_code}"
-                return rec
+            async with session.post(f"{base}/create/{opts.project}/{app_id}") as created:
+                await created.read()
+                if created.status != 200:
+                    rec.error = f"create: HTTP {created.status}"
+                    return rec
         began = time.perf_counter()
         query = f"?history_after={opts.history_after}" if opts.history_after else ""
-        async with client.stream(
-            "POST", f"{base}/response/{opts.project}/{app_id}{query}", json={"prompt": opts.prompt}
+        async with session.post(
+            f"{base}/response/{opts.project}/{app_id}{query}", json={"prompt": opts.prompt}
         ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                rec.error = f"response: HTTP {response.status_code} {response.text[:200]}"
+            if response.status != 200:
+                text = await response.text()
+                rec.error = f"response: HTTP {response.status} {text[:200]}"
                 return rec
-            parser = SSEParser()
+            decoder = EventDecoder()
             arrivals: list[tuple[float, str]] = []
             got_message = False
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 now = time.perf_counter()
-                for data in parser.feed(chunk):
-                    event = json.loads(data)
+                for sse in decoder.feed(chunk):
+                    event = json.loads(sse.data)
                     kind = event.get("type")
                     if kind == "delta":
                         if event.get("value"):  # Burr's example relays the empty role chunk
@@ -169,8 +152,17 @@ async def one_turn(client: httpx.AsyncClient, opts: Options, app_id: str, create
     return rec
 
 
+def client_session(concurrency: int, timeout_s: float = 120.0) -> aiohttp.ClientSession:
+    """The load's HTTP client: aiohttp, whose reads cost a fraction of httpx's, so that the
+    load generator, on the same cores as the server, takes as little from it as it can."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency + 4),
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s, sock_connect=10.0),
+    )
+
+
 async def run_phase(
-    client: httpx.AsyncClient, opts: Options, name: str, turns: int, concurrency: int
+    client: aiohttp.ClientSession, opts: Options, name: str, turns: int, concurrency: int
 ) -> list[TurnRecord]:
     """``turns`` turns, ``concurrency`` at a time; ``turns_per_conversation`` consecutive
     turns share a conversation (and run one after another)."""
@@ -223,10 +215,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         tag=args.tag or f"bench-{uuid.uuid4().hex[:8]}",
         turns_per_conversation=args.turns_per_conversation,
     )
-    limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
-    timeout = httpx.Timeout(args.timeout, connect=10.0)
     result: dict = {}
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    async with client_session(args.concurrency, args.timeout) as client:
         await run_phase(client, opts, "warmup", args.warmup, 1)
         result["single"] = summary(await run_phase(client, opts, "single", args.single, 1), False)
         cpu_before = cpu_seconds(args.pid) if args.pid else None
@@ -270,7 +260,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    result = asyncio.run(main_async(args))
+    result = (uvloop.run if uvloop is not None else asyncio.run)(main_async(args))
     result["loadgen_pid"] = os.getpid()
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

@@ -37,11 +37,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from loadgen import Options, one_turn  # noqa: E402
+from loadgen import Options, client_session, one_turn  # noqa: E402
 
 PROJECT = "long_project"
 APP = "long-conversation"
@@ -111,16 +111,16 @@ class Driver:
         self.tokens = tokens
         self.full_history = full_history
         self.server: Optional[harness.Process] = None
-        self.client: Optional[httpx.AsyncClient] = None
+        self.client: Optional[aiohttp.ClientSession] = None
 
     async def start(self) -> None:
         self.server = harness.start_server("chatbot", self.upstream, self.home, log=self.log)
         await asyncio.to_thread(self.server.wait_ready)
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0))
+        self.client = client_session(concurrency=4)
 
     async def stop(self) -> None:
         if self.client is not None:
-            await self.client.aclose()
+            await self.client.close()
             self.client = None
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
@@ -156,10 +156,12 @@ class Driver:
         """(seconds, response bytes, items) of ``GET /history``."""
         assert self.client is not None and self.server is not None
         began = time.perf_counter()
-        response = await self.client.get(f"{self.server.url}{harness.API}/history/{PROJECT}/{APP}")
-        elapsed = time.perf_counter() - began
-        response.raise_for_status()
-        return elapsed, len(response.content), len(response.json())
+        url = f"{self.server.url}{harness.API}/history/{PROJECT}/{APP}"
+        async with self.client.get(url) as response:
+            body = await response.read()
+            elapsed = time.perf_counter() - began
+            response.raise_for_status()
+        return elapsed, len(body), len(json.loads(body))
 
 
 def ms(seconds: float) -> str:
