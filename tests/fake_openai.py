@@ -75,7 +75,7 @@ MODES = ("answer_question", "generate_poem", "generate_code", "unknown")
 
 FAULTS = (
     "auth", "rate_limit", "server_error", "timeout", "drop", "malformed", "bad_request",
-    "error_event",
+    "error_event", "stall",
 )
 """Values of the ``fault`` setting."""
 
@@ -124,10 +124,10 @@ class FakeConfig:
     fault_on: str = "any"
     """One of :data:`FAULT_TARGETS`."""
     hang_s: float = 30.0
-    """How long the ``timeout`` fault waits before the first byte."""
+    """How long the ``timeout`` fault waits before the first byte, and ``stall`` mid-answer."""
     drop_after: int = 3
-    """How many tokens the ``drop`` and ``error_event`` faults stream before they cut the
-    connection or send an ``error`` event."""
+    """How many tokens the ``drop``, ``error_event`` and ``stall`` faults stream before they cut
+    the connection, send an ``error`` event or stop sending."""
     should_retry: Optional[bool] = None
     """When set, error responses carry ``x-should-retry: true|false`` (the SDK obeys it)."""
 
@@ -767,7 +767,7 @@ class _ChatCompletions:
             if not await _pause(state, config.first_token_delay_ms / 1000):
                 return "closing"
             limit = len(tokens)
-            if fault in ("drop", "error_event"):
+            if fault in ("drop", "error_event", "stall"):
                 limit = min(limit, config.drop_after)
             elif fault == "malformed":
                 limit = min(limit, 2)
@@ -781,6 +781,8 @@ class _ChatCompletions:
                 await emit(chunk({"content": tokens[index]}))
             if fault == "drop":
                 return "drop"
+            if fault == "stall" and not await _pause(state, config.hang_s):
+                return "closing"  # a stream that stops mid-answer, connection open
             if fault == "error_event":  # as OpenAI and vLLM report a failure mid-answer
                 ledger.close("aborted")
                 error = {"message": "The model failed (fake upstream).", "type": "server_error"}

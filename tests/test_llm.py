@@ -10,10 +10,10 @@ from burr_streaming_chatbot.llm import OpenAIChatModel, UpstreamError
 from burr_streaming_chatbot.settings import Settings
 
 
-def model(upstream_url: str, transport: str) -> OpenAIChatModel:
+def model(upstream_url: str, transport: str, timeout_s: float = 5) -> OpenAIChatModel:
     settings = Settings(
         openai_base_url=upstream_url, openai_api_key="sk-test", http_transport=transport,
-        max_retries=0, request_timeout_s=5,
+        max_retries=0, request_timeout_s=timeout_s,
     )
     return OpenAIChatModel(settings)
 
@@ -78,5 +78,24 @@ async def test_an_error_event_mid_stream_ends_the_answer(upstream: FakeUpstream,
                 pieces.append(text)
         assert "".join(pieces) == "alpha beta "
         assert raised.value.code == "upstream_bad_response" and raised.value.retryable
+    finally:
+        await llm.aclose()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize(("fault", "code"), [("drop", "upstream_unavailable"), ("stall", "upstream_timeout")])
+async def test_a_stream_that_breaks_or_stalls_mid_answer(
+    upstream: FakeUpstream, transport: str, fault: str, code: str
+) -> None:
+    upstream.control(text="alpha beta gamma delta", fault=fault, drop_after=2, hang_s=10,
+                     fault_count=1, fault_on="stream")
+    llm = model(upstream.base_url, transport, timeout_s=0.5)
+    try:
+        pieces = []
+        with pytest.raises(UpstreamError) as raised:
+            async for text in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi?"}]):
+                pieces.append(text)
+        assert "".join(pieces) == "alpha beta "
+        assert raised.value.code == code and raised.value.retryable
     finally:
         await llm.aclose()
