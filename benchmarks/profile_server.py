@@ -42,6 +42,8 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("Burr persister: AsyncSQLitePersister save/load (+aiosqlite)",
      ("burr/integrations/persisters/", "aiosqlite/")),
     ("openai SDK: request params transform (_transform.py)", ("openai/_utils/_transform.py",)),
+    ("reading the answer's body: transport reads, EventDecoder, json (llm.py)",
+     ("_answer_pieces",)),
     ("openai SDK + HTTP client: requests, chunk parsing",
      ("openai/", "httpx/", "httpcore/", "httpx2/", "httpcore2/")),
     ("Burr step machinery: state copies, hooks, transitions", ("burr/core/", "burr/lifecycle/")),
