@@ -67,24 +67,12 @@ async def test_tokens_that_arrive_while_the_reader_is_busy_come_as_one_piece(
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-async def test_an_error_event_mid_stream_ends_the_answer(upstream: FakeUpstream, transport: str) -> None:
-    upstream.control(text="alpha beta gamma delta", fault="error_event", drop_after=2, fault_count=1,
-                     fault_on="stream")
-    llm = model(upstream.base_url, transport)
-    try:
-        pieces = []
-        with pytest.raises(UpstreamError) as raised:
-            async for text in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi?"}]):
-                pieces.append(text)
-        assert "".join(pieces) == "alpha beta "
-        assert raised.value.code == "upstream_bad_response" and raised.value.retryable
-    finally:
-        await llm.aclose()
-
-
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-@pytest.mark.parametrize(("fault", "code"), [("drop", "upstream_unavailable"), ("stall", "upstream_timeout")])
-async def test_a_stream_that_breaks_or_stalls_mid_answer(
+@pytest.mark.parametrize(("fault", "code"), [
+    ("error_event", "upstream_bad_response"),  # an error chunk, as OpenAI and vLLM send one
+    ("drop", "upstream_unavailable"),  # the connection cut
+    ("stall", "upstream_timeout"),  # nothing more sent, connection open
+])
+async def test_an_answer_that_fails_mid_stream_keeps_its_text(
     upstream: FakeUpstream, transport: str, fault: str, code: str
 ) -> None:
     upstream.control(text="alpha beta gamma delta", fault=fault, drop_after=2, hang_s=10,
