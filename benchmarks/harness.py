@@ -22,13 +22,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 FAKE_OPENAI = ROOT / "tests" / "fake_openai.py"
 FAKE_UPSTREAM = BENCH_DIR / "fake_upstream.py"
-
-sys.path.insert(0, str(ROOT / "tests"))
-from processes import stop_process_group  # noqa: E402
 """Runs the fake with TCP_NODELAY (see that file for why)."""
 API = "/api/v0/streaming_chatbot"
 READY_PATH = "/_bench/ready"
 """A route every benchmark server has (see ``servers.py``): answers with the server's pid."""
+
+sys.path.insert(0, str(ROOT / "tests"))
+from processes import stop_process_group  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -143,7 +143,7 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
         print(f"{'':>17}{leaves}")
     print("\nself time by package (where the leaf frame is):")
     print("  " + ", ".join(f"{name} {n * per:.1f}" for name, n in packages.most_common(10)))
-    print(f"\ntop functions by inclusive time (ms of CPU per turn):")
+    print("\ntop functions by inclusive time (ms of CPU per turn):")
     shown = 0
     for frame, n in inclusive.most_common():
         if any(root in frame for root in ROOT_FRAMES) or n / total > 0.97:
@@ -152,7 +152,7 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
         shown += 1
         if shown >= top:
             break
-    print(f"\ntop functions by self time (ms of CPU per turn):")
+    print("\ntop functions by self time (ms of CPU per turn):")
     for frame, n in own.most_common(top):
         print(f"{n * per:>8.2f} {n / total:>6.1%}  {frame}")
 

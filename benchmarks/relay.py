@@ -1,9 +1,10 @@
 """The bare relay: the least a server can do to serve this chatbot's wire format. No Burr.
 
-One shared ``AsyncOpenAI`` client (the SDK's default transport, or its aiohttp one); per prompt one routing call (non-streaming), then one
-streamed call whose text is relayed as ``data: {"type":"delta","value":...}`` events. No
-state, no history, no tracking, no persistence: the floor the other servers are compared to.
-``POST /create/...`` exists (and does nothing) so every server gets the same requests.
+One shared ``AsyncOpenAI`` client (the SDK's default transport, or its aiohttp one); per
+prompt one routing call (non-streaming), then one streamed call whose text is relayed as
+``data: {"type":"delta","value":...}`` events. No state, no history, no tracking, no
+persistence: the floor the other servers are compared to. ``POST /create/...`` exists (and does
+nothing) so every server gets the same requests.
 
     python benchmarks/servers.py relay --port 0
 """

@@ -1,6 +1,6 @@
-"""The three servers the benchmarks compare, each a small FastAPI app under uvicorn.
+"""The servers the benchmarks compare, each a small FastAPI app under uvicorn.
 
-    python benchmarks/servers.py {chatbot,burr_example,relay} [--port 0] [--host 127.0.0.1]
+    python benchmarks/servers.py {relay,relay_aiohttp,burr_example,chatbot} [--port 0] [--host 127.0.0.1]
 
 prints ``PORT=<n>`` once the socket is bound, then serves until SIGTERM. Every app mounts its
 API at ``/api/v0/streaming_chatbot`` and answers ``GET /_bench/ready`` with its pid. All run
@@ -14,7 +14,8 @@ with the same uvicorn settings (one process, access log off, warnings only), rea
   as shipped: tracking to ``~/.burr``, a new ``AsyncOpenAI`` client per model call, and the
   OpenTelemetry OpenAI instrumentation when that package is installed (``apache-burr[start]``
   installs it).
-* ``relay``: the bare relay of ``relay.py``.
+* ``relay``: the bare relay of ``relay.py``, on the SDK's default transport; ``relay_aiohttp``:
+  the same on the SDK's aiohttp transport.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import socket
 import sys
 from pathlib import Path
 
-API = "/api/v0/streaming_chatbot"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import API, IMPLEMENTATIONS  # noqa: E402
 
 
 def log_gc_pauses(min_ms: float = 5.0) -> None:
@@ -66,7 +68,6 @@ def build_app(impl: str):
         app.include_router(server.router, prefix=API)
         app.state.otel = bool(getattr(server, "opentelemetry_available", False))
     elif impl in ("relay", "relay_aiohttp"):
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import relay
 
         transport = "aiohttp" if impl == "relay_aiohttp" else "httpx"
@@ -83,7 +84,7 @@ def build_app(impl: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("impl", choices=["chatbot", "burr_example", "relay", "relay_aiohttp"])
+    parser.add_argument("impl", choices=IMPLEMENTATIONS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()

@@ -1,8 +1,14 @@
 """A conversation survives a server restart, and Burr's tracker sees it."""
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+from burr.core import State
+
+from burr_streaming_chatbot.persistence import ChatStatePersister
 from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
 
@@ -71,69 +77,59 @@ def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstrea
             "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'").fetchone() == (60,)
 
 
-async def test_concurrent_saves_of_many_conversations_stay_whole(tmp_path: Path) -> None:
-    """Many conversations share one SQLite connection: their saves must not interleave (one
-    conversation's commit in the middle of another's save, statements on a busy connection)."""
-    import asyncio
-
-    from burr.core import State
-
-    from burr_streaming_chatbot.persistence import ChatStatePersister
-
-    persister = await ChatStatePersister.from_values(db_path=str(tmp_path / "s.sqlite3"))
+@pytest.fixture
+async def persister(tmp_path: Path) -> AsyncIterator[ChatStatePersister]:
+    """The chatbot's persister on a fresh SQLite file, one connection, as a project has."""
+    persister = await ChatStatePersister.from_values(db_path=str(tmp_path / "state.sqlite3"))
     await persister.initialize()
     try:
-        async def converse(app: str) -> None:
-            history: list[dict] = []
-            for turn in range(6):
-                history = [*history, {"role": "user", "content": f"{app} q{turn}"}]
-                await persister.save(None, app, 2 * turn, "prompt", State({"chat_history": history}), "completed")
-                history = [*history, {"role": "assistant", "content": f"{app} a{turn}"}]
-                await persister.save(None, app, 2 * turn + 1, "answer", State({"chat_history": history}), "completed")
-
-        apps = [f"app{i}" for i in range(40)]
-        await asyncio.gather(*(converse(app) for app in apps))
-        for app in apps:
-            loaded = await persister.load(None, app)
-            assert loaded is not None and loaded["sequence_id"] == 11
-            contents = [m["content"] for m in loaded["state"]["chat_history"]]
-            assert contents == [f"{app} {kind}{t}" for t in range(6) for kind in ("q", "a")]
+        yield persister
     finally:
         await persister.connection.close()
 
 
-async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(tmp_path: Path) -> None:
+async def test_concurrent_saves_of_many_conversations_stay_whole(persister: ChatStatePersister) -> None:
+    """Many conversations share one SQLite connection: their saves must not interleave (one
+    conversation's commit in the middle of another's save, statements on a busy connection)."""
+
+    async def converse(app: str) -> None:
+        history: list[dict] = []
+        for turn in range(6):
+            history = [*history, {"role": "user", "content": f"{app} q{turn}"}]
+            await persister.save(None, app, 2 * turn, "prompt", State({"chat_history": history}), "completed")
+            history = [*history, {"role": "assistant", "content": f"{app} a{turn}"}]
+            await persister.save(None, app, 2 * turn + 1, "answer", State({"chat_history": history}), "completed")
+
+    apps = [f"app{i}" for i in range(40)]
+    await asyncio.gather(*(converse(app) for app in apps))
+    for app in apps:
+        loaded = await persister.load(None, app)
+        assert loaded is not None and loaded["sequence_id"] == 11
+        contents = [m["content"] for m in loaded["state"]["chat_history"]]
+        assert contents == [f"{app} {kind}{t}" for t in range(6) for kind in ("q", "a")]
+
+
+async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(persister: ChatStatePersister) -> None:
     """Cancelled at any point of its transaction, a save leaves either the old state or the new,
     and another conversation's commit right after does not persist half of it."""
-    import asyncio
-
-    from burr.core import State
-
-    from burr_streaming_chatbot.persistence import ChatStatePersister
-
-    persister = await ChatStatePersister.from_values(db_path=str(tmp_path / "c.sqlite3"))
-    await persister.initialize()
     old = [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0"}]
     new = [*old, {"role": "user", "content": "q1"}]
     outcomes = set()
-    try:
-        for point in range(30):
-            app = f"cancel{point}"
-            await persister.save(None, app, 1, "answer", State({"chat_history": old}), "completed")
-            task = asyncio.create_task(
-                persister.save(None, app, 2, "prompt", State({"chat_history": new}), "completed")
-            )
-            for _ in range(point):  # every step of the save's transaction, in turn
-                await asyncio.sleep(0.0001)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            other = [{"role": "user", "content": "other"}]
-            await persister.save(None, f"other{point}", 0, "prompt", State({"chat_history": other}), "completed")
-            loaded = await persister.load(None, app)
-            assert loaded is not None
-            pair = (loaded["sequence_id"], [m["content"] for m in loaded["state"]["chat_history"]])
-            assert pair in [(1, ["q0", "a0"]), (2, ["q0", "a0", "q1"])], (point, pair)
-            outcomes.add(pair[0])
-    finally:
-        await persister.connection.close()
+    for point in range(30):
+        app = f"cancel{point}"
+        await persister.save(None, app, 1, "answer", State({"chat_history": old}), "completed")
+        task = asyncio.create_task(
+            persister.save(None, app, 2, "prompt", State({"chat_history": new}), "completed")
+        )
+        for _ in range(point):  # every step of the save's transaction, in turn
+            await asyncio.sleep(0.0001)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        other = [{"role": "user", "content": "other"}]
+        await persister.save(None, f"other{point}", 0, "prompt", State({"chat_history": other}), "completed")
+        loaded = await persister.load(None, app)
+        assert loaded is not None
+        pair = (loaded["sequence_id"], [m["content"] for m in loaded["state"]["chat_history"]])
+        assert pair in [(1, ["q0", "a0"]), (2, ["q0", "a0", "q1"])], (point, pair)
+        outcomes.add(pair[0])
     assert outcomes == {1, 2}  # some cancellations came mid-save, some after it

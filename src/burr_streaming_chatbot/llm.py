@@ -111,8 +111,7 @@ def _caused_by_connection_error(exc: BaseException) -> bool:
 
 
 _FAILURES = (
-    openai.OpenAIError,
-    httpx.HTTPError,  # openai 1.x lets its transport's errors through
+    openai.OpenAIError,  # the SDK's requests map their transport's errors; _answer_pieces too
     ValueError,
     LookupError,
     TypeError,
@@ -127,7 +126,8 @@ _READ_FAILURES: tuple[type[BaseException], ...] = (httpx.RequestError, ssl.SSLEr
     (httpx2.RequestError,) if httpx2 is not None else ()
 )
 """What reading a streamed response's body can raise, on either transport, whichever of
-httpx and httpx2 the SDK uses (the SDK maps them so for its own readers, as we do here)."""
+httpx and httpx2 the SDK uses; :func:`_answer_pieces` maps them to the SDK's errors, as the
+SDK's own reader does."""
 
 
 def _upstream_error(exc: BaseException) -> UpstreamError:
@@ -142,7 +142,7 @@ def _upstream_error(exc: BaseException) -> UpstreamError:
         )
     if isinstance(exc, openai.APITimeoutError) and not _caused_by_connection_error(exc):
         return UpstreamError("upstream_timeout", "The model server did not answer in time.", True)
-    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+    if isinstance(exc, openai.APIConnectionError):
         return UpstreamError(
             "upstream_unavailable", "The connection to the model server failed.", True
         )

@@ -56,6 +56,9 @@ class ChatStatePersister(AsyncSQLitePersister):
         )
         await self.connection.commit()
 
+    def _partition(self, partition_key: Optional[str]) -> str:
+        return partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+
     async def _stored_length(self, partition_key: str, app_id: str) -> int:
         key = (partition_key, app_id)
         if key not in self._lengths:
@@ -90,7 +93,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         **kwargs: Any,
     ) -> None:
         """Append the new messages, and replace the conversation's state row, in one transaction."""
-        key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+        key_partition = self._partition(partition_key)
         async with self._transaction((key_partition, app_id)):
             history = state.get(HISTORY, [])
             stored = await self._stored_length(key_partition, app_id)
@@ -161,7 +164,7 @@ class ChatStatePersister(AsyncSQLitePersister):
     async def _messages(
         self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
     ) -> list[dict]:
-        key_partition = partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+        key_partition = self._partition(partition_key)
         async with self.connection.execute(
             f"SELECT message FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? "
             "AND idx < ? ORDER BY idx",
