@@ -2,7 +2,7 @@ import { memo, useEffect, useMemo, useRef, useState } from 'react'
 import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
 import type { ElementContent } from 'hast'
-import { LINES_PER_BLOCK, type HighlightedBlocks } from '../lib/codeLines'
+import { inBlocks, LINES_PER_BLOCK, type HighlightedBlocks } from '../lib/codeLines'
 import { whenIdle } from '../lib/idle'
 import { highlightAsync } from '../lib/renderClient'
 
@@ -30,15 +30,14 @@ async function copyText(text: string): Promise<boolean> {
   }
 }
 
-/** The plain text of each block of LINES_PER_BLOCK lines, each line but the code's last ending in "\n". */
-export function plainBlocks(code: string): string[] {
+/**
+ * The plain text of each block of LINES_PER_BLOCK lines, each line but the code's last ending in
+ * "\n", and how many lines the code has.
+ */
+function plainBlocks(code: string): { blocks: string[]; lineCount: number } {
   const lines = code.split('\n')
-  const blocks: string[] = []
-  for (let start = 0; start < lines.length; start += LINES_PER_BLOCK) {
-    const end = Math.min(start + LINES_PER_BLOCK, lines.length)
-    blocks.push(lines.slice(start, end).join('\n') + (end < lines.length ? '\n' : ''))
-  }
-  return blocks
+  const blocks = inBlocks(lines).map((block, index, all) => block.join('\n') + (index < all.length - 1 ? '\n' : ''))
+  return { blocks, lineCount: lines.length }
 }
 
 /** The highlighted lines of one block (a JSON string from the highlighter) as React elements. */
@@ -138,8 +137,7 @@ export const CodeBlock = memo(function CodeBlock({
     timer.current = setTimeout(() => setCopied('idle'), 2000)
   }
 
-  const plain = useMemo(() => plainBlocks(code), [code])
-  const lineCount = useMemo(() => code.split('\n').length, [code])
+  const { blocks: plain, lineCount } = useMemo(() => plainBlocks(code), [code])
   const done = current !== null && shown >= total
 
   return (

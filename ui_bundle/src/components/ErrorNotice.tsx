@@ -27,7 +27,7 @@ export function ErrorNotice({ error, onRetry, busy }: { error: ChatError; onRetr
 }
 
 /** The last turn was stopped before any text: a neutral note (not a failure), and a way to ask again. */
-export function StoppedNotice({ onRegenerate, busy }: { onRegenerate: () => void; busy?: boolean }) {
+export function StoppedNotice({ onRegenerate }: { onRegenerate: () => void }) {
   return (
     <div
       data-testid="stopped-notice"
@@ -37,7 +37,6 @@ export function StoppedNotice({ onRegenerate, busy }: { onRegenerate: () => void
       <button
         type="button"
         onClick={onRegenerate}
-        disabled={busy}
         className="rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-100 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue disabled:opacity-50 dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
       >
         Regenerate

@@ -2,14 +2,14 @@ import { cloneElement, createContext, isValidElement, memo, useContext, useEffec
 import type { Components } from 'react-markdown'
 import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
-import type { Element, ElementContent, RootContent } from 'hast'
+import type { Element, RootContent } from 'hast'
 import { endsInOpenFence, fencedCode, splitBlocks } from '../lib/blocks'
-import { parsePieces, type Piece } from '../lib/markdownPipeline'
+import { codeOf, parsePieces, type Piece } from '../lib/markdownPipeline'
 import { hasRenderWorker, parseAsync } from '../lib/renderClient'
 import { CodeBlock } from './CodeBlock'
 
 /** Longest block of a finished message parsed on the main thread when first shown (see parsesHere). */
-export const SYNC_PARSE_LIMIT = 2000
+const SYNC_PARSE_LIMIT = 2000
 
 /** The longest rest between two parses of a block being streamed. */
 const MAX_REST_MS = 200
@@ -17,24 +17,11 @@ const MAX_REST_MS = 200
 /** Whether the code of the block being rendered may still grow: shown plain, not highlighted. */
 const CodeOpen = createContext(false)
 
-function textOf(nodes: ElementContent[]): string {
-  return nodes.map((n) => (n.type === 'text' ? n.value : n.type === 'element' ? textOf(n.children) : '')).join('')
-}
-
-function languageOf(code: Element): string | undefined {
-  const className: unknown = code.properties.className
-  const classes: unknown[] = Array.isArray(className) ? className : typeof className === 'string' ? className.split(' ') : []
-  for (const c of classes) {
-    if (typeof c === 'string' && c.startsWith('language-')) return c.slice('language-'.length)
-  }
-  return undefined
-}
-
 function Pre({ node, children }: { node?: Element | undefined; children?: React.ReactNode }) {
   const open = useContext(CodeOpen)
-  const code = node?.children.find((c): c is Element => c.type === 'element' && c.tagName === 'code')
+  const code = node ? codeOf(node) : null
   if (!code) return <pre>{children}</pre>
-  return <CodeBlock code={textOf(code.children).replace(/\n$/, '')} language={languageOf(code)} open={open} />
+  return <CodeBlock code={code.code} language={code.language} open={open} />
 }
 
 const components: Components = {
@@ -170,7 +157,7 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
   })
 
   if (!shown) return <p className="whitespace-pre-wrap">{text}</p>
-  const open = endsInOpenFence(shown.text) && (live || waiting)
+  const open = (live || waiting) && endsInOpenFence(shown.text)
   return (
     <CodeOpen.Provider value={open}>
       <Pieces pieces={shown.pieces} />

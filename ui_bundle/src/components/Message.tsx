@@ -97,21 +97,20 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
       ) : (
         <Body item={item} streaming={Boolean(streaming)} />
       )}
-      {item.interrupted &&
-        (stopped ? (
-          <p
-            data-testid="interrupted-marker"
-            data-reason="stopped"
-            className="mt-2 block w-fit rounded bg-gray-100 px-2 py-0.5 text-xs font-medium text-gray-700 dark:bg-gray-800 dark:text-gray-300"
-          >
-            Stopped
-          </p>
-        ) : (
-          <p data-testid="interrupted-marker" className="mt-2 block w-fit rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100">
-            Interrupted: this answer was cut short.
-          </p>
-        ))}
-      {!isUser && <MetaLine item={item} meta={meta} {...(streaming ? { streaming: { mode: streaming.mode } } : {})} />}
+      {item.interrupted && (
+        <p
+          data-testid="interrupted-marker"
+          data-reason={stopped ? 'stopped' : undefined}
+          className={
+            stopped
+              ? 'mt-2 block w-fit rounded bg-gray-100 px-2 py-0.5 text-xs font-medium text-gray-700 dark:bg-gray-800 dark:text-gray-300'
+              : 'mt-2 block w-fit rounded bg-amber-100 px-2 py-0.5 text-xs font-medium text-amber-900 dark:bg-amber-900/50 dark:text-amber-100'
+          }
+        >
+          {stopped ? 'Stopped' : 'Interrupted: this answer was cut short.'}
+        </p>
+      )}
+      {!isUser && <MetaLine item={item} meta={meta} streaming={streaming} />}
       {onRegenerate && (
         <button
           type="button"

@@ -90,13 +90,24 @@ function stopped(state: ChatState): ChatState {
   }
 }
 
-/** Server history replaces ours, keeping the details we saw for messages that did not change. */
+/** The turn failed: what arrived is kept, marked interrupted, and the error is shown. */
+function failed(state: ChatState, error: ChatError): ChatState {
+  return {
+    ...state,
+    messages: withPartial(state.messages, state.streamingText),
+    streamingText: '',
+    status: 'error',
+    error,
+    activeAction: null,
+  }
+}
+
 /**
  * The server's history (its messages from `start` on) over what the page shows: the server's
  * messages win, a message that did not change keeps its answer details. A `start` beyond what
  * the page has (another tab's turn) leaves the page as it is; the next history load catches up.
  */
-export function mergeHistory(current: DisplayMessage[], items: ChatItem[], start = 0): DisplayMessage[] {
+function mergeHistory(current: DisplayMessage[], items: ChatItem[], start = 0): DisplayMessage[] {
   if (start > current.length) return current
   const tail = items.map((item, index) => {
     const known = current[start + index]
@@ -116,6 +127,23 @@ export function historyAfter(messages: DisplayMessage[]): number {
   return Math.max(0, messages.length - 2)
 }
 
+/** A turn starts streaming (sent from this page, or reattached to). */
+function turnStarted(state: ChatState, messages: DisplayMessage[], lastPrompt: string | null): ChatState {
+  return {
+    ...state,
+    messages,
+    streamingText: '',
+    status: 'streaming',
+    error: null,
+    mode: null,
+    activeAction: null,
+    path: [],
+    lastPrompt,
+    historyLoading: false,
+    stoppedEarly: false,
+  }
+}
+
 export function chatReducer(state: ChatState, action: ChatAction): ChatState {
   switch (action.type) {
     case 'reset':
@@ -125,32 +153,13 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case 'history_failed':
       return { ...state, historyLoading: false, status: 'error', error: action.error }
     case 'send_start':
-      return {
-        ...state,
-        messages: action.optimistic ? [...state.messages, { item: userItem(action.prompt) }] : state.messages,
-        streamingText: '',
-        status: 'streaming',
-        error: null,
-        mode: null,
-        activeAction: null,
-        path: [],
-        lastPrompt: action.prompt,
-        historyLoading: false,
-        stoppedEarly: false,
-      }
+      return turnStarted(
+        state,
+        action.optimistic ? [...state.messages, { item: userItem(action.prompt) }] : state.messages,
+        action.prompt,
+      )
     case 'resume_start':
-      return {
-        ...state,
-        streamingText: '',
-        status: 'streaming',
-        error: null,
-        mode: null,
-        activeAction: null,
-        path: [],
-        lastPrompt: action.prompt ?? state.lastPrompt,
-        historyLoading: false,
-        stoppedEarly: false,
-      }
+      return turnStarted(state, state.messages, action.prompt ?? state.lastPrompt)
     case 'event':
       return applyEvent(state, action.event, action.prompt)
     case 'mark_stopped': {
@@ -161,14 +170,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case 'aborted':
       return stopped(state)
     case 'failed':
-      return {
-        ...state,
-        messages: withPartial(state.messages, state.streamingText),
-        streamingText: '',
-        status: 'error',
-        error: action.error,
-        activeAction: null,
-      }
+      return failed(state, action.error)
   }
 }
 
@@ -204,14 +206,7 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
     }
     case 'error':
       if (event.value.code === 'stopped') return stopped(state)
-      return {
-        ...state,
-        messages: withPartial(state.messages, state.streamingText),
-        streamingText: '',
-        status: 'error',
-        error: { ...event.value },
-        activeAction: null,
-      }
+      return failed(state, { ...event.value })
     default:
       return state
   }

@@ -23,6 +23,9 @@ function message(content: string, path = ['prompt', 'check_safety', 'decide_mode
   }
 }
 
+/** The server's error event for an answer that was stopped. */
+const stoppedEvent: ChatEvent = { type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }
+
 type Stream = ReturnType<typeof controlledStream>
 
 /**
@@ -293,7 +296,6 @@ describe('useChat', () => {
     expect(result.current.messages[1]?.item.content).toBe('A')
     expect(result.current.canRegenerate).toBe(true)
   })
-
 })
 
 describe('turnReader', () => {
@@ -450,7 +452,7 @@ describe('useChat, reattaching to an answer', () => {
         streamResponse([
           sse({ type: 'chat_history', value: [] }, 'tv.0'),
           sse({ type: 'delta', value: 'Half' }, 'tv.6'),
-          sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }, 'tv.7'),
+          sse(stoppedEvent, 'tv.7'),
         ]),
     })
     const statuses: string[] = []
@@ -479,7 +481,7 @@ describe('useChat, a stopped answer', () => {
         streamResponse([
           sse({ type: 'chat_history', value: [] }),
           sse({ type: 'delta', value: 'Part' }),
-          sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }),
+          sse(stoppedEvent),
         ]),
     })
     const { result } = setup(fetch)
@@ -500,7 +502,7 @@ describe('useChat, a stopped answer', () => {
         return turn === 1
           ? streamResponse([
               sse({ type: 'chat_history', value: [] }),
-              sse({ type: 'error', value: { code: 'stopped', message: 'The answer was stopped.', retryable: true } }),
+              sse(stoppedEvent),
             ])
           : streamResponse([sse({ type: 'chat_history', value: [user('Q')] }), sse(message('A'))])
       },

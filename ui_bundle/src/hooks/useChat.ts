@@ -12,7 +12,7 @@ export type { AnswerMeta, ChatError, ChatStatus, DisplayMessage } from './chatSt
  * Waits before each attempt to reattach to an answer whose stream broke. The server keeps an
  * answer going for about half a second after its last reader left, so the first tries are quick.
  */
-export const REATTACH_DELAYS_MS = [0, 250, 1000]
+const REATTACH_DELAYS_MS = [0, 250, 1000]
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { Element, ElementContent } from 'hast'
+import type { Element } from 'hast'
 import { endsInOpenFence, fencedCode, splitBlocks } from './blocks'
-import { parseMarkdown } from './markdownPipeline'
+import { codeOf, parseMarkdown } from './markdownPipeline'
 
 describe('splitBlocks', () => {
   it('splits paragraphs at blank lines and gives the text back when joined', () => {
@@ -39,21 +39,13 @@ describe('splitBlocks', () => {
   })
 })
 
-function textOf(nodes: ElementContent[]): string {
-  return nodes.map((n) => (n.type === 'text' ? n.value : n.type === 'element' ? textOf(n.children) : '')).join('')
-}
-
 /** What remark makes of a block: the code and language of its one code block, else null. */
 function remarkCode(block: string): { code: string; language: string | undefined } | null {
   const tree = parseMarkdown(block)
   const elements = tree.children.filter((n): n is Element => n.type === 'element')
   const pre = elements[0]
   if (elements.length !== 1 || pre?.tagName !== 'pre') return null
-  const code = pre.children.find((c): c is Element => c.type === 'element' && c.tagName === 'code')
-  if (!code) return null
-  const classes = (code.properties.className as string[] | undefined) ?? []
-  const language = classes.find((c) => c.startsWith('language-'))?.slice('language-'.length)
-  return { code: textOf(code.children).replace(/\n$/, ''), language }
+  return codeOf(pre)
 }
 
 describe('fencedCode', () => {

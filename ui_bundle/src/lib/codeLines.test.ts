@@ -2,10 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { ElementContent } from 'hast'
 import { LINES_PER_BLOCK, packBlocks, splitLines } from './codeLines'
 import { highlightLines } from './highlight'
-
-function text(nodes: ElementContent[]): string {
-  return nodes.map((n) => (n.type === 'text' ? n.value : n.type === 'element' ? text(n.children) : '')).join('')
-}
+import { textOf } from './markdownPipeline'
 
 const span = (className: string, ...children: ElementContent[]): ElementContent => ({
   type: 'element',
@@ -22,7 +19,7 @@ describe('splitLines', () => {
       span('hljs-string', { type: 'text', value: '"""one\ntwo"""' }),
       { type: 'text', value: '\n' },
     ])
-    expect(lines.map(text)).toEqual(['def f():', '    """one', 'two"""', ''])
+    expect(lines.map(textOf)).toEqual(['def f():', '    """one', 'two"""', ''])
     expect(lines[1]?.[1]).toMatchObject({ tagName: 'span', properties: { className: ['hljs-string'] } })
     expect(lines[2]?.[0]).toMatchObject({ tagName: 'span', properties: { className: ['hljs-string'] } })
   })
@@ -31,7 +28,7 @@ describe('splitLines', () => {
     const code = 'class A:\n    """Doc\n    more"""\n    def f(self, x=1):\n        return x  # done'
     const lines = highlightLines(code, 'python')
     expect(lines).not.toBeNull()
-    expect(lines!.map(text)).toEqual(code.split('\n'))
+    expect(lines!.map(textOf)).toEqual(code.split('\n'))
   })
 
   it('is null for a language it does not know', () => {
@@ -44,7 +41,7 @@ describe('packBlocks', () => {
     const lines: ElementContent[][] = Array.from({ length: LINES_PER_BLOCK * 2 + 1 }, (_, i) => [{ type: 'text', value: `l${i}` }])
     const blocks = packBlocks(lines)
     expect(blocks).toHaveLength(3)
-    expect((JSON.parse(blocks[2]!) as ElementContent[][]).map(text)).toEqual([`l${LINES_PER_BLOCK * 2}`])
-    expect(blocks.flatMap((b) => (JSON.parse(b) as ElementContent[][]).map(text))).toEqual(lines.map(text))
+    expect((JSON.parse(blocks[2]!) as ElementContent[][]).map(textOf)).toEqual([`l${LINES_PER_BLOCK * 2}`])
+    expect(blocks.flatMap((b) => (JSON.parse(b) as ElementContent[][]).map(textOf))).toEqual(lines.map(textOf))
   })
 })

@@ -14,12 +14,17 @@ export const LINES_PER_BLOCK = 60
  */
 export type HighlightedBlocks = string[]
 
-export function packBlocks(lines: ElementContent[][]): HighlightedBlocks {
-  const blocks: HighlightedBlocks = []
+/** Lines in blocks of LINES_PER_BLOCK (the last one may be shorter). */
+export function inBlocks<T>(lines: readonly T[]): T[][] {
+  const blocks: T[][] = []
   for (let start = 0; start < lines.length; start += LINES_PER_BLOCK) {
-    blocks.push(JSON.stringify(lines.slice(start, start + LINES_PER_BLOCK)))
+    blocks.push(lines.slice(start, start + LINES_PER_BLOCK))
   }
   return blocks
+}
+
+export function packBlocks(lines: ElementContent[][]): HighlightedBlocks {
+  return inBlocks(lines).map((block) => JSON.stringify(block))
 }
 
 /**
