@@ -7,6 +7,7 @@ types are additions that older clients ignore.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,6 +139,20 @@ class ErrorEvent(WireModel):
 
     type: Literal["error"] = "error"
     value: ErrorValue
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event already serialized as JSON (its shape is one of the :data:`ChatEvent` models):
+    how a turn keeps its events, so each is serialized once whoever reads it, and a finished
+    turn kept for late readers holds one small object per event, not a tree of models."""
+
+    data: str
+
+    @classmethod
+    def of(cls, event: BaseModel) -> "EncodedEvent":
+        """``event`` serialized."""
+        return cls(event.model_dump_json())
 
 
 ChatEvent = Annotated[

@@ -224,13 +224,20 @@ class ChatTrackingClient(LocalTrackingClient):
                 file.write(_GRAPHS[key])
             metadata_path = os.path.join(folder, self.METADATA_FILENAME)
             if not os.path.exists(metadata_path) and not kwargs.get("parent_pointer"):
+                metadata = ApplicationMetadataModel(partition_key=partition_key).model_dump()
                 with open(metadata_path, "w", encoding="utf-8") as file:
-                    json.dump(ApplicationMetadataModel(partition_key=partition_key).model_dump(), file)
+                    file.write(json.dumps(metadata))  # (json.dump's encoder is a reference cycle)
         super().post_application_create(app_id=app_id, partition_key=partition_key, **kwargs)
 
     def __init__(self, *args: Any, recent_messages: int = 4, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recent_messages = recent_messages
+
+    def close(self) -> None:
+        """Close the log file (Burr's tracker keeps it open until it is garbage-collected)."""
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
     def post_run_step(self, *, state: State, **kwargs: Any) -> None:
         """Log the step with the history cut to its last messages (and its full length)."""

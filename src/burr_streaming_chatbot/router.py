@@ -22,6 +22,7 @@ from .events import (
     ChatEventBlock,
     ChatItem,
     ConversationSummary,
+    EncodedEvent,
     ErrorEvent,
     ErrorValue,
     GraphInfo,
@@ -74,7 +75,7 @@ def create_router(
     llm = llm or create_chat_model(settings)
     graph = build_graph(llm)
     turns = Turns(grace_s=settings.resume_grace_s)
-    conversations = Conversations(graph, settings, in_use=turns.busy)
+    conversations = Conversations(graph, settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -133,7 +134,10 @@ def create_router(
         key = (project_id, app_id)
         check_free(key)
         app = await conversations.application(project_id, app_id)
-        check_free(key)  # again: another request may have started while this one loaded
+        if turns.busy(key):  # another request started a turn while this one loaded
+            conversations.finish(project_id, app_id, app, completed=False)
+            check_free(key)
+        conversations.running(project_id, app_id, app)
         turn = Turn(project_id, app_id, app, prompt, history_after)
         return turns.begin(key, run_turn(turn, conversations))
 
@@ -190,7 +194,8 @@ def create_router(
     @router.post("/create/{project_id}/{app_id}", response_model=str)
     async def create_conversation(project_id: ProjectId, app_id: AppId) -> str:
         """Create (or load) a conversation; Burr's tracker records it. Returns the app id."""
-        await conversations.application(project_id, app_id)
+        app = await conversations.application(project_id, app_id)
+        conversations.finish(project_id, app_id, app, completed=not turns.busy((project_id, app_id)))
         return app_id
 
     @router.get("/history/{project_id}/{app_id}", response_model=list[ChatItem])
@@ -270,7 +275,7 @@ async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncI
         index = 0
         while index < len(batch):
             event = batch[index]
-            if isinstance(event, str):  # a delta's text (see run_turn)
+            if isinstance(event, str):  # a delta's text (see run_turn); else an EncodedEvent
                 end = index + 1
                 while end < len(batch) and isinstance(batch[end], str):
                     end += 1
@@ -279,8 +284,7 @@ async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncI
                 blocks.append(encode_event(data, turn.event_id(first + end - 1)))
                 index = end
             else:
-                data = event.data if isinstance(event, EncodedEvent) else event.model_dump_json()
-                blocks.append(encode_event(data, turn.event_id(first + index)))
+                blocks.append(encode_event(event.data, turn.event_id(first + index)))
                 index += 1
         yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
@@ -326,6 +330,26 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
     its next prompt, as soon as the last event is recorded, before any client reads it.
     """
     app = turn.app
+    completed = False
+    try:
+        async for event in _turn_events(turn, app):
+            yield event
+        completed = True
+    except UpstreamError as exc:
+        yield ErrorEvent(value=ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
+    except Exception:
+        logger.exception("Turn failed in %s/%s", turn.project_id, turn.app_id)
+        yield ErrorEvent(
+            value=ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
+        )
+    finally:
+        # An unfinished turn (failed, or cancelled because the client went away) leaves the
+        # persisted state as the truth: the next turn reloads it.
+        conversations.finish(turn.project_id, turn.app_id, app, completed)
+
+
+async def _turn_events(turn: Turn, app: Application) -> AsyncIterator[Any]:
+    """The turn's events up to its end; raises what the state machine raised."""
     inputs = {"prompt": turn.prompt}
     if app.get_next_action().name != "prompt":
         # The last turn failed or stopped mid-graph: the state persisted by its last completed
@@ -333,66 +357,43 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         app.reset_to_entrypoint()
     yield history_event(app.state.get("chat_history", []), turn.history_after)
     path: list[str] = []
-    last: Any
-    try:
-        while True:
-            next_action = app.get_next_action()
-            path.append(next_action.name)
-            yield ActionEvent(
-                value=ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app))
-            )
-            if not next_action.streaming:
-                action, result, _ = await app.astep(inputs=inputs)
-                if action.name == "decide_mode":
-                    yield ModeEvent(value=result["mode"])
-                continue
-            _, container = await app.astream_result(halt_after=[next_action.name], inputs=inputs)
-            first: Optional[float] = None
-            deltas = 0
-            async for item in container:
-                if first is None:
-                    first = time.perf_counter()
-                deltas += 1
-                yield item["delta"]  # a DeltaEvent's value; encoded as one in event_blocks
-            result, _ = await container.get()
-            break
-        if result.get("error"):
-            # The partial answer is persisted, marked interrupted; the turn still failed.
-            last = ErrorEvent(value=ErrorValue(**result["error"]))
-        else:
-            response = result["response"]
-            last = MessageEvent(
-                value=MessageValue(
-                    item=response,
-                    mode=response.get("mode", "unknown"),
-                    model=response.get("model", ""),
-                    ttft_ms=None if first is None else round((first - turn.started) * 1000, 2),
-                    deltas=deltas,
-                    sequence_id=app.sequence_id,
-                    path=path,
-                )
-            )
-    except UpstreamError as exc:
-        conversations.forget(turn.project_id, turn.app_id)
-        last = ErrorEvent(value=ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
-    except Exception:
-        conversations.forget(turn.project_id, turn.app_id)
-        logger.exception("Turn failed in %s/%s", turn.project_id, turn.app_id)
-        last = ErrorEvent(
-            value=ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
+    while True:
+        next_action = app.get_next_action()
+        path.append(next_action.name)
+        yield ActionEvent(
+            value=ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app))
         )
-    except BaseException:
-        # Cancelled (the client went away): the persisted state is the truth from here on.
-        conversations.forget(turn.project_id, turn.app_id)
-        raise
-    yield last
-
-
-@dataclass(frozen=True)
-class EncodedEvent:
-    """An event already serialized as JSON (its shape is one of the :data:`ChatEvent` models)."""
-
-    data: str
+        if not next_action.streaming:
+            action, result, _ = await app.astep(inputs=inputs)
+            if action.name == "decide_mode":
+                yield ModeEvent(value=result["mode"])
+            continue
+        _, container = await app.astream_result(halt_after=[next_action.name], inputs=inputs)
+        first: Optional[float] = None
+        deltas = 0
+        async for item in container:
+            if first is None:
+                first = time.perf_counter()
+            deltas += 1
+            yield item["delta"]  # a DeltaEvent's value; encoded as one in event_blocks
+        result, _ = await container.get()
+        break
+    if result.get("error"):
+        # The partial answer is persisted, marked interrupted; the turn still failed.
+        yield ErrorEvent(value=ErrorValue(**result["error"]))
+        return
+    response = result["response"]
+    yield MessageEvent(
+        value=MessageValue(
+            item=response,
+            mode=response.get("mode", "unknown"),
+            model=response.get("model", ""),
+            ttft_ms=None if first is None else round((first - turn.started) * 1000, 2),
+            deltas=deltas,
+            sequence_id=app.sequence_id,
+            path=path,
+        )
+    )
 
 
 def history_event(history: list[dict[str, Any]], after: int = 0) -> EncodedEvent:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Optional
 
-from .events import ActionEvent, ErrorEvent, ErrorValue
+from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryabl
 
 
 class LiveTurn:
-    """One turn's task and its events, numbered from 0."""
+    """One turn's task and its events, numbered from 0: each a delta's text (``str``) or an
+    :class:`EncodedEvent`."""
 
     def __init__(self, key: Key, grace_s: float) -> None:
         self.key = key
@@ -34,6 +35,8 @@ class LiveTurn:
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
         self.events: list[Any] = []
         self.done = False
+        self.failed = False
+        """True once an error event is recorded."""
         self.finished_at: Optional[float] = None
         self.listeners = 0
         self.task: Optional[asyncio.Task] = None
@@ -56,7 +59,7 @@ class LiveTurn:
                             self.task.cancel()  # type: ignore[union-attr]
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
-                if not self.events or not isinstance(self.events[-1], ErrorEvent):
+                if not self.failed:
                     self._append(ErrorEvent(value=STOPPED))
             except Exception:  # run_turn turns errors into events; this is a last resort
                 logger.exception("Turn %s/%s failed", *self.key)
@@ -69,6 +72,7 @@ class LiveTurn:
                 )
             finally:
                 self.done = True
+                self.task = None  # (a finished turn is kept a while; its task need not be)
                 self.finished_at = time.monotonic()
                 self._cancel_stop_timer()
                 self._wake()
@@ -77,6 +81,10 @@ class LiveTurn:
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
     def _append(self, event: Any) -> None:
+        if isinstance(event, ErrorEvent):
+            self.failed = True
+        if not isinstance(event, (str, EncodedEvent)):
+            event = EncodedEvent.of(event)
         self.events.append(event)
         self._wake()
 
@@ -110,31 +118,15 @@ class LiveTurn:
         self.listeners += 1
         self._cancel_stop_timer()
         loop = asyncio.get_running_loop()
-        waiter: Optional[asyncio.Future] = None
-        last_sent = loop.time()
-        timer: Optional[asyncio.TimerHandle] = None
-
-        def idle_check() -> None:
-            # One timer per listener, re-armed when it fires (not one per event): it wakes the
-            # listener only when nothing was sent for idle_s.
-            nonlocal timer
-            assert idle_s is not None
-            now, due = loop.time(), last_sent + idle_s
-            if now >= due:
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                due = now + idle_s  # (a listener still busy sending is looked at again later)
-            timer = loop.call_at(due, idle_check)
-
-        if idle_s is not None:
-            timer = loop.call_at(last_sent + idle_s, idle_check)
+        idle = _IdleTimer(loop, idle_s) if idle_s is not None else None
         try:
             index = start
             while True:
                 if index < len(self.events):
                     batch = self.events[index:]
                     yield index, batch
-                    last_sent = loop.time()
+                    if idle is not None:
+                        idle.last_sent = loop.time()
                     index += len(batch)
                     continue
                 if self.done:
@@ -142,13 +134,16 @@ class LiveTurn:
                 # One future per listener: a listener that is cancelled cancels only its own.
                 waiter = loop.create_future()
                 self._waiters.append(waiter)
+                if idle is not None:
+                    idle.waiter = waiter
                 await waiter
                 if index >= len(self.events) and not self.done:
                     yield index, []  # woken by the idle timer: nothing new
-                    last_sent = loop.time()
+                    if idle is not None:
+                        idle.last_sent = loop.time()
         finally:
-            if timer is not None:
-                timer.cancel()
+            if idle is not None:
+                idle.cancel()
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
                 self._schedule_stop()
@@ -179,6 +174,39 @@ class LiveTurn:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+
+
+class _IdleTimer:
+    """Wakes a listener's ``waiter`` once ``idle_s`` passed without anything sent to it.
+
+    One timer per listener, re-armed when it fires (not one per event). No closures: a timer
+    callback that refers to itself is a reference cycle, left for the garbage collector after
+    every turn.
+    """
+
+    __slots__ = ("loop", "idle_s", "last_sent", "waiter", "handle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle_s: float) -> None:
+        self.loop = loop
+        self.idle_s = idle_s
+        self.last_sent = loop.time()
+        self.waiter: Optional[asyncio.Future] = None
+        self.handle: Optional[asyncio.TimerHandle] = loop.call_at(self.last_sent + idle_s, self._check)
+
+    def _check(self) -> None:
+        now, due = self.loop.time(), self.last_sent + self.idle_s
+        if now >= due:
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(None)
+            due = now + self.idle_s  # (a listener still busy sending is looked at again later)
+        self.handle = self.loop.call_at(due, self._check)
+
+    def cancel(self) -> None:
+        """Stop for good."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.waiter = None
 
 
 def _after_prompt(event: Any) -> bool:
