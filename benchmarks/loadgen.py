@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -184,7 +185,15 @@ async def run_phase(
             for k in range(count):
                 records.append(await one_turn(client, opts, app_id, create=opts.create and k == 0))
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    # The records of a long load (tens of thousands of lists of floats) would make this
+    # process's own full collections tens of milliseconds long, and deltas read after such a
+    # pause look held back by the server. No automatic collection during a phase, one after.
+    gc.disable()
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        gc.enable()
+        gc.collect()
     return records
 
 

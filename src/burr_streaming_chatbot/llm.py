@@ -293,16 +293,16 @@ class OpenAIChatModel:
             "stream": True,
         }
         try:
-            stream = await self._client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=object,
-                stream=True,
-                stream_cls=openai.AsyncStream[object],
+            # The HTTP response itself, its body unread: the SDK's stream object around it
+            # would only add a reader and a decoder that go unused.
+            response = await self._client.post(
+                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
             )
-            async with stream:
-                async for text in _answer_pieces(stream.response):
+            try:
+                async for text in _answer_pieces(response):
                     yield text
+            finally:
+                await response.aclose()
         except _FAILURES as exc:
             raise _upstream_error(exc) from None
 
