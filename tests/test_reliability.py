@@ -113,6 +113,12 @@ def test_reattach_gets_the_rest_exactly_once(
     with connect_sse(server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}") as source:
         replay = [json.loads(sse.data) for sse in source.iter_sse()]
     assert replay[0]["type"] == "chat_history" and replay[-1]["type"] == "message"
+    assert "".join(e["value"] for e in replay if e["type"] == "delta") == SLOW
+    with connect_sse(server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
+                     headers={"Last-Event-ID": last_id}) as source:
+        late = [json.loads(sse.data) for sse in source.iter_sse()]
+    assert "".join(e["value"] for e in first + late if e["type"] == "delta") == SLOW
+    assert [e["type"] for e in late if e["type"] != "delta"] == ["message"]
     missing = server.client.get(f"{API}/stream/{PROJECT}/never-{app_id[:40]}")
     assert missing.status_code == 404 and "No answer" in missing.json()["detail"]
 

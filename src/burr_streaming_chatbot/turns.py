@@ -12,9 +12,10 @@ import contextlib
 import logging
 import secrets
 import time
+from array import array
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Optional
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Optional, Union, overload
 
 from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue
 
@@ -25,15 +26,23 @@ Key = tuple[str, str]
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
 
 
+Event = Union[str, EncodedEvent]
+"""A recorded event: a delta's text, or any other event serialized."""
+
+
 class LiveTurn:
-    """One turn's task and its events, numbered from 0: each a delta's text (``str``) or an
-    :class:`EncodedEvent`."""
+    """One turn's task and its events, numbered from 0."""
+
+    __slots__ = (
+        "key", "token", "events", "done", "failed", "finished_at", "listeners", "task",
+        "_grace_s", "_waiters", "_stop_timer", "_saving_prompt", "_stop_pending",
+    )
 
     def __init__(self, key: Key, grace_s: float) -> None:
         self.key = key
         self.token = secrets.token_hex(4)
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
-        self.events: list[Any] = []
+        self.events: Sequence[Event] = []
         self.done = False
         self.failed = False
         """True once an error event is recorded."""
@@ -72,7 +81,9 @@ class LiveTurn:
                 )
             finally:
                 self.done = True
-                self.task = None  # (a finished turn is kept a while; its task need not be)
+                # A finished turn is kept a while for late readers: its events packed, no task.
+                self.events = PackedEvents(self.events)
+                self.task = None
                 self.finished_at = time.monotonic()
                 self._cancel_stop_timer()
                 self._wake()
@@ -85,7 +96,7 @@ class LiveTurn:
             self.failed = True
         if not isinstance(event, (str, EncodedEvent)):
             event = EncodedEvent.of(event)
-        self.events.append(event)
+        self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
         self._wake()
 
     def _wake(self) -> None:
@@ -174,6 +185,45 @@ class LiveTurn:
         if self._stop_timer is not None:
             self._stop_timer.cancel()
             self._stop_timer = None
+
+
+class PackedEvents(Sequence[Event]):
+    """A finished turn's events in three flat objects: their texts end to end in one string,
+    where each ends, and which are deltas. Read back as they were recorded.
+
+    A server keeps a few hundred finished turns; as lists of event objects they were a good
+    part of what every full garbage collection scans (every item is visited), packed they
+    are three items each.
+    """
+
+    __slots__ = ("_text", "_ends", "_deltas")
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        texts = [event if isinstance(event, str) else event.data for event in events]
+        self._text = "".join(texts)
+        self._ends = array("Q")
+        end = 0
+        for text in texts:
+            end += len(text)
+            self._ends.append(end)
+        self._deltas = bytes(isinstance(event, str) for event in events)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+    def __getitem__(self, index: Union[int, slice]) -> Union[Event, list[Event]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        text = self._text[self._ends[index - 1] if index else 0 : self._ends[index]]
+        return text if self._deltas[index] else EncodedEvent(text)
 
 
 class _IdleTimer:
