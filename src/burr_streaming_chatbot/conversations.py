@@ -31,6 +31,8 @@ from .settings import Settings
 
 Key = tuple[str, str]
 TABLE = "burr_state"
+SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
+"""The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
 
 
 def state_db_path(storage_dir: Path, project_id: str) -> Path:
@@ -55,7 +57,6 @@ class Conversations:
         self._saved: OrderedDict[Key, Saved] = OrderedDict()
         self._running: dict[Key, Application] = {}
         self._persisters: dict[str, ChatStatePersister] = {}
-        self._hooks: dict[str, SaveAfter] = {}
         self._opening = asyncio.Lock()
 
     async def _persister(self, project_id: str) -> ChatStatePersister:
@@ -70,7 +71,6 @@ class Conversations:
                 await persister.connection.execute("PRAGMA journal_mode=WAL")
                 await persister.connection.execute("PRAGMA synchronous=NORMAL")
                 await persister.initialize()
-                self._hooks[project_id] = SaveAfter(persister, ("prompt", *TERMINAL_ACTIONS))
                 self._persisters[project_id] = persister
         return self._persisters[project_id]
 
@@ -104,7 +104,7 @@ class Conversations:
             .with_graph(self.graph)
             .with_state(saved.state)
             .with_entrypoint("prompt")  # a turn always starts at `prompt`
-            .with_hooks(self._hooks[project_id])
+            .with_hooks(SaveAfter(persister, SAVED_AFTER))
             .with_tracker(tracker)
             .with_identifiers(app_id=app_id, sequence_id=saved.sequence_id)
             .abuild()

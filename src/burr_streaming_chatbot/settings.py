@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     )
     storage_dir: Path = Field(default_factory=_default_storage_dir)
     project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
-    cache_size: int = Field(default=256, ge=1, description="Conversations whose state is kept in memory between turns.")
+    cache_size: int = Field(
+        default=256, ge=1, description="Conversations whose state is kept in memory between turns."
+    )
     tracked_messages: int = Field(
         default=4, ge=0, description="Messages of the history Burr's tracker logs per step."
     )

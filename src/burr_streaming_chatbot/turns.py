@@ -15,6 +15,7 @@ import time
 from array import array
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
 from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue
@@ -92,9 +93,8 @@ class LiveTurn:
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
     def _append(self, event: Any) -> None:
-        if isinstance(event, ErrorEvent):
-            self.failed = True
-        if not isinstance(event, (str, EncodedEvent)):
+        if not isinstance(event, (str, EncodedEvent)):  # (a delta, the most frequent, is a str)
+            self.failed = self.failed or isinstance(event, ErrorEvent)
             event = EncodedEvent.of(event)
         self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
         self._wake()
@@ -129,15 +129,14 @@ class LiveTurn:
         self.listeners += 1
         self._cancel_stop_timer()
         loop = asyncio.get_running_loop()
-        idle = _IdleTimer(loop, idle_s) if idle_s is not None else None
+        idle = _IdleTimer(loop, idle_s)
         try:
             index = start
             while True:
                 if index < len(self.events):
                     batch = self.events[index:]
                     yield index, batch
-                    if idle is not None:
-                        idle.last_sent = loop.time()
+                    idle.last_sent = loop.time()
                     index += len(batch)
                     continue
                 if self.done:
@@ -145,16 +144,13 @@ class LiveTurn:
                 # One future per listener: a listener that is cancelled cancels only its own.
                 waiter = loop.create_future()
                 self._waiters.append(waiter)
-                if idle is not None:
-                    idle.waiter = waiter
+                idle.waiter = waiter
                 await waiter
                 if index >= len(self.events) and not self.done:
                     yield index, []  # woken by the idle timer: nothing new
-                    if idle is not None:
-                        idle.last_sent = loop.time()
+                    idle.last_sent = loop.time()
         finally:
-            if idle is not None:
-                idle.cancel()
+            idle.cancel()
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
                 self._schedule_stop()
@@ -201,11 +197,7 @@ class PackedEvents(Sequence[Event]):
     def __init__(self, events: Sequence[Event]) -> None:
         texts = [event if isinstance(event, str) else event.data for event in events]
         self._text = "".join(texts)
-        self._ends = array("Q")
-        end = 0
-        for text in texts:
-            end += len(text)
-            self._ends.append(end)
+        self._ends = array("Q", accumulate(map(len, texts)))
         self._deltas = bytes(isinstance(event, str) for event in events)
 
     def __len__(self) -> int:
@@ -227,7 +219,8 @@ class PackedEvents(Sequence[Event]):
 
 
 class _IdleTimer:
-    """Wakes a listener's ``waiter`` once ``idle_s`` passed without anything sent to it.
+    """Wakes a listener's ``waiter`` once ``idle_s`` passed without anything sent to it (never
+    when ``idle_s`` is None).
 
     One timer per listener, re-armed when it fires (not one per event). No closures: a timer
     callback that refers to itself is a reference cycle, left for the garbage collector after
@@ -236,14 +229,17 @@ class _IdleTimer:
 
     __slots__ = ("loop", "idle_s", "last_sent", "waiter", "handle")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, idle_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle_s: Optional[float]) -> None:
         self.loop = loop
         self.idle_s = idle_s
         self.last_sent = loop.time()
         self.waiter: Optional[asyncio.Future] = None
-        self.handle: Optional[asyncio.TimerHandle] = loop.call_at(self.last_sent + idle_s, self._check)
+        self.handle: Optional[asyncio.TimerHandle] = (
+            None if idle_s is None else loop.call_at(self.last_sent + idle_s, self._check)
+        )
 
     def _check(self) -> None:
+        assert self.idle_s is not None  # (armed only with one)
         now, due = self.loop.time(), self.last_sent + self.idle_s
         if now >= due:
             if self.waiter is not None and not self.waiter.done():
