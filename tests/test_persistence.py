@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from burr.core import State
 
-from burr_streaming_chatbot.persistence import ChatStatePersister
+from burr_streaming_chatbot.sqlite_store import ChatStatePersister
 from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
 
@@ -80,7 +80,7 @@ def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstrea
 @pytest.fixture
 async def persister(tmp_path: Path) -> AsyncIterator[ChatStatePersister]:
     """The chatbot's persister on a fresh SQLite file, one connection, as a project has."""
-    persister = await ChatStatePersister.from_values(db_path=str(tmp_path / "state.sqlite3"))
+    persister = await ChatStatePersister.open(tmp_path / "state.sqlite3")
     await persister.initialize()
     try:
         yield persister

@@ -230,7 +230,8 @@ def test_kill_9_mid_answer_then_restart(upstream: FakeUpstream, tmp_path: Path) 
         upstream.control(text="Done.", delay_ms=0)
         server.turn("crash", "What is one?")
         upstream.control(text=SLOW, delay_ms=50)
-        read_some(server, "crash", "What is two?", deltas=3)
+        events, _ = read_some(server, "crash", "What is two?", deltas=3)
+        received = "".join(e["value"] for e in events if e["type"] == "delta")
         server.stop(signal.SIGKILL)
     finally:
         server.close()
@@ -247,6 +248,13 @@ def test_kill_9_mid_answer_then_restart(upstream: FakeUpstream, tmp_path: Path) 
         upstream.control(text="Three.", delay_ms=0)
         events = server.turn("crash", "What is three?")
         assert events[-1]["type"] == "message"
-        assert server.history("crash")[-1]["content"] == "Three."
+        # The killed turn's published text is kept, marked interrupted, before the next prompt
+        # (the dead process's lease is taken over at once: same machine, its pid is gone).
+        history = server.history("crash")
+        assert [m["role"] for m in history] == ["user", "assistant"] * 3
+        # What was published before the kill: all the client read but the last 50 ms at most.
+        assert history[3]["interrupted"] is True and received.startswith(history[3]["content"])
+        assert history[3]["content"].startswith("word0")
+        assert [m["content"] for m in history[4:]] == ["What is three?", "Three."]
     finally:
         server.close()

@@ -1,12 +1,14 @@
 """Conversations: a Burr ``Application`` built for each turn from the conversation's state,
-which is persisted, cached here between turns, and listed (the router's live turns make sure
-one turn at a time runs in each).
+which is persisted in the store, cached here between turns, and listed.
 
-State is persisted after every step (one SQLite file per project, beside Burr's tracking
-folders, so Burr's UI does not mistake it for a project), and every step is tracked in Burr's
-local tracking format so Burr's UI shows each conversation; see :mod:`.persistence` for how
-both stay constant-size per step. Resuming reads one row and the messages, never the
-tracking log.
+State is persisted after the steps that matter (see :class:`.SaveAfter`) through the store's
+Burr persister, and every step is tracked in Burr's local tracking format so Burr's UI shows
+each conversation; see :mod:`.persistence` for how both stay constant-size per step. Resuming
+reads one row and the messages, never the tracking log.
+
+Another process may have answered a conversation since this one last did: a cached state is
+used only when its sequence id is the one stored (the lease hands it over at no extra cost),
+and every save is checked against the stored sequence id (:class:`.ConflictError`).
 
 Between turns only the state is kept, not the application: building one from the shared graph
 takes well under a millisecond, while a kept application is about 120 objects (its own copy of
@@ -16,9 +18,8 @@ every stream's next delta 40 to 70 ms with a few hundred conversations in memory
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from burr.core import Application, ApplicationBuilder, State
@@ -26,18 +27,13 @@ from burr.core.graph import Graph
 
 from .events import ConversationSummary
 from .graph import TERMINAL_ACTIONS
-from .persistence import ChatStatePersister, ChatTrackingClient, SaveAfter
+from .persistence import HISTORY, ChatTrackingClient, SaveAfter
 from .settings import Settings
+from .store import Lease, Store
 
 Key = tuple[str, str]
-TABLE = "burr_state"
 SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
 """The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
-
-
-def state_db_path(storage_dir: Path, project_id: str) -> Path:
-    """Where a project's conversation state lives: a hidden file beside Burr's folders."""
-    return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
 
 
 class Saved(NamedTuple):
@@ -51,64 +47,76 @@ class Conversations:
     """Builds each turn's application, keeps conversations' state between turns (LRU,
     bounded), and lists conversations."""
 
-    def __init__(self, graph: Graph, settings: Settings) -> None:
+    def __init__(self, graph: Graph, settings: Settings, store: Store) -> None:
         self.graph = graph
         self.settings = settings
+        self.store = store
         self._saved: OrderedDict[Key, Saved] = OrderedDict()
         self._running: dict[Key, Application] = {}
-        self._persisters: dict[str, ChatStatePersister] = {}
-        self._opening = asyncio.Lock()
-
-    async def _persister(self, project_id: str) -> ChatStatePersister:
-        persister = self._persisters.get(project_id)
-        if persister is not None:
-            return persister
-        async with self._opening:
-            if project_id not in self._persisters:
-                path = state_db_path(self.settings.storage_dir, project_id)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                persister = await ChatStatePersister.from_values(db_path=str(path), table_name=TABLE)
-                await persister.connection.execute("PRAGMA journal_mode=WAL")
-                await persister.connection.execute("PRAGMA synchronous=NORMAL")
-                await persister.initialize()
-                self._persisters[project_id] = persister
-        return self._persisters[project_id]
 
     @property
     def cached(self) -> int:
         """How many conversations' state is in memory."""
         return len(self._saved)
 
-    async def _saved_state(self, persister: ChatStatePersister, key: Key) -> Saved:
+    async def _saved_state(self, key: Key, stored_sequence_id: Optional[int]) -> Saved:
+        """The conversation's state: the cached one if it is what the store holds, else loaded."""
         saved = self._saved.get(key)
-        if saved is not None:
+        if saved is not None and saved.sequence_id == stored_sequence_id:
             self._saved.move_to_end(key)
             return saved
-        loaded = await persister.load(None, key[1])
+        self._saved.pop(key, None)
+        project_id, app_id = key
+        persister = await self.store.persister(project_id)
+        loaded = await persister.load(self.store.partition_key(project_id), app_id)
         if loaded is None:
-            return Saved(State({"chat_history": []}), None)
+            return Saved(State({HISTORY: []}), None)
         return Saved(loaded["state"], loaded["sequence_id"])
 
-    async def application(self, project_id: str, app_id: str) -> Application:
+    async def application(
+        self, project_id: str, app_id: str, lease: Optional[Lease] = None
+    ) -> Application:
         """A Burr application for one turn of the conversation, starting at ``prompt`` with
-        its last state. Hand it back with :meth:`finish` when the turn ends."""
-        persister = await self._persister(project_id)
-        saved = await self._saved_state(persister, (project_id, app_id))
+        its last state. Hand it back with :meth:`finish` when the turn ends.
+
+        ``lease`` is the one the turn holds; without one (a conversation only opened), the
+        stored sequence id is read to check the cache. When the lease was taken over from a
+        process that died mid-answer, the text that process had published is kept as an
+        answer marked ``interrupted``, as if that process had been stopped.
+        """
+        key = (project_id, app_id)
+        stored = lease.sequence_id if lease is not None else await self.store.sequence_id(*key)
+        saved = await self._saved_state(key, stored)
+        state = saved.state
+        if lease is not None and lease.orphan is not None:
+            state = await self._with_partial_answer(project_id, lease.orphan, state)
+        persister = await self.store.persister(project_id)
         tracker = ChatTrackingClient(
             project=project_id,
             storage_dir=str(self.settings.storage_dir),
             recent_messages=self.settings.tracked_messages,
         )
+        save = SaveAfter(persister, SAVED_AFTER, self.store.partition_key(project_id), saved.sequence_id)
         return await (
             ApplicationBuilder()
             .with_graph(self.graph)
-            .with_state(saved.state)
+            .with_state(state)
             .with_entrypoint("prompt")  # a turn always starts at `prompt`
-            .with_hooks(SaveAfter(persister, SAVED_AFTER))
+            .with_hooks(save)
             .with_tracker(tracker)
             .with_identifiers(app_id=app_id, sequence_id=saved.sequence_id)
             .abuild()
         )
+
+    async def _with_partial_answer(self, project_id: str, token: str, state: State) -> State:
+        history = state.get(HISTORY, [])
+        if not history or history[-1].get("role") != "user":
+            return state  # the dead turn saved its answer, or never saved its prompt
+        batches = await self.store.events(project_id, token, 0)
+        item = partial_answer([event for batch in batches for event in batch.events])
+        if item is None:
+            return state
+        return state.merge(State({HISTORY: [*history, item]}))
 
     def running(self, project_id: str, app_id: str, app: Application) -> None:
         """Note that ``app`` is running a turn (what :meth:`history` reads meanwhile)."""
@@ -133,40 +141,49 @@ class Conversations:
         _release(app)
 
     async def history(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
-        """The conversation's messages; empty for a conversation that does not exist yet."""
-        key = (project_id, app_id)
-        app = self._running.get(key)
-        state = app.state if app is not None else getattr(self._saved.get(key), "state", None)
-        if state is not None:
-            return list(state.get("chat_history", []))
-        persister = await self._persister(project_id)
-        return await persister.messages(None, app_id)  # one query; no state to rebuild
+        """The conversation's messages; empty for a conversation that does not exist yet.
+
+        While this process answers it, the running application's state; otherwise what is
+        stored (another process may have answered it since this one cached it)."""
+        app = self._running.get((project_id, app_id))
+        if app is not None:
+            return list(app.state.get(HISTORY, []))
+        persister = await self.store.persister(project_id)
+        return await persister.messages(self.store.partition_key(project_id), app_id)
 
     async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:
         """The project's conversations that have at least one step, newest first."""
-        persister = await self._persister(project_id)
-        # One state row per conversation (see persistence.py); the newest has the largest rowid.
-        query = f"""
-            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content')
-            FROM {TABLE} s
-            LEFT JOIN {TABLE}_messages m
-              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
-            ORDER BY s.rowid DESC
-            LIMIT ?
-        """
-        async with persister.lock, persister.connection.execute(query, (limit,)) as cursor:
-            rows = await cursor.fetchall()
-        return [
-            ConversationSummary(app_id=app_id, updated_at=str(updated), title=_title(first))
-            for app_id, updated, first in rows
-        ]
+        return await self.store.list_conversations(project_id, limit)
 
-    async def aclose(self) -> None:
-        """Close the SQLite connections."""
-        for persister in self._persisters.values():
-            await persister.connection.close()
-        self._persisters.clear()
+    def clear(self) -> None:
+        """Forget the cached states (the store is closed by its owner)."""
         self._saved.clear()
+
+
+def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
+    """The answer a turn's recorded events had streamed, marked ``interrupted``; None when it
+    streamed no text or ended (its end was saved by the step that sent it)."""
+    pieces: list[str] = []
+    mode = "unknown"
+    for event in events:
+        if isinstance(event, str):
+            pieces.append(event)
+            continue
+        data = json.loads(event.data)
+        if data["type"] in ("message", "error"):
+            return None
+        if data["type"] == "mode":
+            mode = data["value"]
+    if not pieces:
+        return None
+    return {
+        "role": "assistant",
+        "content": "".join(pieces),
+        "type": "code" if mode == "generate_code" else "text",
+        "mode": mode,
+        "model": None,
+        "interrupted": True,
+    }
 
 
 def _release(app: Application) -> None:
@@ -176,10 +193,3 @@ def _release(app: Application) -> None:
     factories = getattr(app, "_dependency_factory", None)
     if isinstance(factories, dict):
         factories.clear()
-
-
-def _title(text: Optional[str], limit: int = 60) -> Optional[str]:
-    if not text:
-        return None
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

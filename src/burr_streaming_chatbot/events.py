@@ -122,6 +122,9 @@ ErrorCode = Literal[
     "upstream_bad_response",
     "upstream_bad_request",
     "stopped",
+    "conflict",
+    "worker_lost",
+    "storage_unavailable",
     "internal",
 ]
 

@@ -1,6 +1,7 @@
 """``create_router()``: the FastAPI endpoints, turning a Burr stream into server-sent events."""
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -8,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from burr.core import Application
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
@@ -39,7 +40,8 @@ from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
 from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses
-from .turns import LiveTurn, Turns
+from .store import ConflictError, StoreError, is_store_error, open_store
+from .turns import LiveTurn, RemoteTurn, Turns, new_token
 
 logger = logging.getLogger(__name__)
 
@@ -74,19 +76,34 @@ def create_router(
     settings = settings or Settings()
     llm = llm or create_chat_model(settings)
     graph = build_graph(llm)
-    turns = Turns(grace_s=settings.resume_grace_s)
-    conversations = Conversations(graph, settings)
+    store = open_store(settings)
+    turns = Turns(
+        grace_s=settings.resume_grace_s,
+        store=store,
+        lease_s=settings.lease_s,
+        publish_s=settings.publish_interval_s,
+    )
+    conversations = Conversations(graph, settings, store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await store.open()
+        except StoreError as exc:
+            logger.error("burr-streaming-chatbot cannot start: %s", exc)
+            raise StoreError(str(exc)) from None
         # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives as
         # long as the process; out of the collector's reach, full collections scan only what
         # was made since (they took 70 to 120 ms, holding every stream's next delta that long).
         gc.freeze()
         yield
         await turns.stop_all()  # stopped answers keep their text, marked interrupted
-        await conversations.aclose()
+        conversations.clear()
+        await store.aclose()
         await llm.aclose()
+
+    starting: set[tuple[str, str]] = set()
+    """Conversations whose turn is being set up in this process (lease, state)."""
 
     router = APIRouter(
         tags=["streaming_chatbot"],
@@ -105,13 +122,16 @@ def create_router(
             )
         return text
 
+    def busy() -> HTTPException:
+        return HTTPException(
+            status.HTTP_409_CONFLICT,
+            "A reply is already streaming in this conversation; wait for it or stop it.",
+        )
+
     def check_free(key: tuple[str, str]) -> None:
-        if turns.busy(key):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                "A reply is already streaming in this conversation; wait for it or stop it.",
-            )
-        if len(turns.live) >= settings.max_streams:
+        if turns.busy(key) or key in starting:
+            raise busy()
+        if len(turns.live) + len(starting) >= settings.max_streams:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 f"The server is answering {settings.max_streams} prompts already; try again soon.",
@@ -133,22 +153,44 @@ def create_router(
     ) -> LiveTurn:
         key = (project_id, app_id)
         check_free(key)
-        app = await conversations.application(project_id, app_id)
-        if turns.busy(key):  # another request started a turn while this one loaded
-            conversations.finish(project_id, app_id, app, completed=False)
-            check_free(key)
+        starting.add(key)  # (this process's other requests: checked in memory)
+        token = new_token()
+        leased = False
+        try:
+            lease = await store.acquire(project_id, app_id, token, settings.lease_s)
+            if lease is None:  # answering in another process
+                raise busy()
+            leased = True
+            app = await conversations.application(project_id, app_id, lease)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            if leased:
+                with contextlib.suppress(Exception):
+                    await store.finish(project_id, app_id, token, None)
+            if not is_store_error(exc):
+                raise
+            raise store_unavailable(exc) from None
+        finally:
+            starting.discard(key)
         conversations.running(project_id, app_id, app)
         turn = Turn(project_id, app_id, app, prompt, history_after)
-        return turns.begin(key, run_turn(turn, conversations))
+        return turns.begin(key, token, run_turn(turn, conversations))
 
-    async def current_turn(project_id: ProjectId, app_id: AppId) -> LiveTurn:
+    async def current_turn(project_id: ProjectId, app_id: AppId) -> Union[LiveTurn, RemoteTurn]:
         # A dependency, so the 404 is sent before the event stream starts.
-        turn = turns.current((project_id, app_id))
+        try:
+            turn = await turns.find((project_id, app_id))
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            raise store_unavailable(exc) from None
         if turn is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, "No answer is streaming in this conversation."
             )
         return turn
+
 
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -229,7 +271,7 @@ def create_router(
         },
     )
     async def resume_stream(
-        turn: Annotated[LiveTurn, Depends(current_turn)],
+        turn: Annotated[Union[LiveTurn, RemoteTurn], Depends(current_turn)],
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
     ) -> EventStream:
         """Reattach to the answer being generated (or just finished) in a conversation: the
@@ -240,11 +282,12 @@ def create_router(
     async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
         """Stop the answer streaming in a conversation; the text so far is kept, marked
         ``interrupted``. ``stopped`` is false when nothing was streaming."""
-        turn = turns.live.get((project_id, app_id))
-        stopped = turn.stop() if turn is not None else False
-        if turn is not None and turn.task is not None:
-            await asyncio.wait([turn.task], timeout=5)
-        return StopResult(stopped=stopped)
+        try:
+            return StopResult(stopped=await turns.stop((project_id, app_id)))
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            raise store_unavailable(exc) from None
 
     @router.api_route(
         "/{rest:path}",
@@ -262,7 +305,7 @@ _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encod
 """``json.dumps`` with these options builds an encoder on every call; deltas are many."""
 
 
-async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncIterator[bytes]:
+async def event_blocks(turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_s: float) -> AsyncIterator[bytes]:
     """A live turn's events as encoded SSE blocks with ids, one write per batch: events that
     piled up while the client was busy go out together, and consecutive deltas among them as
     one ``delta`` event (with the id of the last). A comment goes out after ``keepalive_s``
@@ -287,6 +330,30 @@ async def event_blocks(turn: LiveTurn, start: int, keepalive_s: float) -> AsyncI
                 blocks.append(encode_event(event.data, turn.event_id(first + index)))
                 index += 1
         yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
+
+
+INTERNAL = ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
+CONFLICT = ErrorValue(
+    code="conflict",
+    message="Another server wrote this conversation meanwhile; nothing of this turn was saved "
+    "after that. Reload the conversation.",
+    retryable=True,
+)
+STORAGE_UNAVAILABLE = ErrorValue(
+    code="storage_unavailable",
+    message="The conversation store failed; what was saved before is kept. Try again soon.",
+    retryable=True,
+)
+
+
+def store_unavailable(exc: BaseException) -> HTTPException:
+    """The 503 for a request the store could not serve (the reason is logged, not sent)."""
+    logger.warning("The store failed: %s", exc)
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The conversation store is unavailable; try again soon.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def body_limited_route(limit: int) -> type[APIRoute]:
@@ -337,11 +404,15 @@ async def run_turn(turn: Turn, conversations: Conversations) -> AsyncIterator[An
         completed = True
     except UpstreamError as exc:
         yield ErrorEvent(value=ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
-    except Exception:
-        logger.exception("Turn failed in %s/%s", turn.project_id, turn.app_id)
-        yield ErrorEvent(
-            value=ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
-        )
+    except ConflictError:
+        yield ErrorEvent(value=CONFLICT)
+    except Exception as exc:
+        if is_store_error(exc):
+            logger.warning("Turn in %s/%s: the store failed: %s", turn.project_id, turn.app_id, exc)
+            yield ErrorEvent(value=STORAGE_UNAVAILABLE)
+        else:
+            logger.exception("Turn failed in %s/%s", turn.project_id, turn.app_id)
+            yield ErrorEvent(value=INTERNAL)
     finally:
         # An unfinished turn (failed, or cancelled because the client went away) leaves the
         # persisted state as the truth: the next turn reloads it.

@@ -60,11 +60,41 @@ class Settings(BaseSettings):
         description="How long an answer goes on after its last listener left, for a reattach.",
     )
 
+    database_url: Optional[SecretStr] = Field(
+        default=None,
+        description="`postgresql://user:password@host:port/database`: keep conversations, leases "
+        "and live answers in PostgreSQL, shared by every process on every machine. Unset: "
+        "SQLite files under the storage folder, shared by the processes of one machine.",
+    )
+    database_pool_size: int = Field(
+        default=20, ge=2, description="PostgreSQL connections each process may open."
+    )
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a conversation stays leased to a process that stopped renewing it "
+        "(a crashed worker): after that its next prompt is answered elsewhere.",
+    )
+    publish_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="How often a live answer's new events are written to the store, where "
+        "readers on other processes find them.",
+    )
+
     keepalive_s: float = Field(
         default=15.0,
         gt=0,
         description="An event stream idle this long gets a comment line, so proxies keep it open.",
     )
+
+    @property
+    def postgres_url(self) -> Optional[str]:
+        """The PostgreSQL URL, or None for the SQLite default (an empty value is unset)."""
+        url = self.database_url.get_secret_value() if self.database_url is not None else ""
+        return url or None
 
     @property
     def uses_offline_model(self) -> bool:

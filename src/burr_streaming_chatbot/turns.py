@@ -5,6 +5,13 @@ connection dropped can reattach and receive the rest exactly once (``Last-Event-
 last listener leaves, the turn is stopped after a short grace period (less than a second by
 default), which cancels the upstream request; a stopped answer keeps the text it had, marked
 ``interrupted``. Finished turns are kept for a while so a late reattach still gets the end.
+
+Listeners in the process running a turn are fed from memory. For the others, the process
+publishes each live turn's new events to the store every ``publish_s`` (one transaction for
+all its turns), renews its leases, and stops the turns another process asked to stop; a turn's
+last events and the end of its lease are written in one transaction *before* its last event
+reaches any listener, so a client that saw an answer end can send the next prompt to any
+process. :class:`RemoteTurn` follows a turn that runs in another process, from the store.
 """
 
 import asyncio
@@ -14,21 +21,38 @@ import secrets
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
-from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue
+from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue, MessageEvent
+from .store import Batch, Event, Store, TurnRecord
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
+LOST = ErrorValue(
+    code="worker_lost",
+    message="The server that was answering stopped before the answer ended; send the prompt again.",
+    retryable=True,
+)
 
 
-Event = Union[str, EncodedEvent]
-"""A recorded event: a delta's text, or any other event serialized."""
+def new_token() -> str:
+    """A turn's name in event ids and in the store."""
+    return secrets.token_hex(4)
+
+
+def position(token: str, last_event_id: Optional[str]) -> int:
+    """The index of the first event of turn ``token`` that a client that saw ``last_event_id``
+    still needs (0 for an id of another turn, or none)."""
+    if last_event_id:
+        id_token, _, number = last_event_id.partition(".")
+        if id_token == token and number.isdigit():
+            return int(number) + 1
+    return 0
 
 
 class LiveTurn:
@@ -36,14 +60,16 @@ class LiveTurn:
 
     __slots__ = (
         "key", "token", "events", "done", "failed", "finished_at", "listeners", "task",
-        "_grace_s", "_waiters", "_stop_timer", "_saving_prompt", "_stop_pending",
+        "published", "_grace_s", "_waiters", "_stop_timer", "_saving_prompt", "_stop_pending",
     )
 
-    def __init__(self, key: Key, grace_s: float) -> None:
+    def __init__(self, key: Key, grace_s: float, token: Optional[str] = None) -> None:
         self.key = key
-        self.token = secrets.token_hex(4)
+        self.token = token or new_token()
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
         self.events: Sequence[Event] = []
+        self.published = 0
+        """How many of the events are in the store."""
         self.done = False
         self.failed = False
         """True once an error event is recorded."""
@@ -56,13 +82,19 @@ class LiveTurn:
         self._saving_prompt = True  # until the `prompt` step has persisted the user's message
         self._stop_pending = False
 
-    def start(self, events: AsyncIterator[Any], on_done: Callable[["LiveTurn"], None]) -> None:
-        """Run ``events`` in a task of its own, recording each event."""
+    def start(
+        self,
+        events: AsyncIterator[Any],
+        on_done: Callable[["LiveTurn"], None],
+        before_end: Optional[Callable[["LiveTurn"], Awaitable[None]]] = None,
+    ) -> None:
+        """Run ``events`` in a task of its own, recording each event. ``before_end`` runs once
+        the last event is recorded, before any listener is woken for it."""
 
         async def drive() -> None:
             try:
                 async for event in events:
-                    self._append(event)
+                    self._append(event, wake=not isinstance(event, (MessageEvent, ErrorEvent)))
                     if self._saving_prompt and _after_prompt(event):
                         self._saving_prompt = False
                         if self._stop_pending:
@@ -70,7 +102,7 @@ class LiveTurn:
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.failed:
-                    self._append(ErrorEvent(value=STOPPED))
+                    self._append(ErrorEvent(value=STOPPED), wake=False)
             except Exception:  # run_turn turns errors into events; this is a last resort
                 logger.exception("Turn %s/%s failed", *self.key)
                 self._append(
@@ -78,9 +110,15 @@ class LiveTurn:
                         value=ErrorValue(
                             code="internal", message="The server failed; see its log.", retryable=True
                         )
-                    )
+                    ),
+                    wake=False,
                 )
             finally:
+                if before_end is not None:
+                    try:
+                        await asyncio.shield(before_end(self))
+                    except (Exception, asyncio.CancelledError):
+                        logger.warning("Turn %s/%s: could not record its end in the store", *self.key)
                 self.done = True
                 # A finished turn is kept a while for late readers: its events packed, no task.
                 self.events = PackedEvents(self.events)
@@ -92,12 +130,13 @@ class LiveTurn:
 
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
-    def _append(self, event: Any) -> None:
+    def _append(self, event: Any, wake: bool = True) -> None:
         if not isinstance(event, (str, EncodedEvent)):  # (a delta, the most frequent, is a str)
             self.failed = self.failed or isinstance(event, ErrorEvent)
             event = EncodedEvent.of(event)
         self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
-        self._wake()
+        if wake:
+            self._wake()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -107,11 +146,7 @@ class LiveTurn:
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
-        if last_event_id:
-            token, _, number = last_event_id.partition(".")
-            if token == self.token and number.isdigit():
-                return min(int(number) + 1, len(self.events))
-        return 0
+        return min(position(self.token, last_event_id), len(self.events))
 
     def event_id(self, index: int) -> str:
         """The SSE id of the event at ``index``."""
@@ -262,26 +297,99 @@ def _after_prompt(event: Any) -> bool:
     )
 
 
-class Turns:
-    """The live turns of a server, one at most per conversation, plus recently finished ones."""
+class RemoteTurn:
+    """A turn running (or just ended) in another process, followed through the store: what it
+    published is replayed, then new batches are read as they are published (woken by the
+    store's notifications, or by polling). Same interface as :class:`LiveTurn` for readers."""
 
-    def __init__(self, grace_s: float, keep_finished_s: float = 60.0, keep_finished: int = 256):
+    def __init__(self, store: Store, key: Key, record: TurnRecord, wait_s: float = 1.0) -> None:
+        self.store = store
+        self.key = key
+        self.token = record.token
+        self.record = record
+        self.wait_s = wait_s
+
+    def position(self, last_event_id: Optional[str]) -> int:
+        """The index of the first event a client that saw ``last_event_id`` still needs."""
+        return position(self.token, last_event_id)
+
+    def event_id(self, index: int) -> str:
+        """The SSE id of the event at ``index``."""
+        return f"{self.token}.{index}"
+
+    async def follow(
+        self, start: int = 0, idle_s: Optional[float] = None
+    ) -> AsyncIterator[tuple[int, list[Any]]]:
+        """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends;
+        an empty batch after ``idle_s`` seconds without events. A turn whose process died
+        (its lease expired unfinished) ends with a ``worker_lost`` error."""
+        loop = asyncio.get_running_loop()
+        project_id, app_id = self.key
+        index = start
+        last_sent = loop.time()
+        record: Optional[TurnRecord] = self.record
+        while True:
+            # The end and the last events are written in one transaction: once the record
+            # says the turn ended, one more read gets everything.
+            ended = record is None or record.token != self.token or record.done or record.expired
+            for batch in await self.store.events(project_id, self.token, index):
+                events = batch.events[max(0, index - batch.first) :]
+                if events:
+                    yield index, events
+                    index += len(events)
+                    last_sent = loop.time()
+            if ended:
+                if record is not None and record.token == self.token and record.expired:
+                    yield index, [EncodedEvent.of(ErrorEvent(value=LOST))]
+                return
+            timeout = self.wait_s if idle_s is None else min(self.wait_s, idle_s)
+            await self.store.wait(self.token, timeout)
+            if idle_s is not None and loop.time() - last_sent >= idle_s:
+                yield index, []
+                last_sent = loop.time()
+            record = await self.store.current(project_id, app_id)
+
+
+class Turns:
+    """The live turns of this process, one at most per conversation, plus recently finished
+    ones; and their part in the store (see this module's description)."""
+
+    def __init__(
+        self,
+        grace_s: float,
+        store: Store,
+        lease_s: float = 30.0,
+        publish_s: float = 0.05,
+        keep_finished_s: float = 60.0,
+        keep_finished: int = 256,
+    ):
         self.grace_s = grace_s
+        self.store = store
+        self.lease_s = lease_s
+        self.publish_s = publish_s
         self.keep_finished_s = keep_finished_s
         self.keep_finished = keep_finished
         self.live: dict[Key, LiveTurn] = {}
         self.finished: OrderedDict[Key, LiveTurn] = OrderedDict()
+        self._writing = asyncio.Lock()
+        """Held for each write of event logs: a turn's batches go in order, never twice."""
+        self._keeper: Optional[asyncio.Task] = None
+        self._last_warning = 0.0
+        store.on_stop_request(self._stop_requested)
 
     def busy(self, key: Key) -> bool:
-        """True while a turn of this conversation is running."""
+        """True while a turn of this conversation is running in this process."""
         return key in self.live
 
-    def begin(self, key: Key, events: AsyncIterator[Any]) -> LiveTurn:
-        """Start a turn; the caller checked :meth:`busy` without awaiting since."""
-        turn = LiveTurn(key, self.grace_s)
+    def begin(self, key: Key, token: str, events: AsyncIterator[Any]) -> LiveTurn:
+        """Start a turn whose lease is taken; the caller checked :meth:`busy` without
+        awaiting since."""
+        turn = LiveTurn(key, self.grace_s, token)
         self.live[key] = turn
         self.finished.pop(key, None)
-        turn.start(events, self._finish)
+        turn.start(events, self._finish, self._end_in_store)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="turn keeper")
         return turn
 
     def _finish(self, turn: LiveTurn) -> None:
@@ -299,10 +407,119 @@ class Turns:
                 break
             self.finished.popitem(last=False)
 
-    def current(self, key: Key) -> Optional[LiveTurn]:
-        """The running turn of a conversation, else its recently finished one."""
+    async def find(self, key: Key) -> Optional[Union[LiveTurn, RemoteTurn]]:
+        """The conversation's running turn, else its recently finished one, wherever it ran:
+        from memory when it is this process's, else from the store."""
         self._prune()
-        return self.live.get(key) or self.finished.get(key)
+        local = self.live.get(key) or self.finished.get(key)
+        if local is not None and not local.done:
+            return local
+        record = await self.store.current(*key)
+        if record is None:
+            return local
+        if local is not None and local.token == record.token:
+            return local
+        if record.done and (record.finished_ago_s or 0.0) > self.keep_finished_s:
+            return None
+        return RemoteTurn(self.store, key, record)
+
+    async def stop(self, key: Key, wait_s: float = 5.0) -> bool:
+        """Stop the conversation's running turn, wherever it runs; False when none runs. Waits
+        (at most ``wait_s``) until the turn has recorded its end."""
+        turn = self.live.get(key)
+        if turn is not None:
+            stopped = turn.stop()
+            if turn.task is not None:
+                await asyncio.wait([turn.task], timeout=wait_s)
+            return stopped
+        if not await self.store.request_stop(*key):
+            return False
+        record = await self.store.current(*key)
+        token = record.token if record is not None else None
+        deadline = time.monotonic() + wait_s
+        while record is not None and record.token == token and not (record.done or record.expired):
+            if time.monotonic() > deadline:
+                break
+            await self.store.wait(token or "", 0.05)
+            record = await self.store.current(*key)
+        return True
+
+    def _stop_requested(self, project_id: str, app_id: str) -> None:
+        turn = self.live.get((project_id, app_id))
+        if turn is not None:
+            turn.stop()
+
+    async def _end_in_store(self, turn: LiveTurn) -> None:
+        """Write a turn's last events and end its lease (before its last event is read)."""
+        async with self._writing:
+            events = turn.events
+            last = Batch(turn.published, list(events[turn.published :])) if len(events) > turn.published else None
+            await self.store.finish(turn.key[0], turn.key[1], turn.token, last)
+            turn.published = len(events)
+
+    async def _keep(self) -> None:
+        """While turns run here: publish their new events, renew their leases, and (without
+        notifications) look for stop requests."""
+        loop = asyncio.get_running_loop()
+        renewed = stops_checked = loop.time()
+        while True:
+            await self._keep_while_live(loop, renewed, stops_checked)
+            for project_id in {key[0] for key in self.finished}:
+                await self._guarded(self.store.prune(project_id, self.keep_finished_s))
+            if not self.live:  # (no await since the check: a new turn starts a new keeper)
+                return
+
+    async def _keep_while_live(
+        self, loop: asyncio.AbstractEventLoop, renewed: float, stops_checked: float
+    ) -> None:
+        while self.live:
+            await asyncio.sleep(self.publish_s)
+            await self._guarded(self._publish())
+            now = loop.time()
+            if now - renewed >= self.lease_s / 3:
+                renewed = now
+                for project_id, tokens in self._by_project().items():
+                    await self._guarded(self.store.renew(project_id, tokens, self.lease_s))
+            if not self.store.notifies and now - stops_checked >= 0.2:
+                stops_checked = now
+                for project_id in self._by_project():
+                    for token in await self._guarded(self.store.stop_requests(project_id)) or ():
+                        for turn in list(self.live.values()):
+                            if turn.token == token:
+                                turn.stop()
+
+    def _by_project(self) -> dict[str, list[str]]:
+        projects: dict[str, list[str]] = {}
+        for turn in self.live.values():
+            projects.setdefault(turn.key[0], []).append(turn.token)
+        return projects
+
+    async def _publish(self) -> None:
+        async with self._writing:
+            projects: dict[str, list[tuple[LiveTurn, int]]] = {}
+            for turn in self.live.values():
+                if not turn.done and len(turn.events) > turn.published:
+                    projects.setdefault(turn.key[0], []).append((turn, len(turn.events)))
+            for project_id, turns in projects.items():
+                batches = [
+                    (turn.token, Batch(turn.published, list(turn.events[turn.published : end])))
+                    for turn, end in turns
+                ]
+                await self.store.publish(project_id, batches)
+                for turn, end in turns:
+                    turn.published = end
+
+    async def _guarded(self, work: Awaitable[Any]) -> Any:
+        """Run ``work``; a store that fails is logged (at most every 10 s), not fatal here: a
+        turn's own saves report it to its listeners."""
+        try:
+            return await work
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                logger.warning("The store failed: %s", exc)
+            return None
 
     async def stop_all(self) -> None:
         """Stop every running turn and wait for them to record what they had."""
@@ -312,3 +529,7 @@ class Turns:
         tasks = [turn.task for turn in turns if turn.task is not None]
         with contextlib.suppress(Exception):
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._keeper

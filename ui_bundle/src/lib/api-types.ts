@@ -336,7 +336,7 @@ export interface components {
              * Code
              * @enum {string}
              */
-            code: "upstream_auth" | "upstream_rate_limit" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "upstream_bad_request" | "stopped" | "internal";
+            code: "upstream_auth" | "upstream_rate_limit" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "upstream_bad_request" | "stopped" | "conflict" | "worker_lost" | "storage_unavailable" | "internal";
             /** Message */
             message: string;
             /** Retryable */

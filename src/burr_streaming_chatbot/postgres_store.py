@@ -1,0 +1,481 @@
+"""The PostgreSQL engine of the store (``BURR_CHATBOT_DATABASE_URL``): one database shared by
+every process on every machine.
+
+Conversations are kept by a subclass of Burr's own ``AsyncPostgreSQLPersister`` (asyncpg, with
+a pool); the project is the persister's partition key. Saves of one conversation take a
+transaction-scoped advisory lock, so the check against what is stored and the write are one
+step. Wake-ups for readers on other processes and stop requests travel by ``LISTEN/NOTIFY`` on
+one channel, over one connection per process kept for listening; the database's clock, not a
+machine's, times the leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+import asyncpg
+from burr.core import State
+from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
+
+from .events import ConversationSummary
+from .persistence import LENGTH, UNCHECKED, decode_messages, encode_message, full_state, lean_state
+from .store import (
+    Batch,
+    ConflictError,
+    Lease,
+    Store,
+    StoreError,
+    TurnRecord,
+    new_owner_id,
+    owner_is_gone,
+    pack_events,
+    summary,
+    unpack_events,
+)
+
+logger = logging.getLogger(__name__)
+
+TABLE = "burr_chatbot_state"
+LEASES = "burr_chatbot_leases"
+EVENTS = "burr_chatbot_events"
+CHANNEL = "burr_chatbot"
+SCHEMA_LOCK = 72410001
+"""The advisory lock held while the schema is created: processes starting at once take turns."""
+CONNECT_TIMEOUT_S = 10.0
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@contextlib.contextmanager
+def _conflicts_as(app_id: str) -> Iterator[None]:
+    """A message index stored twice is another process's save: a conflict, not a failure."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError:
+        raise ConflictError(f"conversation {app_id} was saved by another process") from None
+
+
+class ChatPostgresPersister(AsyncPostgreSQLPersister):
+    """Burr's PostgreSQL persister, with the chat history stored once per message, one state
+    row per conversation, and saves checked against what is stored (see :meth:`save`)."""
+
+    def __init__(self, pool: asyncpg.Pool, table_name: str = TABLE, serde_kwargs: Optional[dict] = None):
+        super().__init__(connection=None, pool=pool, table_name=table_name, serde_kwargs=serde_kwargs)
+        self.messages_table = f"{table_name}_messages"
+
+    def _partition(self, partition_key: Optional[str]) -> str:
+        return partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+
+    async def initialize(self) -> None:
+        """Create Burr's state table, the messages table, the leases and the event log; safe
+        when several processes start at once (they wait for each other on an advisory lock)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+            try:
+                await super().initialize()
+                async with conn.transaction():
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {self.messages_table} (
+                            partition_key TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            idx INTEGER NOT NULL,
+                            message TEXT NOT NULL,
+                            PRIMARY KEY (partition_key, app_id, idx)
+                        )"""
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {LEASES} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            token TEXT NOT NULL,
+                            owner TEXT NOT NULL,
+                            expires_at TIMESTAMPTZ NOT NULL,
+                            done BOOLEAN NOT NULL DEFAULT FALSE,
+                            stop BOOLEAN NOT NULL DEFAULT FALSE,
+                            finished_at TIMESTAMPTZ,
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
+                            token TEXT NOT NULL,
+                            first INTEGER NOT NULL,
+                            last INTEGER NOT NULL,
+                            payload TEXT NOT NULL,
+                            PRIMARY KEY (token, first)
+                        )"""
+                    )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
+
+    async def save(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        status: str,
+        **kwargs: Any,
+    ) -> None:
+        """Append the new messages and replace the conversation's state row, in one transaction.
+
+        With ``expected_sequence_id`` (what :class:`.SaveAfter` passes), the stored sequence id
+        must still be that one, else nothing is written and :class:`.ConflictError` is raised.
+        The messages to append are counted against the stored ones in the same transaction.
+        """
+        expected = kwargs.get("expected_sequence_id", UNCHECKED)
+        partition = self._partition(partition_key)
+        history, lean = lean_state(state)
+        with _conflicts_as(app_id):
+            async with self.pool.acquire() as conn, conn.transaction():
+                # One save of a conversation at a time, wherever it runs.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id)
+                if expected is not UNCHECKED:
+                    stored_id = await conn.fetchval(
+                        f"SELECT max(sequence_id) FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2",
+                        partition,
+                        app_id,
+                    )
+                    if stored_id != expected:
+                        raise ConflictError(f"conversation {app_id} was saved by another process")
+                stored = await conn.fetchval(
+                    f"SELECT COALESCE(max(idx) + 1, 0) FROM {self.messages_table} "
+                    "WHERE partition_key = $1 AND app_id = $2",
+                    partition,
+                    app_id,
+                )
+                if len(history) < stored:  # never happens in this chatbot; stay correct if it does
+                    await conn.execute(
+                        f"DELETE FROM {self.messages_table} WHERE partition_key = $1 AND app_id = $2 AND idx >= $3",
+                        partition,
+                        app_id,
+                        len(history),
+                    )
+                    stored = len(history)
+                if len(history) > stored:
+                    await conn.executemany(
+                        f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
+                        "VALUES ($1, $2, $3, $4)",
+                        [
+                            (partition, app_id, index, encode_message(message))
+                            for index, message in enumerate(history[stored:], start=stored)
+                        ],
+                    )
+                await conn.execute(
+                    f"DELETE FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2", partition, app_id
+                )
+                await conn.execute(
+                    f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    partition,
+                    app_id,
+                    sequence_id,
+                    position,
+                    encode_message(lean.serialize(**self.serde_kwargs)),
+                    status,
+                )
+
+    async def load(
+        self,
+        partition_key: Optional[str],
+        app_id: Optional[str],
+        sequence_id: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Optional[dict]:
+        """The conversation's latest state, with its history read back in order (one snapshot)."""
+        partition = self._partition(partition_key)
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(
+                f"SELECT position, state, sequence_id, app_id, created_at, status FROM {self.table_name} "
+                "WHERE partition_key = $1 AND app_id = $2 ORDER BY sequence_id DESC LIMIT 1",
+                partition,
+                app_id,
+            )
+            if row is None:
+                return None
+            lean = State.deserialize(_json(row["state"]), **self.serde_kwargs)
+            history = None
+            if LENGTH in lean:
+                history = await self._messages(conn, partition, app_id, lean[LENGTH])
+        return {
+            "partition_key": partition,
+            "app_id": row["app_id"],
+            "sequence_id": row["sequence_id"],
+            "position": row["position"],
+            "state": lean if history is None else full_state(lean, history),
+            "created_at": row["created_at"],
+            "status": row["status"],
+        }
+
+    async def messages(
+        self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
+        """The first ``limit`` messages of a conversation (all of them without a limit)."""
+        async with self.pool.acquire() as conn:
+            return await self._messages(conn, self._partition(partition_key), app_id, limit)
+
+    async def _messages(
+        self, conn: Any, partition: str, app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
+        rows = await conn.fetch(
+            f"SELECT message FROM {self.messages_table} WHERE partition_key = $1 AND app_id = $2 "
+            "AND idx < $3 ORDER BY idx",
+            partition,
+            app_id,
+            limit if limit is not None else 2**31 - 1,
+        )
+        return decode_messages([row[0] for row in rows])
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class PostgresStore(Store):
+    """The store on a PostgreSQL database (see this module's description)."""
+
+    def __init__(self, url: str, pool_size: int = 20) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.owner = new_owner_id()
+        self._pool: Optional[asyncpg.Pool] = None
+        self._persister: Optional[ChatPostgresPersister] = None
+        self._listener: Optional[asyncpg.Connection] = None
+        self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._on_stop: Optional[Callable[[str, str], None]] = None
+
+    @property
+    def notifies(self) -> bool:
+        return True
+
+    async def open(self) -> None:
+        where = redacted(self.url)
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT_S
+            )
+            self._persister = ChatPostgresPersister(self._pool)
+            await self._persister.initialize()
+            self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
+            await self._listener.add_listener(CHANNEL, self._notified)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            await self.aclose()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"cannot use the PostgreSQL database at {where}: {reason}") from None
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await asyncio.wait_for(listener.close(), 5)
+            except Exception:
+                listener.terminate()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except Exception:
+                pool.terminate()
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        if kind == "e":
+            for event in self._waiters.get(rest, ()):
+                event.set()
+        elif kind == "s" and self._on_stop is not None:
+            project_id, _, app_id = rest.partition("/")
+            self._on_stop(project_id, app_id)
+
+    def on_stop_request(self, callback: Callable[[str, str], None]) -> None:
+        self._on_stop = callback
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open")
+        return self._pool
+
+    async def persister(self, project_id: str) -> ChatPostgresPersister:
+        if self._persister is None:
+            raise StoreError("the PostgreSQL store is not open")
+        return self._persister
+
+    def partition_key(self, project_id: str) -> Optional[str]:
+        return project_id
+
+    async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
+        return await self.pool.fetchval(
+            f"SELECT max(sequence_id) FROM {TABLE} WHERE partition_key = $1 AND app_id = $2",
+            project_id,
+            app_id,
+        )
+
+    async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
+        rows = await self.pool.fetch(
+            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content'
+                FROM {TABLE} s
+                LEFT JOIN {TABLE}_messages m
+                  ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+                WHERE s.partition_key = $1
+                ORDER BY s.created_at DESC
+                LIMIT $2""",
+            project_id,
+            limit,
+        )
+        return [summary(row[0], row[1], row[2]) for row in rows]
+
+    async def acquire(
+        self, project_id: str, app_id: str, token: str, lease_s: float
+    ) -> Optional[Lease]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            taken = await conn.fetchval(
+                f"""INSERT INTO {LEASES} (project_id, app_id, token, owner, expires_at)
+                    VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 second')
+                    ON CONFLICT (project_id, app_id) DO NOTHING
+                    RETURNING token""",
+                project_id, app_id, token, self.owner, lease_s,
+            )
+            orphan = None
+            if taken is None:
+                row = await conn.fetchrow(
+                    f"""SELECT token, owner, done, expires_at < clock_timestamp() AS expired
+                        FROM {LEASES} WHERE project_id = $1 AND app_id = $2 FOR UPDATE""",
+                    project_id, app_id,
+                )
+                if not row["done"] and row["owner"] != self.owner:
+                    if not row["expired"] and not owner_is_gone(row["owner"]):
+                        return None
+                    orphan = row["token"]
+                await conn.execute(
+                    f"""UPDATE {LEASES} SET token = $3, owner = $4,
+                          expires_at = clock_timestamp() + $5 * interval '1 second',
+                          done = FALSE, stop = FALSE, finished_at = NULL
+                        WHERE project_id = $1 AND app_id = $2""",
+                    project_id, app_id, token, self.owner, lease_s,
+                )
+            sequence_id = await conn.fetchval(
+                f"SELECT max(sequence_id) FROM {TABLE} WHERE partition_key = $1 AND app_id = $2",
+                project_id, app_id,
+            )
+        return Lease(sequence_id=sequence_id, orphan=orphan)
+
+    async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
+        await self.pool.execute(
+            f"""UPDATE {LEASES} SET expires_at = clock_timestamp() + $3 * interval '1 second'
+                WHERE owner = $1 AND NOT done AND token = ANY($2::text[])""",
+            self.owner, list(tokens), lease_s,
+        )
+
+    async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._insert(conn, batches)
+
+    @staticmethod
+    async def _insert(conn: Any, batches: Sequence[tuple[str, Batch]]) -> None:
+        rows = [
+            (token, batch.first, batch.first + len(batch.events) - 1, pack_events(batch.events))
+            for token, batch in batches
+            if batch.events
+        ]
+        if not rows:
+            return
+        await conn.executemany(
+            f"INSERT INTO {EVENTS} (token, first, last, payload) VALUES ($1, $2, $3, $4)", rows
+        )
+        # Delivered when the transaction commits, to every process listening.
+        await conn.execute(
+            "SELECT pg_notify($1, 'e:' || token) FROM unnest($2::text[]) AS token",
+            CHANNEL, sorted({row[0] for row in rows}),
+        )
+
+    async def finish(
+        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if last is not None:
+                await self._insert(conn, [(token, last)])
+            await conn.execute(
+                f"""UPDATE {LEASES} SET done = TRUE, finished_at = clock_timestamp()
+                    WHERE project_id = $1 AND app_id = $2 AND token = $3""",
+                project_id, app_id, token,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"e:{token}")
+
+    async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
+        row = await self.pool.fetchrow(
+            f"""SELECT token, owner, done, NOT done AND expires_at < clock_timestamp() AS expired,
+                  EXTRACT(EPOCH FROM clock_timestamp() - finished_at)::float8 AS finished_ago
+                FROM {LEASES} WHERE project_id = $1 AND app_id = $2""",
+            project_id, app_id,
+        )
+        if row is None:
+            return None
+        return TurnRecord(
+            token=row["token"],
+            owner=row["owner"],
+            done=row["done"],
+            expired=row["expired"] or (not row["done"] and owner_is_gone(row["owner"])),
+            finished_ago_s=row["finished_ago"],
+        )
+
+    async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
+        rows = await self.pool.fetch(
+            f"SELECT first, payload FROM {EVENTS} WHERE token = $1 AND last >= $2 ORDER BY first",
+            token, start,
+        )
+        return [Batch(row[0], unpack_events(row[1])) for row in rows]
+
+    async def request_stop(self, project_id: str, app_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                f"""UPDATE {LEASES} SET stop = TRUE
+                    WHERE project_id = $1 AND app_id = $2 AND NOT done
+                      AND expires_at >= clock_timestamp()""",
+                project_id, app_id,
+            )
+            if status.endswith(" 0"):
+                return False
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"s:{project_id}/{app_id}")
+        return True
+
+    async def stop_requests(self, project_id: str) -> list[str]:
+        rows = await self.pool.fetch(
+            f"SELECT token FROM {LEASES} WHERE project_id = $1 AND owner = $2 AND NOT done AND stop",
+            project_id, self.owner,
+        )
+        return [row[0] for row in rows]
+
+    async def prune(self, project_id: str, keep_s: float) -> None:
+        await self.pool.execute(
+            f"""DELETE FROM {EVENTS} e WHERE NOT EXISTS (
+                  SELECT 1 FROM {LEASES} l WHERE l.token = e.token
+                    AND (NOT l.done OR l.finished_at >= clock_timestamp() - $1 * interval '1 second'))""",
+            keep_s,
+        )
+
+    async def wait(self, token: str, timeout: float) -> None:
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(token, [])
+        waiters.append(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters.remove(event)
+            if not waiters:
+                del self._waiters[token]

@@ -1,0 +1,430 @@
+"""The SQLite engine of the store: one file per project under the storage folder, in WAL mode,
+shared by every process of the machine.
+
+Each process has one connection per project, held by one task at a time (statements of two
+conversations must not interleave on it). Every write is one ``BEGIN IMMEDIATE`` transaction,
+so two processes writing at once wait for each other (``busy_timeout``) instead of failing,
+and every read that needs more than one statement reads one snapshot. SQLite has no
+notifications: a process looks for stop requests, and a reader on another process for new
+events, by polling (every :data:`POLL_S`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+from burr.core import State
+from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
+
+from .events import ConversationSummary
+from .persistence import (
+    LENGTH,
+    UNCHECKED,
+    decode_messages,
+    encode_message,
+    full_state,
+    lean_state,
+)
+from .store import (
+    Batch,
+    ConflictError,
+    Lease,
+    Store,
+    StoreError,
+    TurnRecord,
+    new_owner_id,
+    owner_is_gone,
+    pack_events,
+    summary,
+    unpack_events,
+)
+
+TABLE = "burr_state"
+LEASES = "chat_leases"
+EVENTS = "chat_events"
+POLL_S = 0.05
+"""How often a reader on another process looks for new events."""
+BUSY_TIMEOUT_S = 10.0
+"""How long a write waits for another process's transaction before it fails."""
+
+
+def state_db_path(storage_dir: Path, project_id: str) -> Path:
+    """Where a project's conversations live: a hidden file beside Burr's folders (so Burr's UI
+    does not mistake it for a project)."""
+    return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
+
+
+@contextlib.contextmanager
+def _conflicts_as(app_id: str) -> Iterator[None]:
+    """A message index stored twice is another process's save: a conflict, not a failure."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise ConflictError(f"conversation {app_id} was saved by another process") from None
+
+
+class ChatStatePersister(AsyncSQLitePersister):
+    """Burr's SQLite persister, with the chat history stored once per message and one state
+    row per conversation; saves are checked against what is stored (see :meth:`save`)."""
+
+    def __init__(self, connection: Any, table_name: str = TABLE, serde_kwargs: Optional[dict] = None):
+        super().__init__(connection, table_name, serde_kwargs)
+        self.messages_table = f"{table_name}_messages"
+        self.lock = asyncio.Lock()
+        """Held for each use of the connection: the conversations of a project share it, and
+        their statements must not interleave (one conversation's commit in the middle of
+        another's save; sqlite3 refuses a statement while another is half-read)."""
+
+    @classmethod
+    async def open(cls, path: Path, table_name: str = TABLE) -> "ChatStatePersister":
+        """A persister on its own connection to ``path`` (created if missing), in WAL mode, with
+        transactions begun explicitly (never implicitly by the driver)."""
+        persister = await cls.from_values(
+            db_path=str(path),
+            table_name=table_name,
+            connect_kwargs={"isolation_level": None, "timeout": BUSY_TIMEOUT_S},
+        )
+        await persister.connection.execute("PRAGMA journal_mode=WAL")
+        await persister.connection.execute("PRAGMA synchronous=NORMAL")
+        return persister
+
+    async def initialize(self) -> None:
+        """Create Burr's state table, the messages table, and the store's leases and events."""
+        await super().initialize()  # (commits by itself)
+        async with self.transaction():
+            for statement in (
+                f"""CREATE TABLE IF NOT EXISTS {self.messages_table} (
+                    partition_key TEXT NOT NULL,
+                    app_id TEXT NOT NULL,
+                    idx INTEGER NOT NULL,
+                    message TEXT NOT NULL,
+                    PRIMARY KEY (partition_key, app_id, idx)
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {LEASES} (
+                    app_id TEXT PRIMARY KEY,
+                    token TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    expires_at REAL NOT NULL,
+                    done INTEGER NOT NULL DEFAULT 0,
+                    stop INTEGER NOT NULL DEFAULT 0,
+                    finished_at REAL
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
+                    token TEXT NOT NULL,
+                    first INTEGER NOT NULL,
+                    last INTEGER NOT NULL,
+                    payload TEXT NOT NULL,
+                    PRIMARY KEY (token, first)
+                )""",
+            ):
+                await self.connection.execute(statement)
+
+    @asynccontextmanager
+    async def transaction(self, write: bool = True) -> AsyncIterator[None]:
+        """Hold the connection for one transaction (``BEGIN IMMEDIATE`` to write, so it waits
+        for another process's writer up front); roll it back if the body fails or is cancelled
+        half-way, so no later commit persists half of it."""
+        async with self.lock:
+            await self.connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(Exception):  # (a broken connection has nothing to undo)
+                    await asyncio.shield(self.connection.execute("ROLLBACK"))
+                raise
+            await asyncio.shield(self.connection.execute("COMMIT"))
+
+    async def fetchall(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        """Run a query on the connection (the caller holds the lock)."""
+        async with self.connection.execute(query, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchone(self, query: str, parameters: Sequence[Any] = ()) -> Optional[tuple]:
+        rows = await self.fetchall(query, parameters)
+        return rows[0] if rows else None
+
+    def _partition(self, partition_key: Optional[str]) -> str:
+        return partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
+
+    async def save(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        status: str,
+        **kwargs: Any,
+    ) -> None:
+        """Append the new messages and replace the conversation's state row, in one transaction.
+
+        With ``expected_sequence_id`` (what :class:`.SaveAfter` passes), the stored sequence id
+        must still be that one, else nothing is written and :class:`.ConflictError` is raised:
+        another process saved this conversation since this one read it. The messages to append
+        are counted against the stored ones in the same transaction, never a cached count.
+        """
+        expected = kwargs.get("expected_sequence_id", UNCHECKED)
+        partition = self._partition(partition_key)
+        key = (partition, app_id)
+        history, lean = lean_state(state)
+        with _conflicts_as(app_id):
+            async with self.transaction():
+                if expected is not UNCHECKED:
+                    row = await self.fetchone(
+                        f"SELECT sequence_id FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
+                        key,
+                    )
+                    if (row[0] if row else None) != expected:
+                        raise ConflictError(f"conversation {app_id} was saved by another process")
+                row = await self.fetchone(
+                    f"SELECT COALESCE(MAX(idx) + 1, 0) FROM {self.messages_table} "
+                    "WHERE partition_key = ? AND app_id = ?",
+                    key,
+                )
+                stored = int(row[0]) if row else 0
+                if len(history) < stored:  # never happens in this chatbot; stay correct if it does
+                    await self.connection.execute(
+                        f"DELETE FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? AND idx >= ?",
+                        (*key, len(history)),
+                    )
+                    stored = len(history)
+                if len(history) > stored:
+                    await self.connection.executemany(
+                        f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
+                        "VALUES (?, ?, ?, ?)",
+                        [
+                            (partition, app_id, index, encode_message(message))
+                            for index, message in enumerate(history[stored:], start=stored)
+                        ],
+                    )
+                await self.connection.execute(
+                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?", key
+                )
+                await self.connection.execute(
+                    f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (partition, app_id, sequence_id, position, encode_message(lean.serialize(**self.serde_kwargs)), status),
+                )
+
+    async def load(
+        self,
+        partition_key: Optional[str],
+        app_id: Optional[str],
+        sequence_id: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Optional[dict]:
+        """The conversation's latest state, with its history read back in order (one snapshot)."""
+        async with self.transaction(write=False):
+            loaded = await super().load(partition_key, app_id, sequence_id, **kwargs)
+            if loaded is None or LENGTH not in loaded["state"]:
+                return loaded  # nothing, or a row written by Burr's own persister: use it as is
+            history = await self._messages(
+                loaded["partition_key"], loaded["app_id"], loaded["state"][LENGTH]
+            )
+        loaded["state"] = full_state(loaded["state"], history)
+        return loaded
+
+    async def messages(
+        self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
+        """The first ``limit`` messages of a conversation (all of them without a limit)."""
+        async with self.lock:
+            return await self._messages(partition_key, app_id, limit)
+
+    async def _messages(
+        self, partition_key: Optional[str], app_id: str, limit: Optional[int] = None
+    ) -> list[dict]:
+        rows = await self.fetchall(
+            f"SELECT message FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? "
+            "AND idx < ? ORDER BY idx",
+            (self._partition(partition_key), app_id, limit if limit is not None else 2**62),
+        )
+        return decode_messages([row[0] for row in rows])
+
+
+class SQLiteStore(Store):
+    """The store on SQLite files (see this module's description)."""
+
+    def __init__(self, storage_dir: Path) -> None:
+        self.storage_dir = storage_dir
+        self.owner = new_owner_id()
+        self._persisters: dict[str, ChatStatePersister] = {}
+        self._opening = asyncio.Lock()
+
+    async def open(self) -> None:
+        try:
+            self.storage_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the storage folder {self.storage_dir}: {exc}") from None
+
+    async def aclose(self) -> None:
+        for persister in self._persisters.values():
+            await persister.connection.close()
+        self._persisters.clear()
+
+    async def persister(self, project_id: str) -> ChatStatePersister:
+        persister = self._persisters.get(project_id)
+        if persister is not None:
+            return persister
+        async with self._opening:
+            if project_id not in self._persisters:
+                path = state_db_path(self.storage_dir, project_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                persister = await ChatStatePersister.open(path)
+                await persister.initialize()
+                self._persisters[project_id] = persister
+        return self._persisters[project_id]
+
+    async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
+        db = await self.persister(project_id)
+        async with db.lock:
+            row = await db.fetchone(
+                f"SELECT sequence_id FROM {TABLE} WHERE partition_key = ? AND app_id = ?",
+                (db.PARTITION_KEY_DEFAULT, app_id),
+            )
+        return row[0] if row else None
+
+    async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
+        db = await self.persister(project_id)
+        # One state row per conversation; the newest has the largest rowid.
+        query = f"""
+            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content')
+            FROM {TABLE} s
+            LEFT JOIN {TABLE}_messages m
+              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+            ORDER BY s.rowid DESC
+            LIMIT ?
+        """
+        async with db.lock:
+            rows = await db.fetchall(query, (limit,))
+        return [summary(app_id, updated, first) for app_id, updated, first in rows]
+
+    async def acquire(
+        self, project_id: str, app_id: str, token: str, lease_s: float
+    ) -> Optional[Lease]:
+        db = await self.persister(project_id)
+        now = time.time()
+        async with db.transaction():
+            row = await db.fetchone(
+                f"SELECT token, owner, expires_at, done FROM {LEASES} WHERE app_id = ?", (app_id,)
+            )
+            orphan = None
+            if row is not None:
+                held_token, owner, expires_at, done = row
+                if not done and owner != self.owner:
+                    if expires_at >= now and not owner_is_gone(owner):
+                        return None
+                    orphan = held_token
+            await db.connection.execute(
+                f"""INSERT INTO {LEASES} (app_id, token, owner, expires_at, done, stop, finished_at)
+                    VALUES (?, ?, ?, ?, 0, 0, NULL)
+                    ON CONFLICT (app_id) DO UPDATE SET token = excluded.token,
+                      owner = excluded.owner, expires_at = excluded.expires_at, done = 0, stop = 0,
+                      finished_at = NULL""",
+                (app_id, token, self.owner, now + lease_s),
+            )
+            state = await db.fetchone(
+                f"SELECT sequence_id FROM {TABLE} WHERE partition_key = ? AND app_id = ?",
+                (db.PARTITION_KEY_DEFAULT, app_id),
+            )
+        return Lease(sequence_id=state[0] if state else None, orphan=orphan)
+
+    async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            await db.connection.executemany(
+                f"UPDATE {LEASES} SET expires_at = ? WHERE token = ? AND owner = ? AND done = 0",
+                [(time.time() + lease_s, token, self.owner) for token in tokens],
+            )
+
+    async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            await self._insert(db, batches)
+
+    @staticmethod
+    async def _insert(db: ChatStatePersister, batches: Sequence[tuple[str, Batch]]) -> None:
+        await db.connection.executemany(
+            f"INSERT INTO {EVENTS} (token, first, last, payload) VALUES (?, ?, ?, ?)",
+            [
+                (token, batch.first, batch.first + len(batch.events) - 1, pack_events(batch.events))
+                for token, batch in batches
+                if batch.events
+            ],
+        )
+
+    async def finish(
+        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
+    ) -> None:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            if last is not None:
+                await self._insert(db, [(token, last)])
+            await db.connection.execute(
+                f"UPDATE {LEASES} SET done = 1, finished_at = ? WHERE app_id = ? AND token = ?",
+                (time.time(), app_id, token),
+            )
+
+    async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
+        db = await self.persister(project_id)
+        async with db.lock:
+            row = await db.fetchone(
+                f"SELECT token, owner, done, expires_at, finished_at FROM {LEASES} WHERE app_id = ?",
+                (app_id,),
+            )
+        if row is None:
+            return None
+        token, owner, done, expires_at, finished_at = row
+        now = time.time()
+        return TurnRecord(
+            token=token,
+            owner=owner,
+            done=bool(done),
+            expired=not done and (expires_at < now or owner_is_gone(owner)),
+            finished_ago_s=None if finished_at is None else now - finished_at,
+        )
+
+    async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
+        db = await self.persister(project_id)
+        async with db.lock:
+            rows = await db.fetchall(
+                f"SELECT first, payload FROM {EVENTS} WHERE token = ? AND last >= ? ORDER BY first",
+                (token, start),
+            )
+        return [Batch(first, unpack_events(payload)) for first, payload in rows]
+
+    async def request_stop(self, project_id: str, app_id: str) -> bool:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            cursor = await db.connection.execute(
+                f"UPDATE {LEASES} SET stop = 1 WHERE app_id = ? AND done = 0 AND expires_at >= ?",
+                (app_id, time.time()),
+            )
+            return cursor.rowcount > 0
+
+    async def stop_requests(self, project_id: str) -> list[str]:
+        db = await self.persister(project_id)
+        async with db.lock:
+            rows = await db.fetchall(
+                f"SELECT token FROM {LEASES} WHERE owner = ? AND done = 0 AND stop = 1", (self.owner,)
+            )
+        return [row[0] for row in rows]
+
+    async def prune(self, project_id: str, keep_s: float) -> None:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            await db.connection.execute(
+                f"""DELETE FROM {EVENTS} WHERE token NOT IN (
+                      SELECT token FROM {LEASES} WHERE done = 0 OR finished_at >= ?)""",
+                (time.time() - keep_s,),
+            )
+
+    async def wait(self, token: str, timeout: float) -> None:
+        await asyncio.sleep(min(timeout, POLL_S))

@@ -1,0 +1,241 @@
+"""The store: what must hold across processes and machines, one interface over two engines.
+
+Everything a second worker may need lives here, never only in one process's memory:
+
+* **conversations**: each message stored once (appended, checked against the stored length
+  in the same transaction) and one state row per conversation, through a subclass of Burr's
+  own persister for the engine (:mod:`.sqlite_store`, :mod:`.postgres_store`);
+* **the lease**: one row per conversation naming the turn that may answer it, its owner (a
+  process) and when the lease expires; a prompt for a conversation leased by a live owner
+  anywhere is refused. The same row carries the stop request and, once the turn ended, stays
+  as the pointer a reattach follows;
+* **the event log**: each live turn's events, published in batches by the process running
+  it (its rows are what ``GET /stream`` on another process replays and follows).
+
+SQLite (the default, one file per project under the storage folder, WAL) serves one machine,
+any number of processes; PostgreSQL (``BURR_CHATBOT_DATABASE_URL``) serves several machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from .events import ConversationSummary, EncodedEvent
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+Event = Union[str, EncodedEvent]
+"""A recorded event: a delta's text, or any other event serialized."""
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreachable, bad URL, schema not creatable)."""
+
+
+class ConflictError(Exception):
+    """Another process wrote this conversation since this one read it: nothing was written."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease just taken on a conversation for a turn."""
+
+    sequence_id: Optional[int]
+    """The conversation's stored sequence id (None when it has no state yet): a cached state
+    with another one is stale."""
+    orphan: Optional[str]
+    """The token of the previous turn when its owner died before ending it (its lease
+    expired): its published events hold the partial answer to keep."""
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """The store's pointer to a conversation's current (or last) turn."""
+
+    token: str
+    owner: str
+    done: bool
+    expired: bool
+    """True when the owner stopped renewing the lease before the turn ended (it died)."""
+    finished_ago_s: Optional[float]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events of one turn published together: those numbered ``first`` on."""
+
+    first: int
+    events: list[Event]
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """True for a failure of the store itself (either engine's driver, a lost connection), as
+    opposed to a bug: what a request or a turn reports as ``storage_unavailable``."""
+    if isinstance(exc, (StoreError, sqlite3.Error, OSError)):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError))
+
+
+def summary(app_id: str, updated_at: Any, first_message: Optional[str]) -> ConversationSummary:
+    """A conversation as the list shows it: titled by its first message, shortened."""
+    title = None
+    if first_message:
+        title = " ".join(str(first_message).split())
+        title = title if len(title) <= 60 else title[:59] + "…"
+    return ConversationSummary(
+        app_id=app_id, updated_at=None if updated_at is None else str(updated_at), title=title
+    )
+
+
+def new_owner_id() -> str:
+    """A name for this process in leases: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` was a process of this machine that no longer runs: its leases need
+    not wait to expire (a restart after a crash answers at once)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, as another user
+        return False
+    return False
+
+
+def pack_events(events: Sequence[Event]) -> str:
+    """A batch as one JSON array: a delta as its text, another event as ``[its JSON]``."""
+    return "[" + ",".join(
+        json.dumps(event, ensure_ascii=False)
+        if isinstance(event, str)
+        else "[" + json.dumps(event.data, ensure_ascii=False) + "]"
+        for event in events
+    ) + "]"
+
+
+def unpack_events(payload: str) -> list[Event]:
+    """What :func:`pack_events` packed."""
+    return [item if isinstance(item, str) else EncodedEvent(item[0]) for item in json.loads(payload)]
+
+
+class Store(ABC):
+    """One engine's implementation of everything in this module's description.
+
+    Every method takes the project id: SQLite keeps a file per project, PostgreSQL a column.
+    ``now`` is never read from this process's clock where the engine has one of its own.
+    """
+
+    owner: str
+    """This process, as leases name it."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema (safe when several processes start at once); raises
+        :class:`StoreError` with one clear line when that fails."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close every connection."""
+
+    @abstractmethod
+    async def persister(self, project_id: str) -> Any:
+        """The Burr persister of a project's conversations (``load``, ``save``, ``messages``,
+        each given :meth:`partition_key`)."""
+
+    def partition_key(self, project_id: str) -> Optional[str]:
+        """The partition key the persister files a project's conversations under."""
+        return None
+
+    @abstractmethod
+    async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
+        """The stored sequence id of a conversation (None when it has no state row)."""
+
+    @abstractmethod
+    async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
+        """The project's conversations, newest first."""
+
+    # -- leases ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def acquire(
+        self, project_id: str, app_id: str, token: str, lease_s: float
+    ) -> Optional[Lease]:
+        """Lease the conversation for turn ``token``; None when another live owner holds it.
+
+        A lease held by this process is taken over (its own turns are checked in memory)."""
+
+    @abstractmethod
+    async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
+        """Push back the expiry of this process's leases for ``tokens``."""
+
+    @abstractmethod
+    async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
+        """Append ``(turn token, batch)`` pairs to the event log, and wake followers."""
+
+    @abstractmethod
+    async def finish(
+        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
+    ) -> None:
+        """Publish a turn's last batch and end its lease in one transaction."""
+
+    @abstractmethod
+    async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
+        """The conversation's current or last turn, if it has one."""
+
+    @abstractmethod
+    async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
+        """The published batches of a turn holding events numbered ``start`` and later."""
+
+    @abstractmethod
+    async def request_stop(self, project_id: str, app_id: str) -> bool:
+        """Ask the owner of the conversation's running turn to stop it; False when none runs."""
+
+    @abstractmethod
+    async def stop_requests(self, project_id: str) -> list[str]:
+        """Tokens of this process's running turns in the project that were asked to stop."""
+
+    @abstractmethod
+    async def prune(self, project_id: str, keep_s: float) -> None:
+        """Drop the event logs of turns that ended more than ``keep_s`` seconds ago."""
+
+    @abstractmethod
+    async def wait(self, token: str, timeout: float) -> None:
+        """Return when turn ``token`` may have new events, or after ``timeout`` seconds."""
+
+    def on_stop_request(self, callback: Any) -> None:
+        """Call ``callback(project_id, app_id)`` as soon as a stop request is made anywhere
+        (engines with notifications; others are polled through :meth:`stop_requests`)."""
+
+    @property
+    def notifies(self) -> bool:
+        """True when the engine pushes wake-ups and stop requests (no polling needed)."""
+        return False
+
+
+def open_store(settings: "Settings") -> Store:
+    """The store for ``settings``: PostgreSQL when ``database_url`` is set, else SQLite."""
+    if settings.postgres_url:
+        from .postgres_store import PostgresStore
+
+        return PostgresStore(settings.postgres_url, settings.database_pool_size)
+    from .sqlite_store import SQLiteStore
+
+    return SQLiteStore(settings.storage_dir)
