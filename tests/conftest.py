@@ -23,6 +23,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from fake_openai import FakeUpstream
+from postgres import PostgresCluster, postgres_or_skip
 from processes import stop_process_group
 
 API = "/api/v0/streaming_chatbot"
@@ -189,3 +190,21 @@ def app_id(request: pytest.FixtureRequest) -> str:
     """A conversation id unique to the test."""
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:48]
     return f"{name}-{time.monotonic_ns() % 10**9}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server for the run (skipped where its binaries are missing)."""
+    cluster = postgres_or_skip()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The store's engine as server settings: the SQLite default, or a fresh PostgreSQL
+    database on the throwaway server."""
+    if request.param == "sqlite":
+        return {}
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return {"BURR_CHATBOT_DATABASE_URL": cluster.create_database()}

@@ -32,7 +32,6 @@ from .store import (
     Store,
     StoreError,
     TurnRecord,
-    new_owner_id,
     owner_is_gone,
     pack_events,
     summary,
@@ -248,10 +247,10 @@ def _json(value: Any) -> Any:
 class PostgresStore(Store):
     """The store on a PostgreSQL database (see this module's description)."""
 
-    def __init__(self, url: str, pool_size: int = 20) -> None:
+    def __init__(self, url: str, owner: str, pool_size: int = 20) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.owner = new_owner_id()
+        self.owner = owner
         self._pool: Optional[asyncpg.Pool] = None
         self._persister: Optional[ChatPostgresPersister] = None
         self._listener: Optional[asyncpg.Connection] = None
@@ -357,7 +356,7 @@ class PostgresStore(Store):
                     project_id, app_id,
                 )
                 if not row["done"] and row["owner"] != self.owner:
-                    if not row["expired"] and not owner_is_gone(row["owner"]):
+                    if not row["expired"] and not owner_is_gone(row["owner"], self.owner):
                         return None
                     orphan = row["token"]
                 await conn.execute(
@@ -428,7 +427,7 @@ class PostgresStore(Store):
             token=row["token"],
             owner=row["owner"],
             done=row["done"],
-            expired=row["expired"] or (not row["done"] and owner_is_gone(row["owner"])),
+            expired=row["expired"] or (not row["done"] and owner_is_gone(row["owner"], self.owner)),
             finished_ago_s=row["finished_ago"],
         )
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="How long a conversation stays leased to a process that stopped renewing it "
         "(a crashed worker): after that its next prompt is answered elsewhere.",
     )
+    worker_name: Optional[str] = Field(
+        default=None,
+        max_length=64,
+        description="This machine's name in leases (default: its host name). A lease whose owner "
+        "ran on this machine and is gone is taken over at once, not when it expires.",
+    )
     publish_interval_s: float = Field(
         default=0.05,
         gt=0,

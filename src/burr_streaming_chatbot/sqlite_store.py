@@ -39,7 +39,6 @@ from .store import (
     Store,
     StoreError,
     TurnRecord,
-    new_owner_id,
     owner_is_gone,
     pack_events,
     summary,
@@ -252,9 +251,9 @@ class ChatStatePersister(AsyncSQLitePersister):
 class SQLiteStore(Store):
     """The store on SQLite files (see this module's description)."""
 
-    def __init__(self, storage_dir: Path) -> None:
+    def __init__(self, storage_dir: Path, owner: str) -> None:
         self.storage_dir = storage_dir
-        self.owner = new_owner_id()
+        self.owner = owner
         self._persisters: dict[str, ChatStatePersister] = {}
         self._opening = asyncio.Lock()
 
@@ -319,7 +318,7 @@ class SQLiteStore(Store):
             if row is not None:
                 held_token, owner, expires_at, done = row
                 if not done and owner != self.owner:
-                    if expires_at >= now and not owner_is_gone(owner):
+                    if expires_at >= now and not owner_is_gone(owner, self.owner):
                         return None
                     orphan = held_token
             await db.connection.execute(
@@ -387,7 +386,7 @@ class SQLiteStore(Store):
             token=token,
             owner=owner,
             done=bool(done),
-            expired=not done and (expires_at < now or owner_is_gone(owner)),
+            expired=not done and (expires_at < now or owner_is_gone(owner, self.owner)),
             finished_ago_s=None if finished_at is None else now - finished_at,
         )
 

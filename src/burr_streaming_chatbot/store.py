@@ -100,17 +100,22 @@ def summary(app_id: str, updated_at: Any, first_message: Optional[str]) -> Conve
     )
 
 
-def new_owner_id() -> str:
-    """A name for this process in leases: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+def machine_name() -> str:
+    """This machine's name in leases, unless ``BURR_CHATBOT_WORKER_NAME`` names it."""
+    return socket.gethostname()
 
 
-def owner_is_gone(owner: str) -> bool:
-    """True when ``owner`` was a process of this machine that no longer runs: its leases need
-    not wait to expire (a restart after a crash answers at once)."""
-    host, _, rest = owner.partition(":")
+def new_owner_id(machine: str) -> str:
+    """A name for this process in leases: its machine, pid and a random part (pids are reused)."""
+    return f"{machine.replace(':', '_')[:64]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_is_gone(owner: str, me: str) -> bool:
+    """True when ``owner`` was a process of the machine of owner ``me`` that no longer runs:
+    its leases need not wait to expire (a restart after a crash answers at once)."""
+    machine, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname()[:40] or not pid.isdigit() or int(pid) == os.getpid():
+    if machine != me.partition(":")[0] or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
@@ -232,10 +237,11 @@ class Store(ABC):
 
 def open_store(settings: "Settings") -> Store:
     """The store for ``settings``: PostgreSQL when ``database_url`` is set, else SQLite."""
+    owner = new_owner_id(settings.worker_name or machine_name())
     if settings.postgres_url:
         from .postgres_store import PostgresStore
 
-        return PostgresStore(settings.postgres_url, settings.database_pool_size)
+        return PostgresStore(settings.postgres_url, owner, settings.database_pool_size)
     from .sqlite_store import SQLiteStore
 
-    return SQLiteStore(settings.storage_dir)
+    return SQLiteStore(settings.storage_dir, owner)
