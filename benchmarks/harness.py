@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import httpx
 
@@ -32,23 +32,60 @@ from processes import stop_process_group  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-IMPLEMENTATIONS = ("relay", "relay_aiohttp", "burr_example", "chatbot")
+IMPLEMENTATIONS = ("relay", "relay_aiohttp", "burr_example", "chatbot", "chatbot_pg")
 LABELS = {
     "relay": "bare relay",
     "relay_aiohttp": "relay, aiohttp",
     "burr_example": "Burr's example",
     "chatbot": "this project",
+    "chatbot_pg": "this project, PG",
 }
+CHATBOTS = ("chatbot", "chatbot_pg")
+"""This project's server: on SQLite (its default), and on PostgreSQL (``BURR_CHATBOT_DATABASE_URL``)."""
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from ``/proc/<pid>/stat``."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
-    # The command name (field 2) may hold spaces; the fields after it are space-separated.
-    fields = stat[stat.rindex(b")") + 2 :].split()
+    fields = _stat_fields(pid)
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / CLK_TCK
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and all its descendants, including those that already exited
+    (a reaped child's time is in its parent's ``cutime + cstime``): for PostgreSQL, whose
+    postmaster forks a backend per connection and a few background workers.
+
+    Read from ``/proc`` (fields 14 to 17 of proc(5) of every process in the tree); a process
+    that ends while the tree is read is skipped."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(_stat_fields(int(entry))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    ticks = 0
+    for pid in tree:
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / CLK_TCK
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
@@ -195,8 +232,11 @@ def fake_openai(tokens: int, delay_ms: float, log: Optional[Path] = None) -> Pro
     return process
 
 
-def server_env(impl: str, upstream_url: str, home: Path) -> dict[str, str]:
-    """The environment of one benchmark server: its own storage under ``home``."""
+def server_env(
+    impl: str, upstream_url: str, home: Path, extra: Optional[dict[str, str]] = None
+) -> dict[str, str]:
+    """The environment of one benchmark server: its own storage under ``home`` (plus
+    ``extra``, such as ``BURR_CHATBOT_DATABASE_URL``)."""
     storage = home / "burr"
     storage.mkdir(parents=True, exist_ok=True)
     env = {
@@ -212,12 +252,42 @@ def server_env(impl: str, upstream_url: str, home: Path) -> dict[str, str]:
         OPENAI_API_KEY="sk-benchmark",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra or {})
     return env
 
 
 def start_server(
-    impl: str, upstream_url: str, home: Path, log: Optional[Path] = None, prefix: Sequence[str] = ()
+    impl: str,
+    upstream_url: str,
+    home: Path,
+    log: Optional[Path] = None,
+    prefix: Sequence[str] = (),
+    env: Optional[dict[str, str]] = None,
+    name: Optional[str] = None,
 ) -> Process:
-    """Start ``servers.py <impl>`` (optionally under a ``prefix`` command such as a profiler)."""
+    """Start ``servers.py <impl>`` (optionally under a ``prefix`` command such as a profiler;
+    ``env``: variables added to :func:`server_env`'s)."""
     command = [*prefix, sys.executable, str(BENCH_DIR / "servers.py"), impl, "--port", "0"]
-    return Process(impl, command, env=server_env(impl, upstream_url, home), log=log).start()
+    return Process(
+        name or impl, command, env=server_env(impl, upstream_url, home, env), log=log
+    ).start()
+
+
+def start_postgres() -> tuple[Optional[Any], str]:
+    """A throwaway PostgreSQL server (``tests/postgres.py``: a fresh cluster in a temporary
+    folder, on 127.0.0.1, ``fsync=off``), started; or None and the reason it cannot be.
+    The caller stops it (``.stop()``); ``.create_database(name)`` gives a fresh database's URL."""
+    from postgres import SKIP_REASON, PostgresCluster, PostgresError, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        return None, SKIP_REASON
+    try:
+        return PostgresCluster(bin_dir=bin_dir).start(), ""
+    except (PostgresError, OSError, subprocess.SubprocessError) as exc:
+        return None, f"PostgreSQL did not start: {str(exc).strip().splitlines()[0]}"
+
+
+def postmaster_pid(cluster: Any) -> int:
+    """The pid of a started cluster's postmaster (from ``postmaster.pid`` in its data folder)."""
+    return int((cluster.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])

@@ -71,7 +71,7 @@ def loadgen(server: harness.Process, args: argparse.Namespace, *extra: str) -> d
         "--pid", str(server.pid), "--tokens", str(args.tokens), "--delay-ms", str(args.delay_ms),
         *extra,
     ]  # fmt: skip
-    if args.impl == "chatbot":
+    if args.impl in harness.CHATBOTS:
         command.append("--expect-message")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -176,8 +176,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     raw = args.out or tmp / "profile.txt"
+    cluster, env = None, {}
+    if args.impl == "chatbot_pg":  # a throwaway PostgreSQL server for the store
+        cluster, reason = harness.start_postgres()
+        if cluster is None:
+            print(f"chatbot_pg: {reason}", file=sys.stderr)
+            return 2
+        env["BURR_CHATBOT_DATABASE_URL"] = cluster.create_database("bench_profile")
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
-    server = harness.start_server(args.impl, fake.url + "/v1", tmp / args.impl, log=tmp / "server.log")
+    server = harness.start_server(
+        args.impl, fake.url + "/v1", tmp / args.impl, log=tmp / "server.log", env=env
+    )
     try:
         server.wait_ready()
         if args.preload_turns:
@@ -204,6 +213,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         server.stop()
         fake.stop()
+        if cluster is not None:
+            cluster.stop()
     turns = result["turns"]
     cpu_ms = result["server_cpu_s"] * 1000 / turns
     print(f"machine: {harness.machine_description()}")

@@ -1,6 +1,6 @@
 """The servers the benchmarks compare, each a small FastAPI app under uvicorn.
 
-    python benchmarks/servers.py {relay,relay_aiohttp,burr_example,chatbot} [--port 0] [--host 127.0.0.1]
+    python benchmarks/servers.py {relay,relay_aiohttp,burr_example,chatbot,chatbot_pg} [--port 0] [--host 127.0.0.1]
 
 prints ``PORT=<n>`` once the socket is bound, then serves until SIGTERM. Every app mounts its
 API at ``/api/v0/streaming_chatbot`` and answers ``GET /_bench/ready`` with its pid. All run
@@ -8,8 +8,10 @@ with the same uvicorn settings (one process, access log off, warnings only), rea
 ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` from the environment, and keep their files where
 ``HOME``, ``burr_path`` and ``BURR_CHATBOT_STORAGE_DIR`` say.
 
-* ``chatbot``: this project, ``create_router()`` with its defaults (Burr tracking and the
-  SQLite persister on).
+* ``chatbot``: this project, ``create_router()`` with its defaults (Burr tracking on, the
+  store on SQLite files under ``BURR_CHATBOT_STORAGE_DIR``).
+* ``chatbot_pg``: the same app with the store on PostgreSQL: ``BURR_CHATBOT_DATABASE_URL``
+  must be set (``compare.py`` points it at a fresh database of a throwaway cluster).
 * ``burr_example``: Burr's built-in streaming example (``burr.examples.streaming-fastapi``),
   as shipped: tracking to ``~/.burr``, a new ``AsyncOpenAI`` client per model call, and the
   OpenTelemetry OpenAI instrumentation when that package is installed (``apache-burr[start]``
@@ -62,7 +64,11 @@ def build_app(impl: str):
     from fastapi import FastAPI
 
     app = FastAPI()
-    if impl == "chatbot":
+    if impl in ("chatbot", "chatbot_pg"):
+        if impl == "chatbot_pg" and not os.environ.get("BURR_CHATBOT_DATABASE_URL", "").startswith(
+            "postgres"
+        ):
+            raise SystemExit("chatbot_pg needs BURR_CHATBOT_DATABASE_URL=postgresql://...")
         from burr_streaming_chatbot.router import API_PREFIX, create_router
 
         app.include_router(create_router(), prefix=API_PREFIX)

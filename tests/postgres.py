@@ -98,12 +98,16 @@ class PostgresCluster:
         max_connections: int = 200,
         bin_dir: Optional[Path] = None,
         start_timeout: float = 60.0,
+        durable: bool = False,
     ) -> None:
         self.database = database
         self.password = password
         self.max_connections = max_connections
         self.bin = Path(bin_dir) if bin_dir else find_pg_bin()
         self.start_timeout = start_timeout
+        self.durable = durable
+        """Keep ``synchronous_commit`` on: a commit is in the WAL before it returns, so it
+        survives :meth:`pause` (the server killed). Off by default, for speed."""
         self.host = "127.0.0.1"
         self.user = SERVER_USER
         self.port: Optional[int] = None
@@ -241,7 +245,7 @@ class PostgresCluster:
             "unix_socket_directories": literal(self.socket_dir),
             "max_connections": self.max_connections,
             "fsync": "off",
-            "synchronous_commit": "off",
+            "synchronous_commit": "on" if self.durable else "off",
             "full_page_writes": "off",
             "logging_collector": "off",
         }
@@ -337,6 +341,24 @@ class PostgresCluster:
             except ProcessLookupError:
                 return
             time.sleep(0.05)
+
+    def pause(self) -> None:
+        """Stop the server at once (``-m immediate``: connections drop, as in a crash), keeping
+        its data for :meth:`resume`."""
+        done = self._run(
+            [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "15"],
+            timeout=30,
+        )
+        if done.returncode != 0:
+            self._kill_server()
+        self._running = False
+
+    def resume(self) -> None:
+        """Start the server again on the same port, with its data."""
+        assert self.port is not None
+        if not self._start_on(self.port):
+            raise PostgresError(f"PostgreSQL did not start again; see {self.log_path}")
+        self._running = True
 
     def stop(self) -> None:
         """Stop the server (``pg_ctl stop -m immediate``; SIGKILL if that fails) and remove the

@@ -3,12 +3,15 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import pytest
 from burr.core import State
 
+from burr_streaming_chatbot.postgres_store import PostgresStore
 from burr_streaming_chatbot.sqlite_store import ChatStatePersister
+from burr_streaming_chatbot.store import ConflictError
 from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
 
@@ -77,18 +80,28 @@ def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstrea
             "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'").fetchone() == (60,)
 
 
-@pytest.fixture
-async def persister(tmp_path: Path) -> AsyncIterator[ChatStatePersister]:
-    """The chatbot's persister on a fresh SQLite file, one connection, as a project has."""
-    persister = await ChatStatePersister.open(tmp_path / "state.sqlite3")
-    await persister.initialize()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def persister(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The chatbot's persister of either engine on a fresh database: on SQLite one connection,
+    as a project has; on PostgreSQL the store's pool."""
+    if request.param == "sqlite":
+        persister = await ChatStatePersister.open(tmp_path / "state.sqlite3")
+        await persister.initialize()
+        try:
+            yield persister
+        finally:
+            await persister.connection.close()
+        return
+    cluster = request.getfixturevalue("postgres")
+    store = PostgresStore(cluster.create_database(), owner="test:1:a")
+    await store.open()
     try:
-        yield persister
+        yield await store.persister(PROJECT)
     finally:
-        await persister.connection.close()
+        await store.aclose()
 
 
-async def test_concurrent_saves_of_many_conversations_stay_whole(persister: ChatStatePersister) -> None:
+async def test_concurrent_saves_of_many_conversations_stay_whole(persister: Any) -> None:
     """Many conversations share one SQLite connection: their saves must not interleave (one
     conversation's commit in the middle of another's save, statements on a busy connection)."""
 
@@ -109,7 +122,7 @@ async def test_concurrent_saves_of_many_conversations_stay_whole(persister: Chat
         assert contents == [f"{app} {kind}{t}" for t in range(6) for kind in ("q", "a")]
 
 
-async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(persister: ChatStatePersister) -> None:
+async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(persister: Any) -> None:
     """Cancelled at any point of its transaction, a save leaves either the old state or the new,
     and another conversation's commit right after does not persist half of it."""
     old = [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0"}]
@@ -133,3 +146,29 @@ async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(persister: Ch
         assert pair in [(1, ["q0", "a0"]), (2, ["q0", "a0", "q1"])], (point, pair)
         outcomes.add(pair[0])
     assert outcomes == {1, 2}  # some cancellations came mid-save, some after it
+
+
+async def test_a_save_from_a_stale_state_is_a_conflict_and_writes_nothing(persister: Any) -> None:
+    """Two processes that loaded the same conversation: the second to save loses, and what
+    the first saved stays whole (never an overwrite)."""
+    base = [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0"}]
+    await persister.save(None, "both", 3, "answer", State({"chat_history": base}), "completed")
+    mine = [*base, {"role": "user", "content": "mine"}]
+    theirs = [*base, {"role": "user", "content": "theirs"}]
+    await persister.save(None, "both", 4, "prompt", State({"chat_history": mine}), "completed",
+                         expected_sequence_id=3)
+    with pytest.raises(ConflictError):
+        await persister.save(None, "both", 4, "prompt", State({"chat_history": theirs}),
+                             "completed", expected_sequence_id=3)
+    # Two first saves of a new conversation: the second is one too.
+    with pytest.raises(ConflictError):
+        await persister.save(None, "fresh", 0, "prompt", State({"chat_history": mine}),
+                             "completed", expected_sequence_id=None)
+        await persister.save(None, "fresh", 0, "prompt", State({"chat_history": theirs}),
+                             "completed", expected_sequence_id=None)
+    loaded = await persister.load(None, "both")
+    assert loaded["sequence_id"] == 4
+    assert [m["content"] for m in loaded["state"]["chat_history"]] == ["q0", "a0", "mine"]
+    assert [m["content"] for m in (await persister.load(None, "fresh"))["state"]["chat_history"]] == [
+        "q0", "a0", "mine"
+    ]

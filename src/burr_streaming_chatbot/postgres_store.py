@@ -256,27 +256,62 @@ class PostgresStore(Store):
         self._listener: Optional[asyncpg.Connection] = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._on_stop: Optional[Callable[[str, str], None]] = None
+        self._reconnecting: Optional[asyncio.Task] = None
 
     @property
     def notifies(self) -> bool:
-        return True
+        """True while the listening connection is up (without it, stop requests are polled)."""
+        return self._listener is not None and not self._listener.is_closed()
 
     async def open(self) -> None:
         where = redacted(self.url)
         try:
+            # No floor of idle connections: asyncpg would log a traceback every second while
+            # the database is away, trying to keep it.
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT_S
+                self.url, min_size=0, max_size=self.pool_size, timeout=CONNECT_TIMEOUT_S
             )
             self._persister = ChatPostgresPersister(self._pool)
             await self._persister.initialize()
-            self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
-            await self._listener.add_listener(CHANNEL, self._notified)
+            await self._listen()
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             await self.aclose()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(f"cannot use the PostgreSQL database at {where}: {reason}") from None
 
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
+        await listener.add_listener(CHANNEL, self._notified)
+        listener.add_termination_listener(self._listener_lost)
+        self._listener = listener
+
+    def _listener_lost(self, connection: Any) -> None:
+        if self._listener is connection and self._reconnecting is None:
+            logger.warning("Lost the PostgreSQL notification connection; reconnecting")
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Listen again once the database is back (meanwhile stop requests are polled and
+        readers on other processes poll every second)."""
+        try:
+            while self._pool is not None:
+                await asyncio.sleep(1.0)
+                try:
+                    await self._listen()
+                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    continue
+                logger.warning("Listening for PostgreSQL notifications again")
+                # Followers may have missed wake-ups while nobody listened.
+                for events in self._waiters.values():
+                    for event in events:
+                        event.set()
+                return
+        finally:
+            self._reconnecting = None
+
     async def aclose(self) -> None:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
