@@ -8,7 +8,9 @@ end. Three phases, in order:
 * warm-up: ``--warmup`` turns, one at a time, not reported;
 * single: ``--single`` turns, one at a time: time to first delta with nothing else running;
 * load: ``--turns`` turns, ``--concurrency`` at a time; the server's CPU time (utime + stime
-  from ``/proc/<pid>/stat``) is read just before and just after this phase.
+  from ``/proc/<pid>/stat``) is read just before and just after this phase, and with
+  ``--db-pid`` (a PostgreSQL postmaster) the CPU time of the database server's whole process
+  tree too.
 
     python benchmarks/loadgen.py --url http://127.0.0.1:8000 --pid 1234 --turns 200 \\
         --concurrency 20 --tokens 50
@@ -42,7 +44,7 @@ import aiohttp
 from burr_streaming_chatbot.sse import EventDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import API, cpu_seconds  # noqa: E402
+from harness import API, cpu_seconds, tree_cpu_seconds  # noqa: E402
 
 try:  # the servers run on uvloop (uvicorn's default where it is installed); so does the load
     import uvloop
@@ -228,16 +230,19 @@ async def main_async(args: argparse.Namespace) -> dict:
     async with client_session(args.concurrency, args.timeout) as client:
         await run_phase(client, opts, "warmup", args.warmup, 1)
         result["single"] = summary(await run_phase(client, opts, "single", args.single, 1), False)
+        db_before = tree_cpu_seconds(args.db_pid) if args.db_pid else None
         cpu_before = cpu_seconds(args.pid) if args.pid else None
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         began = time.perf_counter()
         records = await run_phase(client, opts, "load", args.turns, args.concurrency)
         wall = time.perf_counter() - began
         cpu_after = cpu_seconds(args.pid) if args.pid else None
+        db_after = tree_cpu_seconds(args.db_pid) if args.db_pid else None
         own_after = resource.getrusage(resource.RUSAGE_SELF)
         load = summary(records, True)
         load["wall_s"] = wall
         load["server_cpu_s"] = None if cpu_before is None else cpu_after - cpu_before
+        load["db_cpu_s"] = None if db_before is None else db_after - db_before
         load["loadgen_cpu_s"] = (own_after.ru_utime + own_after.ru_stime) - (
             own_before.ru_utime + own_before.ru_stime
         )
@@ -249,6 +254,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--pid", type=int, default=0, help="server pid whose CPU time to read")
+    parser.add_argument(
+        "--db-pid", type=int, default=0, help="database server (postmaster) pid: its tree's CPU time"
+    )
     parser.add_argument("--project", default="bench_project")
     parser.add_argument("--prompt", default="What is Burr?")
     parser.add_argument("--warmup", type=int, default=5)

@@ -1,12 +1,34 @@
-"""Soak: many conversations × many turns against one server, with random client disconnects
-and upstream faults; then checks that no user message was lost, no history interleaved, and
-resident memory stayed flat after warm-up.
+"""Soak: many conversations × many turns against one server or several sharing one store, with
+random client disconnects and upstream faults; then checks that no user message was lost,
+duplicated or out of place in any history, and that resident memory stayed flat after warm-up.
 
     python benchmarks/soak.py [--conversations 200] [--turns 20] [--concurrency 20]
+    python benchmarks/soak.py --processes 2                 # two processes, one SQLite store
+    python benchmarks/soak.py --processes 2 --postgres      # two "machines", throwaway PostgreSQL
+    python benchmarks/soak.py --processes 2 --database-url postgresql://user@host/db
 
-Starts the fake OpenAI-compatible server (tests/fake_openai.py) and the chatbot
-(``python -m burr_streaming_chatbot``) as separate processes on 127.0.0.1, with storage in a
-temporary folder. Prints what it did and the checks; exits 1 if a check fails.
+Starts the fake OpenAI-compatible server (tests/fake_openai.py) and ``--processes`` chatbot
+servers (``python -m burr_streaming_chatbot``) as separate processes on 127.0.0.1, with storage
+in a temporary folder. On SQLite (the default) the servers share one storage folder: the
+processes of one machine. On PostgreSQL (``--postgres`` starts a throwaway server with
+tests/postgres.py and creates a database; ``--database-url`` uses an existing database, under a
+project of its own) each server has its own storage folder and HOME and the worker name
+``machine-<i>``: separate machines sharing only the database.
+
+Each turn of a conversation goes to one of the servers (``--routing alternate``, the default:
+each turn to the next server, so consecutive turns always change process; or ``random``). A
+client that disconnected mid-answer then, sometimes, reattaches on another server (``GET
+/stream`` with ``Last-Event-ID``; the text it had and the rest must join up to the answer) or
+asks another server to stop the answer (``POST /stop``).
+
+409 refusals are counted by how the conversation's previous turn ended. After its final event
+(read on its own stream or on a reattach), after a stop request returned, or on a first turn,
+the prompt must be accepted at once wherever it goes: the server ends the lease before it sends
+the final event, and a stop waits for the end. Those 409s are failures (the turn is still
+retried, so the run goes on). After a disconnect without a final event the turn may still be
+winding down (up to the resume grace period): those 409s are expected and retried every 0.1 s.
+
+Prints what it did and the checks (memory per server process); exits 1 if a check fails.
 """
 
 import argparse
@@ -19,14 +41,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Optional
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v0/streaming_chatbot"
-PROJECT = "soak"
 FAULTS = ["auth", "rate_limit", "server_error", "drop", "malformed", "timeout"]
+SETTLED = ("first", "final", "reattach", "stop", "refused")
+"""How a previous turn ended when the next prompt must be accepted at once (see above)."""
 
 
 def free_port() -> int:
@@ -36,9 +62,12 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
@@ -54,129 +83,320 @@ def start_fake(tokens: int, delay_ms: float) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the fake did not start")
 
 
-def start_server(fake_url: str, storage: str) -> tuple[subprocess.Popen, str]:
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+    log: IO[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.log.close()
+
+
+def launch_server(
+    fake_url: str, storage: Path, log_name: str, extra: dict[str, str]
+) -> tuple[subprocess.Popen, str, Path, IO[bytes]]:
     port = free_port()
     env = {
-        **os.environ,
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("BURR_CHATBOT_DATABASE_URL", "BURR_CHATBOT_WORKER_NAME")
+    }
+    env.update({
         "OPENAI_BASE_URL": fake_url + "/v1",
         "OPENAI_API_KEY": "sk-soak",
-        "BURR_CHATBOT_STORAGE_DIR": storage,
-        "burr_path": storage,
+        "BURR_CHATBOT_STORAGE_DIR": str(storage),
+        "burr_path": str(storage),
         "BURR_CHATBOT_REQUEST_TIMEOUT_S": "1",
         "BURR_CHATBOT_MAX_RETRIES": "0",
-    }
+        **extra,
+    })
+    log_path = storage / log_name
+    log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(Path(storage) / "server.log", "wb"),
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    return process, f"http://127.0.0.1:{port}", log_path, log
+
+
+def wait_ready(server: Server, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server {server.name} exited; see {server.log_path}")
         try:
-            if httpx.get(url + API + "/model", timeout=1).status_code == 200:
-                return process, url
+            if httpx.get(server.url + API + "/model", timeout=1).status_code == 200:
+                return
         except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not start")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server {server.name} did not start; see {server.log_path}")
+
+
+def start_servers(
+    fake_url: str, storage: Path, processes: int, database_url: Optional[str]
+) -> list[Server]:
+    """``processes`` servers: on SQLite sharing ``storage``; on PostgreSQL each in a folder (and
+    HOME) of its own under it, named ``machine-<i>`` in leases."""
+    servers: list[Server] = []
+    try:
+        for i in range(processes):
+            name = f"machine-{i}" if database_url else f"process-{i}"
+            extra: dict[str, str] = {}
+            home = storage
+            if database_url:
+                home = storage / name
+                home.mkdir(parents=True, exist_ok=True)
+                extra["BURR_CHATBOT_DATABASE_URL"] = database_url
+                extra["BURR_CHATBOT_WORKER_NAME"] = name
+            if processes > 1 or database_url:
+                extra["HOME"] = str(home)
+            log_name = "server.log" if processes == 1 else f"server-{i}.log"
+            process, url, log_path, log = launch_server(fake_url, home, log_name, extra)
+            servers.append(Server(name, process, url, log_path, log))
+        for server in servers:
+            wait_ready(server)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 class Soak:
-    def __init__(self, url: str, fake_url: str, args: argparse.Namespace) -> None:
-        self.url = url
+    def __init__(
+        self, servers: list[Server], fake_url: str, project: str, args: argparse.Namespace
+    ) -> None:
+        self.servers = servers
         self.fake_url = fake_url
+        self.project = project
         self.args = args
         self.random = random.Random(args.seed)
         self.sent: dict[str, list[str]] = {}  # prompts the server accepted, per conversation
-        self.counts = {"turns": 0, "messages": 0, "errors": 0, "disconnects": 0, "refused": 0}
-        self.refused: dict[int, int] = {}  # HTTP status of refused prompts
+        self.counts = {"turns": 0, "messages": 0, "errors": 0, "disconnects": 0, "refused": 0,
+                       "switched": 0, "unexpected_stops": 0}
+        self.refused: Counter = Counter()  # HTTP status of refused prompts
+        self.error_codes: Counter = Counter()  # codes of error events on the turns' own streams
+        self.conflicts: Counter = Counter()  # 409 responses, by how the previous turn ended
+        self.conflicted_turns: Counter = Counter()  # turns that got at least one 409, likewise
+        self.reattaches: Counter = Counter()
+        self.stop_results: Counter = Counter()
+        self.findings: list[str] = []
         self.done = 0
 
-    async def conversation(self, client: httpx.AsyncClient, index: int) -> None:
+    def pick(self, index: int, turn: int) -> int:
+        if self.args.routing == "random":
+            return self.random.randrange(len(self.servers))
+        return (index + turn) % len(self.servers)
+
+    def other(self, target: int) -> int:
+        """Another server than ``target`` (the same one when there is only one)."""
+        if len(self.servers) == 1:
+            return target
+        return self.random.choice([i for i in range(len(self.servers)) if i != target])
+
+    async def conversation(self, clients: list[httpx.AsyncClient], index: int) -> None:
         app_id = f"c{index:04d}"
         self.sent[app_id] = []
+        previous: Optional[int] = None
+        ended = "first"
         for turn in range(self.args.turns):
             prompt = f"What is {app_id} turn {turn}?"
+            target = self.pick(index, turn)
             disconnect = self.random.random() < self.args.disconnect_rate
             if self.random.random() < self.args.fault_rate:
                 fault = self.random.choice(FAULTS)
-                await client.post(self.fake_url + "/_control", json={
+                await clients[0].post(self.fake_url + "/_control", json={
                     "fault": fault, "fault_count": 1, "hang_s": 3, "drop_after": 2})
-            await self.turn(client, app_id, prompt, disconnect)
+            if previous is not None and target != previous:
+                self.counts["switched"] += 1
+            ended = await self.turn(clients, target, app_id, prompt, disconnect, ended)
+            previous = target
             self.done += 1
 
-    async def turn(self, client: httpx.AsyncClient, app_id: str, prompt: str, disconnect: bool) -> None:
-        url = f"{API}/response/{PROJECT}/{app_id}"
-        for _ in range(50):  # 409 while the previous (disconnected) answer winds down
-            async with client.stream("POST", url, json={"prompt": prompt}) as response:
+    async def read(
+        self, response: httpx.Response, limit: Optional[int] = None
+    ) -> tuple[Optional[str], list[str], Optional[dict[str, Any]]]:
+        """Read events (at most ``limit``): the id of the last one, the deltas' texts, and the
+        final event (``message`` or ``error``) if it came. An event block is ``data: <json>``
+        then ``id: <turn>.<index>``: an event counts once its id came (so ``Last-Event-ID``
+        names the last event whose text is kept)."""
+        last_id: Optional[str] = None
+        texts: list[str] = []
+        pending: Optional[dict[str, Any]] = None
+        events = 0
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                pending = json.loads(line[6:])
+            elif line.startswith("id: ") and pending is not None:
+                event, pending = pending, None
+                last_id = line[4:]
+                events += 1
+                if event["type"] == "delta":
+                    texts.append(event["value"])
+                elif event["type"] in ("message", "error"):
+                    return last_id, texts, event
+                if limit is not None and events >= limit:
+                    break
+        return last_id, texts, None
+
+    async def turn(
+        self, clients: list[httpx.AsyncClient], target: int, app_id: str, prompt: str,
+        disconnect: bool, previous_end: str,
+    ) -> str:
+        """One prompt; returns how the turn ended: ``final``, ``refused``, or after a disconnect
+        ``reattach`` (final event read on another server), ``stop`` or ``disconnect``."""
+        url = f"{API}/response/{self.project}/{app_id}"
+        for attempt in range(50):
+            async with clients[target].stream("POST", url, json={"prompt": prompt}) as response:
                 if response.status_code == 409:
+                    self.conflicts[previous_end] += 1
+                    if attempt == 0:
+                        self.conflicted_turns[previous_end] += 1
+                    if previous_end in SETTLED and self.args.verbose:
+                        print(f"409 for {app_id} on {self.servers[target].name} after {previous_end}")
                     await asyncio.sleep(0.1)
                     continue
                 if response.status_code != 200:
                     self.counts["refused"] += 1
-                    code = response.status_code
-                    self.refused[code] = self.refused.get(code, 0) + 1
-                    return
+                    self.refused[response.status_code] += 1
+                    return "refused"
                 self.sent[app_id].append(prompt)
                 self.counts["turns"] += 1
-                events = 0
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: "):
-                        continue
-                    events += 1
-                    kind = json.loads(line[6:])["type"]
-                    if kind == "message":
-                        self.counts["messages"] += 1
-                    elif kind == "error":
-                        self.counts["errors"] += 1
-                    if disconnect and events >= 3:
-                        self.counts["disconnects"] += 1
-                        break
-                return
+                last_id, texts, final = await self.read(response, 3 if disconnect else None)
+            if final is not None:
+                if final["type"] == "message":
+                    self.counts["messages"] += 1
+                else:
+                    code = final["value"]["code"]
+                    self.counts["errors"] += 1
+                    self.error_codes[code] += 1
+                    if code == "stopped":  # nobody stopped it: the client was listening
+                        self.counts["unexpected_stops"] += 1
+                return "final"
+            if not disconnect:
+                self.findings.append(f"{app_id}: the stream ended without a final event")
+                return "disconnect"
+            self.counts["disconnects"] += 1
+            # The connection is closed: the server sees the client leave.
+            draw = self.random.random()
+            other = self.other(target)
+            if draw < self.args.reattach_rate:
+                return await self.reattach(clients[other], app_id, last_id, texts)
+            if draw < self.args.reattach_rate + self.args.stop_rate:
+                return await self.stop(clients[other], app_id)
+            return "disconnect"
         raise RuntimeError(f"{app_id} stayed busy")
 
-    async def run(self, server_pid: int) -> dict:
+    async def reattach(
+        self, client: httpx.AsyncClient, app_id: str, last_id: Optional[str], texts: list[str]
+    ) -> str:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        url = f"{API}/stream/{self.project}/{app_id}"
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code != 200:
+                self.reattaches[f"HTTP {response.status_code}"] += 1
+                return "disconnect"
+            _, rest, final = await self.read(response)
+        if final is None:
+            self.reattaches["no final event"] += 1
+            return "disconnect"
+        if final["type"] == "message":
+            self.reattaches["message"] += 1
+            if "".join(texts + rest) != final["value"]["item"]["content"]:
+                self.reattaches["text did not join up"] += 1
+                if self.args.verbose:
+                    print("reattach", app_id, repr("".join(texts)), repr("".join(rest)),
+                          repr(final["value"]["item"]["content"]))
+        else:
+            self.reattaches[f"error {final['value']['code']}"] += 1
+        return "reattach"
+
+    async def stop(self, client: httpx.AsyncClient, app_id: str) -> str:
+        response = await client.post(f"{API}/stop/{self.project}/{app_id}")
+        if response.status_code != 200:
+            self.stop_results[f"HTTP {response.status_code}"] += 1
+            return "disconnect"
+        self.stop_results["stopped" if response.json()["stopped"] else "nothing to stop"] += 1
+        return "stop"
+
+    async def run(self) -> dict:
         limits = httpx.Limits(max_connections=self.args.concurrency * 2)
-        async with httpx.AsyncClient(base_url=self.url, timeout=60, limits=limits) as client:
-            queue = list(range(self.args.conversations))
-            total = self.args.conversations * self.args.turns
-            rss = {"start": rss_kib(server_pid)}
+        clients = [
+            httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits)
+            for server in self.servers
+        ]
+        try:
+            return await self._run(clients)
+        finally:
+            for client in clients:
+                await client.aclose()
 
-            async def worker() -> None:
-                while queue:
-                    await self.conversation(client, queue.pop())
+    async def _run(self, clients: list[httpx.AsyncClient]) -> dict:
+        queue = list(range(self.args.conversations))
+        total = self.args.conversations * self.args.turns
+        pids = [server.process.pid for server in self.servers]
+        rss: list[dict[str, int]] = [{"start": rss_kib(pid)} for pid in pids]
 
-            async def sample() -> None:
-                while self.done < total:
-                    if "warm" not in rss and self.done >= total * self.args.warmup:
-                        rss["warm"] = rss_kib(server_pid)
-                    rss["peak"] = max(rss.get("peak", 0), rss_kib(server_pid))
-                    await asyncio.sleep(0.5)
+        async def worker() -> None:
+            while queue:
+                await self.conversation(clients, queue.pop())
 
-            began = time.monotonic()
-            sampler = asyncio.create_task(sample())
-            await asyncio.gather(*(worker() for _ in range(self.args.concurrency)))
-            await sampler
-            await asyncio.sleep(1.0)  # let disconnected answers wind down
-            rss["end"] = rss_kib(server_pid)
-            elapsed = time.monotonic() - began
+        async def sample() -> None:
+            while self.done < total:
+                for pid, numbers in zip(pids, rss):
+                    now = rss_kib(pid)
+                    if "warm" not in numbers and self.done >= total * self.args.warmup:
+                        numbers["warm"] = now
+                    numbers["peak"] = max(numbers.get("peak", 0), now)
+                await asyncio.sleep(0.5)
 
-            lost, interleaved, duplicated = 0, 0, 0
-            for app_id, prompts in self.sent.items():
-                history = (await client.get(f"{API}/history/{PROJECT}/{app_id}")).json()
-                users = [m["content"] for m in history if m["role"] == "user"]
-                missing = [p for p in prompts if p not in users]
-                lost += len(missing)
-                if missing and self.args.verbose:
-                    print("lost", missing, "history", [(m["role"], m["content"][:30]) for m in history])
-                duplicated += len(users) - len(set(users))
-                interleaved += len([u for u in users if f"What is {app_id} " not in u])
-                interleaved += int(users != [p for p in prompts if p in users])
-                for before, after in zip(history, history[1:]):
-                    if before["role"] == after["role"] == "assistant":
-                        interleaved += 1
-            status = (await client.get(f"{API}/status")).json()
+        began = time.monotonic()
+        sampler = asyncio.create_task(sample())
+        await asyncio.gather(*(worker() for _ in range(self.args.concurrency)))
+        await sampler
+        await asyncio.sleep(1.0)  # let disconnected answers wind down
+        for pid, numbers in zip(pids, rss):
+            numbers["end"] = rss_kib(pid)
+        elapsed = time.monotonic() - began
+
+        # The check reads the histories from the first server; the others must return the same.
+        lost, interleaved, duplicated, differ = 0, 0, 0, 0
+        for app_id, prompts in self.sent.items():
+            url = f"{API}/history/{self.project}/{app_id}"
+            history = (await clients[0].get(url)).json()
+            users = [m["content"] for m in history if m["role"] == "user"]
+            missing = [p for p in prompts if p not in users]
+            lost += len(missing)
+            if missing and self.args.verbose:
+                print("lost", missing, "history", [(m["role"], m["content"][:30]) for m in history])
+            duplicated += len(users) - len(set(users))
+            interleaved += len([u for u in users if f"What is {app_id} " not in u])
+            interleaved += int(users != [p for p in prompts if p in users])
+            for before, after in zip(history, history[1:]):
+                if before["role"] == after["role"] == "assistant":
+                    interleaved += 1
+            for client in clients[1:]:
+                if (await client.get(url)).json() != history:
+                    differ += 1
+                    if self.args.verbose:
+                        print("history differs between servers:", app_id)
+        statuses = [(await client.get(f"{API}/status")).json() for client in clients]
         return {"elapsed_s": elapsed, "rss_kib": rss, "lost": lost, "interleaved": interleaved,
-                "duplicated": duplicated, "status": status}
+                "duplicated": duplicated, "differ": differ, "statuses": statuses}
+
+
+def counter_text(counter: Counter) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counter.items())) or "none"
 
 
 def main() -> int:
@@ -188,39 +408,111 @@ def main() -> int:
     parser.add_argument("--delay-ms", type=float, default=2.0)
     parser.add_argument("--disconnect-rate", type=float, default=0.1)
     parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument("--reattach-rate", type=float, default=0.5,
+                        help="share of disconnected turns followed by a reattach on another server")
+    parser.add_argument("--stop-rate", type=float, default=0.2,
+                        help="share of disconnected turns followed by a stop on another server")
+    parser.add_argument("--processes", type=int, default=1, help="chatbot server processes")
+    parser.add_argument("--routing", choices=["alternate", "random"], default="alternate",
+                        help="which server each turn goes to")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--postgres", action="store_true",
+                       help="a throwaway PostgreSQL server (tests/postgres.py) as the store")
+    store.add_argument("--database-url", help="an existing PostgreSQL database as the store")
+    parser.add_argument("--project", help="project id (default: soak, or soak-<time> on a "
+                        "database or storage folder that may hold earlier runs)")
     parser.add_argument("--warmup", type=float, default=0.2, help="share of turns before RSS baseline")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--verbose", action="store_true", help="print each lost message")
-    parser.add_argument("--storage", help="keep the server's storage and log in this folder")
+    parser.add_argument("--verbose", action="store_true", help="print each lost message, each 409 "
+                        "that should not have happened")
+    parser.add_argument("--storage", help="keep the servers' storage and logs in this folder")
     args = parser.parse_args()
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.reattach_rate + args.stop_rate > 1:
+        parser.error("--reattach-rate plus --stop-rate must be at most 1")
+    project = args.project or (
+        f"soak-{time.strftime('%Y%m%d-%H%M%S')}" if args.database_url or args.storage else "soak"
+    )
 
-    fake, fake_url = start_fake(args.tokens, args.delay_ms)
-    with tempfile.TemporaryDirectory() as scratch:
-        storage = args.storage or scratch
-        server, url = start_server(fake_url, storage)
-        try:
-            soak = Soak(url, fake_url, args)
-            result = asyncio.run(soak.run(server.pid))
-        finally:
-            server.terminate()
-            server.wait(15)
+    began = time.monotonic()
+    cluster = None
+    fake = None
+    database_url = args.database_url
+    try:
+        if args.postgres:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from postgres import PostgresCluster
+
+            cluster = PostgresCluster(max_connections=max(200, 30 * args.processes + 20)).start()
+            database_url = cluster.create_database("soak")
+        fake, fake_url = start_fake(args.tokens, args.delay_ms)
+        with tempfile.TemporaryDirectory() as scratch:
+            storage = Path(args.storage or scratch)
+            storage.mkdir(parents=True, exist_ok=True)
+            servers = start_servers(fake_url, storage, args.processes, database_url)
+            try:
+                soak = Soak(servers, fake_url, project, args)
+                result = asyncio.run(soak.run())
+            finally:
+                for server in servers:
+                    server.stop()
+            tracebacks = [server.log_path.read_text(errors="replace").count("Traceback")
+                          for server in servers]
+    finally:
+        if fake is not None:
             fake.terminate()
-    rss = result["rss_kib"]
-    growth = (rss["end"] - rss["warm"]) / rss["warm"] if rss.get("warm") else float("nan")
+            fake.wait(15)
+        if cluster is not None:
+            cluster.stop()
+    wall = time.monotonic() - began
+
+    engine = "SQLite, one storage folder"
+    if args.postgres:
+        engine = "PostgreSQL (throwaway server), a storage folder and HOME each"
+    elif database_url:
+        engine = "PostgreSQL (--database-url), a storage folder and HOME each"
+    unexpected = sum(n for end, n in soak.conflicts.items() if end in SETTLED)
+    expected = sum(n for end, n in soak.conflicts.items() if end not in SETTLED)
     print(f"soak: {args.conversations} conversations x {args.turns} turns, "
-          f"{args.concurrency} at a time, {result['elapsed_s']:.1f} s")
+          f"{args.concurrency} at a time, {result['elapsed_s']:.1f} s "
+          f"({wall:.1f} s with start-up and shutdown)")
+    print(f"  {args.processes} server process(es) on {engine}; turns routed {args.routing}, "
+          f"{soak.counts['switched']} turns on another process than the conversation's previous one")
     print(f"  turns accepted {soak.counts['turns']}, answered {soak.counts['messages']}, "
           f"ended in error {soak.counts['errors']}, client disconnects {soak.counts['disconnects']}, "
-          f"refused {soak.counts['refused']} {soak.refused or ''}")
+          f"refused {soak.counts['refused']} {dict(soak.refused) or ''}")
+    print(f"  error codes: {counter_text(soak.error_codes)}; "
+          f"stopped while the client listened: {soak.counts['unexpected_stops']}")
+    print(f"  after a disconnect: reattach on another process {sum(soak.reattaches.values())} "
+          f"({counter_text(soak.reattaches)}), stop on another process {sum(soak.stop_results.values())} "
+          f"({counter_text(soak.stop_results)})")
+    print(f"  409 after the previous turn ended (final event, reattach, stop) or on a first turn: "
+          f"{unexpected} responses, {sum(n for e, n in soak.conflicted_turns.items() if e in SETTLED)} "
+          f"turns ({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e in SETTLED}))})")
+    print(f"  409 after a disconnect (retried every 0.1 s): {expected} responses, "
+          f"{sum(n for e, n in soak.conflicted_turns.items() if e not in SETTLED)} turns")
     print(f"  lost user messages: {result['lost']}")
     print(f"  duplicated user messages: {result['duplicated']}")
     print(f"  interleaved or out-of-order histories: {result['interleaved']}")
-    print(f"  server RSS: start {rss['start'] / 1024:.1f} MiB, after warm-up "
-          f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
-          f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%")
-    print(f"  server at the end: {result['status']}")
+    if args.processes > 1:
+        print(f"  histories that differ between processes: {result['differ']}")
+    growths = []
+    for server, rss, status, traces in zip(servers, result["rss_kib"], result["statuses"], tracebacks):
+        growth = (rss["end"] - rss["warm"]) / rss["warm"] if rss.get("warm") else float("nan")
+        growths.append(growth)
+        print(f"  {server.name} RSS: start {rss['start'] / 1024:.1f} MiB, after warm-up "
+              f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
+              f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%")
+        print(f"  {server.name} at the end: {status}; tracebacks in its log: {traces}")
+    for finding in soak.findings[:10]:
+        print(f"  {finding}")
     ok = result["lost"] == 0 and result["interleaved"] == 0 and result["duplicated"] == 0
-    ok = ok and growth < 0.10 and result["status"]["streaming"] == 0
+    ok = ok and result["differ"] == 0 and unexpected == 0 and not soak.findings
+    ok = ok and soak.counts["unexpected_stops"] == 0
+    ok = ok and soak.reattaches["text did not join up"] == 0
+    ok = ok and all(growth < 0.10 for growth in growths)
+    ok = ok and all(status["streaming"] == 0 for status in result["statuses"])
     ok = ok and not any(code >= 500 and code != 503 for code in soak.refused)
     print("  PASS" if ok else "  FAIL")
     return 0 if ok else 1

@@ -1,0 +1,109 @@
+"""The store's contract, the same on both engines: leases, the event log and its pruning, stop
+requests. (The servers' tests show the same through the API; these pin each rule down.)"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from burr_streaming_chatbot.events import EncodedEvent
+from burr_streaming_chatbot.postgres_store import PostgresStore
+from burr_streaming_chatbot.sqlite_store import SQLiteStore
+from burr_streaming_chatbot.store import Batch, Store, owner_is_gone, pack_events, unpack_events
+
+PROJECT = "store_test"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+    """Two processes' stores on one database (two owners on two machines)."""
+    if request.param == "sqlite":
+        pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+        pair = (PostgresStore(url, "machine-a:1:x"), PostgresStore(url, "machine-b:2:y"))
+    for store in pair:
+        await store.open()
+    try:
+        yield pair
+    finally:
+        for store in pair:
+            await store.aclose()
+
+
+async def test_a_lease_is_exclusive_until_it_ends_or_expires(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    assert await a.acquire(PROJECT, "c", "t1", lease_s=30) is not None
+    assert await b.acquire(PROJECT, "c", "t2", lease_s=30) is None
+    assert await a.acquire(PROJECT, "other", "t3", lease_s=30) is not None  # others are free
+    await a.finish(PROJECT, "c", "t1", None)
+    lease = await b.acquire(PROJECT, "c", "t2", lease_s=0.3)
+    assert lease is not None and lease.orphan is None  # t1 ended normally
+    await asyncio.sleep(0.2)
+    await b.renew(PROJECT, ["t2"], lease_s=0.3)  # renewed: still held past its first expiry
+    await asyncio.sleep(0.2)
+    assert await a.acquire(PROJECT, "c", "t4", lease_s=30) is None
+    record = await a.current(PROJECT, "c")
+    assert record is not None and (record.token, record.done, record.expired) == ("t2", False, False)
+    await asyncio.sleep(0.4)  # b stopped renewing (it died): the lease expires
+    record = await a.current(PROJECT, "c")
+    assert record is not None and record.expired
+    lease = await a.acquire(PROJECT, "c", "t4", lease_s=30)
+    assert lease is not None and lease.orphan == "t2"  # whose events hold the partial answer
+    # Ending an old turn does not end the new one's lease.
+    await b.finish(PROJECT, "c", "t2", None)
+    assert await b.acquire(PROJECT, "c", "t5", lease_s=30) is None
+
+
+async def test_events_are_read_back_from_any_position_and_pruned_after_the_turn(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    await a.acquire(PROJECT, "c", "t1", lease_s=30)
+    first = ["Hel", EncodedEvent('{"type":"mode","value":"answer_question"}'), "lo"]
+    await a.publish(PROJECT, [("t1", Batch(0, first))])
+    await a.finish(PROJECT, "c", "t1", Batch(3, [" wörld", EncodedEvent('{"type":"message"}')]))
+    everything = [event for batch in await b.events(PROJECT, "t1", 0) for event in batch.events]
+    assert everything == [*first, " wörld", EncodedEvent('{"type":"message"}')]
+    batches = await b.events(PROJECT, "t1", 3)
+    assert [batch.first for batch in batches] == [3]  # batches before 3 are not read again
+    record = await b.current(PROJECT, "c")
+    assert record is not None and record.done and record.finished_ago_s is not None
+    await b.prune(PROJECT, keep_s=60)
+    assert await b.events(PROJECT, "t1", 0) != []  # kept: ended less than 60 s ago
+    await asyncio.sleep(0.3)
+    await b.prune(PROJECT, keep_s=0.2)
+    assert await b.events(PROJECT, "t1", 0) == []
+
+
+async def test_a_stop_request_reaches_the_owner(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    heard: list[tuple[str, str]] = []
+    a.on_stop_request(lambda project, app: heard.append((project, app)))
+    assert await b.request_stop(PROJECT, "c") is False  # nothing runs
+    await a.acquire(PROJECT, "c", "t1", lease_s=30)
+    assert await b.request_stop(PROJECT, "c") is True
+    assert await a.stop_requests(PROJECT) == ["t1"]  # what a polling owner finds
+    assert await b.stop_requests(PROJECT) == []  # (not b's turn)
+    if a.notifies:  # and what a notified one hears at once
+        for _ in range(50):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [(PROJECT, "c")]
+    await a.finish(PROJECT, "c", "t1", None)
+    assert await b.request_stop(PROJECT, "c") is False
+
+
+def test_packed_events_round_trip() -> None:
+    events = ["a\n\"b\"", EncodedEvent('{"type":"x","value":"ü"}'), "", "\u2028"]
+    assert unpack_events(pack_events(events)) == events
+
+
+def test_only_a_gone_process_of_the_same_machine_is_gone() -> None:
+    import os
+
+    assert owner_is_gone("here:999999999:x", "here:1:y")  # no such pid here
+    assert not owner_is_gone(f"here:{os.getppid()}:x", "here:1:y")  # runs
+    assert not owner_is_gone("there:999999999:x", "here:1:y")  # another machine: wait
