@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,23 @@ class ChatServer:
             for sse in source.iter_sse():
                 events.append(json.loads(sse.data))
         return events
+
+    def turn_in_background(
+        self, app_id: str, prompt: str, project: str = PROJECT
+    ) -> tuple[threading.Thread, list[dict[str, Any]]]:
+        """Send a prompt from another thread; returns the thread and the list its events (each
+        with its SSE ``id`` added) are appended to as they arrive."""
+        events: list[dict[str, Any]] = []
+
+        def listen() -> None:
+            with httpx.Client(base_url=self.url, timeout=30) as client:
+                with connect_sse(client, "POST", f"{self.api}/response/{project}/{app_id}",
+                                 json={"prompt": prompt}) as source:
+                    events.extend(json.loads(sse.data) | {"id": sse.id} for sse in source.iter_sse())
+
+        thread = threading.Thread(target=listen)
+        thread.start()
+        return thread, events
 
     def history(self, app_id: str, project: str = PROJECT) -> list[dict[str, Any]]:
         response = self.client.get(f"{self.api}/history/{project}/{app_id}")

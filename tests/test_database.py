@@ -3,17 +3,12 @@ a database that goes away mid-answer ends the answer with an error event and los
 already stored; the schema is created once when several processes start at the same time."""
 
 import asyncio
-import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from burr_streaming_chatbot.postgres_store import PostgresStore
 from conftest import API, PROJECT, free_port, server_env, start_server
@@ -56,16 +51,7 @@ def test_the_database_going_away_mid_answer_ends_it_with_an_error_and_loses_noth
         upstream.control(text="Saved.", delay_ms=0)
         server.turn(app_id, "What is kept?")
         upstream.control(text=SLOW, delay_ms=40)
-        events: list[dict[str, Any]] = []
-
-        def listen() -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                with connect_sse(client, "POST", f"{API}/response/{PROJECT}/{app_id}",
-                                 json={"prompt": "What is lost?"}) as source:
-                    events.extend(json.loads(sse.data) for sse in source.iter_sse())
-
-        listener = threading.Thread(target=listen)
-        listener.start()
+        listener, events = server.turn_in_background(app_id, "What is lost?")
         wait_for(lambda: sum(e["type"] == "delta" for e in events) >= 3)
         cluster.pause()
         listener.join(15)

@@ -74,22 +74,13 @@ def test_stop_endpoint_ends_the_stream_with_a_stopped_error(
     server: ChatServer, upstream: FakeUpstream, app_id: str
 ) -> None:
     upstream.control(text=SLOW, delay_ms=50)
-    events: list[dict] = []
-
-    def listen() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            with connect_sse(client, "POST", f"{API}/response/{PROJECT}/{app_id}",
-                             json={"prompt": "What is stopping?"}) as source:
-                events.extend(json.loads(sse.data) for sse in source.iter_sse())
-
-    listener = threading.Thread(target=listen)
-    listener.start()
+    listener, events = server.turn_in_background(app_id, "What is stopping?")
     wait_for(lambda: sum(e["type"] == "delta" for e in events) >= 2)
     assert server.client.post(f"{API}/stop/{PROJECT}/{app_id}").json() == {"stopped": True}
     listener.join(5)
     assert not listener.is_alive()
-    assert events[-1] == {"type": "error", "value": {
-        "code": "stopped", "message": "The answer was stopped.", "retryable": True}}
+    assert events[-1]["type"] == "error" and events[-1]["value"] == {
+        "code": "stopped", "message": "The answer was stopped.", "retryable": True}
     assert upstream.stats()["open_streams"] == 0
     assert server.history(app_id)[-1]["interrupted"] is True
     assert server.client.post(f"{API}/stop/{PROJECT}/{app_id}").json() == {"stopped": False}

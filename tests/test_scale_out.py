@@ -120,16 +120,7 @@ def test_reattach_and_stop_from_the_other_process(
 ) -> None:
     a, b = machines
     upstream.control(text=SLOW, delay_ms=30)
-    first: list[dict[str, Any]] = []
-
-    def listen() -> None:
-        with httpx.Client(base_url=a.url, timeout=30) as client:
-            with connect_sse(client, "POST", f"{API}/response/{PROJECT}/{app_id}",
-                             json={"prompt": "What is shared?"}) as source:
-                first.extend((json.loads(sse.data) | {"id": sse.id}) for sse in source.iter_sse())
-
-    listener = threading.Thread(target=listen)
-    listener.start()
+    listener, first = a.turn_in_background(app_id, "What is shared?")
     wait_for(lambda: sum(e["type"] == "delta" for e in first) >= 3)
     # B replays from the start, then follows A's turn to its end: the same text, the same ids.
     with connect_sse(b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}") as source:
@@ -150,16 +141,7 @@ def test_reattach_and_stop_from_the_other_process(
 
     # Stop from B: A's stream ends as stopped, the model's stream is closed within a second.
     upstream.control(text=SLOW, delay_ms=50)
-    events: list[dict[str, Any]] = []
-
-    def listen_again() -> None:
-        with httpx.Client(base_url=a.url, timeout=30) as client:
-            with connect_sse(client, "POST", f"{API}/response/{PROJECT}/{app_id}",
-                             json={"prompt": "What is stopping?"}) as source:
-                events.extend(json.loads(sse.data) for sse in source.iter_sse())
-
-    listener = threading.Thread(target=listen_again)
-    listener.start()
+    listener, events = a.turn_in_background(app_id, "What is stopping?")
     wait_for(lambda: sum(e["type"] == "delta" for e in events) >= 2)
     began = time.monotonic()
     assert b.client.post(f"{API}/stop/{PROJECT}/{app_id}").json() == {"stopped": True}

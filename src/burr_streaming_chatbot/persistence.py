@@ -25,6 +25,8 @@ from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
 from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel
 
+from .store import ConflictError
+
 HISTORY = "chat_history"
 LENGTH = "chat_history_length"
 """Stored in place of the history: how many messages it had at this step."""
@@ -52,6 +54,27 @@ def full_state(lean: State, history: list[dict]) -> State:
 def encode_message(message: dict) -> str:
     """One stored message (as JSON text, so a history is read back with one parse)."""
     return json.dumps(message, ensure_ascii=False)
+
+
+def messages_to_append(
+    app_id: str,
+    history: list[dict],
+    stored_messages: int,
+    stored_sequence_id: Optional[int],
+    expected_sequence_id: Any,
+) -> list[tuple[int, str]]:
+    """What a save appends to what is stored: the messages after the stored ones, as
+    ``(index, JSON)``. Raises :class:`.ConflictError` when what is stored is not what the state
+    came from: another sequence id than ``expected_sequence_id`` (unless :data:`UNCHECKED`), or
+    more messages than the state has."""
+    if expected_sequence_id is not UNCHECKED and stored_sequence_id != expected_sequence_id:
+        raise ConflictError(f"conversation {app_id} was saved by another process")
+    if len(history) < stored_messages:
+        raise ConflictError(f"conversation {app_id} has messages this state does not")
+    return [
+        (index, encode_message(message))
+        for index, message in enumerate(history[stored_messages:], start=stored_messages)
+    ]
 
 
 def decode_messages(rows: Collection[str]) -> list[dict]:

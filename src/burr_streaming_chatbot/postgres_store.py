@@ -24,7 +24,15 @@ from burr.core import State
 from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
 
 from .events import ConversationSummary
-from .persistence import LENGTH, UNCHECKED, decode_messages, encode_message, full_state, lean_state
+from .persistence import (
+    LENGTH,
+    UNCHECKED,
+    decode_messages,
+    encode_message,
+    full_state,
+    lean_state,
+    messages_to_append,
+)
 from .store import (
     Batch,
     ConflictError,
@@ -47,6 +55,9 @@ CHANNEL = "burr_chatbot"
 SCHEMA_LOCK = 72410001
 """The advisory lock held while the schema is created: processes starting at once take turns."""
 CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 10.0
+"""A statement that takes longer fails (a database that stopped answering is a failure, not a
+wait without end)."""
 
 
 def redacted(url: str) -> str:
@@ -136,43 +147,28 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
         must still be that one, else nothing is written and :class:`.ConflictError` is raised.
         The messages to append are counted against the stored ones in the same transaction.
         """
-        expected = kwargs.get("expected_sequence_id", UNCHECKED)
         partition = self._partition(partition_key)
         history, lean = lean_state(state)
         with _conflicts_as(app_id):
             async with self.pool.acquire() as conn, conn.transaction():
                 # One save of a conversation at a time, wherever it runs.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id)
-                if expected is not UNCHECKED:
-                    stored_id = await conn.fetchval(
-                        f"SELECT max(sequence_id) FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2",
-                        partition,
-                        app_id,
-                    )
-                    if stored_id != expected:
-                        raise ConflictError(f"conversation {app_id} was saved by another process")
-                stored = await conn.fetchval(
-                    f"SELECT COALESCE(max(idx) + 1, 0) FROM {self.messages_table} "
-                    "WHERE partition_key = $1 AND app_id = $2",
+                stored = await conn.fetchrow(
+                    f"""SELECT
+                          (SELECT max(sequence_id) FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2),
+                          (SELECT COALESCE(max(idx) + 1, 0) FROM {self.messages_table}
+                            WHERE partition_key = $1 AND app_id = $2)""",
                     partition,
                     app_id,
                 )
-                if len(history) < stored:  # never happens in this chatbot; stay correct if it does
-                    await conn.execute(
-                        f"DELETE FROM {self.messages_table} WHERE partition_key = $1 AND app_id = $2 AND idx >= $3",
-                        partition,
-                        app_id,
-                        len(history),
-                    )
-                    stored = len(history)
-                if len(history) > stored:
+                appended = messages_to_append(
+                    app_id, history, stored[1], stored[0], kwargs.get("expected_sequence_id", UNCHECKED)
+                )
+                if appended:
                     await conn.executemany(
                         f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
                         "VALUES ($1, $2, $3, $4)",
-                        [
-                            (partition, app_id, index, encode_message(message))
-                            for index, message in enumerate(history[stored:], start=stored)
-                        ],
+                        [(partition, app_id, index, message) for index, message in appended],
                     )
                 await conn.execute(
                     f"DELETE FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2", partition, app_id
@@ -269,7 +265,11 @@ class PostgresStore(Store):
             # No floor of idle connections: asyncpg would log a traceback every second while
             # the database is away, trying to keep it.
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=0, max_size=self.pool_size, timeout=CONNECT_TIMEOUT_S
+                self.url,
+                min_size=0,
+                max_size=self.pool_size,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=COMMAND_TIMEOUT_S,
             )
             self._persister = ChatPostgresPersister(self._pool)
             await self._persister.initialize()

@@ -31,6 +31,7 @@ from .persistence import (
     encode_message,
     full_state,
     lean_state,
+    messages_to_append,
 )
 from .store import (
     Batch,
@@ -169,42 +170,28 @@ class ChatStatePersister(AsyncSQLitePersister):
         another process saved this conversation since this one read it. The messages to append
         are counted against the stored ones in the same transaction, never a cached count.
         """
-        expected = kwargs.get("expected_sequence_id", UNCHECKED)
         partition = self._partition(partition_key)
-        key = (partition, app_id)
         history, lean = lean_state(state)
         with _conflicts_as(app_id):
             async with self.transaction():
-                if expected is not UNCHECKED:
-                    row = await self.fetchone(
-                        f"SELECT sequence_id FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
-                        key,
-                    )
-                    if (row[0] if row else None) != expected:
-                        raise ConflictError(f"conversation {app_id} was saved by another process")
-                row = await self.fetchone(
-                    f"SELECT COALESCE(MAX(idx) + 1, 0) FROM {self.messages_table} "
-                    "WHERE partition_key = ? AND app_id = ?",
-                    key,
+                stored_id, stored = await self.fetchone(
+                    f"""SELECT
+                          (SELECT sequence_id FROM {self.table_name} WHERE partition_key = ?1 AND app_id = ?2),
+                          (SELECT COALESCE(MAX(idx) + 1, 0) FROM {self.messages_table}
+                            WHERE partition_key = ?1 AND app_id = ?2)""",
+                    (partition, app_id),
+                )  # type: ignore[misc]
+                appended = messages_to_append(
+                    app_id, history, stored, stored_id, kwargs.get("expected_sequence_id", UNCHECKED)
                 )
-                stored = int(row[0]) if row else 0
-                if len(history) < stored:  # never happens in this chatbot; stay correct if it does
-                    await self.connection.execute(
-                        f"DELETE FROM {self.messages_table} WHERE partition_key = ? AND app_id = ? AND idx >= ?",
-                        (*key, len(history)),
-                    )
-                    stored = len(history)
-                if len(history) > stored:
+                if appended:
                     await self.connection.executemany(
                         f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
                         "VALUES (?, ?, ?, ?)",
-                        [
-                            (partition, app_id, index, encode_message(message))
-                            for index, message in enumerate(history[stored:], start=stored)
-                        ],
+                        [(partition, app_id, index, message) for index, message in appended],
                     )
                 await self.connection.execute(
-                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?", key
+                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?", (partition, app_id)
                 )
                 await self.connection.execute(
                     f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "

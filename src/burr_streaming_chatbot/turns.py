@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
+END_TIMEOUT_S = 5.0
+"""The longest a turn's last event waits for the store to record the turn's end."""
 LOST = ErrorValue(
     code="worker_lost",
     message="The server that was answering stopped before the answer ended; send the prompt again.",
@@ -116,7 +118,7 @@ class LiveTurn:
             finally:
                 if before_end is not None:
                     try:
-                        await asyncio.shield(before_end(self))
+                        await asyncio.wait_for(asyncio.shield(before_end(self)), END_TIMEOUT_S)
                     except (Exception, asyncio.CancelledError):
                         logger.warning("Turn %s/%s: could not record its end in the store", *self.key)
                 self.done = True
