@@ -221,3 +221,25 @@ def test_uvicorn_workers_on_sqlite_give_one_answer_per_conversation(
         assert "Traceback" not in server.log()
     finally:
         server.close()
+
+
+def test_creating_a_conversation_from_two_processes_at_once_never_fails(
+    machines: tuple[ChatServer, ChatServer],
+) -> None:
+    names = [f"new-{n}" for n in range(10)]
+    statuses: list[int] = []
+    barrier = threading.Barrier(2 * len(names))
+
+    def create(server: ChatServer, name: str) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            barrier.wait()
+            statuses.append(client.post(f"{API}/create/{PROJECT}/{name}").status_code)
+
+    threads = [threading.Thread(target=create, args=(server, name)) for name in names for server in machines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [200] * len(threads)
+    for server in machines:
+        assert "Traceback" not in server.log()
