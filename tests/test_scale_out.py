@@ -243,3 +243,19 @@ def test_creating_a_conversation_from_two_processes_at_once_never_fails(
     assert statuses == [200] * len(threads)
     for server in machines:
         assert "Traceback" not in server.log()
+
+
+def test_a_reader_on_another_process_keeps_the_answer_going(
+    machines: tuple[ChatServer, ChatServer], upstream: FakeUpstream, app_id: str
+) -> None:
+    """A reload behind a load balancer: the client leaves A and reattaches on B. A does not
+    stop the answer for lack of readers of its own (after 0.5 s) while B follows it."""
+    a, b = machines
+    upstream.control(text=SLOW, delay_ms=50)  # 2 s of answer
+    first, last_id = read_some(a, app_id, "What is followed?", deltas=3)
+    with connect_sse(b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
+                     headers={"Last-Event-ID": last_id}) as source:
+        rest = [json.loads(sse.data) for sse in source.iter_sse()]
+    assert rest[-1]["type"] == "message", rest[-1]
+    assert "".join(e["value"] for e in first + rest if e["type"] == "delta") == SLOW
+    assert upstream.stats()["cancelled_streams"] == 0

@@ -26,3 +26,53 @@ def test_packed_events_read_back_as_recorded() -> None:
     with pytest.raises(IndexError):
         packed[len(events)]
     assert list(PackedEvents([])) == []
+
+
+async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_lease(tmp_path) -> None:
+    """Readers on other processes must never see an answer end while its lease still holds
+    (a client that saw the end may send its next prompt there at once): the keeper, which
+    publishes new events every few milliseconds here, leaves the last one to the turn's end."""
+    import asyncio
+
+    from burr_streaming_chatbot.events import ErrorEvent, ErrorValue, MessageEvent
+    from burr_streaming_chatbot.sqlite_store import SQLiteStore
+    from burr_streaming_chatbot.turns import Turns, new_token
+
+    store = SQLiteStore(tmp_path, "here:1:x")
+    await store.open()
+    seen_at_finish: list[list] = []
+    finish = store.finish
+
+    async def finish_and_look(project_id, app_id, token, last):  # type: ignore[no-untyped-def]
+        batches = await store.events(project_id, token, 0)
+        seen_at_finish.append([event for batch in batches for event in batch.events])
+        await finish(project_id, app_id, token, last)
+
+    store.finish = finish_and_look  # type: ignore[method-assign]
+    turns = Turns(grace_s=1, store=store, publish_s=0.002)
+    ends = [
+        MessageEvent.model_validate({"value": {
+            "item": {"content": "ab", "role": "assistant"}, "mode": "unknown", "model": "m",
+            "ttft_ms": None, "deltas": 2, "sequence_id": 3, "path": []}}),
+        ErrorEvent(value=ErrorValue(code="internal", message="x", retryable=True)),
+    ]
+    for number, end in enumerate(ends):
+        async def events():  # type: ignore[no-untyped-def]
+            yield "a"
+            await asyncio.sleep(0.02)
+            yield "b"
+            yield end
+            await asyncio.sleep(0.05)  # the keeper ticks many times before the turn ends
+
+        app_id = f"c{number}"
+        token = new_token()
+        assert await store.acquire("p", app_id, token, 30) is not None
+        turn = turns.begin(("p", app_id), token, events())
+        assert turn.task is not None
+        await turn.task
+        # Published before the end: some of the deltas, never the last event.
+        assert seen_at_finish[-1] in (["a"], ["a", "b"])
+        stored = [e for batch in await store.events("p", token, 0) for e in batch.events]
+        assert stored[:2] == ["a", "b"] and len(stored) == 3 and (await store.current("p", app_id)).done
+    await turns.stop_all()
+    await store.aclose()

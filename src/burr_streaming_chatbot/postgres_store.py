@@ -116,6 +116,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                             done BOOLEAN NOT NULL DEFAULT FALSE,
                             stop BOOLEAN NOT NULL DEFAULT FALSE,
                             finished_at TIMESTAMPTZ,
+                            watched_at TIMESTAMPTZ,
                             PRIMARY KEY (project_id, app_id)
                         )"""
                     )
@@ -472,6 +473,23 @@ class PostgresStore(Store):
             token, start,
         )
         return [Batch(row[0], unpack_events(row[1])) for row in rows]
+
+    async def watch(self, project_id: str, app_id: str, token: str) -> None:
+        await self.pool.execute(
+            f"""UPDATE {LEASES} SET watched_at = clock_timestamp()
+                WHERE project_id = $1 AND app_id = $2 AND token = $3""",
+            project_id, app_id, token,
+        )
+
+    async def watched(self, project_id: str, app_id: str, token: str, within_s: float) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                f"""SELECT count(*) FROM {LEASES}
+                    WHERE project_id = $1 AND app_id = $2 AND token = $3
+                      AND watched_at >= clock_timestamp() - $4 * interval '1 second'""",
+                project_id, app_id, token, within_s,
+            )
+        )
 
     async def request_stop(self, project_id: str, app_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -114,7 +114,8 @@ class ChatStatePersister(AsyncSQLitePersister):
                     expires_at REAL NOT NULL,
                     done INTEGER NOT NULL DEFAULT 0,
                     stop INTEGER NOT NULL DEFAULT 0,
-                    finished_at REAL
+                    finished_at REAL,
+                    watched_at REAL
                 )""",
                 f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
                     token TEXT NOT NULL,
@@ -385,6 +386,23 @@ class SQLiteStore(Store):
                 (token, start),
             )
         return [Batch(first, unpack_events(payload)) for first, payload in rows]
+
+    async def watch(self, project_id: str, app_id: str, token: str) -> None:
+        db = await self.persister(project_id)
+        async with db.transaction():
+            await db.connection.execute(
+                f"UPDATE {LEASES} SET watched_at = ? WHERE app_id = ? AND token = ?",
+                (time.time(), app_id, token),
+            )
+
+    async def watched(self, project_id: str, app_id: str, token: str, within_s: float) -> bool:
+        db = await self.persister(project_id)
+        async with db.lock:
+            row = await db.fetchone(
+                f"SELECT 1 FROM {LEASES} WHERE app_id = ? AND token = ? AND watched_at >= ?",
+                (app_id, token, time.time() - within_s),
+            )
+        return row is not None
 
     async def request_stop(self, project_id: str, app_id: str) -> bool:
         db = await self.persister(project_id)

@@ -210,6 +210,15 @@ class Store(ABC):
         """The published batches of a turn holding events numbered ``start`` and later."""
 
     @abstractmethod
+    async def watch(self, project_id: str, app_id: str, token: str) -> None:
+        """Note that a reader on this process follows turn ``token`` (see :meth:`watched`)."""
+
+    @abstractmethod
+    async def watched(self, project_id: str, app_id: str, token: str, within_s: float) -> bool:
+        """True when a reader on some process followed turn ``token`` in the last ``within_s``
+        seconds: its owner then does not stop it for lack of readers of its own."""
+
+    @abstractmethod
     async def request_stop(self, project_id: str, app_id: str) -> bool:
         """Ask the owner of the conversation's running turn to stop it; False when none runs."""
 

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
+WATCH_S = 0.2
+"""How often a reader on another process says it still follows a turn."""
 END_TIMEOUT_S = 5.0
 """The longest a turn's last event waits for the store to record the turn's end."""
 LOST = ErrorValue(
@@ -61,11 +63,18 @@ class LiveTurn:
     """One turn's task and its events, numbered from 0."""
 
     __slots__ = (
-        "key", "token", "events", "done", "failed", "finished_at", "listeners", "task",
-        "published", "_grace_s", "_waiters", "_stop_timer", "_saving_prompt", "_stop_pending",
+        "key", "token", "events", "done", "ending", "failed", "finished_at", "listeners", "task",
+        "published", "_grace_s", "_on_idle", "_waiters", "_stop_timer", "_saving_prompt",
+        "_stop_pending",
     )
 
-    def __init__(self, key: Key, grace_s: float, token: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        key: Key,
+        grace_s: float,
+        token: Optional[str] = None,
+        on_idle: Optional[Callable[["LiveTurn"], None]] = None,
+    ) -> None:
         self.key = key
         self.token = token or new_token()
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
@@ -73,12 +82,17 @@ class LiveTurn:
         self.published = 0
         """How many of the events are in the store."""
         self.done = False
+        self.ending = False
+        """True once the last event is recorded: the rest goes to the store with the lease's end."""
         self.failed = False
         """True once an error event is recorded."""
         self.finished_at: Optional[float] = None
         self.listeners = 0
         self.task: Optional[asyncio.Task] = None
         self._grace_s = grace_s
+        self._on_idle = on_idle
+        """Called instead of :meth:`stop` when the grace period after the last listener ends
+        (to ask whether readers elsewhere follow the turn)."""
         self._waiters: list[asyncio.Future] = []
         self._stop_timer: Optional[asyncio.TimerHandle] = None
         self._saving_prompt = True  # until the `prompt` step has persisted the user's message
@@ -96,7 +110,7 @@ class LiveTurn:
         async def drive() -> None:
             try:
                 async for event in events:
-                    self._append(event, wake=not isinstance(event, (MessageEvent, ErrorEvent)))
+                    self._append(event, final=isinstance(event, (MessageEvent, ErrorEvent)))
                     if self._saving_prompt and _after_prompt(event):
                         self._saving_prompt = False
                         if self._stop_pending:
@@ -104,7 +118,7 @@ class LiveTurn:
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.failed:
-                    self._append(ErrorEvent(value=STOPPED), wake=False)
+                    self._append(ErrorEvent(value=STOPPED), final=True)
             except Exception:  # run_turn turns errors into events; this is a last resort
                 logger.exception("Turn %s/%s failed", *self.key)
                 self._append(
@@ -113,7 +127,7 @@ class LiveTurn:
                             code="internal", message="The server failed; see its log.", retryable=True
                         )
                     ),
-                    wake=False,
+                    final=True,
                 )
             finally:
                 if before_end is not None:
@@ -132,12 +146,16 @@ class LiveTurn:
 
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
-    def _append(self, event: Any, wake: bool = True) -> None:
+    def _append(self, event: Any, final: bool = False) -> None:
+        """Record an event and wake the listeners; a ``final`` one wakes nobody until the
+        store has recorded the turn's end (``before_end``)."""
         if not isinstance(event, (str, EncodedEvent)):  # (a delta, the most frequent, is a str)
             self.failed = self.failed or isinstance(event, ErrorEvent)
             event = EncodedEvent.of(event)
         self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
-        if wake:
+        if final:
+            self.ending = True
+        else:
             self._wake()
 
     def _wake(self) -> None:
@@ -212,7 +230,26 @@ class LiveTurn:
         if self._grace_s <= 0:
             self.stop()
         else:
-            self._stop_timer = asyncio.get_running_loop().call_later(self._grace_s, self.stop)
+            self._stop_timer = asyncio.get_running_loop().call_later(self._grace_s, self._idle)
+
+    def _idle(self) -> None:
+        self._stop_timer = None
+        if self.listeners or self.done:
+            return
+        if self._on_idle is not None:
+            self._on_idle(self)
+        else:
+            self.stop()
+
+    def still_idle(self) -> None:
+        """Stop now if nobody listens; called back by ``on_idle`` once it has asked."""
+        if not self.listeners and not self.done:
+            self.stop()
+
+    def keep_going(self) -> None:
+        """Wait another grace period before stopping (readers elsewhere follow the turn)."""
+        if not self.listeners and not self.done:
+            self._schedule_stop()
 
     def _cancel_stop_timer(self) -> None:
         if self._stop_timer is not None:
@@ -299,6 +336,11 @@ def _after_prompt(event: Any) -> bool:
     )
 
 
+def record_ended(record: Optional[TurnRecord], token: str) -> bool:
+    """True when the store says turn ``token`` ended (or will not end: its owner died)."""
+    return record is None or record.token != token or record.done or record.expired
+
+
 class RemoteTurn:
     """A turn running (or just ended) in another process, followed through the store: what it
     published is replayed, then new batches are read as they are published (woken by the
@@ -329,11 +371,17 @@ class RemoteTurn:
         project_id, app_id = self.key
         index = start
         last_sent = loop.time()
+        watched = 0.0
         record: Optional[TurnRecord] = self.record
         while True:
+            if loop.time() - watched >= WATCH_S and not record_ended(record, self.token):
+                # The process running the turn does not stop it for lack of readers while one
+                # follows it from here.
+                watched = loop.time()
+                await self.store.watch(project_id, app_id, self.token)
             # The end and the last events are written in one transaction: once the record
             # says the turn ended, one more read gets everything.
-            ended = record is None or record.token != self.token or record.done or record.expired
+            ended = record_ended(record, self.token)
             for batch in await self.store.events(project_id, self.token, index):
                 events = batch.events[max(0, index - batch.first) :]
                 if events:
@@ -376,6 +424,7 @@ class Turns:
         self._writing = asyncio.Lock()
         """Held for each write of event logs: a turn's batches go in order, never twice."""
         self._keeper: Optional[asyncio.Task] = None
+        self._asking: set[asyncio.Task] = set()
         self._last_warning = 0.0
         store.on_stop_request(self._stop_requested)
 
@@ -386,7 +435,7 @@ class Turns:
     def begin(self, key: Key, token: str, events: AsyncIterator[Any]) -> LiveTurn:
         """Start a turn whose lease is taken; the caller checked :meth:`busy` without
         awaiting since."""
-        turn = LiveTurn(key, self.grace_s, token)
+        turn = LiveTurn(key, self.grace_s, token, self._idle)
         self.live[key] = turn
         self.finished.pop(key, None)
         turn.start(events, self._finish, self._end_in_store)
@@ -446,6 +495,21 @@ class Turns:
             record = await self.store.current(*key)
         return True
 
+    def _idle(self, turn: LiveTurn) -> None:
+        """The grace period after a turn's last listener here ended: stop it, unless a reader
+        on another process followed it within that time."""
+        task = asyncio.get_running_loop().create_task(self._stop_unless_watched(turn))
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
+
+    async def _stop_unless_watched(self, turn: LiveTurn) -> None:
+        within = self.grace_s + 2 * WATCH_S
+        watched = await self._guarded(self.store.watched(turn.key[0], turn.key[1], turn.token, within))
+        if watched:
+            turn.keep_going()
+        else:
+            turn.still_idle()
+
     def _stop_requested(self, project_id: str, app_id: str) -> None:
         turn = self.live.get((project_id, app_id))
         if turn is not None:
@@ -500,7 +564,8 @@ class Turns:
         async with self._writing:
             projects: dict[str, list[tuple[LiveTurn, int]]] = {}
             for turn in self.live.values():
-                if not turn.done and len(turn.events) > turn.published:
+                # (an ending turn's last events go with the end of its lease, never before)
+                if not turn.ending and len(turn.events) > turn.published:
                     projects.setdefault(turn.key[0], []).append((turn, len(turn.events)))
             for project_id, turns in projects.items():
                 batches = [
