@@ -5,13 +5,20 @@ same load, in one run, and print the numbers and the ratios.
 
 Starts, each as its own process on 127.0.0.1: the fake OpenAI-compatible server
 (``tests/fake_openai.py``: ``--tokens`` tokens per answer, ``--delay-ms`` between tokens) and
-the three servers of ``servers.py`` (Burr tracking on, files in a temporary directory). Then,
-for each server in turn, a separate load-generator process (``loadgen.py``) runs ``--warmup``
-turns, ``--single`` turns one at a time (time to first delta with one stream), and ``--turns``
-turns ``--concurrency`` at a time, reading the server's CPU time from ``/proc`` around that
-last phase. Each turn creates a conversation, posts a prompt and reads the stream to its end.
-With ``--rounds R`` the phases are split into R rounds and the servers take turns in a
-rotating order, so that a noisy neighbour hits all of them alike.
+the servers of ``servers.py`` (Burr tracking on, files in a temporary directory); for
+``chatbot_pg`` (this project with its store on PostgreSQL) also a throwaway PostgreSQL server
+(``tests/postgres.py``), skipped with the reason printed when PostgreSQL is not installed.
+Then, for each server in turn, a separate load-generator process (``loadgen.py``) runs
+``--warmup`` turns, ``--single`` turns one at a time (time to first delta with one stream),
+and ``--turns`` turns ``--concurrency`` at a time, reading the server's CPU time from
+``/proc`` around that last phase (and, for ``chatbot_pg``, the database server's). Each turn
+creates a conversation, posts a prompt and reads the stream to its end. With ``--rounds R``
+the phases are split into R rounds and the servers take turns in a rotating order, so that a
+noisy neighbour hits all of them alike.
+
+Then, for this project on each engine that ran: two processes on one store, reattaching on
+the other process (``reattach.py``, ``--reattach`` trials), and the lease's own round trips
+(``lease.py``, ``--lease-cycles``).
 """
 
 from __future__ import annotations
@@ -30,11 +37,21 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import IMPLEMENTATIONS, LABELS, percentile  # noqa: E402
+from harness import CHATBOTS, IMPLEMENTATIONS, LABELS, percentile  # noqa: E402
+
+ENGINES = {"chatbot": "sqlite", "chatbot_pg": "postgres"}
+"""The store engine of each of this project's servers."""
 
 
 def run_loadgen(
-    server: harness.Process, impl: str, args: argparse.Namespace, turns: int, single: int, warmup: int, tag: str
+    server: harness.Process,
+    impl: str,
+    args: argparse.Namespace,
+    turns: int,
+    single: int,
+    warmup: int,
+    tag: str,
+    db_pid: int = 0,
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -50,8 +67,10 @@ def run_loadgen(
         "--prompt", args.prompt,
         "--tag", tag,
     ]  # fmt: skip
-    if impl == "chatbot":
+    if impl in CHATBOTS or impl == "chatbot_base":
         command.append("--expect-message")
+    if db_pid:
+        command += ["--db-pid", str(db_pid)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen against {impl} failed:\n{done.stderr[-3000:]}")
@@ -63,12 +82,14 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "turns": 0, "errors": 0, "error_samples": [], "deltas": 0, "ttfd": [], "gaps": [],
         "holdback": [], "wall_s": 0.0, "server_cpu_s": 0.0, "loadgen_cpu_s": 0.0, "single_ttfd": [],
-        "single_errors": 0,
+        "single_errors": 0, "db_cpu_s": None,
     }  # fmt: skip
     for result in results:
         load = result["load"]
         for key in ("turns", "errors", "deltas", "wall_s", "server_cpu_s", "loadgen_cpu_s"):
             out[key] += load[key]
+        if load.get("db_cpu_s") is not None:
+            out["db_cpu_s"] = (out["db_cpu_s"] or 0.0) + load["db_cpu_s"]
         for key in ("ttfd", "gaps", "holdback", "error_samples"):
             out[key].extend(load[key])
         out["single_ttfd"].extend(result["single"]["ttfd"])
@@ -84,6 +105,9 @@ def stats(merged: dict[str, Any], tokens: int) -> dict[str, Any]:
         "errors": merged["errors"] + merged["single_errors"],
         "cpu_ms_per_turn": merged["server_cpu_s"] * 1000 / turns if turns else None,
         "cpu_ms_per_token": merged["server_cpu_s"] * 1000 / (turns * tokens) if turns and tokens else None,
+        "db_cpu_ms_per_turn": (
+            merged["db_cpu_s"] * 1000 / turns if turns and merged["db_cpu_s"] is not None else None
+        ),
         "ttfd_single_p50_ms": _ms(percentile(merged["single_ttfd"], 50)),
         "ttfd_single_p99_ms": _ms(percentile(merged["single_ttfd"], 99)),
         "ttfd_load_p50_ms": _ms(percentile(merged["ttfd"], 50)),
@@ -175,7 +199,7 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
     chatbot = results.get("chatbot")
     if chatbot and relay:
         print()
-        print("issue 5 targets for this project (this load):")
+        print("issue 5 targets for this project, on SQLite (this load):")
         checks = [
             (
                 "server CPU per turn <= 1.0x the bare relay",
@@ -218,6 +242,99 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
             )
 
 
+def run_script(script: str, engines: list[str], database_url: Optional[str], out: Path, *extra: str) -> dict[str, Any]:
+    """Run ``reattach.py`` or ``lease.py`` for ``engines``; what it wrote to ``out``."""
+    engine = "both" if len(engines) > 1 else engines[0]
+    command = [sys.executable, str(harness.BENCH_DIR / script), "--engine", engine, "--json", str(out), *extra]
+    if database_url:
+        command += ["--database-url", database_url]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if not out.exists():
+        raise RuntimeError(f"{script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def print_engines(results: dict[str, dict[str, Any]], info: dict[str, Any]) -> None:
+    """This project on PostgreSQL (one process) against SQLite, and the issue's targets."""
+    pg, sqlite = results.get("chatbot_pg"), results.get("chatbot")
+    if "postgres_skipped" in info:
+        print(f"\n{LABELS['chatbot_pg']}: skipped ({info['postgres_skipped']})")
+    if not pg or not sqlite:
+        return
+    relay, relay_aiohttp = results.get("relay"), results.get("relay_aiohttp")
+    print()
+    print("this project on PostgreSQL (one process) vs on SQLite, this load:")
+    total = None
+    if pg["cpu_ms_per_turn"] is not None and pg["db_cpu_ms_per_turn"] is not None:
+        total = pg["cpu_ms_per_turn"] + pg["db_cpu_ms_per_turn"]
+    print(
+        f"  CPU per turn, server process: {fmt(pg['cpu_ms_per_turn'])} vs {fmt(sqlite['cpu_ms_per_turn'])} ms "
+        f"({ratio(pg['cpu_ms_per_turn'], sqlite['cpu_ms_per_turn'])}); PostgreSQL's own processes "
+        f"{fmt(pg['db_cpu_ms_per_turn'])} ms more (server + database {fmt(total)} ms, "
+        f"{ratio(total, sqlite['cpu_ms_per_turn'])})"
+    )
+
+    def diff(a: Optional[dict[str, Any]], b: Optional[dict[str, Any]], key: str) -> str:
+        if not a or not b or a[key] is None or b[key] is None:
+            return "-"
+        return f"{a[key] - b[key]:+.1f} ms"
+
+    print(
+        f"  TTFD one stream p50: {fmt(pg['ttfd_single_p50_ms'])} vs {fmt(sqlite['ttfd_single_p50_ms'])} ms "
+        f"({diff(pg, sqlite, 'ttfd_single_p50_ms')}); minus the relay {diff(pg, relay, 'ttfd_single_p50_ms')}, "
+        f"minus the relay on aiohttp {diff(pg, relay_aiohttp, 'ttfd_single_p50_ms')}"
+    )
+    print(
+        f"  TTFD under load p50 / p99: {fmt(pg['ttfd_load_p50_ms'])} / {fmt(pg['ttfd_load_p99_ms'])} vs "
+        f"{fmt(sqlite['ttfd_load_p50_ms'])} / {fmt(sqlite['ttfd_load_p99_ms'])} ms; gap p99 "
+        f"{fmt(pg['gap_p99_ms'])} vs {fmt(sqlite['gap_p99_ms'])} ms; held back max "
+        f"{fmt(pg['holdback_max_ms'])} vs {fmt(sqlite['holdback_max_ms'])} ms"
+    )
+    for name, value in (("server process", pg["cpu_ms_per_turn"]), ("server + database", total)):
+        ok = value is not None and sqlite["cpu_ms_per_turn"] and value <= 1.2 * sqlite["cpu_ms_per_turn"]
+        print(
+            f"  [{'met' if ok else 'MISSED'}] CPU per turn on PostgreSQL <= 1.2x SQLite ({name}): "
+            f"{ratio(value, sqlite['cpu_ms_per_turn'])}"
+        )
+
+
+def print_lease(lease: dict[str, Any]) -> None:
+    """The lease's round trips per engine, and the target (see ``lease.py``)."""
+    print()
+    print("the lease before the first delta (lease.py: store.acquire, the store opened as the server opens it):")
+    for engine, r in lease.items():
+        if "skipped" in r:
+            print(f"  {engine}: skipped ({r['skipped']})")
+            continue
+        alone, net, loaded = r["alone"]["acquire_new"], r["alone"]["lease_net_new"], r.get("with_turns")
+        line = (
+            f"  {engine:<9} acquire p50 / p99 / max {alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} / "
+            f"{alone['max_ms']:.2f} ms (minus the sequence-id read it replaces: p50 {net['p50_ms']:.2f}); "
+            f"finish p50 {r['alone']['finish']['p50_ms']:.2f} ms"
+        )
+        if loaded:
+            a = loaded["acquire"]
+            line += f"; with turns running: acquire p50 / p99 / max {a['p50_ms']:.2f} / {a['p99_ms']:.2f} / {a['max_ms']:.2f} ms"
+        print(line)
+    for engine, r in lease.items():
+        if "skipped" in r:
+            continue
+        alone = r["alone"]["acquire_new"]
+        ok = alone["p99_ms"] is not None and alone["p99_ms"] <= 5.0
+        print(
+            f"  [{'met' if ok else 'MISSED'}] {engine}: time to first delta added by the lease <= 5 ms "
+            f"(acquire, one at a time, p99): {alone['p99_ms']:.2f} ms"
+        )
+        loaded = r.get("with_turns")
+        if loaded:
+            a = loaded["acquire"]
+            ok = a["p99_ms"] is not None and a["p99_ms"] <= 5.0
+            print(
+                f"  [{'met' if ok else 'MISSED'}] {engine}: the same with turns running (simulated, "
+                f"acquire p99): {a['p99_ms']:.2f} ms"
+            )
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200, help="turns in the load phase")
@@ -231,25 +348,68 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--impl", action="append", choices=IMPLEMENTATIONS, help="only these (repeatable)"
     )
+    parser.add_argument(
+        "--reattach", type=int, default=20,
+        help="two processes on one store: reattach trials per engine of this project (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--reattach-tokens", type=int, default=50, help="tokens per reattached answer")
+    parser.add_argument("--reattach-delay-ms", type=float, default=20.0, help="their pause between tokens")
+    parser.add_argument("--reattach-after", type=int, default=5, help="tokens read before reattaching")
+    parser.add_argument(
+        "--reattach-jitter-ms", type=float, default=50.0, help="then a random pause of up to this long"
+    )
+    parser.add_argument(
+        "--lease-cycles", type=int, default=500,
+        help="lease round trips timed per engine of this project (0: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline-src", type=Path,
+        help="also run this project's server (SQLite) from this source folder, the one holding "
+        "burr_streaming_chatbot/ (e.g. `git archive <commit> src | tar -x -C DIR`, then DIR/src), "
+        "in the same rotation, as 'baseline build'",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
     impls = [i for i in IMPLEMENTATIONS if not args.impl or i in args.impl]
+    if args.baseline_src:
+        if not (args.baseline_src / "burr_streaming_chatbot" / "router.py").is_file():
+            parser.error(f"--baseline-src: no burr_streaming_chatbot/router.py in {args.baseline_src}")
+        args.baseline_src = args.baseline_src.resolve()
+        impls.append("chatbot_base")
     info: dict[str, Any] = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     began = time.perf_counter()
     info["machine_at_start"] = harness.machine_description()
-    fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
-    servers = {
-        impl: harness.start_server(impl, fake.url + "/v1", tmp / impl, log=tmp / f"{impl}.log")
-        for impl in impls
-    }
+    cluster = None
+    if "chatbot_pg" in impls:
+        cluster, reason = harness.start_postgres()
+        if cluster is None:
+            print(f"{LABELS['chatbot_pg']} skipped: {reason}", file=sys.stderr)
+            info["postgres_skipped"] = reason
+            impls.remove("chatbot_pg")
+    engines = [ENGINES[impl] for impl in impls if impl in ENGINES]
+    extra: dict[str, dict[str, Any]] = {}
     raw: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+    fake = None
+    servers: dict[str, harness.Process] = {}
     try:
+        env: dict[str, dict[str, str]] = {impl: {} for impl in impls}
+        if args.baseline_src:  # its package first on the path (before the installed one)
+            env["chatbot_base"] = {"PYTHONPATH": str(args.baseline_src)}
+        if cluster is not None:
+            env["chatbot_pg"] = {"BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare")}
+        fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
+        for impl in impls:
+            servers[impl] = harness.start_server(
+                "chatbot" if impl == "chatbot_base" else impl,
+                fake.url + "/v1", tmp / impl, log=tmp / f"{impl}.log", env=env[impl], name=impl,
+            )  # fmt: skip
         for impl, server in servers.items():
             server.wait_ready()
             info[impl] = httpx.get(server.url + harness.READY_PATH).json()
+        db_pid = {"chatbot_pg": harness.postmaster_pid(cluster)} if cluster is not None else {}
         rounds = max(1, args.rounds)
         per_round = lambda n: math.ceil(n / rounds)  # noqa: E731
         for r in range(rounds):
@@ -264,21 +424,57 @@ def main(argv: Optional[list[str]] = None) -> int:
                         single=per_round(args.single),
                         warmup=args.warmup if r == 0 else 1,
                         tag=f"r{r}",
+                        db_pid=db_pid.get(impl, 0),
                     )
                 )
                 print(f"  round {r + 1}/{rounds}: {LABELS[impl]} done", file=sys.stderr)
-    finally:
         for server in servers.values():
             server.stop()
         fake.stop()
+        if engines and args.reattach > 0:
+            url = cluster.create_database("bench_reattach") if cluster is not None else None
+            extra["reattach"] = run_script(
+                "reattach.py", engines, url, tmp / "reattach.json",
+                "--trials", str(args.reattach), "--tokens", str(args.reattach_tokens),
+                "--delay-ms", str(args.reattach_delay_ms), "--after", str(args.reattach_after),
+                "--jitter-ms", str(args.reattach_jitter_ms),
+            )  # fmt: skip
+            print("  two processes, reattach: done", file=sys.stderr)
+        if engines and args.lease_cycles > 0:
+            url = cluster.create_database("bench_lease") if cluster is not None else None
+            extra["lease"] = run_script(
+                "lease.py", engines, url, tmp / "lease.json", "--cycles", str(args.lease_cycles)
+            )
+            print("  lease round trips: done", file=sys.stderr)
+    finally:
+        for server in servers.values():
+            server.stop()
+        if fake is not None:
+            fake.stop()
+        if cluster is not None:
+            cluster.stop()
     results = {impl: stats(merge(raw[impl]), args.tokens) for impl in impls}
     print_report(results, args, info)
+    print_engines(results, info)
+    if "reattach" in extra:
+        import reattach
+
+        print()
+        reattach.print_report(
+            extra["reattach"],
+            argparse.Namespace(
+                trials=args.reattach, tokens=args.reattach_tokens, delay_ms=args.reattach_delay_ms,
+                after=args.reattach_after, jitter_ms=args.reattach_jitter_ms,
+            ),
+        )  # fmt: skip
+    if "lease" in extra:
+        print_lease(extra["lease"])
     print(f"\n(total {time.perf_counter() - began:.0f} s; files in {tmp if args.keep else 'a removed temporary directory'})")
     if args.json:
         args.json.write_text(
             json.dumps(
                 {"machine": harness.machine_description(), "args": vars(args) | {"json": str(args.json)},
-                 "servers": info, "results": results},
+                 "servers": info, "results": results, **extra},
                 indent=2, default=str,
             )
         )  # fmt: skip
@@ -286,7 +482,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if any(r["errors"] for r in results.values()) else 0
+    failed = any(r["errors"] for r in results.values()) or any(
+        r.get("errors") for r in extra.get("reattach", {}).values()
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

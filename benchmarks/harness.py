@@ -39,7 +39,10 @@ LABELS = {
     "burr_example": "Burr's example",
     "chatbot": "this project",
     "chatbot_pg": "this project, PG",
+    "chatbot_base": "baseline build",
 }
+"""(``chatbot_base``: this project's server from another source tree, ``compare.py
+--baseline-src``; not in IMPLEMENTATIONS.)"""
 CHATBOTS = ("chatbot", "chatbot_pg")
 """This project's server: on SQLite (its default), and on PostgreSQL (``BURR_CHATBOT_DATABASE_URL``)."""
 

@@ -14,8 +14,12 @@ sequence id before the turn (``store.sequence_id``: the check of its cached stat
 minus that read. Per engine, two phases:
 
 * **alone**: ``--cycles`` times, for a new conversation each time: the sequence-id read, then
-  ``acquire``, ``finish`` (with a last batch of three events, as a turn's usually is), then
-  ``acquire`` and ``finish`` again (the conversation's next turn: the lease row exists);
+  ``acquire``, the state's save after the ``prompt`` step (not the lease: the other store
+  write a turn makes before its first delta, timed for comparison), ``finish`` (with a last
+  batch of three events, as a turn's usually is), then ``acquire`` and ``finish`` again (the
+  conversation's next turn: the lease row exists); then ``--cycles`` times ``acquire`` and
+  ``finish`` alone, with this process's CPU time (all threads, user and system) read around
+  them: the lease's CPU per turn in the server (on PostgreSQL, without the database's own);
 * **with turns running**: ``--concurrency`` simulated turns at a time, each ``acquire``, then
   ``--turn-ms`` (0.8 to 1.2 times that, and their starts spread over the first turn) of
   answering, then ``finish``; meanwhile one publisher writes every running
@@ -34,6 +38,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -44,6 +49,8 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 from harness import percentile  # noqa: E402
+
+from burr.core import State  # noqa: E402
 
 from burr_streaming_chatbot.settings import Settings  # noqa: E402
 from burr_streaming_chatbot.store import Batch, open_store  # noqa: E402
@@ -76,36 +83,74 @@ def _round(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value, 3)
 
 
+def message(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content, "type": "text"}
+
+
 async def alone(store: Any, cycles: int, tag: str) -> dict[str, Any]:
     timings: dict[str, list[float]] = {
-        "read_sequence_id": [], "acquire_new": [], "finish": [], "acquire_next": [], "finish_next": [],
-        "lease_net_new": [],
+        "read_sequence_id": [], "acquire_new": [], "lease_net_new": [], "save_after_prompt": [],
+        "finish": [], "acquire_next": [], "finish_next": [],
     }  # fmt: skip
     clock = time.perf_counter
+    persister = await store.persister(PROJECT)
+    partition = store.partition_key(PROJECT)
     for i in range(cycles):
         app_id = f"{tag}-{i}"
         t0 = clock()
         await store.sequence_id(PROJECT, app_id)
         t1 = clock()
         token = new_token()
-        if await store.acquire(PROJECT, app_id, token, LEASE_S) is None:
+        lease = await store.acquire(PROJECT, app_id, token, LEASE_S)
+        if lease is None:
             raise RuntimeError(f"{app_id}: the lease of a new conversation was refused")
         t2 = clock()
-        await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
+        # Not the lease: the turn's first save (after its `prompt` step), which also comes
+        # before the first delta; what the engine costs there, for comparison.
+        state = State({"chat_history": [message("user", "What is Burr?")], "prompt": "What is Burr?"})
+        await persister.save(
+            partition, app_id, 0, "prompt", state, "completed", expected_sequence_id=lease.sequence_id
+        )
         t3 = clock()
+        await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
+        t4 = clock()
         token = new_token()
         if await store.acquire(PROJECT, app_id, token, LEASE_S) is None:
             raise RuntimeError(f"{app_id}: the lease of an idle conversation was refused")
-        t4 = clock()
-        await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
         t5 = clock()
+        await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
+        t6 = clock()
         timings["read_sequence_id"].append(t1 - t0)
         timings["acquire_new"].append(t2 - t1)
-        timings["finish"].append(t3 - t2)
-        timings["acquire_next"].append(t4 - t3)
-        timings["finish_next"].append(t5 - t4)
         timings["lease_net_new"].append((t2 - t1) - (t1 - t0))
+        timings["save_after_prompt"].append(t3 - t2)
+        timings["finish"].append(t4 - t3)
+        timings["acquire_next"].append(t5 - t4)
+        timings["finish_next"].append(t6 - t5)
     return {name: summarize(values) for name, values in timings.items()}
+
+
+async def cpu_per_lease(store: Any, cycles: int, tag: str) -> dict[str, Any]:
+    """This process's CPU time (all threads: the event loop, aiosqlite's thread; user and
+    system) per ``acquire`` + ``finish`` of a new conversation, one at a time. On PostgreSQL the
+    database server's own CPU is not in it."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    for i in range(cycles):
+        app_id, token = f"{tag}-{i}", new_token()
+        if await store.acquire(PROJECT, app_id, token, LEASE_S) is None:
+            raise RuntimeError(f"{app_id}: the lease of a new conversation was refused")
+        await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    return {
+        "cycles": cycles,
+        "cpu_ms_per_lease": round((user + system) * 1000 / max(1, cycles), 3),
+        "system_ms_per_lease": round(system * 1000 / max(1, cycles), 3),
+        "wall_ms_per_lease": round(wall * 1000 / max(1, cycles), 3),
+    }
 
 
 async def with_turns(store: Any, cycles: int, concurrency: int, turn_s: float, tag: str) -> dict[str, Any]:
@@ -184,6 +229,7 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any
         tag = new_token()
         await alone(store, min(20, max(1, args.cycles)), f"warm-{tag}")  # opens the files, fills the pool
         out: dict[str, Any] = {"alone": await alone(store, args.cycles, f"alone-{tag}")}
+        out["cpu"] = await cpu_per_lease(store, args.cycles, f"cpu-{tag}")
         if args.concurrency > 0 and args.cycles > 0:
             # Unreported: as many turns at once as will run, so that PostgreSQL's pool holds the
             # connections a server under this load keeps open.
@@ -211,11 +257,13 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
             return f"{'-':>24}"
         return f"{stat['p50_ms']:>8.2f}{stat['p99_ms']:>8.2f}{stat['max_ms']:>8.2f}"
 
-    print(
-        f"lease round trips, ms (p50 / p99 / max): {args.cycles} new conversations one at a time; "
-        f"then {args.cycles} turns, {args.concurrency} at a time, {args.turn_ms:g} ms each, "
-        "events published every 50 ms"
-    )
+    phases = f"lease round trips, ms: {args.cycles} new conversations one at a time"
+    if args.concurrency > 0:
+        phases += (
+            f"; then {args.cycles} turns, {args.concurrency} at a time, about {args.turn_ms:g} ms "
+            "each, their events published every 50 ms"
+        )
+    print(phases)
     print(f"{'':<36}{'p50':>8}{'p99':>8}{'max':>8}")
     for engine, result in results.items():
         if "skipped" in result:
@@ -226,9 +274,15 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"  {'read sequence id (no-lease server)':<34}{cell(a['read_sequence_id'])}")
         print(f"  {'acquire, new conversation':<34}{cell(a['acquire_new'])}")
         print(f"  {'acquire minus the read it replaces':<34}{cell(a['lease_net_new'])}")
+        print(f"  {'(not the lease) save after prompt':<34}{cell(a['save_after_prompt'])}")
         print(f"  {'finish (last batch + end)':<34}{cell(a['finish'])}")
         print(f"  {'acquire, next turn':<34}{cell(a['acquire_next'])}")
         print(f"  {'finish, next turn':<34}{cell(a['finish_next'])}")
+        c = result["cpu"]
+        print(
+            f"  CPU of this process per acquire + finish: {c['cpu_ms_per_lease']:.2f} ms "
+            f"({c['system_ms_per_lease']:.2f} in the kernel; {c['wall_ms_per_lease']:.2f} ms elapsed)"
+        )
         w = result.get("with_turns")
         if w:
             print(f"{engine}, with {args.concurrency} turns running")

@@ -28,7 +28,14 @@ the final event, and a stop waits for the end. Those 409s are failures (the turn
 retried, so the run goes on). After a disconnect without a final event the turn may still be
 winding down (up to the resume grace period): those 409s are expected and retried every 0.1 s.
 
-Prints what it did and the checks (memory per server process); exits 1 if a check fails.
+The histories are read from the first server and compared with the prompts the servers accepted;
+the other servers must return the same histories. A request with no response within 60 s is
+counted (its prompt may or may not be in the history) and fails the run, as does memory growing
+by 10% after warm-up in any server process.
+
+Prints what it did and the checks (memory per server process), and the first findings with the
+time they happened (to find them in the servers' logs, kept with ``--storage``); exits 1 if a
+check fails.
 """
 
 import argparse
@@ -190,7 +197,9 @@ class Soak:
         self.conflicted_turns: Counter = Counter()  # turns that got at least one 409, likewise
         self.reattaches: Counter = Counter()
         self.stop_results: Counter = Counter()
-        self.findings: list[str] = []
+        self.transport_errors: Counter = Counter()  # requests with no (complete) response
+        self.uncertain: dict[str, set[str]] = {}  # prompts whose POST got no response
+        self.findings: list[str] = []  # what went wrong, with the time, for the server logs
         self.done = 0
 
     def pick(self, index: int, turn: int) -> int:
@@ -253,26 +262,39 @@ class Soak:
         self, clients: list[httpx.AsyncClient], target: int, app_id: str, prompt: str,
         disconnect: bool, previous_end: str,
     ) -> str:
-        """One prompt; returns how the turn ended: ``final``, ``refused``, or after a disconnect
-        ``reattach`` (final event read on another server), ``stop`` or ``disconnect``."""
+        """One prompt; returns how the turn ended: ``final``, ``refused``, ``no response``, or
+        after a disconnect ``reattach`` (final event read on another server), ``stop`` or
+        ``disconnect``."""
         url = f"{API}/response/{self.project}/{app_id}"
+        name = self.servers[target].name
         for attempt in range(50):
-            async with clients[target].stream("POST", url, json={"prompt": prompt}) as response:
-                if response.status_code == 409:
-                    self.conflicts[previous_end] += 1
-                    if attempt == 0:
-                        self.conflicted_turns[previous_end] += 1
-                    if previous_end in SETTLED and self.args.verbose:
-                        print(f"409 for {app_id} on {self.servers[target].name} after {previous_end}")
-                    await asyncio.sleep(0.1)
-                    continue
-                if response.status_code != 200:
-                    self.counts["refused"] += 1
-                    self.refused[response.status_code] += 1
-                    return "refused"
-                self.sent[app_id].append(prompt)
-                self.counts["turns"] += 1
-                last_id, texts, final = await self.read(response, 3 if disconnect else None)
+            accepted = False
+            sent_at = time.monotonic()
+            try:
+                async with clients[target].stream("POST", url, json={"prompt": prompt}) as response:
+                    if response.status_code == 409:
+                        self.conflicts[previous_end] += 1
+                        if attempt == 0:
+                            self.conflicted_turns[previous_end] += 1
+                        if previous_end in SETTLED:
+                            self.finding(f"409 for {app_id} turn {len(self.sent[app_id])} on "
+                                         f"{name}, the previous turn ended: {previous_end}")
+                        await asyncio.sleep(0.1)
+                        continue
+                    if response.status_code != 200:
+                        self.counts["refused"] += 1
+                        self.refused[response.status_code] += 1
+                        return "refused"
+                    accepted = True
+                    self.sent[app_id].append(prompt)
+                    self.counts["turns"] += 1
+                    last_id, texts, final = await self.read(response, 3 if disconnect else None)
+            except httpx.TransportError as exc:
+                self.no_response(f"POST /response ({'after' if accepted else 'before'} the "
+                                 "response headers)", app_id, name, sent_at, exc)
+                if not accepted:  # the prompt may or may not be in the history
+                    self.uncertain.setdefault(app_id, set()).add(prompt)
+                return "no response"
             if final is not None:
                 if final["type"] == "message":
                     self.counts["messages"] += 1
@@ -284,18 +306,36 @@ class Soak:
                         self.counts["unexpected_stops"] += 1
                 return "final"
             if not disconnect:
-                self.findings.append(f"{app_id}: the stream ended without a final event")
+                self.finding(f"{app_id} on {name}: the stream ended without a final event")
                 return "disconnect"
             self.counts["disconnects"] += 1
             # The connection is closed: the server sees the client leave.
             draw = self.random.random()
             other = self.other(target)
-            if draw < self.args.reattach_rate:
-                return await self.reattach(clients[other], app_id, last_id, texts)
-            if draw < self.args.reattach_rate + self.args.stop_rate:
-                return await self.stop(clients[other], app_id)
+            sent_at = time.monotonic()
+            try:
+                if draw < self.args.reattach_rate:
+                    return await self.reattach(clients[other], app_id, last_id, texts)
+                if draw < self.args.reattach_rate + self.args.stop_rate:
+                    return await self.stop(clients[other], app_id)
+            except httpx.TransportError as exc:
+                what = "GET /stream" if draw < self.args.reattach_rate else "POST /stop"
+                self.no_response(what, app_id, self.servers[other].name, sent_at, exc)
+                return "no response"
             return "disconnect"
         raise RuntimeError(f"{app_id} stayed busy")
+
+    def finding(self, text: str) -> None:
+        self.findings.append(f"{time.strftime('%H:%M:%S')} {text}")
+        if self.args.verbose:
+            print(self.findings[-1])
+
+    def no_response(
+        self, what: str, app_id: str, name: str, sent_at: float, exc: Exception
+    ) -> None:
+        self.transport_errors[f"{what}: {type(exc).__name__}"] += 1
+        self.finding(f"{what} for {app_id} on {name}: {type(exc).__name__} after "
+                     f"{time.monotonic() - sent_at:.1f} s")
 
     async def reattach(
         self, client: httpx.AsyncClient, app_id: str, last_id: Optional[str], texts: list[str]
@@ -314,9 +354,8 @@ class Soak:
             self.reattaches["message"] += 1
             if "".join(texts + rest) != final["value"]["item"]["content"]:
                 self.reattaches["text did not join up"] += 1
-                if self.args.verbose:
-                    print("reattach", app_id, repr("".join(texts)), repr("".join(rest)),
-                          repr(final["value"]["item"]["content"]))
+                self.finding(f"reattach {app_id}: {''.join(texts)!r} + {''.join(rest)!r} "
+                             f"!= {final['value']['item']['content']!r}")
         else:
             self.reattaches[f"error {final['value']['code']}"] += 1
         return "reattach"
@@ -374,6 +413,7 @@ class Soak:
         for app_id, prompts in self.sent.items():
             url = f"{API}/history/{self.project}/{app_id}"
             history = (await clients[0].get(url)).json()
+            unknown = self.uncertain.get(app_id, set())
             users = [m["content"] for m in history if m["role"] == "user"]
             missing = [p for p in prompts if p not in users]
             lost += len(missing)
@@ -381,7 +421,8 @@ class Soak:
                 print("lost", missing, "history", [(m["role"], m["content"][:30]) for m in history])
             duplicated += len(users) - len(set(users))
             interleaved += len([u for u in users if f"What is {app_id} " not in u])
-            interleaved += int(users != [p for p in prompts if p in users])
+            known = [u for u in users if u not in unknown]
+            interleaved += int(known != [p for p in prompts if p in users])
             for before, after in zip(history, history[1:]):
                 if before["role"] == after["role"] == "assistant":
                     interleaved += 1
@@ -484,14 +525,19 @@ def main() -> int:
           f"refused {soak.counts['refused']} {dict(soak.refused) or ''}")
     print(f"  error codes: {counter_text(soak.error_codes)}; "
           f"stopped while the client listened: {soak.counts['unexpected_stops']}")
-    print(f"  after a disconnect: reattach on another process {sum(soak.reattaches.values())} "
-          f"({counter_text(soak.reattaches)}), stop on another process {sum(soak.stop_results.values())} "
+    where = "another process" if args.processes > 1 else "the same process"
+    print(f"  after a disconnect: reattach on {where} {sum(soak.reattaches.values())} "
+          f"({counter_text(soak.reattaches)}), stop on {where} {sum(soak.stop_results.values())} "
           f"({counter_text(soak.stop_results)})")
     print(f"  409 after the previous turn ended (final event, reattach, stop) or on a first turn: "
           f"{unexpected} responses, {sum(n for e, n in soak.conflicted_turns.items() if e in SETTLED)} "
           f"turns ({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e in SETTLED}))})")
     print(f"  409 after a disconnect (retried every 0.1 s): {expected} responses, "
-          f"{sum(n for e, n in soak.conflicted_turns.items() if e not in SETTLED)} turns")
+          f"{sum(n for e, n in soak.conflicted_turns.items() if e not in SETTLED)} turns "
+          f"({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e not in SETTLED}))})")
+    print(f"  requests without a (complete) response in 60 s: {sum(soak.transport_errors.values())} "
+          f"({counter_text(soak.transport_errors)}); prompts that may or may not have been "
+          f"accepted: {sum(len(p) for p in soak.uncertain.values())}")
     print(f"  lost user messages: {result['lost']}")
     print(f"  duplicated user messages: {result['duplicated']}")
     print(f"  interleaved or out-of-order histories: {result['interleaved']}")
@@ -505,8 +551,10 @@ def main() -> int:
               f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
               f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%")
         print(f"  {server.name} at the end: {status}; tracebacks in its log: {traces}")
+    if soak.findings:
+        print(f"  findings ({len(soak.findings)}, the first 10):")
     for finding in soak.findings[:10]:
-        print(f"  {finding}")
+        print(f"    {finding}")
     ok = result["lost"] == 0 and result["interleaved"] == 0 and result["duplicated"] == 0
     ok = ok and result["differ"] == 0 and unexpected == 0 and not soak.findings
     ok = ok and soak.counts["unexpected_stops"] == 0
