@@ -376,32 +376,41 @@ class PostgresStore(Store):
     async def acquire(
         self, project_id: str, app_id: str, token: str, lease_s: float
     ) -> Optional[Lease]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            taken = await conn.fetchval(
-                f"""INSERT INTO {LEASES} (project_id, app_id, token, owner, expires_at)
-                    VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 second')
-                    ON CONFLICT (project_id, app_id) DO NOTHING
-                    RETURNING token""",
+        # The usual case in one statement: the last turn ended, or was this process's own.
+        taken = await self.pool.fetch(
+            f"""INSERT INTO {LEASES} (project_id, app_id, token, owner, expires_at)
+                VALUES ($1, $2, $3, $4, clock_timestamp() + $5 * interval '1 second')
+                ON CONFLICT (project_id, app_id) DO UPDATE SET token = excluded.token,
+                  owner = excluded.owner, expires_at = excluded.expires_at, done = FALSE,
+                  stop = FALSE, finished_at = NULL, watched_at = NULL
+                WHERE {LEASES}.done OR {LEASES}.owner = $4
+                RETURNING (SELECT max(sequence_id) FROM {TABLE}
+                            WHERE partition_key = $1 AND app_id = $2)""",
+            project_id, app_id, token, self.owner, lease_s,
+        )
+        if taken:
+            return Lease(sequence_id=taken[0][0], orphan=None)
+        async with self.pool.acquire() as conn, conn.transaction():  # held elsewhere: alive?
+            row = await conn.fetchrow(
+                f"""SELECT token, owner, done, expires_at < clock_timestamp() AS expired
+                    FROM {LEASES} WHERE project_id = $1 AND app_id = $2 FOR UPDATE""",
+                project_id, app_id,
+            )
+            if row is None:  # (rows are never deleted; stay correct if one is)
+                return await self.acquire(project_id, app_id, token, lease_s)
+            if row["done"] or row["owner"] == self.owner:
+                orphan = None  # (it ended since the statement above)
+            elif not row["expired"] and not owner_is_gone(row["owner"], self.owner):
+                return None
+            else:
+                orphan = row["token"]
+            await conn.execute(
+                f"""UPDATE {LEASES} SET token = $3, owner = $4,
+                      expires_at = clock_timestamp() + $5 * interval '1 second',
+                      done = FALSE, stop = FALSE, finished_at = NULL, watched_at = NULL
+                    WHERE project_id = $1 AND app_id = $2""",
                 project_id, app_id, token, self.owner, lease_s,
             )
-            orphan = None
-            if taken is None:
-                row = await conn.fetchrow(
-                    f"""SELECT token, owner, done, expires_at < clock_timestamp() AS expired
-                        FROM {LEASES} WHERE project_id = $1 AND app_id = $2 FOR UPDATE""",
-                    project_id, app_id,
-                )
-                if not row["done"] and row["owner"] != self.owner:
-                    if not row["expired"] and not owner_is_gone(row["owner"], self.owner):
-                        return None
-                    orphan = row["token"]
-                await conn.execute(
-                    f"""UPDATE {LEASES} SET token = $3, owner = $4,
-                          expires_at = clock_timestamp() + $5 * interval '1 second',
-                          done = FALSE, stop = FALSE, finished_at = NULL
-                        WHERE project_id = $1 AND app_id = $2""",
-                    project_id, app_id, token, self.owner, lease_s,
-                )
             sequence_id = await conn.fetchval(
                 f"SELECT max(sequence_id) FROM {TABLE} WHERE partition_key = $1 AND app_id = $2",
                 project_id, app_id,

@@ -143,9 +143,9 @@ class ChatStatePersister(AsyncSQLitePersister):
             await asyncio.shield(self.connection.execute("COMMIT"))
 
     async def fetchall(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        """Run a query on the connection (the caller holds the lock)."""
-        async with self.connection.execute(query, parameters) as cursor:
-            return list(await cursor.fetchall())
+        """Run a query on the connection (the caller holds the lock); one hand-off to the
+        connection's thread, where ``execute`` then ``fetchall`` would be three."""
+        return list(await self.connection.execute_fetchall(query, parameters))
 
     async def fetchone(self, query: str, parameters: Sequence[Any] = ()) -> Optional[tuple]:
         rows = await self.fetchall(query, parameters)
@@ -298,7 +298,23 @@ class SQLiteStore(Store):
     ) -> Optional[Lease]:
         db = await self.persister(project_id)
         now = time.time()
-        async with db.transaction():
+        async with db.lock:
+            # The usual case in one statement (one transaction, one hand-off to the thread):
+            # the last turn ended, or was this process's own.
+            taken = await db.fetchall(
+                f"""INSERT INTO {LEASES} (app_id, token, owner, expires_at, done, stop)
+                    VALUES (?1, ?2, ?3, ?4, 0, 0)
+                    ON CONFLICT (app_id) DO UPDATE SET token = excluded.token,
+                      owner = excluded.owner, expires_at = excluded.expires_at, done = 0,
+                      stop = 0, finished_at = NULL, watched_at = NULL
+                    WHERE {LEASES}.done = 1 OR {LEASES}.owner = ?3
+                    RETURNING (SELECT sequence_id FROM {TABLE}
+                                WHERE partition_key = ?5 AND app_id = ?1)""",
+                (app_id, token, self.owner, now + lease_s, db.PARTITION_KEY_DEFAULT),
+            )
+        if taken:
+            return Lease(sequence_id=taken[0][0], orphan=None)
+        async with db.transaction():  # held by another process: is it alive?
             row = await db.fetchone(
                 f"SELECT token, owner, expires_at, done FROM {LEASES} WHERE app_id = ?", (app_id,)
             )
@@ -314,7 +330,7 @@ class SQLiteStore(Store):
                     VALUES (?, ?, ?, ?, 0, 0, NULL)
                     ON CONFLICT (app_id) DO UPDATE SET token = excluded.token,
                       owner = excluded.owner, expires_at = excluded.expires_at, done = 0, stop = 0,
-                      finished_at = NULL""",
+                      finished_at = NULL, watched_at = NULL""",
                 (app_id, token, self.owner, now + lease_s),
             )
             state = await db.fetchone(
