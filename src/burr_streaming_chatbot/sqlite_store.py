@@ -122,8 +122,19 @@ class ChatStatePersister(AsyncSQLitePersister):
                     first INTEGER NOT NULL,
                     last INTEGER NOT NULL,
                     payload TEXT NOT NULL,
+                    ends_turn INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (token, first)
                 )""",
+                f"CREATE INDEX IF NOT EXISTS {LEASES}_token ON {LEASES} (token)",
+                # A turn's last batch ends its lease in the same statement, so one hand-off to
+                # the connection's thread writes both, atomically (see SQLiteStore.finish).
+                f"""CREATE TRIGGER IF NOT EXISTS {EVENTS}_end_turn AFTER INSERT ON {EVENTS}
+                    WHEN NEW.ends_turn = 1
+                    BEGIN
+                      UPDATE {LEASES} SET done = 1,
+                        finished_at = (julianday('now') - 2440587.5) * 86400.0
+                      WHERE token = NEW.token;
+                    END""",
             ):
                 await self.connection.execute(statement)
 
@@ -349,17 +360,24 @@ class SQLiteStore(Store):
 
     async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
         db = await self.persister(project_id)
-        async with db.transaction():
-            await self._insert(db, batches)
+        rows = [(token, batch) for token, batch in batches if batch.events]
+        async with db.lock:
+            for start in range(0, len(rows), 500):
+                await self._insert(db, rows[start : start + 500], ends_turn=False)
 
     @staticmethod
-    async def _insert(db: ChatStatePersister, batches: Sequence[tuple[str, Batch]]) -> None:
-        await db.connection.executemany(
-            f"INSERT INTO {EVENTS} (token, first, last, payload) VALUES (?, ?, ?, ?)",
+    async def _insert(db: ChatStatePersister, rows: Sequence[tuple[str, Batch]], ends_turn: bool) -> None:
+        """One statement (one transaction, one hand-off to the connection's thread)."""
+        await db.connection.execute(
+            f"INSERT INTO {EVENTS} (token, first, last, payload, ends_turn) VALUES "
+            + ",".join(["(?, ?, ?, ?, ?)"] * len(rows)),
             [
-                (token, batch.first, batch.first + len(batch.events) - 1, pack_events(batch.events))
-                for token, batch in batches
-                if batch.events
+                value
+                for token, batch in rows
+                for value in (
+                    token, batch.first, batch.first + len(batch.events) - 1,
+                    pack_events(batch.events), int(ends_turn),
+                )
             ],
         )
 
@@ -367,13 +385,14 @@ class SQLiteStore(Store):
         self, project_id: str, app_id: str, token: str, last: Optional[Batch]
     ) -> None:
         db = await self.persister(project_id)
-        async with db.transaction():
-            if last is not None:
-                await self._insert(db, [(token, last)])
-            await db.connection.execute(
-                f"UPDATE {LEASES} SET done = 1, finished_at = ? WHERE app_id = ? AND token = ?",
-                (time.time(), app_id, token),
-            )
+        async with db.lock:
+            if last is not None and last.events:  # ends the lease too (the table's trigger)
+                await self._insert(db, [(token, last)], ends_turn=True)
+            else:
+                await db.connection.execute(
+                    f"UPDATE {LEASES} SET done = 1, finished_at = ? WHERE app_id = ? AND token = ?",
+                    (time.time(), app_id, token),
+                )
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
         db = await self.persister(project_id)
