@@ -35,6 +35,8 @@ Key = tuple[str, str]
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
 WATCH_S = 0.2
 """How often a reader on another process says it still follows a turn."""
+PRUNE_EVERY_S = 10.0
+"""How often the event logs of turns that ended over a minute ago are deleted (at most)."""
 END_TIMEOUT_S = 5.0
 """The longest a turn's last event waits for the store to record the turn's end."""
 LOST = ErrorValue(
@@ -425,6 +427,7 @@ class Turns:
         """Held for each write of event logs: a turn's batches go in order, never twice."""
         self._keeper: Optional[asyncio.Task] = None
         self._asking: set[asyncio.Task] = set()
+        self._pruned = float("-inf")
         self._last_warning = 0.0
         store.on_stop_request(self._stop_requested)
 
@@ -527,17 +530,17 @@ class Turns:
         """While turns run here: publish their new events, renew their leases, and (without
         notifications) look for stop requests."""
         loop = asyncio.get_running_loop()
-        renewed = stops_checked = loop.time()
         while True:
-            await self._keep_while_live(loop, renewed, stops_checked)
-            for project_id in {key[0] for key in self.finished}:
-                await self._guarded(self.store.prune(project_id, self.keep_finished_s))
+            await self._keep_while_live(loop)
+            if loop.time() - self._pruned >= PRUNE_EVERY_S:
+                self._pruned = loop.time()
+                for project_id in {key[0] for key in self.finished}:
+                    await self._guarded(self.store.prune(project_id, self.keep_finished_s))
             if not self.live:  # (no await since the check: a new turn starts a new keeper)
                 return
 
-    async def _keep_while_live(
-        self, loop: asyncio.AbstractEventLoop, renewed: float, stops_checked: float
-    ) -> None:
+    async def _keep_while_live(self, loop: asyncio.AbstractEventLoop) -> None:
+        renewed = stops_checked = loop.time()
         while self.live:
             await asyncio.sleep(self.publish_s)
             await self._guarded(self._publish())
