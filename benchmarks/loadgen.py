@@ -159,6 +159,8 @@ def client_session(concurrency: int, timeout_s: float = 120.0) -> aiohttp.Client
     """The load's HTTP client: aiohttp, whose reads cost a fraction of httpx's, so that the
     load generator, on the same cores as the server, takes as little from it as it can."""
     return aiohttp.ClientSession(
+        # As the page asks: event ids and keepalives (the other servers ignore the header).
+        headers={"Accept": "text/event-stream"},
         connector=aiohttp.TCPConnector(limit=concurrency + 4),
         timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s, sock_connect=10.0),
     )

@@ -169,7 +169,9 @@ async def trial(
 
 async def measure(a_url: str, b_url: str, args: argparse.Namespace, tag: str) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=None, sock_read=60, sock_connect=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        timeout=timeout, headers={"Accept": "text/event-stream"}  # ids, as the page asks
+    ) as session:
         jitter = args.jitter_ms / 1000
         cold = await trial(session, a_url, b_url, f"{tag}-cold", args.after, args.tokens, jitter)
         results = []

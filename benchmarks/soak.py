@@ -371,7 +371,10 @@ class Soak:
     async def run(self) -> dict:
         limits = httpx.Limits(max_connections=self.args.concurrency * 2)
         clients = [
-            httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits)
+            httpx.AsyncClient(
+                base_url=server.url, timeout=60, limits=limits,
+                headers={"Accept": "text/event-stream"},  # ids, for Last-Event-ID
+            )
             for server in self.servers
         ]
         try:

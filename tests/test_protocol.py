@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import codecs
+
 from httpx_sse import connect_sse
 
 from conftest import API, PROJECT, ChatServer
@@ -16,7 +18,8 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
 ) -> None:
     upstream.control(text="Hello there, streaming world!")
     with server.client.stream(
-        "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "What is Burr?"}
+        "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "What is Burr?"},
+        headers={"Accept": "text/event-stream"},
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -137,7 +140,8 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
     assert stream["itemSchema"] == stream["schema"]["items"]  # one block; the stream, an array
     block = stream["itemSchema"]["$ref"].rsplit("/", 1)[-1]
     item = schema["components"]["schemas"][block]
-    assert item["required"] == ["data", "id"]
+    assert item["required"] == ["data"]  # `id` only for clients that accept text/event-stream
+    assert "text/event-stream" in item["properties"]["id"]["description"]
     mapping = item["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
     assert set(mapping) == {"chat_history", "action", "mode", "delta", "message", "error"}
     committed = Path(__file__).resolve().parent.parent / "ui_bundle" / "openapi.json"
@@ -151,3 +155,41 @@ def test_unknown_paths_under_the_prefix_are_json_404(server: ChatServer) -> None
     response = server.client.get(f"{API}/no/such/thing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
+
+
+def parse_like_the_post(reads: list[bytes]) -> list[dict]:
+    """Burr's streaming example page (the blog post's client), exactly: each network read is
+    decoded (streaming UTF-8), split on "data: ", and every piece but the first parsed as
+    JSON; a piece that does not parse throws."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    events = []
+    for read in reads:
+        message = decoder.decode(read)
+        events.extend(json.loads(piece) for piece in message.split("data: ")[1:])
+    return events
+
+
+def test_the_posts_own_client_reads_every_turn_and_reattach(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    """Without `Accept: text/event-stream` the stream is what Burr's built-in page parses, at
+    every read boundary the server produces: bare `data: <json>` blocks, and no `data: ` inside
+    the JSON, even when the answer says it."""
+    answer = 'He said "data: 42" — déjà vu, data: again 🌍'
+    upstream.control(text=answer, delay_ms=5)
+    for turn in range(2):
+        with server.client.stream(
+            "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": f"What is {turn}?"}
+        ) as response:
+            reads = list(response.iter_raw())
+        assert len(reads) > 3  # several reads: events arrive as they are written
+        events = parse_like_the_post(reads)
+        assert [e["type"] for e in events][:2] == ["chat_history", "action"]
+        assert events[-1]["type"] == "message"
+        assert "".join(e["value"] for e in events if e["type"] == "delta") == answer
+        assert all(block.startswith(b"data: ") for block in b"".join(reads).split(b"\n\n") if block)
+    # A late reattach without the header: the same form.
+    with server.client.stream("GET", f"{API}/stream/{PROJECT}/{app_id}") as response:
+        replay = parse_like_the_post(list(response.iter_raw()))
+    assert "".join(e["value"] for e in replay if e["type"] == "delta") == answer
+    assert server.history(app_id)[-1]["content"] == answer

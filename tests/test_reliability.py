@@ -173,7 +173,8 @@ def test_an_idle_stream_gets_keepalive_comments_that_parsers_skip(
 ) -> None:
     upstream.control(text="Slow to start.", first_token_delay_ms=900)
     with tight_server.client.stream(
-        "POST", f"{API}/response/{PROJECT}/keepalive", json={"prompt": "What is slow?"}
+        "POST", f"{API}/response/{PROJECT}/keepalive", json={"prompt": "What is slow?"},
+        headers={"Accept": "text/event-stream"},
     ) as response:
         raw = "".join(response.iter_text())
     before_text = raw[: raw.index('"type":"delta"')]
@@ -249,3 +250,19 @@ def test_kill_9_mid_answer_then_restart(upstream: FakeUpstream, tmp_path: Path) 
         assert [m["content"] for m in history[4:]] == ["What is three?", "Three."]
     finally:
         server.close()
+
+
+def test_a_client_that_does_not_ask_for_an_event_stream_gets_bare_data_blocks(
+    tight_server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """Burr's own streaming page splits each network read on "data: " and parses every piece
+    as JSON: no ids and no keepalive comments for it, even while the model is slow to start."""
+    upstream.control(text="Slow to start.", first_token_delay_ms=900)
+    with tight_server.client.stream(
+        "POST", f"{API}/response/{PROJECT}/bare", json={"prompt": "What is slow?"}
+    ) as response:
+        raw = "".join(response.iter_text())
+    assert ": keepalive" not in raw and "\nid: " not in raw
+    events = [json.loads(piece) for piece in raw.split("data: ")[1:]]
+    assert "".join(e["value"] for e in events if e["type"] == "delta") == "Slow to start."
+    assert events[-1]["type"] == "message"

@@ -172,7 +172,7 @@ def _data_as_json_text(schema: dict) -> None:
         "contentMediaType": "application/json",
         "contentSchema": schema["properties"]["data"],
     }
-    schema["required"] = ["data", "id"]
+    schema["required"] = ["data"]
 
 
 class ChatEventBlock(BaseModel):
@@ -180,7 +180,12 @@ class ChatEventBlock(BaseModel):
     ``id`` names it for ``Last-Event-ID`` (this model documents the stream; it is never built)."""
 
     data: ChatEvent
-    id: str = Field(description="`<turn token>.<event number>`; send it back as Last-Event-ID.")
+    id: Optional[str] = Field(
+        default=None,
+        description="`<turn token>.<event number>`; send it back as Last-Event-ID. Only when "
+        "the request's Accept is text/event-stream (without, blocks are bare `data:` lines, as "
+        "Burr's streaming example sends them).",
+    )
 
     model_config = ConfigDict(json_schema_extra=_data_as_json_text)
 

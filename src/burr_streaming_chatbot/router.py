@@ -39,7 +39,7 @@ from .events import (
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
-from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses
+from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses, wants_event_stream
 from .store import ConflictError, StoreError, is_store_error, open_store
 from .turns import LiveTurn, RemoteTurn, Turns, new_token
 
@@ -256,11 +256,14 @@ def create_router(
             503: {"description": "Too many answers streaming; see Retry-After."},
         },
     )
-    async def chat_response(turn: Annotated[LiveTurn, Depends(start_turn)]) -> EventStream:
+    async def chat_response(
+        turn: Annotated[LiveTurn, Depends(start_turn)],
+        accept: Annotated[Optional[str], Header(include_in_schema=False)] = None,
+    ) -> EventStream:
         """Answer a prompt as server-sent events: ``chat_history`` first, then ``action``,
         ``mode`` and ``delta`` events, and last one ``message`` or one ``error``. Each event has
         an ``id``; if the connection drops, ``GET /stream`` with it resumes the answer."""
-        return EventStream(event_blocks(turn, 0, settings.keepalive_s))
+        return EventStream(event_blocks(turn, 0, settings.keepalive_s, wants_event_stream(accept)))
 
     @router.get(
         "/stream/{project_id}/{app_id}",
@@ -273,10 +276,12 @@ def create_router(
     async def resume_stream(
         turn: Annotated[Union[LiveTurn, RemoteTurn], Depends(current_turn)],
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
+        accept: Annotated[Optional[str], Header(include_in_schema=False)] = None,
     ) -> EventStream:
         """Reattach to the answer being generated (or just finished) in a conversation: the
         events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
-        return EventStream(event_blocks(turn, turn.position(last_event_id), settings.keepalive_s))
+        start = turn.position(last_event_id)
+        return EventStream(event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept)))
 
     @router.post("/stop/{project_id}/{app_id}", response_model=StopResult)
     async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
@@ -305,12 +310,15 @@ _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encod
 """``json.dumps`` with these options builds an encoder on every call; deltas are many."""
 
 
-async def event_blocks(turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_s: float) -> AsyncIterator[bytes]:
-    """A live turn's events as encoded SSE blocks with ids, one write per batch: events that
-    piled up while the client was busy go out together, and consecutive deltas among them as
-    one ``delta`` event (with the id of the last). A comment goes out after ``keepalive_s``
-    seconds without events."""
-    async for first, batch in turn.follow(start, idle_s=keepalive_s):
+async def event_blocks(
+    turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_s: float, with_ids: bool = True
+) -> AsyncIterator[bytes]:
+    """A turn's events as encoded SSE blocks, one write per batch: events that piled up while
+    the client was busy go out together, and consecutive deltas among them as one ``delta``
+    event (with the id of the last). ``with_ids``: each block has an id, and a comment goes
+    out after ``keepalive_s`` seconds without events; without, bare ``data:`` blocks only (see
+    :func:`.sse.wants_event_stream`)."""
+    async for first, batch in turn.follow(start, idle_s=keepalive_s if with_ids else None):
         if not batch:
             yield KEEPALIVE
             continue
@@ -324,10 +332,10 @@ async def event_blocks(turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_
                     end += 1
                 text = "".join(batch[index:end])
                 data = '{"type":"delta","value":' + _encode_json(text) + "}"  # a DeltaEvent
-                blocks.append(encode_event(data, turn.event_id(first + end - 1)))
+                blocks.append(encode_event(data, turn.event_id(first + end - 1) if with_ids else None))
                 index = end
             else:
-                blocks.append(encode_event(event.data, turn.event_id(first + index)))
+                blocks.append(encode_event(event.data, turn.event_id(first + index) if with_ids else None))
                 index += 1
         yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 

@@ -12,7 +12,7 @@ Upstream, :class:`EventDecoder` reads a model server's stream a network read at 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
@@ -21,9 +21,25 @@ KEEPALIVE = b": keepalive\n\n"
 """A comment line: ignored by every SSE client, keeps proxies from closing an idle stream."""
 
 
-def encode_event(data: str, event_id: str) -> bytes:
-    """One event block; ``data`` must be one line (JSON always is)."""
+def encode_event(data: str, event_id: Optional[str]) -> bytes:
+    """One event block; ``data`` must be one line (JSON always is).
+
+    Without an id, the block is only ``data: <json>`` and a blank line, the form clients
+    written from Burr's streaming example parse by splitting a read on ``"data: "``; so that
+    split never cuts inside the JSON, ``data: `` within it (only ever inside a string) is
+    written as ``data\\u003a `` (the same string to any JSON parser).
+    """
+    if event_id is None:
+        return b"data: " + data.replace("data: ", "data\\u003a ").encode() + b"\n\n"
     return b"data: " + data.encode() + b"\nid: " + event_id.encode() + b"\n\n"
+
+
+def wants_event_stream(accept: Optional[str]) -> bool:
+    """True when a request's ``Accept`` asks for ``text/event-stream`` (an ``EventSource``, an
+    SSE client library, this package's page): its events then carry ids, and idle streams get
+    keepalive comments. Other clients (Burr's own streaming page among them) get bare
+    ``data:`` blocks."""
+    return accept is not None and "text/event-stream" in accept.lower()
 
 
 class EventStream(StreamingResponse):

@@ -229,9 +229,9 @@ export interface components {
             data: string;
             /**
              * Id
-             * @description `<turn token>.<event number>`; send it back as Last-Event-ID.
+             * @description `<turn token>.<event number>`; send it back as Last-Event-ID. Only when the request's Accept is text/event-stream (without, blocks are bare `data:` lines, as Burr's streaming example sends them).
              */
-            id: string;
+            id?: string | null;
         };
         /**
          * ChatHistoryEvent
