@@ -7,6 +7,7 @@ line on stdout (the fake OpenAI server does the same), so nothing here races for
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import platform
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import httpx
 
@@ -294,3 +295,16 @@ def start_postgres() -> tuple[Optional[Any], str]:
 def postmaster_pid(cluster: Any) -> int:
     """The pid of a started cluster's postmaster (from ``postmaster.pid`` in its data folder)."""
     return int((cluster.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def report(results: Any, json_path: Optional[str], print_report: Callable[[], None]) -> None:
+    """A script's results: as JSON on stdout with ``--json -``; else the machine and the printed
+    report, and the JSON in ``json_path`` when one is given."""
+    if json_path == "-":
+        json.dump(results, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    print(f"machine: {machine_description()}")
+    print_report()
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))

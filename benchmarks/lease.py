@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import resource
 import shutil
@@ -318,14 +317,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    if args.json == "-":
-        json.dump(results, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(f"machine: {harness.machine_description()}")
-        print_report(results, args)
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2))
+    harness.report(results, args.json, lambda: print_report(results, args))
     return 0
 
 

@@ -320,14 +320,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     results = run(args, engines, args.database_url)
-    if args.json == "-":
-        json.dump(results, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(f"machine: {harness.machine_description()}")
-        print_report(results, args)
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2))
+    harness.report(results, args.json, lambda: print_report(results, args))
     failed = any(r.get("errors") for r in results.values())
     return 1 if failed else 0
 

@@ -14,13 +14,8 @@ from postgres import find_pg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-LABELS = {
-    "relay": "bare relay",
-    "relay_aiohttp": "relay, aiohttp",
-    "burr_example": "Burr's example",
-    "chatbot": "this project",
-    "chatbot_pg": "this project, PG",
-}
+sys.path.insert(0, str(BENCH))
+from harness import LABELS  # noqa: E402  (the names the report prints)
 
 
 def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -318,6 +318,10 @@ async def event_blocks(
     event (with the id of the last). ``with_ids``: each block has an id, and a comment goes
     out after ``keepalive_s`` seconds without events; without, bare ``data:`` blocks only (see
     :func:`.sse.wants_event_stream`)."""
+
+    def event_id(index: int) -> Optional[str]:
+        return turn.event_id(index) if with_ids and index >= 0 else None  # (NO_ID: none)
+
     async for first, batch in turn.follow(start, idle_s=keepalive_s if with_ids else None):
         if not batch:
             yield KEEPALIVE
@@ -332,10 +336,10 @@ async def event_blocks(
                     end += 1
                 text = "".join(batch[index:end])
                 data = '{"type":"delta","value":' + _encode_json(text) + "}"  # a DeltaEvent
-                blocks.append(encode_event(data, turn.event_id(first + end - 1) if with_ids else None))
+                blocks.append(encode_event(data, event_id(first + end - 1)))
                 index = end
             else:
-                blocks.append(encode_event(event.data, turn.event_id(first + index) if with_ids else None))
+                blocks.append(encode_event(event.data, event_id(first + index)))
                 index += 1
         yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 

@@ -26,7 +26,7 @@ from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
 from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue, MessageEvent
-from .store import Batch, Event, Store, TurnRecord
+from .store import Batch, Event, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,14 @@ WATCH_S = 0.2
 """How often a reader on another process says it still follows a turn."""
 PRUNE_EVERY_S = 10.0
 """How often the event logs of turns that ended over a minute ago are deleted (at most)."""
+NO_ID = -1
+"""The "index" of an event that is not the turn's own (a reader's error): sent without an id,
+so a client's Last-Event-ID stays the turn's last real event."""
+STORE_FAILED = ErrorValue(
+    code="storage_unavailable",
+    message="The conversation store failed while this answer was followed; reattach again soon.",
+    retryable=True,
+)
 END_TIMEOUT_S = 5.0
 """The longest a turn's last event waits for the store to record the turn's end."""
 LOST = ErrorValue(
@@ -368,7 +376,20 @@ class RemoteTurn:
     ) -> AsyncIterator[tuple[int, list[Any]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends;
         an empty batch after ``idle_s`` seconds without events. A turn whose process died
-        (its lease expired unfinished) ends with a ``worker_lost`` error."""
+        (its lease expired unfinished) ends with a ``worker_lost`` error, and a store that
+        fails meanwhile with ``storage_unavailable``."""
+        try:
+            async for batch in self._follow(start, idle_s):
+                yield batch
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            logger.warning("Following %s/%s from the store failed: %s", *self.key, exc)
+            yield NO_ID, [EncodedEvent.of(ErrorEvent(value=STORE_FAILED))]
+
+    async def _follow(
+        self, start: int, idle_s: Optional[float]
+    ) -> AsyncIterator[tuple[int, list[Any]]]:
         loop = asyncio.get_running_loop()
         project_id, app_id = self.key
         index = start
@@ -392,7 +413,7 @@ class RemoteTurn:
                     last_sent = loop.time()
             if ended:
                 if record is not None and record.token == self.token and record.expired:
-                    yield index, [EncodedEvent.of(ErrorEvent(value=LOST))]
+                    yield NO_ID, [EncodedEvent.of(ErrorEvent(value=LOST))]
                 return
             timeout = self.wait_s if idle_s is None else min(self.wait_s, idle_s)
             await self.store.wait(self.token, timeout)
