@@ -176,7 +176,7 @@ def test_a_killed_process_s_lease_expires_and_its_partial_answer_is_kept(
         with connect_sse(b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}") as source:
             followed = [json.loads(sse.data) for sse in source.iter_sse()]
         assert followed[-1]["type"] == "error" and followed[-1]["value"]["code"] == "worker_lost"
-        assert 1.0 < time.monotonic() - killed < 4.0
+        assert 1.0 < time.monotonic() - killed < 8.0  # the 2 s lease, give or take a renewal
         upstream.control(text="Back.", delay_ms=0)
         assert b.turn(app_id, "What now?")[-1]["type"] == "message"
         history = b.history(app_id)
