@@ -14,6 +14,10 @@ What it answers:
 * Streaming calls (``"stream": true``) stream :func:`answer_tokens`: ``text`` split into
   word-sized tokens when set, else ``tokens`` tokens of markdown when ``markdown`` is set,
   else ``"Token0", " token1", " token2", ...``. ``stream_options.include_usage`` is honoured.
+  With ``reasoning`` set, that text streams first, split the same way, in the delta field
+  ``reasoning_field`` (``reasoning_content`` as vLLM and DeepSeek send it, or ``reasoning`` as
+  Ollama's OpenAI endpoint does), before any ``content``; the usage chunk then counts those
+  tokens in ``completion_tokens_details.reasoning_tokens``.
 
 How to use it:
 
@@ -92,6 +96,10 @@ _RETRY_FAST = {"retry-after": "0", "retry-after-ms": "1"}
 # --------------------------------------------------------------------------- configuration
 
 
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Where servers put a reasoning model's thinking in a streamed delta."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FakeConfig:
     """How the fake behaves. Every field is a setting of the same name.
@@ -111,6 +119,10 @@ class FakeConfig:
     """Exact text of streaming answers, split by :func:`split_tokens`."""
     markdown: bool = False
     """Stream ``tokens`` tokens of markdown with a fenced code block (:func:`markdown_tokens`)."""
+    reasoning: Optional[str] = None
+    """Text a reasoning model "thinks" before its answer, streamed first (see the module doc)."""
+    reasoning_field: str = "reasoning_content"
+    """The delta field of the thinking: one of :data:`REASONING_FIELDS`."""
     route: Optional[str] = None
     """Fixed content for non-streaming replies, instead of the keyword router."""
     route_delay_ms: float = 0.0
@@ -166,7 +178,11 @@ class FakeConfig:
             out[name] = number(name)
         if values["fault_count"] is not None:
             out["fault_count"] = number("fault_count", integer=True)
-        for name in ("text", "route"):
+        if values["reasoning_field"] not in REASONING_FIELDS:
+            raise ValueError(
+                f"reasoning_field must be one of {REASONING_FIELDS}, not {values['reasoning_field']!r}"
+            )
+        for name in ("text", "route", "reasoning"):
             if values[name] is not None and not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string or null, not {values[name]!r}")
         for name in ("markdown",):
@@ -766,6 +782,13 @@ class _ChatCompletions:
             await emit(chunk({"role": "assistant", "content": ""}))
             if not await _pause(state, config.first_token_delay_ms / 1000):
                 return "closing"
+            thoughts = split_tokens(config.reasoning) if config.reasoning else []
+            for index, thought in enumerate(thoughts):
+                if index and config.delay_ms and not await _pause(state, config.delay_ms / 1000):
+                    return "closing"
+                await emit(chunk({config.reasoning_field: thought}))
+            if thoughts and config.delay_ms and not await _pause(state, config.delay_ms / 1000):
+                return "closing"
             limit = len(tokens)
             if fault in ("drop", "error_event", "stall"):
                 limit = min(limit, config.drop_after)
@@ -797,11 +820,14 @@ class _ChatCompletions:
             await emit(chunk({}, "stop"))
             if include_usage:
                 prompt_tokens = _prompt_tokens(body)
-                usage = {
+                completion_tokens = len(tokens) + len(thoughts)
+                usage: dict[str, Any] = {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(tokens),
-                    "total_tokens": prompt_tokens + len(tokens),
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
                 }
+                if thoughts:
+                    usage["completion_tokens_details"] = {"reasoning_tokens": len(thoughts)}
                 await emit(
                     _sse(
                         {

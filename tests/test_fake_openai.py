@@ -250,6 +250,31 @@ async def test_stream_text_setting_and_usage_chunk(fake):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("field", fake_openai.REASONING_FIELDS)
+async def test_stream_reasoning_before_the_answer_as_vllm_and_ollama_send_it(fake, field):
+    fake.control(text="The answer.", reasoning="Let me think. Yes.", reasoning_field=field)
+    async with client(fake) as llm:
+        stream = await llm.chat.completions.create(
+            model="m", messages=ask("hi"), stream=True, stream_options={"include_usage": True}
+        )
+        chunks = await collect(stream)
+    # The SDK keeps fields it does not model: read them as a client of vLLM or Ollama does.
+    thoughts = [getattr(c.choices[0].delta, field, None) for c in chunks if c.choices]
+    texts = [c.choices[0].delta.content for c in chunks if c.choices]
+    first_text = next(i for i, t in enumerate(texts) if t)
+    assert "".join(t for t in thoughts if t) == "Let me think. Yes."
+    assert all(not t for t in thoughts[first_text:])  # all the thinking comes first
+    assert "".join(t for t in texts if t) == "The answer."
+    other = [f for f in fake_openai.REASONING_FIELDS if f != field][0]
+    assert all(getattr(c.choices[0].delta, other, None) is None for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert usage.completion_tokens_details.reasoning_tokens == 4
+    assert usage.completion_tokens == 4 + 2
+    with pytest.raises(ValueError):
+        fake.control(reasoning_field="thinking")
+
+
+@pytest.mark.asyncio
 async def test_stream_markdown_and_delays(fake):
     fake.control(markdown=True, tokens=20, delay_ms=5, first_token_delay_ms=50)
     async with client(fake) as llm:
