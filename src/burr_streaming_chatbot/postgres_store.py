@@ -12,10 +12,9 @@ machine's, times the leases.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
@@ -35,7 +34,7 @@ from .persistence import (
 )
 from .store import (
     Batch,
-    ConflictError,
+    conflicts_as,
     Lease,
     Store,
     StoreError,
@@ -67,15 +66,6 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-@contextlib.contextmanager
-def _conflicts_as(app_id: str) -> Iterator[None]:
-    """A message index stored twice is another process's save: a conflict, not a failure."""
-    try:
-        yield
-    except asyncpg.UniqueViolationError:
-        raise ConflictError(f"conversation {app_id} was saved by another process") from None
 
 
 class ChatPostgresPersister(AsyncPostgreSQLPersister):
@@ -150,7 +140,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
         """
         partition = self._partition(partition_key)
         history, lean = lean_state(state)
-        with _conflicts_as(app_id):
+        with conflicts_as(app_id, asyncpg.UniqueViolationError):
             async with self.pool.acquire() as conn, conn.transaction():
                 # One save of a conversation at a time, wherever it runs.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id)

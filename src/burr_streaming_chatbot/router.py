@@ -6,7 +6,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
@@ -41,7 +41,7 @@ from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
 from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses, wants_event_stream
 from .store import ConflictError, StoreError, is_store_error, open_store
-from .turns import LiveTurn, RemoteTurn, Turns, new_token
+from .turns import INTERNAL, STORAGE_UNAVAILABLE, LiveTurn, RemoteTurn, Turns, new_token
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def create_router(
             await store.open()
         except StoreError as exc:
             logger.error("burr-streaming-chatbot cannot start: %s", exc)
-            raise StoreError(str(exc)) from None
+            raise
         # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives as
         # long as the process; out of the collector's reach, full collections scan only what
         # was made since (they took 70 to 120 ms, holding every stream's next delta that long).
@@ -155,22 +155,17 @@ def create_router(
         check_free(key)
         starting.add(key)  # (this process's other requests: checked in memory)
         token = new_token()
-        leased = False
         try:
-            lease = await store.acquire(project_id, app_id, token, settings.lease_s)
-            if lease is None:  # answering in another process
-                raise busy()
-            leased = True
-            app = await conversations.application(project_id, app_id, lease)
-        except HTTPException:
-            raise
-        except Exception as exc:
-            if leased:
-                with contextlib.suppress(Exception):
-                    await store.finish(project_id, app_id, token, None)
-            if not is_store_error(exc):
-                raise
-            raise store_unavailable(exc) from None
+            with unavailable_when_the_store_fails():
+                lease = await store.acquire(project_id, app_id, token, settings.lease_s)
+                if lease is None:  # answering in another process
+                    raise busy()
+                try:
+                    app = await conversations.application(project_id, app_id, lease)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # (free the conversation again)
+                        await store.finish(project_id, app_id, token, None)
+                    raise
         finally:
             starting.discard(key)
         conversations.running(project_id, app_id, app)
@@ -179,12 +174,8 @@ def create_router(
 
     async def current_turn(project_id: ProjectId, app_id: AppId) -> Union[LiveTurn, RemoteTurn]:
         # A dependency, so the 404 is sent before the event stream starts.
-        try:
+        with unavailable_when_the_store_fails():
             turn = await turns.find((project_id, app_id))
-        except Exception as exc:
-            if not is_store_error(exc):
-                raise
-            raise store_unavailable(exc) from None
         if turn is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, "No answer is streaming in this conversation."
@@ -287,12 +278,8 @@ def create_router(
     async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
         """Stop the answer streaming in a conversation; the text so far is kept, marked
         ``interrupted``. ``stopped`` is false when nothing was streaming."""
-        try:
+        with unavailable_when_the_store_fails():
             return StopResult(stopped=await turns.stop((project_id, app_id)))
-        except Exception as exc:
-            if not is_store_error(exc):
-                raise
-            raise store_unavailable(exc) from None
 
     @router.api_route(
         "/{rest:path}",
@@ -344,28 +331,29 @@ async def event_blocks(
         yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
-INTERNAL = ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
 CONFLICT = ErrorValue(
     code="conflict",
     message="Another server wrote this conversation meanwhile; nothing of this turn was saved "
     "after that. Reload the conversation.",
     retryable=True,
 )
-STORAGE_UNAVAILABLE = ErrorValue(
-    code="storage_unavailable",
-    message="The conversation store failed; what was saved before is kept. Try again soon.",
-    retryable=True,
-)
 
 
-def store_unavailable(exc: BaseException) -> HTTPException:
-    """The 503 for a request the store could not serve (the reason is logged, not sent)."""
-    logger.warning("The store failed: %s", exc)
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        "The conversation store is unavailable; try again soon.",
-        headers={"Retry-After": "1"},
-    )
+@contextlib.contextmanager
+def unavailable_when_the_store_fails() -> Iterator[None]:
+    """Turn a failure of the store into a 503 (the reason is logged, not sent); anything
+    else goes through as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        logger.warning("The store failed: %s", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The conversation store is unavailable; try again soon.",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def body_limited_route(limit: int) -> type[APIRoute]:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -35,7 +35,7 @@ from .persistence import (
 )
 from .store import (
     Batch,
-    ConflictError,
+    conflicts_as,
     Lease,
     Store,
     StoreError,
@@ -59,15 +59,6 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
     """Where a project's conversations live: a hidden file beside Burr's folders (so Burr's UI
     does not mistake it for a project)."""
     return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
-
-
-@contextlib.contextmanager
-def _conflicts_as(app_id: str) -> Iterator[None]:
-    """A message index stored twice is another process's save: a conflict, not a failure."""
-    try:
-        yield
-    except sqlite3.IntegrityError:
-        raise ConflictError(f"conversation {app_id} was saved by another process") from None
 
 
 class ChatStatePersister(AsyncSQLitePersister):
@@ -184,7 +175,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         """
         partition = self._partition(partition_key)
         history, lean = lean_state(state)
-        with _conflicts_as(app_id):
+        with conflicts_as(app_id, sqlite3.IntegrityError):
             async with self.transaction():
                 stored_id, stored = await self.fetchone(
                     f"""SELECT

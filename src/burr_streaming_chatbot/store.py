@@ -18,13 +18,14 @@ any number of processes; PostgreSQL (``BURR_CHATBOT_DATABASE_URL``) serves sever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -43,6 +44,16 @@ class StoreError(Exception):
 
 class ConflictError(Exception):
     """Another process wrote this conversation since this one read it: nothing was written."""
+
+
+@contextlib.contextmanager
+def conflicts_as(app_id: str, duplicate_key: type[Exception]) -> Iterator[None]:
+    """A message index stored twice (the driver's ``duplicate_key`` error) is another
+    process's save: a :class:`ConflictError`, not a failure of the store."""
+    try:
+        yield
+    except duplicate_key:
+        raise ConflictError(f"conversation {app_id} was saved by another process") from None
 
 
 @dataclass(frozen=True)

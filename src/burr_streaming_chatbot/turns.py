@@ -40,9 +40,10 @@ PRUNE_EVERY_S = 10.0
 NO_ID = -1
 """The "index" of an event that is not the turn's own (a reader's error): sent without an id,
 so a client's Last-Event-ID stays the turn's last real event."""
-STORE_FAILED = ErrorValue(
+INTERNAL = ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
+STORAGE_UNAVAILABLE = ErrorValue(
     code="storage_unavailable",
-    message="The conversation store failed while this answer was followed; reattach again soon.",
+    message="The conversation store failed; what was saved before is kept. Try again soon.",
     retryable=True,
 )
 END_TIMEOUT_S = 5.0
@@ -59,7 +60,7 @@ def new_token() -> str:
     return secrets.token_hex(4)
 
 
-def position(token: str, last_event_id: Optional[str]) -> int:
+def position_after(token: str, last_event_id: Optional[str]) -> int:
     """The index of the first event of turn ``token`` that a client that saw ``last_event_id``
     still needs (0 for an id of another turn, or none)."""
     if last_event_id:
@@ -120,7 +121,7 @@ class LiveTurn:
         async def drive() -> None:
             try:
                 async for event in events:
-                    self._append(event, final=isinstance(event, (MessageEvent, ErrorEvent)))
+                    self._append(event)
                     if self._saving_prompt and _after_prompt(event):
                         self._saving_prompt = False
                         if self._stop_pending:
@@ -128,17 +129,10 @@ class LiveTurn:
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.failed:
-                    self._append(ErrorEvent(value=STOPPED), final=True)
+                    self._append(ErrorEvent(value=STOPPED))
             except Exception:  # run_turn turns errors into events; this is a last resort
                 logger.exception("Turn %s/%s failed", *self.key)
-                self._append(
-                    ErrorEvent(
-                        value=ErrorValue(
-                            code="internal", message="The server failed; see its log.", retryable=True
-                        )
-                    ),
-                    final=True,
-                )
+                self._append(ErrorEvent(value=INTERNAL))
             finally:
                 if before_end is not None:
                     try:
@@ -156,16 +150,15 @@ class LiveTurn:
 
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
-    def _append(self, event: Any, final: bool = False) -> None:
-        """Record an event and wake the listeners; a ``final`` one wakes nobody until the
-        store has recorded the turn's end (``before_end``)."""
+    def _append(self, event: Any) -> None:
+        """Record an event and wake the listeners; the last one (a ``message`` or an
+        ``error``) wakes nobody until the store has recorded the turn's end (``before_end``)."""
         if not isinstance(event, (str, EncodedEvent)):  # (a delta, the most frequent, is a str)
             self.failed = self.failed or isinstance(event, ErrorEvent)
+            self.ending = isinstance(event, (MessageEvent, ErrorEvent))
             event = EncodedEvent.of(event)
         self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
-        if final:
-            self.ending = True
-        else:
+        if not self.ending:
             self._wake()
 
     def _wake(self) -> None:
@@ -176,7 +169,7 @@ class LiveTurn:
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
-        return min(position(self.token, last_event_id), len(self.events))
+        return min(position_after(self.token, last_event_id), len(self.events))
 
     def event_id(self, index: int) -> str:
         """The SSE id of the event at ``index``."""
@@ -365,7 +358,7 @@ class RemoteTurn:
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
-        return position(self.token, last_event_id)
+        return position_after(self.token, last_event_id)
 
     def event_id(self, index: int) -> str:
         """The SSE id of the event at ``index``."""
@@ -385,7 +378,7 @@ class RemoteTurn:
             if not is_store_error(exc):
                 raise
             logger.warning("Following %s/%s from the store failed: %s", *self.key, exc)
-            yield NO_ID, [EncodedEvent.of(ErrorEvent(value=STORE_FAILED))]
+            yield NO_ID, [EncodedEvent.of(ErrorEvent(value=STORAGE_UNAVAILABLE))]
 
     async def _follow(
         self, start: int, idle_s: Optional[float]
