@@ -36,8 +36,13 @@ def test_llm_branches_stream_the_answer_models_reply(
         "mode": mode,
         "model": "answer-model",
         "interrupted": False,
+        "reasoning": None,
     }
     assert message["path"] == actions
+    usage = message["usage"]
+    assert usage["completion_tokens"] == len(f"Answer for {mode} in several tokens.".split())
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["reasoning_tokens"] is None
 
     # One routing call (router model, not streamed), then one streamed call (answer model)
     # that carries the mode's instructions and the user's message.
@@ -97,3 +102,27 @@ def test_the_answer_model_gets_the_most_recent_40_messages(
     assert sent[0]["role"] == "system" and len(sent) == 1 + 40
     assert sent[1]["content"] == "ok" and sent[-1]["content"] == "What is 20?"
     assert len(server.history(app_id)) == 42  # everything is kept; only what is sent is capped
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_a_reasoning_models_thinking_streams_before_the_answer_and_is_kept(
+    server: ChatServer, upstream: FakeUpstream, app_id: str, field: str
+) -> None:
+    thinking = "The user asks about state machines. I should explain briefly."
+    upstream.control(text="A graph of states.", reasoning=thinking, reasoning_field=field, delay_ms=5)
+    events = server.turn(app_id, "What is a state machine?")
+
+    kinds = [e["type"] for e in events]
+    assert "reasoning" in kinds and "delta" in kinds
+    assert max(i for i, k in enumerate(kinds) if k == "reasoning") < kinds.index("delta")
+    assert "".join(e["value"] for e in events if e["type"] == "reasoning") == thinking
+    assert "".join(e["value"] for e in events if e["type"] == "delta") == "A graph of states."
+    message = events[-1]["value"]
+    assert message["item"]["reasoning"] == thinking
+    assert message["usage"]["reasoning_tokens"] == len(thinking.split())
+    # Kept with the answer: the history and the next turn's chat_history carry it.
+    assert server.history(app_id)[-1]["reasoning"] == thinking
+    upstream.control(text="Again.", reasoning=None)
+    second = server.turn(app_id, "And a graph?")
+    assert second[0]["value"][-1]["reasoning"] == thinking
+    assert not any(e["type"] == "reasoning" for e in second)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import free_port
 from fake_openai import FakeUpstream
-from burr_streaming_chatbot.llm import OpenAIChatModel, UpstreamError
+from burr_streaming_chatbot.llm import OpenAIChatModel, Thought, UpstreamError, Usage
 from burr_streaming_chatbot.settings import Settings
 
 
@@ -28,7 +28,10 @@ async def test_each_transport_routes_streams_and_closes(upstream: FakeUpstream, 
         pieces = [text async for text in llm.stream_answer("answer_question", [
             {"role": "user", "content": "What is Burr?"},
         ])]
-        assert pieces == ["One ", "two ", "three."]
+        assert pieces[:3] == ["One ", "two ", "three."]
+        assert pieces[3:] == [Usage(prompt_tokens=pieces[3].prompt_tokens, completion_tokens=3,
+                                    total_tokens=pieces[3].prompt_tokens + 3)]
+        assert pieces[3].prompt_tokens > 0
         assert upstream.stats()["last_authorization"] == "Bearer sk-test"
     finally:
         await llm.aclose()
@@ -59,6 +62,7 @@ async def test_tokens_that_arrive_while_the_reader_is_busy_come_as_one_piece(
             pieces.append(text)
             if len(pieces) == 1:
                 await asyncio.sleep(0.08)  # a busy server: about 8 tokens pile up meanwhile
+        assert isinstance(pieces.pop(), Usage)
         assert "".join(pieces) == "".join(words)
         assert pieces[0] == "w0 " and len(pieces) < len(words)
         assert max(len(piece) for piece in pieces) >= len("w1 w2 w3 w4 ")
@@ -85,5 +89,40 @@ async def test_an_answer_that_fails_mid_stream_keeps_its_text(
                 pieces.append(text)
         assert "".join(pieces) == "alpha beta "
         assert raised.value.code == code and raised.value.retryable
+    finally:
+        await llm.aclose()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_a_reasoning_models_thinking_comes_first_as_thoughts_then_usage(
+    upstream: FakeUpstream, transport: str, field: str
+) -> None:
+    upstream.control(text="Paris.", reasoning="The capital of France is Paris.",
+                     reasoning_field=field, delay_ms=5)
+    llm = model(upstream.base_url, transport)
+    try:
+        pieces = [p async for p in llm.stream_answer("answer_question", [{"role": "user", "content": "Capital?"}])]
+        usage = pieces.pop()
+        thoughts = [p for p in pieces if isinstance(p, Thought)]
+        texts = [p for p in pieces if not isinstance(p, Thought)]
+        assert "".join(thoughts) == "The capital of France is Paris."
+        assert "".join(texts) == "Paris."
+        assert pieces[: len(thoughts)] == thoughts  # every thought before any text
+        assert isinstance(usage, Usage) and usage.reasoning_tokens == 6
+        assert usage.completion_tokens == 6 + 1
+    finally:
+        await llm.aclose()
+
+
+async def test_without_stream_usage_nothing_is_asked_and_no_usage_comes(upstream: FakeUpstream) -> None:
+    upstream.control(text="One two.")
+    settings = Settings(openai_base_url=upstream.base_url, openai_api_key="sk-test",
+                        max_retries=0, stream_usage=False)
+    llm = OpenAIChatModel(settings)
+    try:
+        pieces = [p async for p in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi"}])]
+        assert pieces and not any(isinstance(p, Usage) for p in pieces)
+        assert "".join(pieces) == "One two."
     finally:
         await llm.aclose()

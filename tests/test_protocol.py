@@ -143,7 +143,25 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
     assert item["required"] == ["data"]  # `id` only for clients that accept text/event-stream
     assert "text/event-stream" in item["properties"]["id"]["description"]
     mapping = item["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
-    assert set(mapping) == {"chat_history", "action", "mode", "delta", "message", "error"}
+    assert set(mapping) == {"chat_history", "action", "mode", "reasoning", "delta", "message", "error"}
+    # The two ecosystem protocols: their bodies and their events.
+    schemas = schema["components"]["schemas"]
+    for path, body, events in (
+        (f"{API}/ag-ui/{{project_id}}", "RunAgentInput", "AgUiEventBlock"),
+        (f"{API}/ai-sdk/{{project_id}}", "ChatRequest", "UIMessageChunkBlock"),
+    ):
+        post = schema["paths"][path]["post"]
+        assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(body)
+        ref = post["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]["$ref"]
+        assert ref.endswith(events) and "422" in post["responses"]
+    agui_types = set(schemas["AgUiEventBlock"]["properties"]["data"]["contentSchema"]["discriminator"]["mapping"])
+    assert {"RUN_STARTED", "STEP_STARTED", "STATE_DELTA", "REASONING_MESSAGE_CONTENT",
+            "TEXT_MESSAGE_CONTENT", "RUN_FINISHED", "RUN_ERROR"} <= agui_types
+    chunk_types = set(schemas["UIMessageChunkBlock"]["properties"]["data"]["contentSchema"]["discriminator"]["mapping"])
+    assert {"start", "start-step", "data-burr-action", "data-burr-mode", "reasoning-delta",
+            "text-delta", "finish", "error", "abort"} <= chunk_types
+    resume = schema["paths"][f"{API}/ai-sdk/{{project_id}}/{{app_id}}/stream"]["get"]["responses"]
+    assert "204" in resume
     committed = Path(__file__).resolve().parent.parent / "ui_bundle" / "openapi.json"
     assert json.loads(committed.read_text()) == schema, (
         "ui_bundle/openapi.json is stale: run `python -m burr_streaming_chatbot openapi "

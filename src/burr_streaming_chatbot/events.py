@@ -7,10 +7,16 @@ types are additions that older clients ignore.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON as the wire carries it (``json.dumps`` with these options builds an encoder on
+every call, and deltas are many)."""
 
 
 def _all_fields_required(schema: dict) -> None:
@@ -37,6 +43,9 @@ class ChatItem(WireModel):
     model: Optional[str] = Field(default=None, description="The model that produced an answer.")
     interrupted: bool = Field(
         default=False, description="True when the answer was cut short by a fault or a stop."
+    )
+    reasoning: Optional[str] = Field(
+        default=None, description="What a reasoning model thought before this answer."
     )
 
 
@@ -90,6 +99,24 @@ class DeltaEvent(WireModel):
     value: str
 
 
+class ReasoningEvent(WireModel):
+    """A piece of a reasoning model's thinking, in order, before the answer's text."""
+
+    type: Literal["reasoning"] = "reasoning"
+    value: str
+
+
+class TokenUsage(WireModel):
+    """The tokens an answer cost, as the model server counted them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reasoning_tokens: Optional[int] = Field(
+        default=None, description="The part of `completion_tokens` spent thinking, if known."
+    )
+
+
 class MessageValue(WireModel):
     """The final assistant message with what a page needs to explain it."""
 
@@ -105,6 +132,11 @@ class MessageValue(WireModel):
     )
     sequence_id: int = Field(description="Burr sequence id of the step that wrote the answer.")
     path: list[str] = Field(description="The Burr actions this turn ran, in order.")
+    usage: Optional[TokenUsage] = Field(
+        default=None,
+        description="The answer model's token usage (None when the server does not report it, "
+        "and for fixed answers).",
+    )
 
 
 class MessageEvent(WireModel):
@@ -159,13 +191,16 @@ class EncodedEvent:
 
 
 ChatEvent = Annotated[
-    Union[ChatHistoryEvent, ActionEvent, ModeEvent, DeltaEvent, MessageEvent, ErrorEvent],
+    Union[
+        ChatHistoryEvent, ActionEvent, ModeEvent, ReasoningEvent, DeltaEvent, MessageEvent, ErrorEvent
+    ],
     Field(discriminator="type"),
 ]
 """Any event of the response stream."""
 
 
-def _data_as_json_text(schema: dict) -> None:
+def data_as_json_text(schema: dict) -> None:
+    """``json_schema_extra`` of an event block model: its ``data`` is one line of JSON text."""
     # On the wire ``data`` is one line of JSON text; say so as OpenAPI 3.2 does for SSE.
     schema["properties"]["data"] = {
         "type": "string",
@@ -187,7 +222,7 @@ class ChatEventBlock(BaseModel):
         "Burr's streaming example sends them).",
     )
 
-    model_config = ConfigDict(json_schema_extra=_data_as_json_text)
+    model_config = ConfigDict(json_schema_extra=data_as_json_text)
 
 
 class PromptInput(BaseModel):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import AsyncGenerator, Optional
+from typing import AsyncGenerator, Optional, Sequence
 
 from burr.core import State, default, when
 from burr.core.action import action, streaming_action
 from burr.core.graph import Graph, GraphBuilder
 
-from .llm import ChatModel, UpstreamError
+from .llm import ChatModel, Thought, UpstreamError, Usage
 
 StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
 
@@ -43,10 +43,15 @@ async def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
     instead of adding it twice.
     """
     item = {"role": "user", "content": prompt, "type": "text"}
-    history = state["chat_history"]
-    if history and history[-1]["role"] == "user" and history[-1]["content"] == prompt:
+    if retries(state["chat_history"], prompt):
         return {"chat_item": item, "retry": True}, state.update(prompt=prompt)
     return {"chat_item": item}, _appended(state, item).update(prompt=prompt)
+
+
+def retries(history: Sequence[dict], prompt: str) -> bool:
+    """True when ``prompt`` is the history's last message, a user's that got no answer: the
+    ``prompt`` step then answers it again instead of adding it twice."""
+    return bool(history) and history[-1]["role"] == "user" and history[-1]["content"] == prompt
 
 
 @action(reads=["prompt"], writes=["safe"])
@@ -85,18 +90,29 @@ def _finish(state: State, item: dict) -> State:
 
 @streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
 async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
-    """Stream the answer model's reply for ``mode`` (bound per node of the graph).
+    """Stream the answer model's reply for ``mode`` (bound per node of the graph): its
+    thinking as ``{"reasoning": text}`` items, its text as ``{"delta": text}`` items. The
+    result has the answer (its thinking in ``reasoning``) and the tokens it cost (``usage``,
+    when the model server says).
 
     If the model fails after some text arrived, that text is kept, marked ``interrupted``, and
     the result carries the ``error``; if it fails before any text, the action fails (Burr's
     tracker records it) and the history keeps only the user's message.
     """
     pieces: list[str] = []
+    thoughts: list[str] = []
+    usage: Optional[Usage] = None
     error: Optional[UpstreamError] = None
     try:
-        async for text in llm.stream_answer(mode, state["chat_history"]):
-            pieces.append(text)
-            yield {"delta": text}, None
+        async for piece in llm.stream_answer(mode, state["chat_history"]):
+            if isinstance(piece, Usage):
+                usage = piece
+            elif isinstance(piece, Thought):
+                thoughts.append(piece)
+                yield {"reasoning": str(piece)}, None
+            else:
+                pieces.append(piece)
+                yield {"delta": piece}, None
     except UpstreamError as exc:
         if not pieces:
             raise
@@ -114,7 +130,9 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
         "mode": mode,
         "model": llm.answer_name,
     }
-    result: dict = {"response": item}
+    if thoughts:
+        item["reasoning"] = "".join(thoughts)
+    result: dict = {"response": item, "usage": usage.as_dict() if usage is not None else None}
     if error is not None:
         item["interrupted"] = True
         result["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable}

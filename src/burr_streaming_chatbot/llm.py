@@ -12,7 +12,8 @@ import logging
 import re
 import ssl
 from collections.abc import Mapping
-from typing import Any, AsyncIterator, Optional, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Optional, Protocol, Sequence, Union
 
 import httpx
 import openai
@@ -56,6 +57,42 @@ OFFLINE_HELP = (
 )
 
 
+class Thought(str):
+    """A piece of a reasoning model's thinking, streamed before its answer (a ``str``, so it
+    travels wherever the answer's text does; its type tells it apart)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """The tokens one answer cost, as the model server counted them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reasoning_tokens: Optional[int] = None
+    """The part of ``completion_tokens`` spent thinking (None when the server does not say)."""
+
+    def as_dict(self) -> dict[str, Optional[int]]:
+        """The counts as a dict (for Burr's state and the wire)."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+Piece = Union[str, Usage]
+"""What an answer streams: its text (a :class:`Thought` while the model thinks), then, when
+the server reports it, one :class:`Usage` last."""
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Where servers put a model's thinking in a streamed delta: vLLM and DeepSeek send
+``reasoning_content``, Ollama's and llama.cpp's OpenAI endpoints ``reasoning``."""
+
+
 class UpstreamError(Exception):
     """The model could not answer. ``code`` and ``retryable`` go to the client as they are."""
 
@@ -77,8 +114,9 @@ class ChatModel(Protocol):
         """Return one of :data:`~burr_streaming_chatbot.events.MODES` for the prompt."""
         ...
 
-    def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
-        """Yield the answer's text in pieces, for the mode and the conversation so far."""
+    def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
+        """Yield the answer in pieces, for the mode and the conversation so far: text (a
+        :class:`Thought` while the model thinks), and last its :class:`Usage` if known."""
         ...
 
 
@@ -179,8 +217,10 @@ def _aiohttp_client() -> Any:
         return None
 
 
-async def _answer_pieces(response: Any) -> AsyncIterator[str]:
-    """The answer's text in a streamed chat completion, one piece per network read.
+async def _answer_pieces(response: Any) -> AsyncIterator[Piece]:
+    """The answer in a streamed chat completion, one piece per network read and kind: what one
+    read brought of the model's thinking comes out as one :class:`Thought`, what it brought of
+    the answer as one ``str`` (in the order they came), and the usage chunk as a :class:`Usage`.
 
     Reads to the end of the body, past ``[DONE]``, so the connection can be reused."""
     decoder = EventDecoder()
@@ -189,7 +229,7 @@ async def _answer_pieces(response: Any) -> AsyncIterator[str]:
         async for chunk in response.aiter_bytes():
             if done:
                 continue
-            texts: list[str] = []
+            pieces: list[Piece] = []
             failure: Optional[Exception] = None
             for event in decoder.feed(chunk):
                 if event.data.startswith(b"[DONE]"):
@@ -198,12 +238,12 @@ async def _answer_pieces(response: Any) -> AsyncIterator[str]:
                 if event.name not in ("", "error"):
                     continue  # not a completion chunk
                 try:
-                    texts.extend(_chunk_texts(json.loads(event.data), response))
+                    _add_chunk(pieces, json.loads(event.data), response)
                 except _FAILURES as exc:  # the text before it in the same read still counts
                     failure = exc
                     break
-            if texts:
-                yield "".join(texts)
+            for piece in pieces:
+                yield piece
             if failure is not None:
                 raise failure
     except _READ_TIMEOUTS as exc:
@@ -212,9 +252,9 @@ async def _answer_pieces(response: Any) -> AsyncIterator[str]:
         raise openai.APIConnectionError(request=response.request) from exc
 
 
-def _chunk_texts(chunk: Any, response: Any) -> list[str]:
-    """The text in one chunk of a streamed chat completion; an ``error`` chunk raises, as the
-    SDK does."""
+def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
+    """Add what one chunk of a streamed chat completion says to ``pieces``, joined to the last
+    piece when it is text of the same kind. An ``error`` chunk raises, as the SDK does."""
     error = chunk.get("error")
     if error:
         message = error.get("message") if isinstance(error, Mapping) else None
@@ -223,10 +263,35 @@ def _chunk_texts(chunk: Any, response: Any) -> list[str]:
             "during streaming", request=response.request, body=error,
         )
     choices = chunk.get("choices")
-    if not choices:
-        return []
-    text = (choices[0].get("delta") or {}).get("content")
-    return [text] if text else []
+    if choices:
+        delta = choices[0].get("delta") or {}
+        for field in REASONING_FIELDS:
+            thought = delta.get(field)
+            if thought:
+                _join(pieces, Thought(thought))
+                break
+        text = delta.get("content")
+        if text:
+            _join(pieces, text)
+    usage = chunk.get("usage")
+    if usage:
+        details = usage.get("completion_tokens_details") or {}
+        pieces.append(
+            Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                total_tokens=int(usage.get("total_tokens") or 0),
+                reasoning_tokens=details.get("reasoning_tokens"),
+            )
+        )
+
+
+def _join(pieces: list[Piece], text: str) -> None:
+    last = pieces[-1] if pieces else None
+    if isinstance(last, str) and type(last) is type(text):
+        pieces[-1] = type(text)(last + text)
+    else:
+        pieces.append(text)
 
 
 class OpenAIChatModel:
@@ -239,6 +304,7 @@ class OpenAIChatModel:
         self.answer_name = settings.answer_model
         self.base_url = settings.openai_base_url
         self.history_messages = settings.history_messages
+        self.stream_usage = settings.stream_usage
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
         self.transport = "httpx"
@@ -276,8 +342,8 @@ class OpenAIChatModel:
             raise _upstream_error(exc) from None
         return parse_mode(str(text))
 
-    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
-        """Stream the answer model's reply; closing this generator closes the upstream request.
+    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
+        """Stream the answer model's reply (thinking, text, usage); closing this generator closes the upstream request.
 
         The SDK sends the request (errors, retries, timeouts, auth), but the body goes as built,
         and the response's events are read here, a network read at a time: every token that
@@ -292,6 +358,8 @@ class OpenAIChatModel:
             "messages": answer_messages(mode, history[-self.history_messages :]),
             "stream": True,
         }
+        if self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
         try:
             # The HTTP response itself, its body unread: the SDK's stream object around it
             # would only add a reader and a decoder that go unused.
@@ -299,8 +367,8 @@ class OpenAIChatModel:
                 "/chat/completions", body=body, cast_to=httpx.Response, stream=True
             )
             try:
-                async for text in _answer_pieces(response):
-                    yield text
+                async for piece in _answer_pieces(response):
+                    yield piece
             finally:
                 await response.aclose()
         except _FAILURES as exc:
@@ -364,7 +432,7 @@ class OfflineChatModel:
                 return mode
         return "unknown"
 
-    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[str]:
+    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
         """Stream a fixed text for the mode, word by word, with a short pause between words."""
         text = _OFFLINE_ANSWERS.get(mode, _OFFLINE_ANSWERS["answer_question"]) + OFFLINE_HELP
         for piece in re.findall(r"\S+\s*|\s+", text):

@@ -3,14 +3,15 @@
 import asyncio
 import contextlib
 import gc
-import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
 
+from ag_ui.core import RunAgentInput
 from burr.core import Application
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -35,11 +36,14 @@ from .events import (
     PromptInput,
     ServerStatus,
     StopResult,
+    encode_json,
 )
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
-from .sse import KEEPALIVE, EventStream, encode_event, event_stream_responses, wants_event_stream
+from .encoders import agui, ai_sdk
+from .encoders.native import event_blocks
+from .sse import EventStream, event_stream_responses, wants_event_stream
 from .store import ConflictError, StoreError, is_store_error, open_store
 from .turns import INTERNAL, STORAGE_UNAVAILABLE, LiveTurn, RemoteTurn, Turns, new_token
 
@@ -111,8 +115,7 @@ def create_router(
         route_class=body_limited_route(settings.max_body_bytes),
     )
 
-    async def read_prompt(body: PromptInput) -> str:
-        text = body.prompt
+    def checked_prompt(text: str) -> str:
         if not text.strip():
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "The prompt is blank.")
         if len(text) > settings.max_prompt_chars:
@@ -121,6 +124,9 @@ def create_router(
                 f"The prompt has {len(text)} characters; the limit is {settings.max_prompt_chars}.",
             )
         return text
+
+    async def read_prompt(body: PromptInput) -> str:
+        return checked_prompt(body.prompt)
 
     def busy() -> HTTPException:
         return HTTPException(
@@ -151,6 +157,11 @@ def create_router(
             ),
         ] = 0,
     ) -> LiveTurn:
+        return await begin(project_id, app_id, prompt, history_after)
+
+    async def begin(project_id: str, app_id: str, prompt: str, history_after: int = 0) -> LiveTurn:
+        """Start a turn (every endpoint's): 409 while one runs in the conversation anywhere,
+        503 when the server is full or the store fails; nothing is written before it starts."""
         key = (project_id, app_id)
         check_free(key)
         starting.add(key)  # (this process's other requests: checked in memory)
@@ -281,6 +292,67 @@ def create_router(
         with unavailable_when_the_store_fails():
             return StopResult(stopped=await turns.stop((project_id, app_id)))
 
+    @router.post(
+        "/ag-ui/{project_id}",
+        response_class=EventStream,
+        responses={
+            **event_stream_responses(agui.AgUiEventBlock),
+            409: {"description": "A reply is already streaming in this conversation."},
+            413: {"description": "The request body is too large."},
+            422: {"description": "Bad body, thread id or prompt; nothing was written."},
+            503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
+        },
+    )
+    async def ag_ui_run(project_id: ProjectId, run: RunAgentInput) -> EventStream:
+        """Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
+        (``threadId`` is the conversation id). The stored history is the truth: it comes back
+        in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent."""
+        app_id = checked_id(run.thread_id, "threadId")
+        try:
+            prompt = checked_prompt(agui.prompt_of(run))
+        except agui.PromptError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        turn = await begin(project_id, app_id, prompt)
+        return EventStream(agui.run_blocks(turn, agui.AgUiRun(run, prompt), settings.keepalive_s))
+
+    @router.post(
+        "/ai-sdk/{project_id}",
+        response_class=EventStream,
+        responses={
+            **event_stream_responses(ai_sdk.UIMessageChunkBlock),
+            409: {"description": "A reply is already streaming in this conversation."},
+            413: {"description": "The request body is too large."},
+            422: {"description": "Bad body, chat id or prompt; nothing was written."},
+            503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
+        },
+    )
+    async def ai_sdk_chat(project_id: ProjectId, chat: ai_sdk.ChatRequest) -> EventStream:
+        """Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
+        UI message stream (``id`` is the conversation id)."""
+        try:
+            prompt = checked_prompt(ai_sdk.prompt_of(chat))
+        except ai_sdk.PromptError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        turn = await begin(project_id, chat.id, prompt)
+        return EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS)
+
+    @router.get(
+        "/ai-sdk/{project_id}/{app_id}/stream",
+        response_class=EventStream,
+        responses={
+            **event_stream_responses(ai_sdk.UIMessageChunkBlock),
+            204: {"description": "No answer is streaming in this conversation."},
+        },
+    )
+    async def ai_sdk_resume(project_id: ProjectId, app_id: AppId) -> Response:
+        """Resume the answer streaming in a conversation, from its start, as the AI SDK's
+        ``resume: true`` expects; 204 when none is streaming."""
+        with unavailable_when_the_store_fails():
+            turn = await turns.find((project_id, app_id))
+        if turn is None or not turn.running:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS)
+
     @router.api_route(
         "/{rest:path}",
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -291,44 +363,6 @@ def create_router(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No endpoint at {request.url.path}")
 
     return router
-
-
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""``json.dumps`` with these options builds an encoder on every call; deltas are many."""
-
-
-async def event_blocks(
-    turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_s: float, with_ids: bool = True
-) -> AsyncIterator[bytes]:
-    """A turn's events as encoded SSE blocks, one write per batch: events that piled up while
-    the client was busy go out together, and consecutive deltas among them as one ``delta``
-    event (with the id of the last). ``with_ids``: each block has an id, and a comment goes
-    out after ``keepalive_s`` seconds without events; without, bare ``data:`` blocks only (see
-    :func:`.sse.wants_event_stream`)."""
-
-    def event_id(index: int) -> Optional[str]:
-        return turn.event_id(index) if with_ids and index >= 0 else None  # (NO_ID: none)
-
-    async for first, batch in turn.follow(start, idle_s=keepalive_s if with_ids else None):
-        if not batch:
-            yield KEEPALIVE
-            continue
-        blocks: list[bytes] = []
-        index = 0
-        while index < len(batch):
-            event = batch[index]
-            if isinstance(event, str):  # a delta's text (see run_turn); else an EncodedEvent
-                end = index + 1
-                while end < len(batch) and isinstance(batch[end], str):
-                    end += 1
-                text = "".join(batch[index:end])
-                data = '{"type":"delta","value":' + _encode_json(text) + "}"  # a DeltaEvent
-                blocks.append(encode_event(data, event_id(first + end - 1)))
-                index = end
-            else:
-                blocks.append(encode_event(event.data, event_id(first + index)))
-                index += 1
-        yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 CONFLICT = ErrorValue(
@@ -354,6 +388,16 @@ def unavailable_when_the_store_fails() -> Iterator[None]:
             "The conversation store is unavailable; try again soon.",
             headers={"Retry-After": "1"},
         ) from None
+
+
+def checked_id(value: str, name: str) -> str:
+    """``value`` if it is a valid conversation id, else a 422 naming the field."""
+    if not re.fullmatch(ID_PATTERN, value):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{name} must be 1 to 64 characters: letters, digits, '_' and '-'.",
+        )
+    return value
 
 
 def body_limited_route(limit: int) -> type[APIRoute]:
@@ -443,10 +487,14 @@ async def _turn_events(turn: Turn, app: Application) -> AsyncIterator[Any]:
         first: Optional[float] = None
         deltas = 0
         async for item in container:
+            delta = item.get("delta")
+            if delta is None:  # the model's thinking
+                yield reasoning_event(item["reasoning"])
+                continue
             if first is None:
                 first = time.perf_counter()
             deltas += 1
-            yield item["delta"]  # a DeltaEvent's value; encoded as one in event_blocks
+            yield delta  # a DeltaEvent's value; encoded as one in event_blocks
         result, _ = await container.get()
         break
     if result.get("error"):
@@ -463,8 +511,15 @@ async def _turn_events(turn: Turn, app: Application) -> AsyncIterator[Any]:
             deltas=deltas,
             sequence_id=app.sequence_id,
             path=path,
+            usage=result.get("usage"),
         )
     )
+
+
+def reasoning_event(text: str) -> EncodedEvent:
+    """A :class:`ReasoningEvent`, serialized without pydantic (there is one per network read
+    while a model thinks)."""
+    return EncodedEvent('{"type":"reasoning","value":' + encode_json(text) + "}")
 
 
 def history_event(history: list[dict[str, Any]], after: int = 0) -> EncodedEvent:
@@ -481,10 +536,11 @@ def history_event(history: list[dict[str, Any]], after: int = 0) -> EncodedEvent
             "mode": item.get("mode"),
             "model": item.get("model"),
             "interrupted": item.get("interrupted", False),
+            "reasoning": item.get("reasoning"),
         }
         for item in history[start:]
     ]
-    value = _encode_json(items)
+    value = encode_json(items)
     if not after:  # the event as Burr's example sends it
         return EncodedEvent('{"type":"chat_history","value":' + value + "}")
     return EncodedEvent(f'{{"type":"chat_history","value":{value},"start":{start}}}')

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         "40% less CPU in the SDK per streamed token) or its default httpx one.",
     )
     max_retries: int = Field(default=1, ge=0, description="SDK retries before the first token.")
+    stream_usage: bool = Field(
+        default=True,
+        description="Ask the model server for token usage (`stream_options.include_usage`); "
+        "turn off for a server that rejects the option.",
+    )
     history_messages: int = Field(
         default=40, ge=1, description="The most recent messages sent to the answer model."
     )

@@ -11,7 +11,7 @@ Upstream, :class:`EventDecoder` reads a model server's stream a network read at 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from typing import Any, NamedTuple, Optional
 
 from pydantic import BaseModel
@@ -48,12 +48,17 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterable[bytes], status_code: int = 200) -> None:
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        status_code: int = 200,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
         # (FastAPI's OpenAPI reads the default of ``status_code`` from this signature.)
         super().__init__(
             content,
             status_code=status_code,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
         )
 
 

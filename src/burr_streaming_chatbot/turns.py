@@ -167,6 +167,11 @@ class LiveTurn:
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def running(self) -> bool:
+        """True until the turn's last event is recorded."""
+        return not self.done
+
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
         return min(position_after(self.token, last_event_id), len(self.events))
@@ -355,6 +360,11 @@ class RemoteTurn:
         self.token = record.token
         self.record = record
         self.wait_s = wait_s
+
+    @property
+    def running(self) -> bool:
+        """True while the store says the turn goes on (as of when it was found)."""
+        return not record_ended(self.record, self.token)
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""

@@ -4,6 +4,70 @@
  */
 
 export interface paths {
+    "/api/v0/streaming_chatbot/ag-ui/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ag Ui Run
+         * @description Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
+         *     (``threadId`` is the conversation id). The stored history is the truth: it comes back
+         *     in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent.
+         */
+        post: operations["ag_ui_run_api_v0_streaming_chatbot_ag_ui__project_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/ai-sdk/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ai Sdk Chat
+         * @description Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
+         *     UI message stream (``id`` is the conversation id).
+         */
+        post: operations["ai_sdk_chat_api_v0_streaming_chatbot_ai_sdk__project_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/ai-sdk/{project_id}/{app_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ai Sdk Resume
+         * @description Resume the answer streaming in a conversation, from its start, as the AI SDK's
+         *     ``resume: true`` expects; 204 when none is streaming.
+         */
+        get: operations["ai_sdk_resume_api_v0_streaming_chatbot_ai_sdk__project_id___app_id__stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/conversations/{project_id}": {
         parameters: {
             query?: never;
@@ -193,6 +257,31 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * AbortChunk
+         * @description The answer was stopped (its text so far is kept, marked interrupted).
+         */
+        AbortChunk: {
+            /** Reason */
+            reason: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "abort";
+        };
+        /**
+         * ActionDataChunk
+         * @description A Burr action starts.
+         */
+        ActionDataChunk: {
+            data: components["schemas"]["ActionValue"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "data-burr-action";
+        };
+        /**
          * ActionEvent
          * @description A Burr action starts; a page can light up that node of the graph.
          */
@@ -219,6 +308,110 @@ export interface components {
              * @description Burr's sequence id of this step.
              */
             sequence_id: number;
+        };
+        /**
+         * ActivityMessage
+         * @description Structured progress that is not conversation content, materialised as a
+         *     message so it keeps its place in the sequence. Stands alone rather than
+         *     composing BaseMessage, because its content is an object rather than a
+         *     string.
+         */
+        ActivityMessage: {
+            /** Activitytype */
+            activityType: string;
+            /** Content */
+            content: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "activity";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AddOperation
+         * @description Inserts value at path. RFC 6902 section 4.1.
+         */
+        AddOperation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "add";
+            /** Path */
+            path: string;
+            /** Value */
+            value: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AgUiEventBlock
+         * @description One block of an AG-UI response: ``data`` is an AG-UI event as JSON (this model documents
+         *     the stream; it is never built).
+         */
+        AgUiEventBlock: {
+            data: string;
+        };
+        /**
+         * AssistantMessage
+         * @description A message from the agent. Content is optional because a turn may consist
+         *     only of tool calls.
+         */
+        AssistantMessage: {
+            /** Content */
+            content?: string | null;
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "assistant";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Toolcalls */
+            toolCalls?: components["schemas"]["ToolCall"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AudioPart
+         * @description An audio part.
+         */
+        AudioPart: {
+            /** Id */
+            id?: string | null;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Source */
+            source: components["schemas"]["DataSource"] | components["schemas"]["UrlSource"] | components["schemas"]["FileSource"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "audio";
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ChatEventBlock
@@ -276,6 +469,11 @@ export interface components {
              */
             model: string | null;
             /**
+             * Reasoning
+             * @description What a reasoning model thought before this answer.
+             */
+            reasoning: string | null;
+            /**
              * Role
              * @enum {string}
              */
@@ -286,6 +484,46 @@ export interface components {
              * @enum {string}
              */
             type: "image" | "text" | "code" | "error";
+        };
+        /**
+         * ChatRequest
+         * @description Body of ``POST /ai-sdk/{project_id}``: what ``DefaultChatTransport`` sends.
+         */
+        ChatRequest: {
+            /**
+             * Id
+             * @description The conversation id (the chat's id).
+             */
+            id: string;
+            /** Messageid */
+            messageId?: string | null;
+            /**
+             * Messages
+             * @description The client's messages; only the last, the user's prompt, is read (the stored history is the truth).
+             */
+            messages: components["schemas"]["UIMessage"][];
+            /**
+             * Trigger
+             * @description `regenerate-message` asks the last prompt again; the new answer is added to the stored history after the earlier one.
+             * @default submit-message
+             * @enum {string}
+             */
+            trigger: "submit-message" | "regenerate-message";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Context
+         * @description A named piece of ambient information given to the agent for the run,
+         *     distinct from the conversation.
+         */
+        Context: {
+            /** Description */
+            description: string;
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ConversationSummary
@@ -303,6 +541,55 @@ export interface components {
             updated_at: string | null;
         };
         /**
+         * CopyOperation
+         * @description Copies the value at from to path. RFC 6902 section 4.5.
+         */
+        CopyOperation: {
+            /** From */
+            from: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "copy";
+            /** Path */
+            path: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * DataSource
+         * @description Bytes carried inline.
+         */
+        DataSource: {
+            /** Mimetype */
+            mimeType: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "data";
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * DeltaChunk
+         * @description More text of the answer, or of the model's thinking.
+         */
+        DeltaChunk: {
+            /** Delta */
+            delta: string;
+            /** Id */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reasoning-delta" | "text-delta";
+        };
+        /**
          * DeltaEvent
          * @description A piece of the answer's text, in order.
          */
@@ -314,6 +601,74 @@ export interface components {
             type: "delta";
             /** Value */
             value: string;
+        };
+        /**
+         * DeveloperMessage
+         * @description Instructions from the application developer.
+         */
+        DeveloperMessage: {
+            /** Content */
+            content: string;
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "developer";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * DocumentPart
+         * @description A document part.
+         */
+        DocumentPart: {
+            /** Id */
+            id?: string | null;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Source */
+            source: components["schemas"]["DataSource"] | components["schemas"]["UrlSource"] | components["schemas"]["FileSource"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "document";
+        } & {
+            [key: string]: unknown;
+        };
+        /** ErrorChunk */
+        ErrorChunk: {
+            /** Errortext */
+            errorText: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+        };
+        /**
+         * ErrorDataChunk
+         * @description Why the turn failed, with this server's error code.
+         */
+        ErrorDataChunk: {
+            data: components["schemas"]["ErrorValue"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "data-burr-error";
         };
         /**
          * ErrorEvent
@@ -341,6 +696,59 @@ export interface components {
             message: string;
             /** Retryable */
             retryable: boolean;
+        };
+        /**
+         * FileSource
+         * @description Bytes already at the provider, named by a handle the provider issued: an
+         *     OpenAI or Anthropic file id, a Gemini file URI, a storage URL only that
+         *     provider can read. No bytes travel and nothing is fetched. Only the
+         *     provider that minted the handle can resolve it; a peer that cannot drops
+         *     the part as it drops any part it cannot use.
+         */
+        FileSource: {
+            /** Mimetype */
+            mimeType?: string | null;
+            /** Provider */
+            provider?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "file";
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FinishChunk
+         * @description The answer is complete and stored; its metadata is the native ``message`` event's.
+         */
+        FinishChunk: {
+            /**
+             * Finishreason
+             * @default stop
+             * @constant
+             */
+            finishReason: "stop";
+            messageMetadata: components["schemas"]["MessageValue"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "finish";
+        };
+        /**
+         * FunctionCall
+         * @description The name and arguments of a tool call.
+         */
+        FunctionCall: {
+            /** Arguments */
+            arguments: string;
+            /** Name */
+            name: string;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * GraphInfo
@@ -375,6 +783,54 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * ImagePart
+         * @description An image part.
+         */
+        ImagePart: {
+            /** Id */
+            id?: string | null;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Source */
+            source: components["schemas"]["DataSource"] | components["schemas"]["UrlSource"] | components["schemas"]["FileSource"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "image";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Interrupt
+         * @description Something a run needs from outside before it can continue, such as an
+         *     approval or a missing value.
+         */
+        Interrupt: {
+            /** Expiresat */
+            expiresAt?: string | null;
+            /** Id */
+            id: string;
+            /** Message */
+            message?: string | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Reason */
+            reason: string;
+            /** Responseschema */
+            responseSchema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Toolcallid */
+            toolCallId?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * MessageEvent
@@ -418,6 +874,62 @@ export interface components {
              * @description Milliseconds from the request to the first delta (None if no delta).
              */
             ttft_ms: number | null;
+            /** @description The answer model's token usage (None when the server does not report it, and for fixed answers). */
+            usage: components["schemas"]["burr_streaming_chatbot__events__TokenUsage"] | null;
+        };
+        /**
+         * MessagesSnapshotEvent
+         * @description The complete set of messages the producer owns, in order.
+         *     Conversation-wide rather than a plain overwrite: a consumer may keep
+         *     messages of its own that no producer tracks, so exactly how a snapshot
+         *     reconciles with those is behavioural and belongs in the prose. Being
+         *     conversation-wide it cannot belong to a single subagent, so it carries
+         *     no attribution; it does establish which subagent owns each message it
+         *     contains, through the messages themselves.
+         */
+        MessagesSnapshotEvent: {
+            /** Messages */
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "MESSAGES_SNAPSHOT";
+        } & {
+            [key: string]: unknown;
+        };
+        /** ModeData */
+        ModeData: {
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "answer_question" | "generate_poem" | "generate_code" | "unknown";
+        };
+        /**
+         * ModeDataChunk
+         * @description The mode the router model chose (one part, id ``mode``).
+         */
+        ModeDataChunk: {
+            data: components["schemas"]["ModeData"];
+            /**
+             * Id
+             * @default mode
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "data-burr-mode";
         };
         /**
          * ModeEvent
@@ -466,6 +978,36 @@ export interface components {
             router_model: string;
         };
         /**
+         * MoveOperation
+         * @description Moves the value at from to path. RFC 6902 section 4.4.
+         */
+        MoveOperation: {
+            /** From */
+            from: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "move";
+            /** Path */
+            path: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * PartChunk
+         * @description Opens or closes the text or the reasoning part.
+         */
+        PartChunk: {
+            /** Id */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reasoning-end" | "reasoning-start" | "text-end" | "text-start";
+        };
+        /**
          * PromptInput
          * @description Body of ``POST /response/{project_id}/{app_id}``.
          */
@@ -475,6 +1017,411 @@ export interface components {
              * @description The user's message (not blank).
              */
             prompt: string;
+        };
+        /**
+         * ReasoningEndEvent
+         * @description Closes a span of reasoning.
+         */
+        ReasoningEndEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "REASONING_END";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReasoningEvent
+         * @description A piece of a reasoning model's thinking, in order, before the answer's text.
+         */
+        ReasoningEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "reasoning";
+            /** Value */
+            value: string;
+        };
+        /**
+         * ReasoningMessage
+         * @description A span of the agent's reasoning, materialised as a message. Stands alone
+         *     rather than composing BaseMessage, because it carries no name.
+         */
+        ReasoningMessage: {
+            /** Content */
+            content: string;
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "reasoning";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReasoningMessageContentEvent
+         * @description Appends a fragment to a streamed reasoning message.
+         */
+        ReasoningMessageContentEvent: {
+            /** Delta */
+            delta: string;
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "REASONING_MESSAGE_CONTENT";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReasoningMessageEndEvent
+         * @description Closes a streamed reasoning message.
+         */
+        ReasoningMessageEndEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "REASONING_MESSAGE_END";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReasoningMessageStartEvent
+         * @description Opens a streamed reasoning message.
+         */
+        ReasoningMessageStartEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /**
+             * Role
+             * @default reasoning
+             * @constant
+             */
+            role: "reasoning";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "REASONING_MESSAGE_START";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReasoningStartEvent
+         * @description Opens a span of reasoning. A span may contain several reasoning
+         *     messages.
+         */
+        ReasoningStartEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "REASONING_START";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RemoveOperation
+         * @description Removes the value at path. RFC 6902 section 4.2.
+         */
+        RemoveOperation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "remove";
+            /** Path */
+            path: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ReplaceOperation
+         * @description Replaces the value at path. RFC 6902 section 4.3.
+         */
+        ReplaceOperation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "replace";
+            /** Path */
+            path: string;
+            /** Value */
+            value: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ResumeEntry
+         * @description An answer to one interrupt, sent on the run that continues from it.
+         */
+        ResumeEntry: {
+            /** Interruptid */
+            interruptId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Payload */
+            payload?: unknown | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "resolved" | "cancelled";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunAgentInput
+         * @description A request to run an agent. Also echoed back as RUN_STARTED.input. Only
+         *     threadId, runId and messages are required: those are the three the SDKs
+         *     already agree on, and for tools and context an absent key and an empty
+         *     array mean the same thing, so requiring them would catch nothing a
+         *     producer could get wrong.
+         */
+        RunAgentInput: {
+            /** Context */
+            context?: components["schemas"]["Context"][] | null;
+            /** Forwardedprops */
+            forwardedProps?: unknown | null;
+            /** Messages */
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            /** Parentrunid */
+            parentRunId?: string | null;
+            /** Protocolversion */
+            protocolVersion?: string | null;
+            /** Resume */
+            resume?: components["schemas"]["ResumeEntry"][] | null;
+            /** Runid */
+            runId: string;
+            /** State */
+            state?: unknown | null;
+            /** Threadid */
+            threadId: string;
+            /** Tools */
+            tools?: components["schemas"]["Tool"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunErrorEvent
+         * @description Ends a run that failed. Run-scoped, so it carries no subagent
+         *     attribution; a subagent that fails without ending the run reports
+         *     SUBAGENT_ERROR instead.
+         */
+        RunErrorEvent: {
+            /** Code */
+            code?: string | null;
+            /** Message */
+            message: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "RUN_ERROR";
+            /** Usage */
+            usage?: components["schemas"]["ag_ui___generated__models__TokenUsage"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunFinishedCancelledOutcome
+         * @description The run was stopped before it completed, by whoever was running it, and
+         *     did not fail. Neither success nor interrupt: nothing was produced as a
+         *     result, and nothing is waited for, so the next run on the thread is an
+         *     ordinary new run rather than a resume. Closed like its siblings: a
+         *     cancelled run has no interrupts to carry. Named in the schema before 1.0
+         *     because an outcome a consumer does not recognise is stripped and read as
+         *     success — a cancellation added later would reach every 1.0 consumer as a
+         *     completed run.
+         */
+        RunFinishedCancelledOutcome: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "cancelled";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunFinishedEvent
+         * @description Closes a run that did not fail. Run-scoped, so it carries no subagent
+         *     attribution.
+         */
+        RunFinishedEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Outcome */
+            outcome?: (components["schemas"]["RunFinishedSuccessOutcome"] | components["schemas"]["RunFinishedInterruptOutcome"] | components["schemas"]["RunFinishedCancelledOutcome"]) | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Result */
+            result?: unknown | null;
+            /** Runid */
+            runId: string;
+            /** Threadid */
+            threadId: string;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "RUN_FINISHED";
+            /** Usage */
+            usage?: components["schemas"]["ag_ui___generated__models__TokenUsage"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunFinishedInterruptOutcome
+         * @description The run is paused, waiting for something outside it. Resuming means
+         *     starting a new run whose resume entries answer these interrupts.
+         */
+        RunFinishedInterruptOutcome: {
+            /** Interrupts */
+            interrupts: components["schemas"]["Interrupt"][];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "interrupt";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunFinishedSuccessOutcome
+         * @description The run completed. Equivalent to an absent outcome. Closed like every
+         *     other object, which is also what keeps it from carrying the suspended
+         *     sibling's interrupts — a success with an interrupt still pending would
+         *     be a contradiction, not an extension. A completed run may still have
+         *     left frontend tool calls for the application to answer;
+         *     pendingToolCallIds names them.
+         */
+        RunFinishedSuccessOutcome: {
+            /** Pendingtoolcallids */
+            pendingToolCallIds?: string[] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "success";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunStartedEvent
+         * @description Opens a run. Run-scoped, so it carries no subagent attribution.
+         */
+        RunStartedEvent: {
+            input?: components["schemas"]["RunAgentInput"] | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Parentrunid */
+            parentRunId?: string | null;
+            /** Protocolversion */
+            protocolVersion?: string | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Runid */
+            runId: string;
+            /** Threadid */
+            threadId: string;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "RUN_STARTED";
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ServerStatus
@@ -501,6 +1448,130 @@ export interface components {
              */
             tasks: number;
         };
+        /** StartChunk */
+        StartChunk: {
+            /** Messageid */
+            messageId: string;
+            /** Messagemetadata */
+            messageMetadata: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "start";
+        };
+        /**
+         * StateDeltaEvent
+         * @description Changes the agent state incrementally.
+         */
+        StateDeltaEvent: {
+            /** Delta */
+            delta: (components["schemas"]["AddOperation"] | components["schemas"]["RemoveOperation"] | components["schemas"]["ReplaceOperation"] | components["schemas"]["MoveOperation"] | components["schemas"]["CopyOperation"] | components["schemas"]["TestOperation"])[];
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "STATE_DELTA";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * StateSnapshotEvent
+         * @description Replaces the agent state wholesale. Sent when a delta cannot express the
+         *     change, or to resynchronise a consumer.
+         */
+        StateSnapshotEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Snapshot */
+            snapshot: unknown;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "STATE_SNAPSHOT";
+        } & {
+            [key: string]: unknown;
+        };
+        /** StepChunk */
+        StepChunk: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "finish-step" | "start-step";
+        };
+        /**
+         * StepFinishedEvent
+         * @description Closes a named step.
+         */
+        StepFinishedEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Stepname */
+            stepName: string;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "STEP_FINISHED";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * StepStartedEvent
+         * @description Opens a named step within a run, for producers whose frameworks have a
+         *     step concept worth surfacing.
+         */
+        StepStartedEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Stepname */
+            stepName: string;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "STEP_STARTED";
+        } & {
+            [key: string]: unknown;
+        };
         /**
          * StopResult
          * @description Answer of ``POST /stop``.
@@ -511,6 +1582,308 @@ export interface components {
              * @description False when nothing was streaming.
              */
             stopped: boolean;
+        };
+        /**
+         * SystemMessage
+         * @description Instructions from the system.
+         */
+        SystemMessage: {
+            /** Content */
+            content: string;
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "system";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TestOperation
+         * @description Asserts that the value at path equals value. RFC 6902 section 4.6.
+         */
+        TestOperation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "test";
+            /** Path */
+            path: string;
+            /** Value */
+            value: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TextMessageContentEvent
+         * @description Appends a fragment to a streamed text message.
+         */
+        TextMessageContentEvent: {
+            /** Delta */
+            delta: string;
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TEXT_MESSAGE_CONTENT";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TextMessageEndEvent
+         * @description Closes a streamed text message.
+         */
+        TextMessageEndEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TEXT_MESSAGE_END";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TextMessageStartEvent
+         * @description Opens a streamed text message. The content arrives as
+         *     TEXT_MESSAGE_CONTENT events and the message closes with
+         *     TEXT_MESSAGE_END.
+         */
+        TextMessageStartEvent: {
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Role */
+            role?: ("developer" | "system" | "assistant" | "user") | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TEXT_MESSAGE_START";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TextPart
+         * @description A text part.
+         */
+        TextPart: {
+            /** Id */
+            id?: string | null;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Text */
+            text: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "text";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Tool
+         * @description A tool the agent may call.
+         */
+        Tool: {
+            /** Description */
+            description: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: unknown | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ToolCall
+         * @description A call an assistant message made. Carries no subagent attribution of its
+         *     own and inherits its containing message's, since several calls can share
+         *     one parent.
+         */
+        ToolCall: {
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Type
+             * @default function
+             * @constant
+             */
+            type: "function";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ToolMessage
+         * @description What a tool returned, as a message in the conversation. Stands alone
+         *     rather than composing BaseMessage, because it carries no name.
+         */
+        ToolMessage: {
+            /** Content */
+            content: string | (components["schemas"]["TextPart"] | components["schemas"]["ImagePart"] | components["schemas"]["AudioPart"] | components["schemas"]["VideoPart"] | components["schemas"]["DocumentPart"])[];
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Error */
+            error?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "tool";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Toolcallid */
+            toolCallId: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * UIMessage
+         * @description A message as the AI SDK keeps it.
+         */
+        UIMessage: {
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Parts */
+            parts: components["schemas"]["UIMessagePart"][];
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * UIMessageChunkBlock
+         * @description One block of a UI message stream: ``data`` is a chunk as JSON, or ``[DONE]`` last (this
+         *     model documents the stream; it is never built).
+         */
+        UIMessageChunkBlock: {
+            data: string;
+        };
+        /**
+         * UIMessagePart
+         * @description A part of a message; only ``text`` parts are read (the others are the client's).
+         */
+        UIMessagePart: {
+            /** Text */
+            text?: string | null;
+            /** Type */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * UrlSource
+         * @description Bytes referenced by URL, fetched by whoever needs them.
+         */
+        UrlSource: {
+            /** Mimetype */
+            mimeType?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "url";
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * UserMessage
+         * @description A message from the person using the application.
+         */
+        UserMessage: {
+            /** Content */
+            content: string | (components["schemas"]["TextPart"] | components["schemas"]["ImagePart"] | components["schemas"]["AudioPart"] | components["schemas"]["VideoPart"] | components["schemas"]["DocumentPart"])[];
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "user";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /** ValidationError */
         ValidationError: {
@@ -525,6 +1898,73 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /**
+         * VideoPart
+         * @description A video part.
+         */
+        VideoPart: {
+            /** Id */
+            id?: string | null;
+            /** Metadata */
+            metadata?: unknown | null;
+            /** Source */
+            source: components["schemas"]["DataSource"] | components["schemas"]["UrlSource"] | components["schemas"]["FileSource"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "video";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TokenUsage
+         * @description Token counts for one provider and model, in the protocol's own
+         *     accounting: every count is either a total or a named part of one, so
+         *     entries from different providers add up without double-counting.
+         *     inputTokens and outputTokens are the totals; reasoningTokens,
+         *     cachedInputTokens and cacheWriteInputTokens are parts of them, never
+         *     additions to them; totalTokens is the two totals summed. Every field is
+         *     a label or a number — nothing content-bearing or identifying, no
+         *     prompts, completions, messages, or thread, run and user identifiers.
+         */
+        ag_ui___generated__models__TokenUsage: {
+            /** Cachewriteinputtokens */
+            cacheWriteInputTokens?: number | null;
+            /** Cachedinputtokens */
+            cachedInputTokens?: number | null;
+            /** Inputtokens */
+            inputTokens?: number | null;
+            /** Model */
+            model?: string | null;
+            /** Outputtokens */
+            outputTokens?: number | null;
+            /** Provider */
+            provider?: string | null;
+            /** Reasoningtokens */
+            reasoningTokens?: number | null;
+            /** Totaltokens */
+            totalTokens?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TokenUsage
+         * @description The tokens an answer cost, as the model server counted them.
+         */
+        burr_streaming_chatbot__events__TokenUsage: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /**
+             * Reasoning Tokens
+             * @description The part of `completion_tokens` spent thinking, if known.
+             */
+            reasoning_tokens: number | null;
+            /** Total Tokens */
+            total_tokens: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -534,6 +1974,157 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ag_ui_run_api_v0_streaming_chatbot_ag_ui__project_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunAgentInput"];
+            };
+        };
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["AgUiEventBlock"][];
+                };
+            };
+            /** @description A reply is already streaming in this conversation. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad body, thread id or prompt; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many answers streaming, or the store failed; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    ai_sdk_chat_api_v0_streaming_chatbot_ai_sdk__project_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["UIMessageChunkBlock"][];
+                };
+            };
+            /** @description A reply is already streaming in this conversation. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad body, chat id or prompt; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many answers streaming, or the store failed; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    ai_sdk_resume_api_v0_streaming_chatbot_ai_sdk__project_id___app_id__stream_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["UIMessageChunkBlock"][];
+                };
+            };
+            /** @description No answer is streaming in this conversation. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_conversations_api_v0_streaming_chatbot_conversations__project_id__get: {
         parameters: {
             query?: never;

@@ -1,0 +1,39 @@
+"""One turn, three wire protocols: each module here writes a turn's events in one protocol.
+
+A turn's events (see :mod:`..turns`) are each delta's text as a bare ``str`` and every other
+event as an :class:`~..events.EncodedEvent` of the native wire format. An encoder follows a
+turn (``turn.follow``) and turns each batch of events into its protocol's bytes, so stopping,
+reattaching, limits and persistence are the turn's, the same on every endpoint:
+
+* :mod:`.native`: the post's format, ``data: {"type": ..., "value": ...}`` (with SSE ids and
+  keepalives for clients that ask for ``text/event-stream``);
+* :mod:`.agui`: AG-UI events, with the ``ag-ui-protocol`` package's models and encoder;
+* :mod:`.ai_sdk`: the Vercel AI SDK's UI message stream (``useChat``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..store import Event
+
+
+def typed(batch: Sequence[Event]) -> Iterator[tuple[str, Any]]:
+    """The events of a batch as ``(type, value)``, consecutive deltas joined into one
+    ``("delta", text)``; the other events' values parsed from their JSON (a handful per turn,
+    and one per network read while a model thinks)."""
+    index = 0
+    while index < len(batch):
+        event = batch[index]
+        if isinstance(event, str):
+            end = index + 1
+            while end < len(batch) and isinstance(batch[end], str):
+                end += 1
+            yield "delta", event if end == index + 1 else "".join(batch[index:end])  # type: ignore[arg-type]
+            index = end
+            continue
+        data = json.loads(event.data)
+        yield data["type"], data
+        index += 1
