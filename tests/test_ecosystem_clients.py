@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import API, PROJECT, ChatServer
+from conftest import API, PROJECT, ChatServer, start_server
 from fake_openai import FakeUpstream
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
@@ -198,3 +198,70 @@ def test_ai_sdk_bad_bodies_are_422_and_resume_is_204_without_an_answer(
         assert word in response.text, response.text
     assert server.history(app_id) == []
     assert server.client.get(f"{url}/{app_id}/stream").status_code == 204
+
+
+@pytest.fixture(scope="module")
+def chatty_server(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory):
+    """A server that sends a keepalive comment after 50 ms without events."""
+    server = start_server("cli", tmp_path_factory.mktemp("chatty"), fake_upstream, "chatty",
+                          BURR_CHATBOT_KEEPALIVE_S="0.05")
+    yield server
+    server.close()
+
+
+def test_both_clients_read_through_keepalive_comments(
+    clients: Path, chatty_server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(text="Slow but sure.", reasoning="Hmm, let me see.", delay_ms=150,
+                     first_token_delay_ms=400)
+    with chatty_server.client.stream(
+        "POST", f"{API}/ag-ui/{PROJECT}", headers={"Accept": "text/event-stream"},
+        json={"threadId": app_id, "runId": "r0",
+              "messages": [{"id": "1", "role": "user", "content": "What is slow?"}]},
+    ) as response:
+        raw = b"".join(response.iter_raw())
+    assert raw.count(b": keepalive\n\n") >= 3  # the pauses are long enough for several
+
+    agui_url = f"{chatty_server.url}{API}/ag-ui/{PROJECT}"
+    [out] = node("agui_run.mjs", agui_url, app_id + "-agui", "What is slow?")
+    assert out["runs"][0]["error"] is None and out["runs"][0]["events"][-1] == "RUN_FINISHED"
+    assert assistant_texts(out["messages"]) == ["Slow but sure."]
+    api = f"{chatty_server.url}{API}/ai-sdk/{PROJECT}"
+    [turn] = node("ai_sdk_chat.mjs", api, app_id + "-ai", "send", "What is slow?")
+    assert turn["error"] is None and turn["text"] == "Slow but sure."
+    assert turn["reasoning"] == "Hmm, let me see."
+
+
+@pytest.mark.parametrize("protocol", ["ag-ui", "ai-sdk"])
+def test_stop_and_the_one_answer_rule_are_the_same_on_every_endpoint(
+    server: ChatServer, upstream: FakeUpstream, app_id: str, protocol: str
+) -> None:
+    upstream.control(text=" ".join(f"w{i}" for i in range(200)), delay_ms=20)
+    if protocol == "ag-ui":
+        url, body = f"{API}/ag-ui/{PROJECT}", {
+            "threadId": app_id, "runId": "r", "messages": [{"id": "1", "role": "user", "content": "What now?"}]}
+    else:
+        url, body = f"{API}/ai-sdk/{PROJECT}", {
+            "id": app_id, "messages": [{"id": "u", "role": "user", "parts": [{"type": "text", "text": "What now?"}]}]}
+    with server.client.stream("POST", url, json=body) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        for line in lines:  # until the answer's text streams
+            if "TEXT_MESSAGE_CONTENT" in line or '"text-delta"' in line:
+                break
+        # One answer at a time, whichever endpoint asks.
+        busy = server.client.post(f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "And?"})
+        assert busy.status_code == 409
+        assert server.client.post(url, json=body).status_code == 409
+        assert server.client.post(f"{API}/stop/{PROJECT}/{app_id}").json() == {"stopped": True}
+        rest = [json.loads(line[6:]) if line[6:] != "[DONE]" else "[DONE]"
+                for line in lines if line.startswith("data: ")]
+    if protocol == "ag-ui":
+        assert rest[-1]["type"] == "RUN_ERROR" and rest[-1]["code"] == "stopped"
+        assert [e["type"] for e in rest[-3:]] == ["TEXT_MESSAGE_END", "STEP_FINISHED", "RUN_ERROR"]
+    else:
+        assert rest[-1] == "[DONE]" and rest[-2]["type"] == "abort"
+        assert rest[-3] == {"type": "data-burr-error", "data": {
+            "code": "stopped", "message": "The answer was stopped.", "retryable": True}}
+    last = server.history(app_id)[-1]
+    assert last["role"] == "assistant" and last["interrupted"] and last["content"].startswith("w0")

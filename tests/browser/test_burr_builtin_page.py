@@ -49,7 +49,9 @@ def test_burr_s_built_in_streaming_page_works_on_this_router(
     burr_ui: ChatServer, upstream: FakeUpstream, page: Any
 ) -> None:
     answer = "Burr is a library for state machines; data: it streams."
-    upstream.control(text=answer, delay_ms=20)
+    thinking = "First I recall what Burr is."
+    # A reasoning model: the stream carries `reasoning` events too, which this page ignores.
+    upstream.control(text=answer, reasoning=thinking, delay_ms=20)
     page.goto(f"{burr_ui.url}/demos/streaming-chatbot")
     page.get_by_text("Select a conversation or create a new one by typing...").wait_for()
     selector = page.locator('input[role="combobox"]').first  # react-select's input
@@ -66,5 +68,7 @@ def test_burr_s_built_in_streaming_page_works_on_this_router(
     page.get_by_text(answer).last.wait_for(timeout=20_000)
     expect(prompt).to_be_enabled(timeout=20_000)
     assert burr_ui.history("builtin-page-chat")[-1]["content"] == answer
+    assert burr_ui.history("builtin-page-chat")[-1]["reasoning"] == thinking
+    assert page.get_by_text(thinking).count() == 0
     # Our router answered (Burr's built-in one would have asked the fake with its own prompts).
     assert upstream.stats()["request_bodies"][-1]["model"] == "answer-model"
