@@ -1,8 +1,11 @@
 """Every branch of the state machine, through a real server and the real openai SDK."""
 
+import json
+from pathlib import Path
+
 import pytest
 
-from conftest import ChatServer
+from conftest import PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
 BRANCHES = [
@@ -106,7 +109,7 @@ def test_the_answer_model_gets_the_most_recent_40_messages(
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_a_reasoning_models_thinking_streams_before_the_answer_and_is_kept(
-    server: ChatServer, upstream: FakeUpstream, app_id: str, field: str
+    server: ChatServer, upstream: FakeUpstream, app_id: str, field: str, session_storage: Path
 ) -> None:
     thinking = "The user asks about state machines. I should explain briefly."
     upstream.control(text="A graph of states.", reasoning=thinking, reasoning_field=field, delay_ms=5)
@@ -120,6 +123,12 @@ def test_a_reasoning_models_thinking_streams_before_the_answer_and_is_kept(
     message = events[-1]["value"]
     assert message["item"]["reasoning"] == thinking
     assert message["usage"]["reasoning_tokens"] == len(thinking.split())
+    # Burr's tracker records the answering step's usage (and the thinking, with the answer).
+    log = session_storage / PROJECT / app_id / "log.jsonl"
+    ends = [json.loads(line) for line in log.read_text().splitlines() if '"end_entry"' in line]
+    answered = [e for e in ends if e["action"] == "answer_question"]
+    assert answered[-1]["result"]["usage"] == message["usage"]
+    assert answered[-1]["result"]["response"]["reasoning"] == thinking
     # Kept with the answer: the history and the next turn's chat_history carry it.
     assert server.history(app_id)[-1]["reasoning"] == thinking
     upstream.control(text="Again.", reasoning=None)
