@@ -16,6 +16,11 @@ creates a conversation, posts a prompt and reads the stream to its end. With ``-
 the phases are split into R rounds and the servers take turns in a rotating order, so that a
 noisy neighbour hits all of them alike.
 
+With ``chatbot`` (this project on SQLite) selected, two more rows, unless ``--no-encoders``:
+the same server (a process each) driven through its AG-UI and its AI SDK endpoints
+(``loadgen.py --protocol ag-ui|ai-sdk``), in the same rotation, and each one's CPU per delta
+against the native stream's.
+
 Then, for this project on each engine that ran: two processes on one store, reattaching on
 the other process (``reattach.py``, ``--reattach`` trials), and the lease's own round trips
 (``lease.py``, ``--lease-cycles``).
@@ -37,10 +42,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import CHATBOTS, IMPLEMENTATIONS, LABELS, percentile  # noqa: E402
+from harness import CHATBOTS, ENCODER_ROWS, IMPLEMENTATIONS, LABELS, percentile  # noqa: E402
 
 ENGINES = {"chatbot": "sqlite", "chatbot_pg": "postgres"}
 """The store engine of each of this project's servers."""
+ENCODER_TARGET = 1.10
+"""An encoder's CPU per delta at most this times the native stream's (``print_encoders``)."""
 
 
 def run_loadgen(
@@ -69,6 +76,8 @@ def run_loadgen(
     ]  # fmt: skip
     if impl in CHATBOTS or impl == "chatbot_base":
         command.append("--expect-message")
+    if impl in ENCODER_ROWS:  # (its end is always checked)
+        command += ["--protocol", ENCODER_ROWS[impl]]
     if db_pid:
         command += ["--db-pid", str(db_pid)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -105,6 +114,9 @@ def stats(merged: dict[str, Any], tokens: int) -> dict[str, Any]:
         "errors": merged["errors"] + merged["single_errors"],
         "cpu_ms_per_turn": merged["server_cpu_s"] * 1000 / turns if turns else None,
         "cpu_ms_per_token": merged["server_cpu_s"] * 1000 / (turns * tokens) if turns and tokens else None,
+        "cpu_ms_per_delta_event": (
+            merged["server_cpu_s"] * 1000 / merged["deltas"] if merged["deltas"] else None
+        ),
         "db_cpu_ms_per_turn": (
             merged["db_cpu_s"] * 1000 / turns if turns and merged["db_cpu_s"] is not None else None
         ),
@@ -242,6 +254,58 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
             )
 
 
+def print_encoders(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    """This project on SQLite through each wire encoding: CPU per turn, per delta, and each
+    encoder's ratio to the native stream's, with the target."""
+    native = results.get("chatbot")
+    rows = [impl for impl in ENCODER_ROWS if impl in results]
+    if not native or not rows:
+        return
+    print()
+    print(
+        "this project on SQLite, one turn in three wire encodings (a server process each, same "
+        "rotation; per delta = per token the model sent, the same for all; per event = per delta "
+        "event read, fewer when the server joins deltas):"
+    )
+    print(
+        f"  {'encoding':<10}{'CPU ms':>9}{'CPU ms':>9}{'CPU ms':>9}{'events':>8}"
+        f"{'per delta':>12}{'per event':>12}"
+    )
+    print(
+        f"  {'':<10}{'/turn':>9}{'/delta':>9}{'/event':>9}{'/turn':>8}{'vs native':>12}{'vs native':>12}"
+    )
+    names = {"chatbot": "native", **ENCODER_ROWS}
+    for impl in ["chatbot", *rows]:
+        r = results[impl]
+        print(
+            f"  {names[impl]:<10}{fmt(r['cpu_ms_per_turn']):>9}{fmt(r['cpu_ms_per_token'], 3):>9}"
+            f"{fmt(r['cpu_ms_per_delta_event'], 3):>9}{fmt(r['delta_events_per_turn']):>8}"
+            f"{ratio(r['cpu_ms_per_token'], native['cpu_ms_per_token']):>12}"
+            f"{ratio(r['cpu_ms_per_delta_event'], native['cpu_ms_per_delta_event']):>12}"
+        )
+    for impl in rows:
+        r = results[impl]
+        print(
+            f"  {ENCODER_ROWS[impl]} / native: {ratio(r['cpu_ms_per_token'], native['cpu_ms_per_token'])} "
+            f"per delta ({fmt(r['cpu_ms_per_token'], 3)} vs {fmt(native['cpu_ms_per_token'], 3)} ms), "
+            f"{ratio(r['cpu_ms_per_delta_event'], native['cpu_ms_per_delta_event'])} per delta event; "
+            f"TTFD 1 stream p50 {fmt(r['ttfd_single_p50_ms'])} vs {fmt(native['ttfd_single_p50_ms'])} ms, "
+            f"held back max {fmt(r['holdback_max_ms'])} vs {fmt(native['holdback_max_ms'])} ms"
+        )
+    for impl in rows:
+        r = results[impl]
+        ok = (
+            r["cpu_ms_per_token"] is not None
+            and native["cpu_ms_per_token"] is not None
+            and r["cpu_ms_per_token"] <= ENCODER_TARGET * native["cpu_ms_per_token"]
+        )
+        print(
+            f"  [{'met' if ok else 'MISSED'}] {ENCODER_ROWS[impl]}: CPU per delta within "
+            f"{(ENCODER_TARGET - 1) * 100:.0f}% of native: "
+            f"{ratio(r['cpu_ms_per_token'], native['cpu_ms_per_token'])}"
+        )
+
+
 def run_script(script: str, engines: list[str], database_url: Optional[str], out: Path, *extra: str) -> dict[str, Any]:
     """Run ``reattach.py`` or ``lease.py`` for ``engines``; what it wrote to ``out``."""
     engine = "both" if len(engines) > 1 else engines[0]
@@ -368,10 +432,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         "burr_streaming_chatbot/ (e.g. `git archive <commit> src | tar -x -C DIR`, then DIR/src), "
         "in the same rotation, as 'baseline build'",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-encoders", dest="encoders", action="store_false",
+        help="skip the rows of this project (SQLite) driven through its AG-UI and AI SDK endpoints",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
     impls = [i for i in IMPLEMENTATIONS if not args.impl or i in args.impl]
+    if args.encoders and "chatbot" in impls:  # next to the native row, in the rotation too
+        at = impls.index("chatbot") + 1
+        impls[at:at] = list(ENCODER_ROWS)
     if args.baseline_src:
         if not (args.baseline_src / "burr_streaming_chatbot" / "router.py").is_file():
             parser.error(f"--baseline-src: no burr_streaming_chatbot/router.py in {args.baseline_src}")
@@ -403,7 +474,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
         for impl in impls:
             servers[impl] = harness.start_server(
-                "chatbot" if impl == "chatbot_base" else impl,
+                "chatbot" if impl == "chatbot_base" or impl in ENCODER_ROWS else impl,
                 fake.url + "/v1", tmp / impl, log=tmp / f"{impl}.log", env=env[impl], name=impl,
             )  # fmt: skip
         for impl, server in servers.items():
@@ -455,6 +526,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             cluster.stop()
     results = {impl: stats(merge(raw[impl]), args.tokens) for impl in impls}
     print_report(results, args, info)
+    print_encoders(results, args)
     print_engines(results, info)
     if "reattach" in extra:
         import reattach

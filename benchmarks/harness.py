@@ -41,9 +41,15 @@ LABELS = {
     "chatbot": "this project",
     "chatbot_pg": "this project, PG",
     "chatbot_base": "baseline build",
+    "chatbot_agui": "project, AG-UI",
+    "chatbot_aisdk": "project, AI SDK",
 }
 """(``chatbot_base``: this project's server from another source tree, ``compare.py
---baseline-src``; not in IMPLEMENTATIONS.)"""
+--baseline-src``; ``chatbot_agui``, ``chatbot_aisdk``: see ENCODER_ROWS; not in
+IMPLEMENTATIONS.)"""
+ENCODER_ROWS = {"chatbot_agui": "ag-ui", "chatbot_aisdk": "ai-sdk"}
+"""Rows of ``compare.py``: this project's server on SQLite (``servers.py chatbot``), driven
+through another wire protocol than the native one (``loadgen.py --protocol``)."""
 CHATBOTS = ("chatbot", "chatbot_pg")
 """This project's server: on SQLite (its default), and on PostgreSQL (``BURR_CHATBOT_DATABASE_URL``)."""
 

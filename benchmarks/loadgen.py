@@ -1,9 +1,20 @@
 """The load generator: drives one server with chat turns and times every delta it receives.
 
 Runs in its own process (``compare.py`` starts one per measurement) so its CPU never counts as
-the server's. A turn is: ``POST /create/{project}/{app}`` (unless ``--no-create``), then
-``POST /response/{project}/{app}`` with ``{"prompt": ...}``, reading the event stream to its
-end. Three phases, in order:
+the server's. A turn is: ``POST /create/{project}/{app}`` (unless ``--no-create``), then the
+prompt in the wire protocol of ``--protocol``, reading the event stream to its end:
+
+* ``native`` (the default, every server): ``POST /response/{project}/{app}`` with
+  ``{"prompt": ...}``; deltas are ``delta`` events, the turn ends with ``message``;
+* ``ag-ui`` (this project only): ``POST /ag-ui/{project}`` with an AG-UI ``RunAgentInput``
+  (``threadId``: the conversation); deltas are ``TEXT_MESSAGE_CONTENT`` events, the stream
+  starts with ``RUN_STARTED`` and ends with ``RUN_FINISHED`` (``RUN_ERROR``: an error);
+* ``ai-sdk`` (this project only): ``POST /ai-sdk/{project}`` with what the AI SDK's
+  ``DefaultChatTransport`` sends (``id``: the conversation); deltas are ``text-delta`` chunks,
+  the stream starts with ``start`` and ends with ``finish`` then ``data: [DONE]`` (``error``,
+  ``abort``, ``data-burr-error``: an error).
+
+Three phases, in order:
 
 * warm-up: ``--warmup`` turns, one at a time, not reported;
 * single: ``--single`` turns, one at a time: time to first delta with nothing else running;
@@ -19,8 +30,10 @@ prints one JSON object: per phase the times to first delta (s), and for the load
 gaps between delta events (s), the per-token hold-back lower bounds (s, see
 :func:`holdback_lower_bounds`), the number of delta events, errors with a few samples, and the
 server's CPU seconds. A turn is an error when the HTTP status is not 200, the connection
-fails, the stream carries an ``error`` event, the deltas do not join up to the fake's answer
-(with ``--tokens``), or (with ``--expect-message``) no ``message`` event came.
+fails, the stream carries an error event, the deltas do not join up to the fake's answer
+(with ``--tokens``), or the turn's end did not come: with ``--expect-message``, no ``message``
+event (native); always, for the other protocols, no ``RUN_FINISHED`` or no ``finish`` and
+``[DONE]``, or events after them.
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import aiohttp
 
@@ -88,6 +101,120 @@ def holdback_lower_bounds(arrivals: list[tuple[float, str]], delay_s: float) -> 
     return bounds
 
 
+PROTOCOLS = ("native", "ag-ui", "ai-sdk")
+"""The wire protocols a turn can be driven through (see the module's docstring)."""
+
+
+class TurnReader:
+    """Reads one turn's events (each SSE block's ``data``) in the native protocol: returns each
+    delta's text, notes errors and the turn's end (``message``)."""
+
+    END = "message event"
+
+    def __init__(self) -> None:
+        self.error: Optional[str] = None
+        self.ended = False
+
+    def read(self, data: Union[str, bytes]) -> Optional[str]:
+        """The text of the delta in ``data``, or None when it is not a (non-empty) delta."""
+        event = json.loads(data)
+        kind = event.get("type")
+        if kind == "delta":
+            return event.get("value") or None  # Burr's example relays the empty role chunk
+        if kind == "error":
+            self.error = f"error event: {event.get('value')}"
+        elif kind == "message":
+            self.ended = True
+        return None
+
+
+class AgUiReader(TurnReader):
+    """An AG-UI run: ``RUN_STARTED`` first, ``TEXT_MESSAGE_CONTENT`` deltas, ``RUN_FINISHED``
+    last (``RUN_ERROR``: an error); anything after the end is an error."""
+
+    END = "RUN_FINISHED event"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = False
+
+    def read(self, data: Union[str, bytes]) -> Optional[str]:
+        event = json.loads(data)
+        kind = event.get("type")
+        if self.ended:
+            self.error = self.error or f"{kind} after RUN_FINISHED"
+        elif not self.started and kind != "RUN_STARTED":
+            self.error = self.error or f"first event {kind}, not RUN_STARTED"
+        self.started = True
+        if kind == "TEXT_MESSAGE_CONTENT":
+            return event.get("delta") or None
+        if kind == "RUN_ERROR":
+            self.error = f"RUN_ERROR: {event.get('code')}: {event.get('message')}"
+        elif kind == "RUN_FINISHED":
+            self.ended = True
+        return None
+
+
+class AiSdkReader(TurnReader):
+    """A UI message stream: ``start`` first, ``text-delta`` chunks of part ``text``, ``finish``
+    then ``[DONE]`` last (``error``, ``abort`` or ``data-burr-error``: an error); anything
+    after ``[DONE]`` is an error."""
+
+    END = "finish chunk and [DONE]"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = self.finished = False
+
+    def read(self, data: Union[str, bytes]) -> Optional[str]:
+        if self.ended:
+            self.error = self.error or f"{data[:40]!r} after [DONE]"
+            return None
+        if data in ("[DONE]", b"[DONE]"):  # (EventDecoder's data is bytes)
+            self.ended = self.finished
+            if not self.finished:
+                self.error = self.error or "[DONE] before finish"
+            return None
+        event = json.loads(data)
+        kind = event.get("type")
+        if not self.started and kind != "start":
+            self.error = self.error or f"first chunk {kind}, not start"
+        self.started = True
+        if kind == "text-delta":
+            if event.get("id") != "text":
+                self.error = self.error or f"text-delta of part {event.get('id')!r}"
+            return event.get("delta") or None
+        if kind in ("error", "abort", "data-burr-error"):
+            self.error = f"{kind} chunk: {event.get('errorText') or event.get('reason') or event.get('data')}"
+        elif kind == "finish":
+            self.finished = True
+        return None
+
+
+READERS = {"native": TurnReader, "ag-ui": AgUiReader, "ai-sdk": AiSdkReader}
+
+
+def request_of(opts: "Options", app_id: str, count: int) -> tuple[str, dict]:
+    """The path (under the API) and JSON body that send the prompt of a conversation's turn
+    ``count`` (0 for its first) in ``opts.protocol``."""
+    if opts.protocol == "ag-ui":
+        body = {
+            "threadId": app_id,
+            "runId": f"{app_id}-run{count}",
+            "messages": [{"id": f"u{count}", "role": "user", "content": opts.prompt}],
+        }
+        return f"/ag-ui/{opts.project}", body
+    if opts.protocol == "ai-sdk":
+        body = {
+            "id": app_id,
+            "messages": [{"id": f"u{count}", "role": "user", "parts": [{"type": "text", "text": opts.prompt}]}],
+            "trigger": "submit-message",
+        }
+        return f"/ai-sdk/{opts.project}", body
+    query = f"?history_after={opts.history_after}" if opts.history_after else ""
+    return f"/response/{opts.project}/{app_id}{query}", {"prompt": opts.prompt}
+
+
 @dataclass
 class Options:
     url: str
@@ -100,11 +227,13 @@ class Options:
     tag: str
     turns_per_conversation: int
     history_after: int = 0
-    """Sent as ``?history_after=`` (what the page sends: the messages it has, but the last two)."""
+    """Sent as ``?history_after=`` (what the page sends: the messages it has, but the last two;
+    native protocol only)."""
+    protocol: str = "native"
 
 
 async def one_turn(
-    session: aiohttp.ClientSession, opts: Options, app_id: str, create: bool
+    session: aiohttp.ClientSession, opts: Options, app_id: str, create: bool, count: int = 0
 ) -> TurnRecord:
     rec = TurnRecord()
     base = opts.url + API
@@ -115,30 +244,23 @@ async def one_turn(
                 if created.status != 200:
                     rec.error = f"create: HTTP {created.status}"
                     return rec
+        path, body = request_of(opts, app_id, count)
+        reader = READERS[opts.protocol]()
         began = time.perf_counter()
-        query = f"?history_after={opts.history_after}" if opts.history_after else ""
-        async with session.post(
-            f"{base}/response/{opts.project}/{app_id}{query}", json={"prompt": opts.prompt}
-        ) as response:
+        async with session.post(base + path, json=body) as response:
             if response.status != 200:
                 text = await response.text()
                 rec.error = f"response: HTTP {response.status} {text[:200]}"
                 return rec
             decoder = EventDecoder()
             arrivals: list[tuple[float, str]] = []
-            got_message = False
             async for chunk in response.content.iter_any():
                 now = time.perf_counter()
                 for sse in decoder.feed(chunk):
-                    event = json.loads(sse.data)
-                    kind = event.get("type")
-                    if kind == "delta":
-                        if event.get("value"):  # Burr's example relays the empty role chunk
-                            arrivals.append((now, event["value"]))
-                    elif kind == "error":
-                        rec.error = f"error event: {event.get('value')}"
-                    elif kind == "message":
-                        got_message = True
+                    text = reader.read(sse.data)
+                    if text:
+                        arrivals.append((now, text))
+        rec.error = reader.error
         rec.deltas = len(arrivals)
         if arrivals:
             rec.ttfd = arrivals[0][0] - began
@@ -148,8 +270,9 @@ async def one_turn(
         text = "".join(value for _, value in arrivals)
         if rec.error is None and opts.tokens and text != expected_text(opts.tokens):
             rec.error = f"answer text differs: {len(text)} characters in {rec.deltas} deltas"
-        if rec.error is None and opts.expect_message and not got_message:
-            rec.error = "no message event"
+        expect_end = opts.expect_message or opts.protocol != "native"
+        if rec.error is None and expect_end and not reader.ended:
+            rec.error = f"no {reader.END}"
     except Exception as exc:  # noqa: BLE001 - every failure is an error of the turn
         rec.error = f"{type(exc).__name__}: {exc}"
     return rec
@@ -187,7 +310,7 @@ async def run_phase(
             except asyncio.QueueEmpty:
                 return
             for k in range(count):
-                records.append(await one_turn(client, opts, app_id, create=opts.create and k == 0))
+                records.append(await one_turn(client, opts, app_id, create=opts.create and k == 0, count=k))
 
     # The records of a long load (tens of thousands of lists of floats) would make this
     # process's own full collections tens of milliseconds long, and deltas read after such a
@@ -227,6 +350,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         expect_message=args.expect_message,
         tag=args.tag or f"bench-{uuid.uuid4().hex[:8]}",
         turns_per_conversation=args.turns_per_conversation,
+        protocol=args.protocol,
     )
     result: dict = {}
     async with client_session(args.concurrency, args.timeout) as client:
@@ -271,7 +395,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the fake's --delay-ms")
     parser.add_argument("--turns-per-conversation", type=int, default=1)
     parser.add_argument("--no-create", dest="create", action="store_false")
-    parser.add_argument("--expect-message", action="store_true")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="native",
+        help="the wire protocol of the turns (ag-ui and ai-sdk: this project's server only)",
+    )  # fmt: skip
+    parser.add_argument("--expect-message", action="store_true", help="native: a turn must end with message")
     parser.add_argument("--tag", default="", help="prefix of the conversation ids")
     parser.add_argument("--timeout", type=float, default=120.0)
     return parser.parse_args(argv)

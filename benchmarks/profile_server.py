@@ -3,6 +3,7 @@ benchmark's load with py-spy, and summarise where its CPU time goes per turn.
 
     python benchmarks/profile_server.py [--turns 200] [--tokens 50] [--concurrency 20] [--delay-ms 5]
     python benchmarks/profile_server.py --preload-turns 300 --turns 30 --concurrency 1   # long chat
+    python benchmarks/profile_server.py --protocol ag-ui     # the turns through the AG-UI endpoint
 
 Starts the fake OpenAI server and ``servers.py chatbot`` (as ``compare.py`` does), warms the
 server up, attaches ``py-spy record --gil`` to it (only the thread holding the GIL is sampled,
@@ -10,7 +11,8 @@ so waiting threads and an idle event loop do not count), runs the load phase of
 ``loadgen.py``, and reads the server's CPU time around it. Each function's share of the
 samples is turned into milliseconds of server CPU per turn (share x measured CPU / turns).
 With ``--preload-turns N`` one conversation is first driven to N turns and the profiled turns
-continue it (per-turn costs that grow with the history).
+continue it (per-turn costs that grow with the history). With ``--protocol ag-ui|ai-sdk`` the
+turns go through that endpoint of this project's server instead of the native one.
 
 Prints: the CPU per turn, the costs grouped by area (each sample goes to the first area, in
 the order listed, that has a frame on its stack), self time by package, the top functions by
@@ -48,6 +50,8 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
      ("openai/", "httpx/", "httpcore/", "httpx2/", "httpcore2/")),
     ("Burr step machinery: state copies, hooks, transitions", ("burr/core/", "burr/lifecycle/")),
     ("OpenTelemetry instrumentation (Burr's example)", ("opentelemetry/",)),
+    ("wire encoders: encoders/ (+ ag_ui's models and encoder), and turn.follow under them",
+     ("burr_streaming_chatbot/encoders/", "ag_ui/")),
     ("SSE encoding: FastAPI stream serialisation + memory streams",
      ("_serialize_sse_item", "format_sse_event", "_sse_producer_cm", "_sse_with_checkpoints",
       "_keepalive_inserter", "anyio/streams/memory.py")),
@@ -72,7 +76,7 @@ def loadgen(server: harness.Process, args: argparse.Namespace, *extra: str) -> d
         *extra,
     ]  # fmt: skip
     if args.impl in harness.CHATBOTS:
-        command.append("--expect-message")
+        command += ["--expect-message", "--protocol", args.protocol]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed:\n{done.stderr[-3000:]}")
@@ -160,6 +164,10 @@ def summarise(samples: list[tuple[list[str], int]], cpu_ms_per_turn: float, top:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", choices=harness.IMPLEMENTATIONS, default="chatbot")
+    parser.add_argument(
+        "--protocol", choices=("native", "ag-ui", "ai-sdk"), default="native",
+        help="this project's server: the endpoint the turns go through",
+    )  # fmt: skip
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
@@ -169,6 +177,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, help="keep the collapsed stacks here")
     args = parser.parse_args(argv)
+    if args.protocol != "native" and args.impl not in harness.CHATBOTS:
+        parser.error("--protocol ag-ui and ai-sdk: this project's server only (--impl chatbot or chatbot_pg)")
     spy = py_spy()
     if spy is None:
         print("py-spy is not installed: pip install -r benchmarks/requirements.txt", file=sys.stderr)
@@ -221,7 +231,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     where = f"continuing one conversation from turn {args.preload_turns + 1}" if args.preload_turns else (
         f"{args.concurrency} at a time")
     print(
-        f"profiled: {harness.LABELS[args.impl]}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
+        f"profiled: {harness.LABELS[args.impl]}"
+        f"{f' through {args.protocol}' if args.impl in harness.CHATBOTS else ''}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
         f"upstream tokens; {result['errors']} errors\n"
     )
     summarise(parse_collapsed(raw), cpu_ms, args.top)

@@ -1,6 +1,7 @@
 """The benchmark harness works: tiny runs of ``benchmarks/compare.py`` (every server, PostgreSQL
-too when installed, the two-process reattach and the lease round trips) and
-``benchmarks/long_conversation.py`` finish without errors and report every implementation.
+too when installed, this project through its AG-UI and AI SDK endpoints, the two-process
+reattach and the lease round trips) and ``benchmarks/long_conversation.py`` finish without
+errors and report every implementation; the load generator reads each protocol's turn.
 
 They check the harness (processes start, the load runs, the report prints), never times.
 """
@@ -15,7 +16,8 @@ from postgres import find_pg_bin
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
-from harness import LABELS  # noqa: E402  (the names the report prints)
+from harness import ENCODER_ROWS, LABELS  # noqa: E402  (the names the report prints)
+from loadgen import READERS  # noqa: E402
 
 
 def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -42,7 +44,9 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
     results = report["results"]
     postgres = find_pg_bin() is not None
     engines = {"sqlite", "postgres"} if postgres else {"sqlite"}
-    expected = {"relay", "relay_aiohttp", "burr_example", "chatbot"} | ({"chatbot_pg"} if postgres else set())
+    expected = {"relay", "relay_aiohttp", "burr_example", "chatbot", *ENCODER_ROWS} | (
+        {"chatbot_pg"} if postgres else set()
+    )
     assert set(results) == expected
     if not postgres:
         assert "this project, PG: skipped" in done.stdout
@@ -51,6 +55,12 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
         assert result["turns"] == 6, impl
         assert result["cpu_ms_per_turn"] is not None and result["cpu_ms_per_turn"] >= 0, impl
         assert result["ttfd_single_p50_ms"] is not None, impl
+        # the deltas were recognised (their text is checked against the fake's answer)
+        assert result["delta_events_per_turn"] and result["delta_events_per_turn"] >= 1, impl
+    for impl, protocol in ENCODER_ROWS.items():  # each encoder against the native stream
+        assert results[impl]["cpu_ms_per_delta_event"] is not None, impl
+        assert f"{protocol} / native: " in done.stdout, done.stdout
+        assert f"] {protocol}: CPU per delta within 10% of native" in done.stdout, done.stdout
     if postgres:
         assert results["chatbot_pg"]["db_cpu_ms_per_turn"] is not None
         assert "CPU per turn on PostgreSQL <= 1.2x SQLite" in done.stdout
@@ -70,6 +80,50 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
         assert result["with_turns"]["acquire"]["n"] == 10, engine
     assert "first replayed event <= 100 ms" in done.stdout
     assert "time to first delta added by the lease" in done.stdout
+
+
+def blocks(*data: str) -> list[bytes]:
+    return [d.encode() for d in data]
+
+
+NATIVE = blocks(
+    '{"type":"chat_history","value":[]}', '{"type":"delta","value":"Token0"}',
+    '{"type":"delta","value":" token1"}', '{"type":"message","value":{}}',
+)  # fmt: skip
+AG_UI = blocks(
+    '{"type":"RUN_STARTED","threadId":"t","runId":"r"}', '{"type":"MESSAGES_SNAPSHOT","messages":[]}',
+    '{"type":"TEXT_MESSAGE_START","messageId":"m","role":"assistant"}',
+    '{"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":"Token0"}',
+    '{"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":" token1"}',
+    '{"type":"TEXT_MESSAGE_END","messageId":"m"}', '{"type":"RUN_FINISHED","threadId":"t","runId":"r"}',
+)  # fmt: skip
+AI_SDK = blocks(
+    '{"type":"start","messageId":"m","messageMetadata":{}}', '{"type":"start-step"}',
+    '{"type":"text-start","id":"text"}', '{"type":"text-delta","id":"text","delta":"Token0"}',
+    '{"type":"text-delta","id":"text","delta":" token1"}', '{"type":"text-end","id":"text"}',
+    '{"type":"finish-step"}', '{"type":"finish","finishReason":"stop","messageMetadata":{}}', "[DONE]",
+)  # fmt: skip
+
+
+def read_turn(protocol: str, data: list[bytes]) -> tuple[str, bool, object]:
+    reader = READERS[protocol]()
+    text = "".join(t for t in map(reader.read, data) if t)
+    return text, reader.ended, reader.error
+
+
+def test_loadgen_reads_each_protocols_deltas_and_end() -> None:
+    for protocol, turn in (("native", NATIVE), ("ag-ui", AG_UI), ("ai-sdk", AI_SDK)):
+        assert read_turn(protocol, turn) == ("Token0 token1", True, None), protocol
+        cut = read_turn(protocol, turn[:-1])  # the stream ends early: no end of turn
+        assert cut[1] is False, protocol
+    assert read_turn("ai-sdk", AI_SDK[:-2] + AI_SDK[-1:])[2] == "[DONE] before finish"
+    assert read_turn("ag-ui", AG_UI + AG_UI[-1:])[2] == "RUN_FINISHED after RUN_FINISHED"
+    assert read_turn("ag-ui", AG_UI[1:])[2] == "first event MESSAGES_SNAPSHOT, not RUN_STARTED"
+    assert read_turn("ai-sdk", AI_SDK + AI_SDK[-1:])[2] is not None
+    error = read_turn("ag-ui", [*AG_UI[:2], b'{"type":"RUN_ERROR","message":"m","code":"upstream"}'])
+    assert error == ("", False, "RUN_ERROR: upstream: m")
+    error = read_turn("ai-sdk", [*AI_SDK[:1], b'{"type":"error","errorText":"boom"}', b"[DONE]"])
+    assert error[1] is False and error[2] == "error chunk: boom"
 
 
 def test_long_conversation_runs_and_restarts(tmp_path: Path) -> None:
