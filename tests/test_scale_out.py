@@ -164,7 +164,7 @@ def test_a_killed_process_s_lease_expires_and_its_partial_answer_is_kept(
     a = start_server("cli", home_a, upstream, "lease-a", BURR_CHATBOT_WORKER_NAME="machine-a", **lease)
     b = start_server("cli", home_b, upstream, "lease-b", BURR_CHATBOT_WORKER_NAME="machine-b", **lease)
     try:
-        upstream.control(text=SLOW, delay_ms=50)
+        upstream.control(text=SLOW, reasoning="Thinking first.", delay_ms=50)
         events, _ = read_some(a, app_id, "What is dying?", deltas=4)
         received = "".join(e["value"] for e in events if e["type"] == "delta")
         a.stop(signal.SIGKILL)
@@ -177,12 +177,13 @@ def test_a_killed_process_s_lease_expires_and_its_partial_answer_is_kept(
             followed = [json.loads(sse.data) for sse in source.iter_sse()]
         assert followed[-1]["type"] == "error" and followed[-1]["value"]["code"] == "worker_lost"
         assert 1.0 < time.monotonic() - killed < 8.0  # the 2 s lease, give or take a renewal
-        upstream.control(text="Back.", delay_ms=0)
+        upstream.control(text="Back.", reasoning=None, delay_ms=0)
         assert b.turn(app_id, "What now?")[-1]["type"] == "message"
         history = b.history(app_id)
         assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
         assert history[1]["interrupted"] is True and received.startswith(history[1]["content"])
         assert history[1]["content"].startswith("word0")
+        assert history[1]["reasoning"] == "Thinking first."  # its thinking kept with it
         assert [m["content"] for m in history[2:]] == ["What now?", "Back."]
     finally:
         a.close()

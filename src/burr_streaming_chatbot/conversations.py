@@ -164,6 +164,7 @@ def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
     """The answer a turn's recorded events had streamed, marked ``interrupted``; None when it
     streamed no text or ended (its end was saved by the step that sent it)."""
     pieces: list[str] = []
+    thoughts: list[str] = []
     mode = "unknown"
     for event in events:
         if isinstance(event, str):
@@ -174,9 +175,11 @@ def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
             return None
         if data["type"] == "mode":
             mode = data["value"]
+        elif data["type"] == "reasoning":
+            thoughts.append(data["value"])
     if not pieces:
         return None
-    return {
+    item = {
         "role": "assistant",
         "content": "".join(pieces),
         "type": "code" if mode == "generate_code" else "text",
@@ -184,6 +187,9 @@ def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
         "model": None,
         "interrupted": True,
     }
+    if thoughts:
+        item["reasoning"] = "".join(thoughts)
+    return item
 
 
 def _release(app: Application) -> None:
