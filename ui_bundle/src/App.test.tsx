@@ -84,6 +84,7 @@ describe('App', () => {
           mode: 'answer_question',
           model: 'offline-demo',
           interrupted: false,
+          reasoning: null,
         },
         mode: 'answer_question',
         model: 'offline-demo',
@@ -91,6 +92,7 @@ describe('App', () => {
         deltas: 1,
         sequence_id: 3,
         path: ['prompt', 'check_safety', 'decide_mode', 'answer_question'],
+        usage: null,
       },
     })
     await act(async () => stream.close())
@@ -149,8 +151,8 @@ describe('App', () => {
       'GET /conversations/demo_streaming_chatbot': () => jsonResponse([{ app_id: 'abc', updated_at: null, title: 'Old one' }]),
       'GET /history/demo_streaming_chatbot/abc': () =>
         jsonResponse([
-          { role: 'user', content: 'Old question', type: 'text', mode: null, model: null, interrupted: false },
-          { role: 'assistant', content: 'Old answer', type: 'text', mode: 'answer_question', model: 'm', interrupted: true },
+          { role: 'user', content: 'Old question', type: 'text', mode: null, model: null, interrupted: false, reasoning: null },
+          { role: 'assistant', content: 'Old answer', type: 'text', mode: 'answer_question', model: 'm', interrupted: true, reasoning: null },
         ]),
     })
     window.history.replaceState(null, '', '/demos/streaming-chatbot/?c=abc')

@@ -147,6 +147,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             messages={chat.messages}
             streaming={streaming}
             streamingText={chat.streamingText}
+            streamingReasoning={chat.streamingReasoning}
             mode={chat.mode}
             activeAction={chat.activeAction}
             onRegenerate={chat.canRegenerate ? () => void chat.regenerate() : undefined}

@@ -28,7 +28,7 @@ afterEach(() => {
 })
 
 function assistant(content: string, extra: Partial<ChatItem> = {}): ChatItem {
-  return { role: 'assistant', content, type: 'text', mode: 'answer_question', model: 'demo-model', interrupted: false, ...extra }
+  return { role: 'assistant', content, type: 'text', mode: 'answer_question', model: 'demo-model', interrupted: false, reasoning: null, ...extra }
 }
 
 describe('Markdown', () => {
@@ -143,7 +143,7 @@ describe('Markdown with a render worker', () => {
 })
 
 describe('MessageList, when the final message replaces the streamed one', () => {
-  const question: DisplayMessage = { item: { role: 'user', content: 'Q', type: 'text', mode: null, model: null, interrupted: false } }
+  const question: DisplayMessage = { item: { role: 'user', content: 'Q', type: 'text', mode: null, model: null, interrupted: false, reasoning: null } }
   const text = 'Intro paragraph.\n\n```python\nprint(1)\n```\n\n- one\n- two'
 
   function list(messages: DisplayMessage[], streaming: boolean, streamingText = '') {
@@ -178,7 +178,7 @@ describe('Message', () => {
       <Message
         message={{
           item: assistant('Hi'),
-          meta: { mode: 'answer_question', model: 'demo-model', ttft_ms: 123.4, deltas: 3, path: [], sequence_id: 3 },
+          meta: { mode: 'answer_question', model: 'demo-model', ttft_ms: 123.4, deltas: 3, path: [], sequence_id: 3, usage: null },
         }}
       />,
     )
@@ -186,6 +186,29 @@ describe('Message', () => {
     expect(within(answer).getByTestId('answer-mode')).toHaveTextContent('answer_question')
     expect(within(answer).getByTestId('answer-model')).toHaveTextContent('demo-model')
     expect(within(answer).getByTestId('answer-ttft')).toHaveTextContent('123 ms')
+    expect(within(answer).queryByTestId('answer-usage')).toBeNull() // the server did not report it
+  })
+
+  it('shows the tokens an answer cost, with the thinking part when counted', () => {
+    const meta = { mode: 'answer_question', model: 'demo-model', ttft_ms: 10, deltas: 3, path: [], sequence_id: 3 }
+    const { rerender } = render(
+      <Message
+        message={{
+          item: assistant('Hi'),
+          meta: { ...meta, usage: { prompt_tokens: 20, completion_tokens: 100, total_tokens: 120, reasoning_tokens: 40 } },
+        }}
+      />,
+    )
+    expect(screen.getByTestId('answer-usage')).toHaveTextContent(/^Usage:\s*120 tokens \(20 in, 100 out, 40 thinking\)$/)
+    rerender(
+      <Message
+        message={{
+          item: assistant('Hi'),
+          meta: { ...meta, usage: { prompt_tokens: 7, completion_tokens: 5, total_tokens: 12, reasoning_tokens: null } },
+        }}
+      />,
+    )
+    expect(screen.getByTestId('answer-usage')).toHaveTextContent(/^Usage:\s*12 tokens \(7 in, 5 out\)$/)
   })
 
   it('marks an interrupted answer', () => {
@@ -204,7 +227,7 @@ describe('Message', () => {
 
   it('shows user text as typed, not as markdown or HTML', () => {
     const { container } = render(
-      <Message message={{ item: { role: 'user', content: '**hi** <i>x</i>', type: 'text', mode: null, model: null, interrupted: false } }} />,
+      <Message message={{ item: { role: 'user', content: '**hi** <i>x</i>', type: 'text', mode: null, model: null, interrupted: false, reasoning: null } }} />,
     )
     expect(container.querySelector('strong, i')).toBeNull()
     expect(screen.getByTestId('user-message')).toHaveTextContent('**hi** <i>x</i>')

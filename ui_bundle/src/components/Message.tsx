@@ -1,10 +1,20 @@
 import { memo } from 'react'
 import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
-import type { ChatItem } from '../lib/types'
+import type { ChatItem, TokenUsage } from '../lib/types'
 import { Markdown } from './Markdown'
+import { ThinkingBlock } from './ThinkingBlock'
 
 export function formatMs(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
+}
+
+/** "120 tokens (20 in, 100 out, 40 thinking)"; the thinking part only when the server counted it. */
+export function formatUsage(usage: TokenUsage): string {
+  const parts = [`${usage.prompt_tokens} in`, `${usage.completion_tokens} out`]
+  if (usage.reasoning_tokens !== null && usage.reasoning_tokens !== undefined) {
+    parts.push(`${usage.reasoning_tokens} thinking`)
+  }
+  return `${usage.total_tokens} ${usage.total_tokens === 1 ? 'token' : 'tokens'} (${parts.join(', ')})`
 }
 
 function MetaLine({ item, meta, streaming }: { item?: ChatItem; meta?: AnswerMeta | undefined; streaming?: { mode: string | null } }) {
@@ -16,6 +26,7 @@ function MetaLine({ item, meta, streaming }: { item?: ChatItem; meta?: AnswerMet
   if (meta && meta.ttft_ms !== null && meta.ttft_ms !== undefined) {
     parts.push({ label: 'First token', value: formatMs(meta.ttft_ms), testid: 'answer-ttft' })
   }
+  if (meta?.usage) parts.push({ label: 'Usage', value: formatUsage(meta.usage), testid: 'answer-usage' })
   if (!parts.length && !streaming) return null
   return (
     <dl className="mt-2 flex flex-wrap gap-x-3 gap-y-1 text-xs text-gray-500 dark:text-gray-400">
@@ -71,6 +82,7 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
   const isUser = item.role === 'user'
   const isError = item.type === 'error'
   const waiting = streaming && !item.content
+  const reasoning = isUser ? null : item.reasoning
   return (
     <article
       data-testid={isUser ? 'user-message' : 'assistant-message'}
@@ -90,10 +102,13 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
             }`
       }
     >
+      {reasoning ? <ThinkingBlock text={reasoning} live={Boolean(waiting)} /> : null}
       {waiting ? (
-        <p className="text-sm text-gray-500 dark:text-gray-400">
-          Thinking{streaming.action ? ` (${streaming.action})` : ''}…
-        </p>
+        reasoning ? null : (
+          <p className="text-sm text-gray-500 dark:text-gray-400">
+            Thinking{streaming.action ? ` (${streaming.action})` : ''}…
+          </p>
+        )
       ) : (
         <Body item={item} streaming={Boolean(streaming)} />
       )}
@@ -124,7 +139,7 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
   )
 })
 
-/** The item of an answer being streamed. */
-export function streamingItem(text: string, mode: string | null): ChatItem {
-  return { role: 'assistant', content: text, type: 'text', mode, model: null, interrupted: false }
+/** The item of an answer being streamed (with the thinking streamed before it, if any). */
+export function streamingItem(text: string, mode: string | null, reasoning = ''): ChatItem {
+  return { role: 'assistant', content: text, type: 'text', mode, model: null, interrupted: false, reasoning: reasoning || null }
 }

@@ -4,7 +4,7 @@ import { MessageList } from './MessageList'
 import type { DisplayMessage } from '../hooks/useChat'
 
 const messages: DisplayMessage[] = [
-  { item: { role: 'user', content: 'Q', type: 'text', mode: null, model: null, interrupted: false } },
+  { item: { role: 'user', content: 'Q', type: 'text', mode: null, model: null, interrupted: false, reasoning: null } },
 ]
 
 /** jsdom has no layout: give the scroller fixed sizes. */

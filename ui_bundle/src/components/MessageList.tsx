@@ -6,6 +6,8 @@ interface MessageListProps {
   messages: DisplayMessage[]
   streaming: boolean
   streamingText: string
+  /** The thinking of the answer being streamed (empty when none). */
+  streamingReasoning?: string
   mode: string | null
   activeAction: string | null
   onRegenerate?: (() => void) | undefined
@@ -18,7 +20,7 @@ const STICK_SLACK = 48
 
 /** The conversation, following new text unless the reader has scrolled up. */
 export function MessageList(props: MessageListProps) {
-  const { messages, streaming, streamingText, mode, activeAction, onRegenerate, children, empty } = props
+  const { messages, streaming, streamingText, streamingReasoning = '', mode, activeAction, onRegenerate, children, empty } = props
   const scroller = useRef<HTMLDivElement>(null)
   const [follow, setFollow] = useState(true)
   const followRef = useRef(true)
@@ -86,7 +88,7 @@ export function MessageList(props: MessageListProps) {
     items.push(
       <Message
         key={messages.length}
-        message={{ item: streamingItem(streamingText, mode) }}
+        message={{ item: streamingItem(streamingText, mode, streamingReasoning) }}
         streaming={{ mode, action: activeAction }}
       />,
     )

@@ -2,7 +2,7 @@ import { HttpError, NetworkError } from '../lib/errors'
 import type { ChatEvent, ChatItem, MessageValue } from '../lib/types'
 
 /** What the page shows under an answer it saw being streamed. */
-export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'deltas' | 'path' | 'sequence_id'>
+export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'deltas' | 'path' | 'sequence_id' | 'usage'>
 
 export interface DisplayMessage {
   item: ChatItem
@@ -24,6 +24,8 @@ export interface ChatState {
   messages: DisplayMessage[]
   /** The answer streaming right now (empty when none). */
   streamingText: string
+  /** What the model thought before that answer, as it streams (empty when none). */
+  streamingReasoning: string
   status: ChatStatus
   error: ChatError | null
   /** The mode of the turn streaming now, or of the last one. */
@@ -42,6 +44,7 @@ export interface ChatState {
 export const initialChatState: ChatState = {
   messages: [],
   streamingText: '',
+  streamingReasoning: '',
   status: 'idle',
   error: null,
   mode: null,
@@ -67,13 +70,26 @@ export type ChatAction =
   | { type: 'failed'; error: ChatError }
 
 function userItem(prompt: string): ChatItem {
-  return { role: 'user', content: prompt, type: 'text', mode: null, model: null, interrupted: false }
+  return { role: 'user', content: prompt, type: 'text', mode: null, model: null, interrupted: false, reasoning: null }
 }
 
-/** A partial answer cut short, kept as the server keeps it. */
-function withPartial(messages: DisplayMessage[], partial: string, stopped = false): DisplayMessage[] {
-  if (!partial) return messages
-  const item: ChatItem = { role: 'assistant', content: partial, type: 'text', mode: null, model: null, interrupted: true }
+/**
+ * A partial answer cut short, kept as the server keeps it: its text with the thinking that came
+ * before it. (A turn cut short while the model was still thinking, before any text, keeps
+ * nothing, as on the server.)
+ */
+function withPartial(state: ChatState, stopped = false): DisplayMessage[] {
+  const { messages, streamingText, streamingReasoning } = state
+  if (!streamingText) return messages
+  const item: ChatItem = {
+    role: 'assistant',
+    content: streamingText,
+    type: 'text',
+    mode: null,
+    model: null,
+    interrupted: true,
+    reasoning: streamingReasoning || null,
+  }
   return [...messages, stopped ? { item, stopped } : { item }]
 }
 
@@ -81,8 +97,9 @@ function withPartial(messages: DisplayMessage[], partial: string, stopped = fals
 function stopped(state: ChatState): ChatState {
   return {
     ...state,
-    messages: withPartial(state.messages, state.streamingText, true),
+    messages: withPartial(state, true),
     streamingText: '',
+    streamingReasoning: '',
     status: 'idle',
     error: null,
     activeAction: null,
@@ -94,8 +111,9 @@ function stopped(state: ChatState): ChatState {
 function failed(state: ChatState, error: ChatError): ChatState {
   return {
     ...state,
-    messages: withPartial(state.messages, state.streamingText),
+    messages: withPartial(state),
     streamingText: '',
+    streamingReasoning: '',
     status: 'error',
     error,
     activeAction: null,
@@ -133,6 +151,7 @@ function turnStarted(state: ChatState, messages: DisplayMessage[], lastPrompt: s
     ...state,
     messages,
     streamingText: '',
+    streamingReasoning: '',
     status: 'streaming',
     error: null,
     mode: null,
@@ -189,14 +208,24 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
       return { ...state, activeAction: event.value.action, path: [...state.path, event.value.action] }
     case 'mode':
       return { ...state, mode: event.value }
+    case 'reasoning':
+      return { ...state, streamingReasoning: state.streamingReasoning + event.value }
     case 'delta':
       return { ...state, streamingText: state.streamingText + event.value }
     case 'message': {
-      const { item, mode, model, ttft_ms, deltas, path, sequence_id } = event.value
+      const { mode, model, ttft_ms, deltas, path, sequence_id } = event.value
+      // The server's item carries the whole thinking; one that lacks it (an older server) keeps
+      // what streamed.
+      const item =
+        (event.value.item.reasoning ?? null) === null && state.streamingReasoning
+          ? { ...event.value.item, reasoning: state.streamingReasoning }
+          : event.value.item
+      const usage = event.value.usage ?? null
       return {
         ...state,
-        messages: [...state.messages, { item, meta: { mode, model, ttft_ms, deltas, path, sequence_id } }],
+        messages: [...state.messages, { item, meta: { mode, model, ttft_ms, deltas, path, sequence_id, usage } }],
         streamingText: '',
+        streamingReasoning: '',
         status: 'idle',
         error: null,
         mode,

@@ -5,7 +5,7 @@ import type { ChatAction } from './chatState'
 import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from '../test/sse'
 import type { ChatEvent, ChatItem } from '../lib/types'
 
-const user = (content: string): ChatItem => ({ role: 'user', content, type: 'text', mode: null, model: null, interrupted: false })
+const user = (content: string): ChatItem => ({ role: 'user', content, type: 'text', mode: null, model: null, interrupted: false, reasoning: null })
 const answer = (content: string, extra: Partial<ChatItem> = {}): ChatItem => ({
   role: 'assistant',
   content,
@@ -13,13 +13,14 @@ const answer = (content: string, extra: Partial<ChatItem> = {}): ChatItem => ({
   mode: 'answer_question',
   model: 'demo',
   interrupted: false,
+  reasoning: null,
   ...extra,
 })
 
 function message(content: string, path = ['prompt', 'check_safety', 'decide_mode', 'answer_question']): ChatEvent {
   return {
     type: 'message',
-    value: { item: answer(content), mode: 'answer_question', model: 'demo', ttft_ms: 42, deltas: 2, sequence_id: 4, path },
+    value: { item: answer(content), mode: 'answer_question', model: 'demo', ttft_ms: 42, deltas: 2, sequence_id: 4, path, usage: null },
   }
 }
 
@@ -326,6 +327,162 @@ describe('turnReader', () => {
     reader.handle({ type: 'delta', value: 'e' }, undefined)
     reader.handle({ type: 'action', value: { action: 'answer_question', sequence_id: 3 } }, undefined)
     expect(actions.slice(1).map((a) => (a.type === 'event' ? a.event.type : a.type))).toEqual(['delta', 'action'])
+  })
+})
+
+describe('useChat, a reasoning model\'s thinking', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  const usage = { prompt_tokens: 20, completion_tokens: 100, total_tokens: 120, reasoning_tokens: 40 }
+
+  it('joins the thinking of a frame into one update, handed on before the first delta', () => {
+    const frames: FrameRequestCallback[] = []
+    vi.stubGlobal('requestAnimationFrame', (callback: FrameRequestCallback) => frames.push(callback))
+    vi.stubGlobal('cancelAnimationFrame', () => undefined)
+    const actions: ChatAction[] = []
+    const reader = turnReader({
+      project: 'proj',
+      appId: 'app1',
+      apiBase: undefined,
+      fetchImpl: undefined,
+      signal: new AbortController().signal,
+      isCurrent: () => true,
+      dispatch: (action) => actions.push(action),
+      prompt: 'Hi',
+    })
+    for (const piece of ['The ', 'user ', 'asks']) reader.handle({ type: 'reasoning', value: piece }, undefined)
+    expect(actions).toEqual([])
+    frames[0]!(0)
+    expect(actions).toEqual([{ type: 'event', event: { type: 'reasoning', value: 'The user asks' }, prompt: 'Hi' }])
+
+    // More thinking, the answer's deltas and its message within one frame: all in order.
+    reader.handle({ type: 'reasoning', value: '.' }, undefined)
+    reader.handle({ type: 'delta', value: 'Hel' }, undefined)
+    reader.handle({ type: 'delta', value: 'lo' }, undefined)
+    reader.handle({ type: 'error', value: { code: 'stopped', message: 'Stopped.', retryable: true } }, undefined)
+    expect(actions.slice(1)).toEqual([
+      { type: 'event', event: { type: 'reasoning', value: '.' }, prompt: 'Hi' },
+      { type: 'event', event: { type: 'delta', value: 'Hello' }, prompt: 'Hi' },
+      { type: 'event', event: { type: 'error', value: { code: 'stopped', message: 'Stopped.', retryable: true } }, prompt: 'Hi' },
+    ])
+  })
+
+  it('streams the thinking before the text; the final message keeps it, with the usage', async () => {
+    const stream = controlledStream()
+    const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+    const { result } = setup(fetch)
+    const { sent } = await startTurn(result, stream, 'Hi', [
+      [{ type: 'chat_history', value: [] }],
+      [{ type: 'action', value: { action: 'answer_question', sequence_id: 3 } }],
+      [{ type: 'reasoning', value: 'The user ' }],
+      [{ type: 'reasoning', value: 'greets me.' }],
+    ])
+    await waitFor(() => expect(result.current.streamingReasoning).toBe('The user greets me.'))
+    expect(result.current.streamingText).toBe('')
+
+    await act(async () => {
+      stream.push({ type: 'delta', value: 'Hel' })
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Hel'))
+    expect(result.current.streamingReasoning).toBe('The user greets me.')
+
+    await act(async () => {
+      stream.push({
+        type: 'message',
+        value: {
+          item: answer('Hello', { reasoning: 'The user greets me.' }),
+          mode: 'answer_question',
+          model: 'demo',
+          ttft_ms: 42,
+          deltas: 1,
+          sequence_id: 4,
+          path: ['prompt', 'check_safety', 'decide_mode', 'answer_question'],
+          usage,
+        },
+      })
+      stream.close()
+      await sent
+    })
+    expect(result.current.streamingReasoning).toBe('')
+    expect(result.current.messages[1]?.item).toEqual(answer('Hello', { reasoning: 'The user greets me.' }))
+    expect(result.current.messages[1]?.meta?.usage).toEqual(usage)
+  })
+
+  it('a message without the thinking (an older server) keeps what streamed', async () => {
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () =>
+        streamResponse([
+          sse({ type: 'chat_history', value: [] }),
+          sse({ type: 'reasoning', value: 'Hmm.' }),
+          sse({ type: 'delta', value: 'A' }),
+          sse(message('A')),
+        ]),
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.messages[1]?.item).toMatchObject({ content: 'A', reasoning: 'Hmm.' })
+    expect(result.current.messages[1]?.meta?.usage).toBeNull()
+  })
+
+  it('a stopped partial answer keeps its thinking, and the next turn starts without it', async () => {
+    const stream = controlledStream()
+    const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+    const { result } = setup(fetch)
+    const { sent } = await startTurn(result, stream, 'Tell me', [
+      [{ type: 'chat_history', value: [] }],
+      [{ type: 'reasoning', value: 'A story, then.' }],
+      [{ type: 'delta', value: 'Once upon' }],
+    ])
+    await waitFor(() => expect(result.current.streamingText).toBe('Once upon'))
+    await act(async () => {
+      result.current.stop()
+      await sent
+    })
+    expect(result.current.streamingReasoning).toBe('')
+    expect(result.current.messages[1]).toMatchObject({
+      item: { content: 'Once upon', interrupted: true, reasoning: 'A story, then.' },
+      stopped: true,
+    })
+  })
+
+  it('a failed partial answer keeps its thinking; one stopped while thinking keeps nothing, as the server', async () => {
+    let turn = 0
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        turn += 1
+        return turn === 1
+          ? streamResponse([
+              sse({ type: 'chat_history', value: [] }),
+              sse({ type: 'reasoning', value: 'Think.' }),
+              sse({ type: 'delta', value: 'Half' }),
+              sse({ type: 'error', value: { code: 'upstream_timeout', message: 'The model timed out.', retryable: true } }),
+            ])
+          : streamResponse([
+              sse({ type: 'chat_history', value: [user('Q'), answer('Half', { interrupted: true, reasoning: 'Think.' })], start: 0 }),
+              sse({ type: 'reasoning', value: 'Again.' }),
+              sse(stoppedEvent),
+            ])
+      },
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.status).toBe('error')
+    expect(result.current.messages[1]?.item).toMatchObject({ content: 'Half', interrupted: true, reasoning: 'Think.' })
+
+    await act(async () => {
+      await result.current.send('Q2')
+    })
+    expect(result.current.stoppedEarly).toBe(true)
+    expect(result.current.streamingReasoning).toBe('')
+    expect(result.current.messages.map((m) => [m.item.content, m.item.reasoning])).toEqual([
+      ['Q', null],
+      ['Half', 'Think.'],
+      ['Q2', null],
+    ])
   })
 })
 

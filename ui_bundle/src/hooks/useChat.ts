@@ -41,25 +41,35 @@ export interface ReaderContext {
 }
 
 /**
- * Applies one turn's events to the state: deltas joined per animation frame (one render per
- * frame however many arrive), other events at once and in order. Remembers the last event id,
- * so a broken stream can be picked up where it broke. (Exported for its tests.)
+ * Applies one turn's events to the state: deltas, and the thinking of a reasoning model, joined
+ * per animation frame (one render per frame however many arrive), other events at once and in
+ * order. Remembers the last event id, so a broken stream can be picked up where it broke.
+ * (Exported for its tests.)
  */
 export function turnReader(context: ReaderContext) {
   const { dispatch, isCurrent, signal } = context
   let lastId: string | undefined
-  const batcher = createTextBatcher((text) => {
-    if (isCurrent()) dispatch({ type: 'event', event: { type: 'delta', value: text }, prompt: context.prompt })
-  })
+  const joined = (type: 'delta' | 'reasoning') =>
+    createTextBatcher((text) => {
+      if (isCurrent()) dispatch({ type: 'event', event: { type, value: text }, prompt: context.prompt })
+    })
+  const deltas = joined('delta')
+  const thoughts = joined('reasoning')
 
   const handle: EventHandler = (event, id) => {
     if (!isCurrent()) return
     if (id) lastId = id
-    if (event.type === 'delta') {
-      batcher.push(event.value)
+    if (event.type === 'reasoning') {
+      deltas.flush() // (the thinking comes before the answer; kept in order all the same)
+      thoughts.push(event.value)
       return
     }
-    batcher.flush()
+    thoughts.flush()
+    if (event.type === 'delta') {
+      deltas.push(event.value)
+      return
+    }
+    deltas.flush()
     dispatch({ type: 'event', event, prompt: context.prompt })
   }
 
@@ -118,7 +128,10 @@ export function turnReader(context: ReaderContext) {
       return (await reattach()) ?? outcome
     },
     /** Applies what is waiting for the next frame now. */
-    flush: () => batcher.flush(),
+    flush: () => {
+      thoughts.flush()
+      deltas.flush()
+    },
   }
 }
 

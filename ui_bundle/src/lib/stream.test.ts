@@ -25,13 +25,14 @@ function run(response: Response | (() => Promise<Response>), extra: Partial<Para
 const message: ChatEvent = {
   type: 'message',
   value: {
-    item: { role: 'assistant', content: 'Hello there', type: 'text', mode: 'answer_question', model: 'demo', interrupted: false },
+    item: { role: 'assistant', content: 'Hello there', type: 'text', mode: 'answer_question', model: 'demo', interrupted: false, reasoning: null },
     mode: 'answer_question',
     model: 'demo',
     ttft_ms: 12.5,
     deltas: 2,
     sequence_id: 4,
     path: ['prompt', 'check_safety', 'decide_mode', 'answer_question'],
+    usage: null,
   },
 }
 
@@ -59,12 +60,14 @@ describe('streamChat', () => {
         sse({ type: 'chat_history', value: [] }),
         sse({ type: 'action', value: { action: 'prompt', sequence_id: 0 } }),
         sse({ type: 'mode', value: 'answer_question' }),
+        sse({ type: 'reasoning', value: 'A greeting.' }),
         sse({ type: 'delta', value: 'Hello' }) + sse({ type: 'delta', value: ' there' }),
         sse(message),
       ]),
     )
     const outcome = await promise
-    expect(events.map((e) => e.type)).toEqual(['chat_history', 'action', 'mode', 'delta', 'delta', 'message'])
+    expect(events.map((e) => e.type)).toEqual(['chat_history', 'action', 'mode', 'reasoning', 'delta', 'delta', 'message'])
+    expect(events[3]).toEqual({ type: 'reasoning', value: 'A greeting.' })
     expect(outcome).toEqual({ kind: 'message', value: message.value })
   })
 
@@ -247,6 +250,7 @@ describe('resumeChat', () => {
 describe('parseChatEvent', () => {
   it('keeps known events and drops unknown or malformed ones', () => {
     expect(parseChatEvent('{"type":"delta","value":"a"}')).toEqual({ type: 'delta', value: 'a' })
+    expect(parseChatEvent('{"type":"reasoning","value":"hm"}')).toEqual({ type: 'reasoning', value: 'hm' })
     expect(parseChatEvent('{"type":"new_kind","value":"a"}')).toBeNull()
     expect(parseChatEvent('{"type":"delta"}')).toBeNull()
     expect(parseChatEvent('[1,2]')).toBeNull()

@@ -16,6 +16,7 @@ export type ChatHistoryEvent = Schemas['ChatHistoryEvent']
 export type ActionEvent = Schemas['ActionEvent']
 export type ModeEvent = Schemas['ModeEvent']
 export type DeltaEvent = Schemas['DeltaEvent']
+export type ReasoningEvent = Schemas['ReasoningEvent']
 export type MessageEvent = Schemas['MessageEvent']
 export type ErrorEvent = Schemas['ErrorEvent']
 
@@ -23,6 +24,8 @@ export type ActionValue = ActionEvent['value']
 export type MessageValue = MessageEvent['value']
 export type ErrorValue = ErrorEvent['value']
 export type Mode = ModeEvent['value']
+/** The answer model's token usage, when the server reports it. */
+export type TokenUsage = NonNullable<MessageValue['usage']>
 
 /** Any event of the response stream (`POST /response/...`). */
 export type ChatEvent =
@@ -30,6 +33,7 @@ export type ChatEvent =
   | ActionEvent
   | ModeEvent
   | DeltaEvent
+  | ReasoningEvent
   | MessageEvent
   | ErrorEvent
 
@@ -40,6 +44,7 @@ export const CHAT_EVENT_TYPES: readonly ChatEventType[] = [
   'chat_history',
   'action',
   'mode',
+  'reasoning',
   'delta',
   'message',
   'error',
