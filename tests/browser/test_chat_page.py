@@ -508,3 +508,111 @@ def test_markdown_and_highlighting_run_in_a_worker(
     urls = [worker.url for worker in page.workers]
     assert any("renderWorker" in url for url in urls), urls
     assert not [w for w in warnings if "worker" in w.lower()], warnings
+
+
+THINKING = "The user asks what Burr is so I should explain state machines and tracking briefly"
+THOUGHT_ANSWER = "Burr runs your application as a state machine."
+
+THINKING_RECORDER = """
+() => {
+  window.__thinking = [];
+  const sample = () => {
+    const live = document.querySelector('[data-testid="assistant-message"][data-streaming="true"]');
+    const block = live && live.querySelector('[data-testid="thinking"]');
+    const prose = live && live.querySelector('.prose');
+    const last = window.__thinking[window.__thinking.length - 1];
+    const now = {
+      state: block ? block.getAttribute('data-state') : null,
+      words: block ? block.querySelector('[data-testid="thinking-count"]').textContent : null,
+      answer: prose ? prose.textContent.length : 0,
+    };
+    if (!last || last.state !== now.state || last.words !== now.words || last.answer !== now.answer)
+      window.__thinking.push(now);
+  };
+  window.__thinkingRecorder = new MutationObserver(sample);
+  window.__thinkingRecorder.observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+}
+"""
+
+
+def test_a_reasoning_models_thinking_streams_in_a_collapsed_block_kept_after_a_reload(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """The fake streams its thinking (``reasoning_content``) before the answer: the page shows a
+    collapsed "Thinking…" block while the model thinks, which opens to the thinking text; the
+    answer follows, its details show the token usage, and the block is still there after a
+    reload (the thinking is stored with the answer)."""
+    words = len(THINKING.split())
+    # 15 pieces of thinking 250 ms apart: about 3.5 s before the answer's first word.
+    upstream.control(reasoning=THINKING, text=THOUGHT_ANSWER, delay_ms=250)
+    open_chat(page, server)
+    page.evaluate(THINKING_RECORDER)
+
+    send(page, "What is Burr?")
+    live = page.locator('[data-testid="assistant-message"][data-streaming="true"]')
+    block = live.get_by_test_id("thinking")
+    expect(block).to_be_visible()
+    # While the model thinks: "Thinking…", collapsed, no answer text yet.
+    expect(block).to_have_attribute("data-state", "thinking")
+    expect(block.get_by_test_id("thinking-summary")).to_contain_text("Thinking…")
+    assert block.evaluate("el => el.open") is False, "the Thinking block is open by default"
+    expect(block.get_by_test_id("thinking-text")).not_to_be_visible()
+    expect(live.locator(".prose")).to_have_count(0)
+
+    # Opening it shows the thinking as it streams.
+    block.get_by_test_id("thinking-summary").click()
+    assert block.evaluate("el => el.open") is True
+    expect(block.get_by_test_id("thinking-text")).to_be_visible()
+    expect(block.get_by_test_id("thinking-text")).to_contain_text("The user asks")
+
+    wait_for_answers(page, 1)
+    answer = finished_answers(page).last
+    assert answer_text(answer) == THOUGHT_ANSWER
+    done = answer.get_by_test_id("thinking")
+    expect(done).to_have_attribute("data-state", "done")
+    expect(done.get_by_test_id("thinking-summary")).to_contain_text("Thought")
+    expect(done.get_by_test_id("thinking-summary")).not_to_contain_text("Thinking")
+    expect(done.get_by_test_id("thinking-count")).to_have_text(f"{words} words")
+    expect(done.get_by_test_id("thinking-text")).to_have_text(THINKING)
+    assert done.evaluate("el => el.open") is True, "the block closed when the answer ended"
+
+    # What the page showed, commit by commit: the block came before any answer text, said
+    # "thinking" while its word count grew, and "done" once the text started.
+    seen = page.evaluate("window.__thinking")
+    print("observed (state, words, answer length):", [(s["state"], s["words"], s["answer"]) for s in seen])
+    first_block = next(i for i, s in enumerate(seen) if s["state"] is not None)
+    first_text = next(i for i, s in enumerate(seen) if s["answer"] > 0)
+    assert first_block < first_text, "the Thinking block appeared only with the answer"
+    thinking = [s for s in seen if s["state"] == "thinking"]
+    assert all(s["answer"] == 0 for s in thinking), thinking
+    assert len({s["words"] for s in thinking}) >= 3, f"the thinking did not stream: {thinking}"
+    assert all(s["state"] == "done" for s in seen if s["answer"] > 0), seen
+
+    # The answer's details: the tokens it cost, the thinking counted apart (one per piece).
+    usage = answer.get_by_test_id("answer-usage")
+    expect(usage).to_be_visible()
+    match = re.fullmatch(
+        r"Usage:\s*(\d+) tokens \((\d+) in, (\d+) out, (\d+) thinking\)", usage.inner_text().strip()
+    )
+    assert match, usage.inner_text()
+    total, prompt, completion, thought = (int(g) for g in match.groups())
+    assert thought == words
+    assert completion == words + len(THOUGHT_ANSWER.split())
+    assert total == prompt + completion and prompt > 0
+    expect(answer.get_by_test_id("answer-ttft")).to_be_visible()
+
+    # After a reload the stored answer still has its thinking (collapsed again).
+    page.reload()
+    expect(finished_answers(page)).to_have_count(1)
+    stored = finished_answers(page).last
+    assert answer_text(stored) == THOUGHT_ANSWER
+    kept = stored.get_by_test_id("thinking")
+    expect(kept).to_be_visible()
+    expect(kept).to_have_attribute("data-state", "done")
+    expect(kept.get_by_test_id("thinking-summary")).to_contain_text("Thought")
+    assert kept.evaluate("el => el.open") is False
+    kept.get_by_test_id("thinking-summary").click()
+    expect(kept.get_by_test_id("thinking-text")).to_have_text(THINKING)
+    history = server.history(conversation_id(page))
+    assert history[-1]["reasoning"] == THINKING, history
