@@ -57,6 +57,15 @@ ProjectId = Annotated[str, Path(pattern=ID_PATTERN, description=f"Project id: {_
 AppId = Annotated[str, Path(pattern=ID_PATTERN, description=f"Conversation id: {_ID_HELP}")]
 
 
+TURN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A reply is already streaming in this conversation."},
+    413: {"description": "The request body is too large."},
+    422: {"description": "Bad id, prompt or body; nothing was written."},
+    503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
+}
+"""The answers of an endpoint that starts a turn, when it does not."""
+
+
 @dataclass
 class Turn:
     """One prompt being answered: the conversation, the prompt, and when the request began."""
@@ -250,13 +259,7 @@ def create_router(
     @router.post(
         "/response/{project_id}/{app_id}",
         response_class=EventStream,
-        responses={
-            **event_stream_responses(ChatEventBlock),
-            409: {"description": "A reply is already streaming in this conversation."},
-            413: {"description": "The request body is too large."},
-            422: {"description": "Bad id or prompt; nothing was written."},
-            503: {"description": "Too many answers streaming; see Retry-After."},
-        },
+        responses={**event_stream_responses(ChatEventBlock), **TURN_REFUSALS},
     )
     async def chat_response(
         turn: Annotated[LiveTurn, Depends(start_turn)],
@@ -295,13 +298,7 @@ def create_router(
     @router.post(
         "/ag-ui/{project_id}",
         response_class=EventStream,
-        responses={
-            **event_stream_responses(agui.AgUiEventBlock),
-            409: {"description": "A reply is already streaming in this conversation."},
-            413: {"description": "The request body is too large."},
-            422: {"description": "Bad body, thread id or prompt; nothing was written."},
-            503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
-        },
+        responses={**event_stream_responses(agui.AgUiEventBlock), **TURN_REFUSALS},
     )
     async def ag_ui_run(project_id: ProjectId, run: RunAgentInput) -> EventStream:
         """Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
@@ -318,13 +315,7 @@ def create_router(
     @router.post(
         "/ai-sdk/{project_id}",
         response_class=EventStream,
-        responses={
-            **event_stream_responses(ai_sdk.UIMessageChunkBlock),
-            409: {"description": "A reply is already streaming in this conversation."},
-            413: {"description": "The request body is too large."},
-            422: {"description": "Bad body, chat id or prompt; nothing was written."},
-            503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
-        },
+        responses={**event_stream_responses(ai_sdk.UIMessageChunkBlock), **TURN_REFUSALS},
     )
     async def ai_sdk_chat(project_id: ProjectId, chat: ai_sdk.ChatRequest) -> EventStream:
         """Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a

@@ -2013,7 +2013,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Bad body, thread id or prompt; nothing was written. */
+            /** @description Bad id, prompt or body; nothing was written. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2068,7 +2068,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Bad body, chat id or prompt; nothing was written. */
+            /** @description Bad id, prompt or body; nothing was written. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2309,14 +2309,14 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Bad id or prompt; nothing was written. */
+            /** @description Bad id, prompt or body; nothing was written. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Too many answers streaming; see Retry-After. */
+            /** @description Too many answers streaming, or the store failed; see Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
