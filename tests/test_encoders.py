@@ -2,13 +2,14 @@
 
 import json
 
-from ag_ui.core import RunAgentInput, TextMessageContentEvent
+from ag_ui.core import RunAgentInput
 from ag_ui.encoder import EventEncoder
 from hypothesis import given, settings, strategies as st
+from pydantic import TypeAdapter
 
 from burr_streaming_chatbot.encoders import typed
-from burr_streaming_chatbot.encoders.agui import AgUiRun
-from burr_streaming_chatbot.encoders.ai_sdk import DeltaChunk, UIMessageWriter
+from burr_streaming_chatbot.encoders.agui import AgUiEvent, AgUiRun
+from burr_streaming_chatbot.encoders.ai_sdk import DeltaChunk, UIMessageChunk, UIMessageWriter
 from burr_streaming_chatbot.events import EncodedEvent
 
 TEXTS = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
@@ -16,13 +17,64 @@ TEXTS = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
 )
 
 
-@settings(max_examples=300)
-@given(TEXTS, st.from_regex(r"msg-[0-9]{1,4}", fullmatch=True))
-def test_agui_text_content_is_the_packages_encoding(text: str, message_id: str) -> None:
+def turn_events(thought: str, text: str, mode: str, history: list[dict]) -> list:
+    """A turn's events as a turn records them (deltas as bare strings)."""
+    def encoded(value: dict) -> EncodedEvent:
+        return EncodedEvent(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    actions = ["prompt", "check_safety", "decide_mode", "answer_question"]
+    events: list = [encoded({"type": "chat_history", "value": history})]
+    for n, action in enumerate(actions):
+        events.append(encoded({"type": "action", "value": {"action": action, "sequence_id": n}}))
+        if action == "decide_mode":
+            events.append(encoded({"type": "mode", "value": mode}))
+    if thought:
+        events += [encoded({"type": "reasoning", "value": thought}), encoded({"type": "reasoning", "value": "."})]
+    events += [text or "x", "!"]
+    item = {"content": (text or "x") + "!", "type": "text", "role": "assistant", "mode": mode,
+            "model": "m", "interrupted": False, "reasoning": thought or None}
+    events.append(encoded({"type": "message", "value": {
+        "item": item, "mode": mode, "model": "m", "ttft_ms": 1.5, "deltas": 2, "sequence_id": 3,
+        "path": actions, "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
+                                   "reasoning_tokens": None}}}))
+    return events
+
+
+def blocks(raw: bytes) -> list[str]:
+    return [block for block in raw.decode().split("\n\n") if block]
+
+
+AGUI_EVENT = TypeAdapter(AgUiEvent)
+CHUNK = TypeAdapter(UIMessageChunk)
+MODES = st.sampled_from(["answer_question", "generate_code", "unknown"])
+HISTORIES = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": TEXTS}), max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXTS, TEXTS, MODES, HISTORIES)
+def test_agui_blocks_are_what_the_packages_models_and_encoder_write(
+    thought: str, text: str, mode: str, history: list[dict]
+) -> None:
+    """Every block this server writes by hand (deltas, steps, state deltas, reasoning) is, byte
+    for byte, the official encoder's output for the event it parses as."""
     run = AgUiRun(RunAgentInput(thread_id="t", run_id="r", messages=[]), "prompt")
-    run.answer_id = message_id
-    official = EventEncoder().encode(TextMessageContentEvent(message_id=message_id, delta=text or "x"))
-    assert run.content(text or "x") == official.encode()
+    raw = run.started() + run.encode(turn_events(thought, text, mode, history))
+    official = EventEncoder()
+    for block in blocks(raw):
+        event = AGUI_EVENT.validate_json(block.removeprefix("data: "))
+        assert official.encode(event) == block + "\n\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXTS, TEXTS, MODES, HISTORIES)
+def test_ai_sdk_chunks_are_what_their_models_write(
+    thought: str, text: str, mode: str, history: list[dict]
+) -> None:
+    raw = UIMessageWriter("tok").encode(turn_events(thought, text, mode, history))
+    *chunks, done = blocks(raw)
+    assert done == "data: [DONE]"
+    for block in chunks:
+        model = CHUNK.validate_json(block.removeprefix("data: "))
+        assert model.encoded() == (block + "\n\n").encode()
 
 
 @settings(max_examples=300)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..events import encode_json
 from ..store import Event
 
 
@@ -37,3 +38,17 @@ def typed(batch: Sequence[Event]) -> Iterator[tuple[str, Any]]:
         data = json.loads(event.data)
         yield data["type"], data
         index += 1
+
+
+def data_block(event_type: str, **fields: Any) -> bytes:
+    """``data: {"type": <event_type>, <fields>...}`` and a blank line, the JSON compact and in
+    the order given: the bytes a protocol's own model writes for the same event when ``fields``
+    follow its order and wire names (``tests/test_encoders.py`` checks each kind written so),
+    without building a model for every delta."""
+    return (
+        b'data: {"type":"'
+        + event_type.encode()
+        + b'"'
+        + b"".join(b',"' + name.encode() + b'":' + encode_json(v).encode() for name, v in fields.items())
+        + b"}\n\n"
+    )

@@ -15,6 +15,7 @@ Message ids are ``msg-<index in the history>``, so a message keeps its id from r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from functools import lru_cache
 from typing import Annotated, Any, Optional, Union
 
 from ag_ui.core import (
@@ -49,7 +50,7 @@ from ..graph import retries
 from ..sse import KEEPALIVE
 from ..store import Event
 from ..turns import LiveTurn, RemoteTurn
-from . import typed
+from . import data_block, typed
 
 AgUiEvent = Union[
     RunStartedEvent,
@@ -134,19 +135,15 @@ class AgUiRun:
                 self._end_thinking(out)
                 if not self.writing:
                     self.writing = True
-                    out.append(TextMessageStartEvent(message_id=self.answer_id, role="assistant"))
-                out.append(self.content(value))
+                    out.append(data_block("TEXT_MESSAGE_START", messageId=self.answer_id, role="assistant"))
+                out.append(data_block("TEXT_MESSAGE_CONTENT", messageId=self.answer_id, delta=value))
             elif kind == "reasoning":
+                rid = self.answer_id + "-reasoning"
                 if not self.thinking:
                     self.thinking = True
-                    rid = self.answer_id + "-reasoning"
-                    out.append(ReasoningStartEvent(message_id=rid))
-                    out.append(ReasoningMessageStartEvent(message_id=rid, role="reasoning"))
-                out.append(
-                    ReasoningMessageContentEvent(
-                        message_id=self.answer_id + "-reasoning", delta=value["value"]
-                    )
-                )
+                    out.append(data_block("REASONING_START", messageId=rid))
+                    out.append(data_block("REASONING_MESSAGE_START", messageId=rid, role="reasoning"))
+                out.append(data_block("REASONING_MESSAGE_CONTENT", messageId=rid, delta=value["value"]))
             elif kind == "chat_history":
                 out.append(self._snapshot(value["value"]))
             elif kind == "action":
@@ -162,17 +159,6 @@ class AgUiRun:
                 out.append(RunErrorEvent(message=error["message"], code=error["code"]))
         return _bytes(out)
 
-    def content(self, text: str) -> bytes:
-        """``TEXT_MESSAGE_CONTENT`` for ``text``: the bytes the package's encoder writes for it
-        (checked by the tests), without building a model for every delta."""
-        return (
-            b'data: {"type":"TEXT_MESSAGE_CONTENT","messageId":'
-            + encode_json(self.answer_id).encode()
-            + b',"delta":'
-            + encode_json(text).encode()
-            + b"}\n\n"
-        )
-
     def _snapshot(self, history: list[dict[str, Any]]) -> MessagesSnapshotEvent:
         messages: list[Any] = []
         for index, item in enumerate(history):
@@ -186,9 +172,9 @@ class AgUiRun:
 
     def _action(self, out: list[Any], action: dict[str, Any]) -> None:
         if self.step is not None:
-            out.append(StepFinishedEvent(step_name=self.step))
+            out.append(step_event("STEP_FINISHED", self.step))
         self.step = action["action"]
-        out.append(StepStartedEvent(step_name=self.step))
+        out.append(step_event("STEP_STARTED", self.step))
         if self.state is None:
             self.state = {
                 "action": self.step,
@@ -214,22 +200,22 @@ class AgUiRun:
         ]
         self.state.update(changes)
         if ops:
-            out.append(StateDeltaEvent(delta=ops))
+            out.append(data_block("STATE_DELTA", delta=ops))
 
     def _end_thinking(self, out: list[Any]) -> None:
         if self.thinking:
             self.thinking = False
             rid = self.answer_id + "-reasoning"
-            out.append(ReasoningMessageEndEvent(message_id=rid))
-            out.append(ReasoningEndEvent(message_id=rid))
+            out.append(data_block("REASONING_MESSAGE_END", messageId=rid))
+            out.append(data_block("REASONING_END", messageId=rid))
 
     def _end(self, out: list[Any]) -> None:
         self._end_thinking(out)
         if self.writing:
             self.writing = False
-            out.append(TextMessageEndEvent(message_id=self.answer_id))
+            out.append(data_block("TEXT_MESSAGE_END", messageId=self.answer_id))
         if self.step is not None:
-            out.append(StepFinishedEvent(step_name=self.step))
+            out.append(step_event("STEP_FINISHED", self.step))
             self.step = None
 
     def _finished(self, message: dict[str, Any]) -> RunFinishedEvent:
@@ -263,6 +249,14 @@ def _messages(index: int, item: dict[str, Any]) -> list[Any]:
     return messages
 
 
+@lru_cache(maxsize=64)
+def step_event(event_type: str, name: str) -> bytes:
+    """``STEP_STARTED`` or ``STEP_FINISHED`` for a Burr action, written by the package's encoder
+    once per action name and process."""
+    model = StepStartedEvent if event_type == "STEP_STARTED" else StepFinishedEvent
+    return _encoder.encode(model(step_name=name)).encode()
+
+
 def _bytes(events: list[Union[BaseEvent, bytes]]) -> bytes:
     return b"".join(e if isinstance(e, bytes) else _encoder.encode(e).encode() for e in events)
 
@@ -271,6 +265,9 @@ async def run_blocks(
     turn: Union[LiveTurn, RemoteTurn], run: AgUiRun, keepalive_s: float
 ) -> AsyncIterator[bytes]:
     """A turn as an AG-UI run's SSE bytes, one write per batch (keepalive comments when idle)."""
-    yield run.started()
+    started = run.started()  # (written with the first batch: one write less)
     async for _, batch in turn.follow(0, idle_s=keepalive_s):
-        yield run.encode(batch) if batch else KEEPALIVE
+        encoded = run.encode(batch) if batch else KEEPALIVE
+        if started:
+            encoded, started = started + encoded, b""
+        yield encoded

@@ -23,7 +23,7 @@ from ..settings import ID_PATTERN
 from ..sse import KEEPALIVE
 from ..store import Event
 from ..turns import LiveTurn, RemoteTurn
-from . import typed
+from . import data_block, typed
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
 """The header that tells the AI SDK the response is a UI message stream."""
@@ -185,6 +185,10 @@ TEXT = "text"
 REASONING = "reasoning"
 
 
+START_STEP = StepChunk(type="start-step").encoded()
+FINISH_STEP = StepChunk(type="finish-step").encoded()
+
+
 class UIMessageWriter:
     """Writes one turn as a UI message stream; :meth:`encode` takes its batches in order."""
 
@@ -203,17 +207,17 @@ class UIMessageWriter:
                 out.append(self.text_delta(value))
             elif kind == "reasoning":
                 self._open(out, REASONING)
-                out.append(DeltaChunk(type="reasoning-delta", id=REASONING, delta=value["value"]))
+                out.append(data_block("reasoning-delta", id=REASONING, delta=value["value"]))
             elif kind == "chat_history":
                 metadata = {"turn": self.token, "history": len(value["value"])}
                 out.append(StartChunk(messageId=self.message_id, messageMetadata=metadata))
             elif kind == "action":
                 self._close(out)
                 if self.step:
-                    out.append(StepChunk(type="finish-step"))
+                    out.append(FINISH_STEP)
                 self.step = True
-                out.append(StepChunk(type="start-step"))
-                out.append(ActionDataChunk(data=value["value"]))
+                out.append(START_STEP)
+                out.append(data_block("data-burr-action", data=value["value"]))
             elif kind == "mode":
                 out.append(ModeDataChunk(data=ModeData(mode=value["value"])))
             elif kind == "message":
@@ -233,26 +237,25 @@ class UIMessageWriter:
 
     @staticmethod
     def text_delta(text: str) -> bytes:
-        """A ``text-delta`` chunk: the bytes its model writes (checked by the tests), without
-        building one for every delta."""
+        """A ``text-delta`` chunk."""
         return b'data: {"type":"text-delta","id":"text","delta":' + encode_json(text).encode() + b"}\n\n"
 
     def _open(self, out: list[Any], part: str) -> None:
         if self.open != part:
             self._close(out)
             self.open = part
-            out.append(PartChunk(type=f"{part}-start", id=part))  # type: ignore[arg-type]
+            out.append(data_block(f"{part}-start", id=part))
 
     def _close(self, out: list[Any]) -> None:
         if self.open is not None:
-            out.append(PartChunk(type=f"{self.open}-end", id=self.open))  # type: ignore[arg-type]
+            out.append(data_block(f"{self.open}-end", id=self.open))
             self.open = None
 
     def _end_step(self, out: list[Any]) -> None:
         self._close(out)
         if self.step:
             self.step = False
-            out.append(StepChunk(type="finish-step"))
+            out.append(FINISH_STEP)
 
 
 async def message_blocks(
