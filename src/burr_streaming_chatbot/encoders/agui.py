@@ -122,6 +122,7 @@ class AgUiRun:
         self.state: Optional[dict[str, Any]] = None
         self.thinking = False
         self.writing = False
+        self._content = b""
 
     def started(self) -> bytes:
         """``RUN_STARTED``."""
@@ -136,7 +137,8 @@ class AgUiRun:
                 if not self.writing:
                     self.writing = True
                     out.append(data_block("TEXT_MESSAGE_START", messageId=self.answer_id, role="assistant"))
-                out.append(data_block("TEXT_MESSAGE_CONTENT", messageId=self.answer_id, delta=value))
+                # (data_block's bytes, its start made once per run: this is every delta)
+                out.append(self._content + encode_json(value).encode() + b"}\n\n")
             elif kind == "reasoning":
                 rid = self.answer_id + "-reasoning"
                 if not self.thinking:
@@ -168,6 +170,7 @@ class AgUiRun:
             messages.append(UserMessage(id=message_id(answer_at), content=self.prompt))
             answer_at += 1
         self.answer_id = message_id(answer_at)
+        self._content = data_block("TEXT_MESSAGE_CONTENT", messageId=self.answer_id, delta="")[:-5]
         return MessagesSnapshotEvent(messages=messages)
 
     def _action(self, out: list[Any], action: dict[str, Any]) -> None:
