@@ -1,6 +1,6 @@
 import { config } from './config'
 import { httpErrorFrom, isAbortError, NetworkError } from './errors'
-import type { ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult } from './types'
+import type { BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult } from './types'
 
 export interface ApiOptions {
   apiBase?: string
@@ -43,4 +43,14 @@ export const api = {
   /** Stops the answer streaming in a conversation; resolves once the server has ended it. */
   stop: (project: string, appId: string, options: ApiOptions = {}) =>
     request<StopResult>(`/stop/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
+  /** Forks a conversation: a new one with its first `at` messages (a Burr fork); resolves with its id. */
+  fork: (project: string, appId: string, at: number, options: ApiOptions = {}) =>
+    request<string>(
+      `/fork/${seg(project)}/${seg(appId)}`,
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ at }) },
+      options,
+    ),
+  /** The tree of branches a conversation belongs to (the root first, then in creation order). */
+  branches: (project: string, appId: string, options: ApiOptions = {}) =>
+    request<BranchTree>(`/branches/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options),
 }

@@ -1,7 +1,7 @@
 import { createParser } from 'eventsource-parser'
 import { config } from './config'
-import { httpErrorFrom, isAbortError, NetworkError } from './errors'
-import { CHAT_EVENT_TYPES, type ChatEvent, type ErrorValue, type MessageValue } from './types'
+import { HttpError, httpErrorFrom, isAbortError, NetworkError } from './errors'
+import { CHAT_EVENT_TYPES, type ChatEvent, type ConversationChange, type ErrorValue, type IfBusy, type MessageValue } from './types'
 
 /** How a response stream ended. */
 export type StreamOutcome =
@@ -31,6 +31,12 @@ export interface StreamRequest extends Common {
    * carries only the later ones (from its `start`), not the whole conversation again.
    */
   historyAfter?: number
+  /**
+   * What the server does when an answer is already streaming there: `reject` (its default, a
+   * 409), `interrupt` (that answer is stopped and kept, marked interrupted, then this prompt is
+   * answered) or `enqueue` (answered after it).
+   */
+  ifBusy?: IfBusy
 }
 
 export interface ResumeRequest extends Common {
@@ -62,8 +68,11 @@ export function parseChatEvent(data: string): ChatEvent | null {
  * reached; an abort through `signal` resolves with `{kind: 'aborted'}`.
  */
 export function streamChat(request: StreamRequest): Promise<StreamOutcome> {
-  const { project, appId, prompt, historyAfter } = request
-  const query = historyAfter ? `?history_after=${Math.floor(historyAfter)}` : ''
+  const { project, appId, prompt, historyAfter, ifBusy } = request
+  const params = new URLSearchParams()
+  if (historyAfter) params.set('history_after', String(Math.floor(historyAfter)))
+  if (ifBusy && ifBusy !== 'reject') params.set('if_busy', ifBusy)
+  const query = params.toString() ? `?${params.toString()}` : ''
   return read(request, `/response/${encodeURIComponent(project)}/${encodeURIComponent(appId)}${query}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
@@ -146,4 +155,108 @@ async function read(request: Common, path: string, init: RequestInit): Promise<S
   if (end.outcome) return end.outcome
   if (signal?.aborted) return { kind: 'aborted' }
   return { kind: 'incomplete', reason: 'The connection closed before the answer finished.' }
+}
+
+// ---------------------------------------------------------------- a conversation's changes
+
+const CHANGE_TYPES = new Set(['turn_started', 'turn_ended', 'branch_created'])
+
+/** Parses one event of `GET /events` into a ConversationChange; null for anything else. */
+export function parseChange(data: string): ConversationChange | null {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(data)
+  } catch {
+    return null
+  }
+  if (!parsed || typeof parsed !== 'object') return null
+  const { type, value } = parsed as { type?: unknown; value?: unknown }
+  if (typeof type !== 'string' || !CHANGE_TYPES.has(type) || !value || typeof value !== 'object') return null
+  return parsed as ConversationChange
+}
+
+export interface FollowRequest {
+  project: string
+  appId: string
+  onChange: (change: ConversationChange) => void
+  /** Called each time the stream is open; `again` is true after a reconnect (changes may have been missed). */
+  onOpen?: (again: boolean) => void
+  /** Ends following. */
+  signal: AbortSignal
+  apiBase?: string
+  fetchImpl?: typeof fetch
+  /** Waits before each reconnect in a row (the last one repeats); reset once a stream opened. */
+  delaysMs?: readonly number[]
+}
+
+export const FOLLOW_DELAYS_MS = [250, 500, 1000, 2000, 5000] as const
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/**
+ * Follows `GET /events/{project}/{app}`, the changes of a conversation made by any tab or
+ * worker (a turn started or ended, a branch created), until `signal` aborts. A stream that drops
+ * or cannot be opened is opened again after a short wait (`delaysMs`). Gives up (resolves) on an
+ * answer that will not change (a 404 or 422: no such conversation, or a server without
+ * `/events`). Keepalive comments are skipped by the parser.
+ */
+export async function followConversation(request: FollowRequest): Promise<void> {
+  const { project, appId, onChange, onOpen, signal } = request
+  const delays = request.delaysMs ?? FOLLOW_DELAYS_MS
+  const doFetch = request.fetchImpl ?? fetch
+  const endpoint = `${request.apiBase ?? config.apiBase}/events/${encodeURIComponent(project)}/${encodeURIComponent(appId)}`
+  let failures = 0
+  let opened = false
+  while (!signal.aborted) {
+    try {
+      const response = await doFetch(endpoint, { method: 'GET', headers: { Accept: 'text/event-stream' }, signal })
+      if (!response.ok) {
+        const error = await httpErrorFrom(response)
+        if (!error.retryable) return
+        throw error
+      }
+      if (!response.body) throw new NetworkError('The event stream had no body.')
+      onOpen?.(opened)
+      opened = true
+      failures = 0
+      const parser = createParser({
+        onEvent(message) {
+          const change = parseChange(message.data)
+          if (change && !signal.aborted) onChange(change)
+        },
+      })
+      const reader = response.body.getReader()
+      const decoder = new TextDecoder('utf-8')
+      const cancel = () => {
+        reader.cancel().catch(() => undefined)
+      }
+      signal.addEventListener('abort', cancel, { once: true })
+      try {
+        for (;;) {
+          const { done, value } = await reader.read()
+          if (done || signal.aborted) break
+          parser.feed(decoder.decode(value, { stream: true }))
+        }
+      } finally {
+        signal.removeEventListener('abort', cancel)
+      }
+    } catch (error) {
+      if (signal.aborted || isAbortError(error)) return
+      if (error instanceof HttpError && !error.retryable) return
+    }
+    if (signal.aborted) return
+    await pause(delays[Math.min(failures, delays.length - 1)] ?? 1000, signal)
+    failures += 1
+  }
 }

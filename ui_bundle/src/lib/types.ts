@@ -8,7 +8,7 @@ export type ChatItem = Schemas['ChatItem']
 export type ModelInfo = Schemas['ModelInfo']
 export type GraphInfo = Schemas['GraphInfo']
 export type GraphTransition = Schemas['GraphTransition']
-export type ConversationSummary = Schemas['ConversationSummary']
+export type ConversationSummary = Schemas['ConversationSummary'] & InterimBranchFields
 export type PromptInput = Schemas['PromptInput']
 export type StopResult = Schemas['StopResult']
 
@@ -49,3 +49,29 @@ export const CHAT_EVENT_TYPES: readonly ChatEventType[] = [
   'message',
   'error',
 ] satisfies readonly ChatEventType[]
+
+// ---- Branches and live changes (issue 14). INTERIM: written by hand against the agreed contract
+// until the server's schema has them; then taken from api-types.ts like everything above.
+interface InterimBranchFields {
+  /** The conversation at the root of this branch's tree; null for a root. */
+  root?: string | null
+  /** The conversation this one was forked from; null for a root. */
+  parent?: string | null
+  /** It shares messages [0, fork_at) with its parent; null for a root. */
+  fork_at?: number | null
+}
+
+/** `GET /branches/{project}/{app}`: the whole tree, root first, then in creation order. */
+export interface BranchTree {
+  root: string
+  branches: ConversationSummary[]
+}
+
+/** One event of `GET /events/{project}/{app}`. */
+export type ConversationChange =
+  | { type: 'turn_started'; value: { turn: string } }
+  | { type: 'turn_ended'; value: { turn: string } }
+  | { type: 'branch_created'; value: { app_id: string; parent: string; fork_at: number } }
+
+/** What `POST /response` does when an answer is already streaming in the conversation. */
+export type IfBusy = 'reject' | 'interrupt' | 'enqueue'
