@@ -19,15 +19,18 @@ every stream's next delta 40 to 70 ms with a few hundred conversations in memory
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections import OrderedDict
 from typing import Any, NamedTuple, Optional
 
 from burr.core import Application, ApplicationBuilder, State
 from burr.core.graph import Graph
+from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
-from .events import ConversationSummary
+from .events import BranchTree, ConversationSummary
 from .graph import TERMINAL_ACTIONS
-from .persistence import HISTORY, ChatTrackingClient, SaveAfter
+from .persistence import BRANCH, HISTORY, SEQUENCE, ChatTrackingClient, SaveAfter
 from .settings import Settings
 from .store import Lease, Store
 
@@ -118,6 +121,76 @@ class Conversations:
             return state
         return state.merge(State({HISTORY: [*history, item]}))
 
+    async def fork(self, project_id: str, app_id: str, at: int) -> str:
+        """Make a branch of a conversation with its first ``at`` messages; returns its id.
+
+        The branch is a Burr fork (``initialize_from(..., fork_from_app_id=...,
+        fork_from_sequence_id=...)``) of the conversation at the step that wrote its message
+        ``at - 1``, so Burr's tracker records the parent pointer (and the parent's child) as for
+        any fork; its state records where it came from (:data:`.BRANCH`), which is how branches
+        are listed. The original is not touched. Raises ``LookupError`` for a conversation
+        that does not exist and ``IndexError`` for ``at`` beyond its messages.
+        """
+        persister = await self.store.persister(project_id)
+        partition_key = self.store.partition_key(project_id)
+        loaded = await persister.load(partition_key, app_id)
+        if loaded is None:
+            raise LookupError(app_id)
+        history = loaded["state"].get(HISTORY, [])
+        if at > len(history):
+            raise IndexError(at)
+        kept = history[:at]
+        parent_sequence_id = kept[-1].get(SEQUENCE) if kept else None
+        origin = loaded["state"].get(BRANCH) or {}
+        branch_id = new_conversation_id()
+        branch = {
+            "root": origin.get("root") or app_id,
+            "parent": app_id,
+            "at": at,
+            "parent_sequence_id": parent_sequence_id,
+            "created": time.time(),
+        }
+        fork_point = ForkPoint(partition_key, State({HISTORY: kept, BRANCH: branch}), parent_sequence_id)
+        tracker = ChatTrackingClient(
+            project=project_id,
+            storage_dir=str(self.settings.storage_dir),
+            recent_messages=self.settings.tracked_messages,
+        )
+        app = await (
+            ApplicationBuilder()
+            .with_graph(self.graph)
+            .initialize_from(
+                fork_point,
+                resume_at_next_action=False,
+                default_state={HISTORY: []},
+                default_entrypoint="prompt",
+                fork_from_app_id=app_id,
+                fork_from_partition_key=partition_key,
+                fork_from_sequence_id=parent_sequence_id,
+            )
+            .with_identifiers(app_id=branch_id, partition_key=partition_key)
+            .with_tracker(tracker)
+            .abuild()
+        )
+        try:
+            await persister.save(
+                partition_key, branch_id, fork_point.sequence_id, "prompt", app.state, "completed",
+                expected_sequence_id=None,
+            )
+        finally:
+            tracker.close()
+            _release(app)
+        return branch_id
+
+    async def tree(self, project_id: str, app_id: str) -> BranchTree:
+        """The tree of branches ``app_id`` belongs to (``LookupError`` when it does not exist)."""
+        persister = await self.store.persister(project_id)
+        loaded = await persister.load(self.store.partition_key(project_id), app_id)
+        if loaded is None:
+            raise LookupError(app_id)
+        root = (loaded["state"].get(BRANCH) or {}).get("root") or app_id
+        return BranchTree(root=root, branches=await self.store.branches(project_id, root))
+
     def running(self, project_id: str, app_id: str, app: Application) -> None:
         """Note that ``app`` is running a turn (what :meth:`history` reads meanwhile)."""
         self._running[(project_id, app_id)] = app
@@ -190,6 +263,42 @@ def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
     if thoughts:
         item["reasoning"] = "".join(thoughts)
     return item
+
+
+def new_conversation_id() -> str:
+    """A new conversation's id, as the page makes them (16 of ``A-Z a-z 0-9 _ -``)."""
+    return secrets.token_urlsafe(12)
+
+
+class ForkPoint(AsyncBaseStateLoader):
+    """What Burr loads a fork from: a conversation's state as it was at a message (this
+    project's persisters keep only the latest state row, and the messages, which is enough to
+    rebuild it)."""
+
+    def __init__(self, partition_key: str, state: State, sequence_id: Optional[int]) -> None:
+        self.partition_key = partition_key
+        self.state = state
+        self.sequence_id = -1 if sequence_id is None else sequence_id
+        """Burr's sequence id of the fork's state: the first step of the branch is the next one
+        (-1 for a branch of no messages, which starts at 0 as a new conversation does)."""
+
+    async def load(
+        self, partition_key: str, app_id: Optional[str], sequence_id: Optional[int] = None, **kwargs: Any
+    ) -> Optional[PersistedStateData]:
+        """The state at the fork point, whatever is asked (Burr asks for the parent's)."""
+        return PersistedStateData(
+            partition_key=self.partition_key,
+            app_id=app_id or "",
+            sequence_id=self.sequence_id,
+            position="prompt",
+            state=self.state,
+            created_at="",
+            status="completed",
+        )
+
+    async def list_app_ids(self, partition_key: str, **kwargs: Any) -> list[str]:
+        """Not used for a fork."""
+        return []
 
 
 def _release(app: Application) -> None:

@@ -232,11 +232,51 @@ class PromptInput(BaseModel):
 
 
 class ConversationSummary(WireModel):
-    """One conversation of a project."""
+    """One conversation of a project (a branch names the conversation it was forked from)."""
 
     app_id: str
     updated_at: Optional[str] = None
     title: Optional[str] = Field(default=None, description="The first user message, shortened.")
+    root: Optional[str] = Field(
+        default=None, description="The conversation at the root of this branch's tree (null for a root)."
+    )
+    parent: Optional[str] = Field(
+        default=None, description="The conversation this branch was forked from (null for a root)."
+    )
+    fork_at: Optional[int] = Field(
+        default=None,
+        description="The message index it was forked at: it shares messages [0, fork_at) with "
+        "its parent (null for a root).",
+    )
+
+
+class ForkInput(BaseModel):
+    """Body of ``POST /fork/{project_id}/{app_id}``."""
+
+    at: int = Field(
+        ge=0,
+        description="The branch keeps the messages before this index (0 to the number of "
+        "messages); to edit message i or answer it again, fork at i or i + 1.",
+    )
+
+
+class BranchTree(WireModel):
+    """A conversation's tree of branches."""
+
+    root: str
+    branches: list[ConversationSummary] = Field(
+        description="The root, then every branch of the tree, in the order they were made."
+    )
+
+
+class ConversationChange(WireModel):
+    """A change of a conversation, for the tabs that show it (``GET /events``)."""
+
+    type: Literal["turn_started", "turn_ended", "branch_created"]
+    value: dict[str, Union[str, int, None]] = Field(
+        description="`turn_started`/`turn_ended`: `{turn}` (the turn's token, the start of its "
+        "SSE ids); `branch_created`: `{app_id, parent, fork_at}`."
+    )
 
 
 class ModelInfo(WireModel):
@@ -285,3 +325,12 @@ class StopResult(WireModel):
     """Answer of ``POST /stop``."""
 
     stopped: bool = Field(description="False when nothing was streaming.")
+
+
+class ConversationChangeBlock(BaseModel):
+    """One block of ``GET /events``: ``data`` is a :class:`ConversationChange` as JSON (this
+    model documents the stream; it is never built)."""
+
+    data: ConversationChange
+
+    model_config = ConfigDict(json_schema_extra=data_as_json_text)

@@ -23,13 +23,17 @@ from typing import Any, Optional
 from burr.core import State
 from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
-from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel
+from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel, PointerModel
 
 from .store import ConflictError
 
 HISTORY = "chat_history"
 LENGTH = "chat_history_length"
 """Stored in place of the history: how many messages it had at this step."""
+SEQUENCE = "sequence_id"
+"""In a stored message: the sequence id of the step that wrote it (never sent to clients)."""
+BRANCH = "branch"
+"""In a branch's state: ``{"root", "parent", "at", "parent_sequence_id"}``, where it was forked."""
 
 
 UNCHECKED: Any = object()
@@ -62,9 +66,12 @@ def messages_to_append(
     stored_messages: int,
     stored_sequence_id: Optional[int],
     expected_sequence_id: Any,
+    sequence_id: Optional[int] = None,
 ) -> list[tuple[int, str]]:
     """What a save appends to what is stored: the messages after the stored ones, as
-    ``(index, JSON)``. Raises :class:`.ConflictError` when what is stored is not what the state
+    ``(index, JSON)``, each stamped with ``sequence_id``, the step that wrote it (unless it has
+    one: a branch's copies keep their original's), which is where a fork before the next
+    message points in Burr. Raises :class:`.ConflictError` when what is stored is not what the state
     came from: another sequence id than ``expected_sequence_id`` (unless :data:`UNCHECKED`), or
     more messages than the state has."""
     if expected_sequence_id is not UNCHECKED and stored_sequence_id != expected_sequence_id:
@@ -72,7 +79,7 @@ def messages_to_append(
     if len(history) < stored_messages:
         raise ConflictError(f"conversation {app_id} has messages this state does not")
     return [
-        (index, encode_message(message))
+        (index, encode_message(message if SEQUENCE in message else {**message, SEQUENCE: sequence_id}))
         for index, message in enumerate(history[stored_messages:], start=stored_messages)
     ]
 
@@ -160,9 +167,19 @@ class ChatTrackingClient(LocalTrackingClient):
             self._ensure_dir_structure(app_id)
             _write_whole(graph_path, _GRAPHS[key])
             metadata_path = os.path.join(folder, self.METADATA_FILENAME)
-            if not os.path.exists(metadata_path) and not kwargs.get("parent_pointer"):
-                metadata = ApplicationMetadataModel(partition_key=partition_key).model_dump()
+            if not os.path.exists(metadata_path):
+                # (Burr's own method returns early once graph.json exists, so a fork's parent
+                # pointer, and the parent's record of its child, are written here as it would.)
+                parent = kwargs.get("parent_pointer")
+                spawner = kwargs.get("spawning_parent_pointer")
+                metadata = ApplicationMetadataModel(
+                    partition_key=partition_key,
+                    parent_pointer=PointerModel.from_pointer(parent),
+                    spawning_parent_pointer=PointerModel.from_pointer(spawner),
+                ).model_dump()
                 _write_whole(metadata_path, json.dumps(metadata))  # (json.dump's encoder: a cycle)
+                if parent is not None or spawner is not None:
+                    self._log_child_relationships(parent, spawner, app_id, partition_key)
         super().post_application_create(app_id=app_id, partition_key=partition_key, **kwargs)
 
     def _ensure_dir_structure(self, app_id: str) -> None:

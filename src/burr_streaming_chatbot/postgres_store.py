@@ -24,6 +24,7 @@ from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
 
 from .events import ConversationSummary
 from .persistence import (
+    BRANCH,
     LENGTH,
     UNCHECKED,
     decode_messages,
@@ -153,7 +154,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     app_id,
                 )
                 appended = messages_to_append(
-                    app_id, history, stored[1], stored[0], kwargs.get("expected_sequence_id", UNCHECKED)
+                    app_id, history, stored[1], stored[0], kwargs.get("expected_sequence_id", UNCHECKED), sequence_id,
                 )
                 if appended:
                     await conn.executemany(
@@ -351,7 +352,8 @@ class PostgresStore(Store):
 
     async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
         rows = await self.pool.fetch(
-            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content'
+            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content',
+                       (s.state::jsonb) -> '{BRANCH}'
                 FROM {TABLE} s
                 LEFT JOIN {TABLE}_messages m
                   ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
@@ -361,7 +363,22 @@ class PostgresStore(Store):
             project_id,
             limit,
         )
-        return [summary(row[0], row[1], row[2]) for row in rows]
+        return [summary(*row) for row in rows]
+
+    async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
+        rows = await self.pool.fetch(
+            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content',
+                       (s.state::jsonb) -> '{BRANCH}'
+                FROM {TABLE} s
+                LEFT JOIN {TABLE}_messages m
+                  ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+                WHERE s.partition_key = $1
+                  AND (s.app_id = $2 OR (s.state::jsonb) -> '{BRANCH}' ->> 'root' = $2)
+                ORDER BY (s.state::jsonb) -> '{BRANCH}' ->> 'created' NULLS FIRST""",
+            project_id,
+            root,
+        )
+        return [summary(*row) for row in rows]
 
     async def acquire(
         self, project_id: str, app_id: str, token: str, lease_s: float

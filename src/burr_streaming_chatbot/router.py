@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from ag_ui.core import RunAgentInput
 from burr.core import Application
@@ -22,11 +22,14 @@ from .events import (
     ActionEvent,
     ActionValue,
     ChatEventBlock,
+    BranchTree,
     ChatItem,
+    ConversationChangeBlock,
     ConversationSummary,
     EncodedEvent,
     ErrorEvent,
     ErrorValue,
+    ForkInput,
     GraphInfo,
     GraphTransition,
     MessageEvent,
@@ -41,6 +44,7 @@ from .events import (
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import ID_PATTERN, Settings
+from .changes import change_blocks
 from .encoders import agui, ai_sdk
 from .encoders.native import event_blocks
 from .sse import EventStream, event_stream_responses, wants_event_stream
@@ -115,6 +119,9 @@ def create_router(
         await store.aclose()
         await llm.aclose()
 
+    queued: dict[tuple[str, str], int] = {}
+    """Prompts of this process waiting for their conversation (``if_busy=enqueue``)."""
+    queue_locks: dict[tuple[str, str], asyncio.Lock] = {}
     starting: set[tuple[str, str]] = set()
     """Conversations whose turn is being set up in this process (lease, state)."""
 
@@ -165,8 +172,70 @@ def create_router(
                 "carries only the ones after them (its `start` says from where).",
             ),
         ] = 0,
+        if_busy: Annotated[
+            IfBusy,
+            Query(
+                description="When an answer is already streaming in the conversation: `reject` "
+                "(409), `interrupt` (stop it, keeping its text marked interrupted, then answer "
+                f"this prompt) or `enqueue` (answer this prompt after it; at most {MAX_QUEUED} "
+                "waiting per conversation, then 409; the stream starts when this turn does)."
+            ),
+        ] = "reject",
     ) -> LiveTurn:
+        if if_busy == "interrupt":
+            return await begin_interrupting(project_id, app_id, prompt, history_after)
+        if if_busy == "enqueue":
+            return await begin_in_turn(project_id, app_id, prompt, history_after)
         return await begin(project_id, app_id, prompt, history_after)
+
+    async def begin_interrupting(project_id: str, app_id: str, prompt: str, history_after: int) -> LiveTurn:
+        key = (project_id, app_id)
+        for _ in range(3):  # (another prompt may take the conversation between stop and start)
+            try:
+                return await begin(project_id, app_id, prompt, history_after)
+            except HTTPException as exc:
+                if exc.status_code != status.HTTP_409_CONFLICT:
+                    raise
+            with unavailable_when_the_store_fails():
+                await turns.stop(key)  # (waits until the stopped turn has recorded its end)
+        raise busy()
+
+    async def begin_in_turn(project_id: str, app_id: str, prompt: str, history_after: int) -> LiveTurn:
+        key = (project_id, app_id)
+        if queued.get(key, 0) >= MAX_QUEUED:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{MAX_QUEUED} prompts are already waiting in this conversation; try again later.",
+            )
+        queued[key] = queued.get(key, 0) + 1
+        line = queue_locks.setdefault(key, asyncio.Lock())  # (FIFO: first queued, first answered)
+        try:
+            async with line:
+                deadline = time.monotonic() + QUEUE_WAIT_S
+                while True:
+                    try:
+                        return await begin(project_id, app_id, prompt, history_after)
+                    except HTTPException as exc:
+                        if exc.status_code != status.HTTP_409_CONFLICT or time.monotonic() > deadline:
+                            raise
+                    await wait_until_free(key)
+        finally:
+            queued[key] -= 1
+            if not queued[key]:
+                del queued[key]
+                queue_locks.pop(key, None)
+
+    async def wait_until_free(key: tuple[str, str]) -> None:
+        turn = turns.live.get(key)
+        if turn is not None and turn.task is not None:
+            await asyncio.wait([turn.task], timeout=QUEUE_WAIT_S)
+            return
+        with unavailable_when_the_store_fails():
+            record = await store.current(*key)
+            if record is not None and not (record.done or record.expired):
+                await store.wait(record.token, 0.1)
+            else:
+                await asyncio.sleep(0.02)  # (being set up here or elsewhere: look again soon)
 
     async def begin(project_id: str, app_id: str, prompt: str, history_after: int = 0) -> LiveTurn:
         """Start a turn (every endpoint's): 409 while one runs in the conversation anywhere,
@@ -344,6 +413,58 @@ def create_router(
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         return EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS)
 
+    @router.post(
+        "/fork/{project_id}/{app_id}",
+        response_model=str,
+        responses={
+            404: {"description": "No such conversation."},
+            422: {"description": "Bad id, or `at` beyond the conversation's messages; nothing was written."},
+        },
+    )
+    async def fork_conversation(project_id: ProjectId, app_id: AppId, fork: ForkInput) -> str:
+        """Make a branch of a conversation: a Burr fork of it with its first ``at`` messages
+        (then send a prompt to the branch to edit message ``at``, or answer it again). Returns
+        the branch's conversation id; the original is not changed."""
+        try:
+            with unavailable_when_the_store_fails():
+                return await conversations.fork(project_id, app_id, fork.at)
+        except IndexError:  # (before LookupError, which it is)
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"at={fork.at} is beyond the conversation's messages.",
+            ) from None
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such conversation.") from None
+
+    @router.get(
+        "/branches/{project_id}/{app_id}",
+        response_model=BranchTree,
+        responses={404: {"description": "No such conversation."}},
+    )
+    async def branch_tree(project_id: ProjectId, app_id: AppId) -> BranchTree:
+        """The tree of branches the conversation belongs to: its root and every branch of it."""
+        try:
+            with unavailable_when_the_store_fails():
+                return await conversations.tree(project_id, app_id)
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such conversation.") from None
+
+    @router.get(
+        "/events/{project_id}/{app_id}",
+        response_class=EventStream,
+        responses=event_stream_responses(ConversationChangeBlock),
+    )
+    async def conversation_events(project_id: ProjectId, app_id: AppId) -> EventStream:
+        """A long-lived stream of the conversation's changes, made by any tab or process:
+        ``turn_started`` (follow the answer with ``GET /stream``), ``turn_ended``,
+        ``branch_created``."""
+        try:
+            with unavailable_when_the_store_fails():
+                root = (await conversations.tree(project_id, app_id)).root
+        except LookupError:
+            root = app_id  # (not saved yet: its first prompt will be a change)
+        return EventStream(change_blocks(store, project_id, app_id, root, settings.keepalive_s))
+
     @router.api_route(
         "/{rest:path}",
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -379,6 +500,13 @@ def unavailable_when_the_store_fails() -> Iterator[None]:
             "The conversation store is unavailable; try again soon.",
             headers={"Retry-After": "1"},
         ) from None
+
+
+IfBusy = Literal["reject", "interrupt", "enqueue"]
+MAX_QUEUED = 3
+"""Prompts that may wait for one conversation in one process (``if_busy=enqueue``)."""
+QUEUE_WAIT_S = 300.0
+"""The longest a queued prompt waits for the answers before it (then 409)."""
 
 
 def checked_id(value: str, name: str) -> str:

@@ -25,6 +25,7 @@ from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
 
 from .events import ConversationSummary
 from .persistence import (
+    BRANCH,
     LENGTH,
     UNCHECKED,
     decode_messages,
@@ -185,7 +186,7 @@ class ChatStatePersister(AsyncSQLitePersister):
                     (partition, app_id),
                 )  # type: ignore[misc]
                 appended = messages_to_append(
-                    app_id, history, stored, stored_id, kwargs.get("expected_sequence_id", UNCHECKED)
+                    app_id, history, stored, stored_id, kwargs.get("expected_sequence_id", UNCHECKED), sequence_id,
                 )
                 if appended:
                     await self.connection.executemany(
@@ -284,7 +285,8 @@ class SQLiteStore(Store):
         db = await self.persister(project_id)
         # One state row per conversation; the newest has the largest rowid.
         query = f"""
-            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content')
+            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
+                   json_extract(s.state, '$.{BRANCH}')
             FROM {TABLE} s
             LEFT JOIN {TABLE}_messages m
               ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
@@ -293,7 +295,23 @@ class SQLiteStore(Store):
         """
         async with db.lock:
             rows = await db.fetchall(query, (limit,))
-        return [summary(app_id, updated, first) for app_id, updated, first in rows]
+        return [summary(*row) for row in rows]
+
+    async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
+        db = await self.persister(project_id)
+        query = f"""
+            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
+                   json_extract(s.state, '$.{BRANCH}')
+            FROM {TABLE} s
+            LEFT JOIN {TABLE}_messages m
+              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+            WHERE s.app_id = ?1 OR json_extract(s.state, '$.{BRANCH}.root') = ?1
+            ORDER BY json_extract(s.state, '$.{BRANCH}.created') IS NOT NULL,
+                     json_extract(s.state, '$.{BRANCH}.created')
+        """
+        async with db.lock:
+            rows = await db.fetchall(query, (root,))
+        return [summary(*row) for row in rows]
 
     async def acquire(
         self, project_id: str, app_id: str, token: str, lease_s: float

@@ -100,14 +100,25 @@ def is_store_error(exc: BaseException) -> bool:
     return isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError))
 
 
-def summary(app_id: str, updated_at: Any, first_message: Optional[str]) -> ConversationSummary:
-    """A conversation as the list shows it: titled by its first message, shortened."""
+def summary(
+    app_id: str, updated_at: Any, first_message: Optional[str], branch: Any = None
+) -> ConversationSummary:
+    """A conversation as the list shows it: titled by its first message, shortened; a branch
+    with where it was forked from (``branch``: its state's ``branch`` field, JSON text or dict)."""
     title = None
     if first_message:
         title = " ".join(str(first_message).split())
         title = title if len(title) <= 60 else title[:59] + "…"
+    if isinstance(branch, (str, bytes)):
+        branch = json.loads(branch)
+    branch = branch if isinstance(branch, dict) else {}
     return ConversationSummary(
-        app_id=app_id, updated_at=None if updated_at is None else str(updated_at), title=title
+        app_id=app_id,
+        updated_at=None if updated_at is None else str(updated_at),
+        title=title,
+        root=branch.get("root"),
+        parent=branch.get("parent"),
+        fork_at=branch.get("at"),
     )
 
 
@@ -187,6 +198,10 @@ class Store(ABC):
     @abstractmethod
     async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
         """The project's conversations, newest first."""
+
+    @abstractmethod
+    async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
+        """The conversation ``root`` and every branch whose root it is, oldest first."""
 
     # -- leases ----------------------------------------------------------------------------
 

@@ -68,6 +68,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/branches/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Branch Tree
+         * @description The tree of branches the conversation belongs to: its root and every branch of it.
+         */
+        get: operations["branch_tree_api_v0_streaming_chatbot_branches__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/conversations/{project_id}": {
         parameters: {
             query?: never;
@@ -102,6 +122,50 @@ export interface paths {
          * @description Create (or load) a conversation; Burr's tracker records it. Returns the app id.
          */
         post: operations["create_conversation_api_v0_streaming_chatbot_create__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/events/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Conversation Events
+         * @description A long-lived stream of the conversation's changes, made by any tab or process:
+         *     ``turn_started`` (follow the answer with ``GET /stream``), ``turn_ended``,
+         *     ``branch_created``.
+         */
+        get: operations["conversation_events_api_v0_streaming_chatbot_events__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/fork/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork Conversation
+         * @description Make a branch of a conversation: a Burr fork of it with its first ``at`` messages
+         *     (then send a prompt to the branch to edit message ``at``, or answer it again). Returns
+         *     the branch's conversation id; the original is not changed.
+         */
+        post: operations["fork_conversation_api_v0_streaming_chatbot_fork__project_id___app_id__post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -414,6 +478,19 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * BranchTree
+         * @description A conversation's tree of branches.
+         */
+        BranchTree: {
+            /**
+             * Branches
+             * @description The root, then every branch of the tree, in the order they were made.
+             */
+            branches: components["schemas"]["ConversationSummary"][];
+            /** Root */
+            root: string;
+        };
+        /**
          * ChatEventBlock
          * @description One block of the ``text/event-stream`` response: ``data`` is a :data:`ChatEvent` as JSON,
          *     ``id`` names it for ``Last-Event-ID`` (this model documents the stream; it is never built).
@@ -526,12 +603,53 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ConversationChange
+         * @description A change of a conversation, for the tabs that show it (``GET /events``).
+         */
+        ConversationChange: {
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "turn_started" | "turn_ended" | "branch_created";
+            /**
+             * Value
+             * @description `turn_started`/`turn_ended`: `{turn}` (the turn's token, the start of its SSE ids); `branch_created`: `{app_id, parent, fork_at}`.
+             */
+            value: {
+                [key: string]: string | number | null;
+            };
+        };
+        /**
+         * ConversationChangeBlock
+         * @description One block of ``GET /events``: ``data`` is a :class:`ConversationChange` as JSON (this
+         *     model documents the stream; it is never built).
+         */
+        ConversationChangeBlock: {
+            data: string;
+        };
+        /**
          * ConversationSummary
-         * @description One conversation of a project.
+         * @description One conversation of a project (a branch names the conversation it was forked from).
          */
         ConversationSummary: {
             /** App Id */
             app_id: string;
+            /**
+             * Fork At
+             * @description The message index it was forked at: it shares messages [0, fork_at) with its parent (null for a root).
+             */
+            fork_at: number | null;
+            /**
+             * Parent
+             * @description The conversation this branch was forked from (null for a root).
+             */
+            parent: string | null;
+            /**
+             * Root
+             * @description The conversation at the root of this branch's tree (null for a root).
+             */
+            root: string | null;
             /**
              * Title
              * @description The first user message, shortened.
@@ -737,6 +855,17 @@ export interface components {
              * @enum {string}
              */
             type: "finish";
+        };
+        /**
+         * ForkInput
+         * @description Body of ``POST /fork/{project_id}/{app_id}``.
+         */
+        ForkInput: {
+            /**
+             * At
+             * @description The branch keeps the messages before this index (0 to the number of messages); to edit message i or answer it again, fork at i or i + 1.
+             */
+            at: number;
         };
         /**
          * FunctionCall
@@ -2125,6 +2254,47 @@ export interface operations {
             };
         };
     };
+    branch_tree_api_v0_streaming_chatbot_branches__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchTree"];
+                };
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_conversations_api_v0_streaming_chatbot_conversations__project_id__get: {
         parameters: {
             query?: never;
@@ -2188,6 +2358,83 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    conversation_events_api_v0_streaming_chatbot_events__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ConversationChangeBlock"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    fork_conversation_api_v0_streaming_chatbot_fork__project_id___app_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id, or `at` beyond the conversation's messages; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2270,6 +2517,8 @@ export interface operations {
             query?: {
                 /** @description Messages the client already has: the `chat_history` event then carries only the ones after them (its `start` says from where). */
                 history_after?: number;
+                /** @description When an answer is already streaming in the conversation: `reject` (409), `interrupt` (stop it, keeping its text marked interrupted, then answer this prompt) or `enqueue` (answer this prompt after it; at most 3 waiting per conversation, then 409; the stream starts when this turn does). */
+                if_busy?: "reject" | "interrupt" | "enqueue";
             };
             header?: never;
             path: {
