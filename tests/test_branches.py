@@ -4,6 +4,7 @@ real server (the ``burr-streaming-chatbot`` CLI, which serves Burr's own UI and 
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -224,3 +225,33 @@ def test_at_most_three_prompts_wait_then_409(
     first.join(30)
     assert sorted(statuses) == [200, 200, 200, 409]
     assert [m["role"] for m in server.history(app_id)] == ["user", "assistant"] * 4
+
+
+def test_branches_on_both_engines_across_two_processes(
+    engine: dict[str, str], upstream: FakeUpstream, tmp_path: Path, app_id: str
+) -> None:
+    """A fork made on one process is listed, answered and followed on the other, on SQLite
+    (one machine's processes) and on PostgreSQL (two machines)."""
+    from conftest import start_server
+
+    homes = (tmp_path / "a", tmp_path / "b") if engine else (tmp_path / "shared",) * 2
+    a = start_server("cli", homes[0], upstream, "branches-a", **engine)
+    b = start_server("cli", homes[1], upstream, "branches-b", **engine)
+    try:
+        original = three_exchanges(a, upstream, app_id)
+        changes: list[dict[str, Any]] = []
+        follower = read_changes(b, app_id, 1, changes)  # a tab on B
+        time.sleep(0.5)
+        fork = a.client.post(f"{API}/fork/{PROJECT}/{app_id}", json={"at": 4}).json()
+        assert exchange_texts(b.history(fork)) == exchange_texts(original[:4])
+        follower.join(10)
+        assert changes and changes[0]["type"] == "branch_created" and changes[0]["value"]["app_id"] == fork
+        upstream.control(text="On B.", delay_ms=0)
+        assert b.turn(fork, "What is three, on B?")[-1]["type"] == "message"
+        tree = a.client.get(f"{API}/branches/{PROJECT}/{fork}").json()
+        assert [(x["app_id"], x["fork_at"]) for x in tree["branches"]] == [(app_id, None), (fork, 4)]
+        assert exchange_texts(a.history(fork))[-2:] == [("user", "What is three, on B?"), ("assistant", "On B.")]
+        assert a.history(app_id) == original
+    finally:
+        a.close()
+        b.close()
