@@ -93,9 +93,15 @@ def test_a_branch_answers_on_and_branches_of_branches_share_the_root(
     upstream.control(text="Another answer.", delay_ms=0)
     assert server.turn(again, PROMPTS[0])[-1]["type"] == "message"
     assert exchange_texts(server.history(again)) == [("user", PROMPTS[0]), ("assistant", "Another answer.")]
+    # Edit the very first prompt: a branch of no messages, answered like a new conversation.
+    first = server.client.post(f"{API}/fork/{PROJECT}/{app_id}", json={"at": 0}).json()
+    upstream.control(text="From the start.", delay_ms=0)
+    events = server.turn(first, "What is zero?")
+    assert [e["value"]["sequence_id"] for e in events if e["type"] == "action"] == [0, 1, 2, 3]
+    assert exchange_texts(server.history(first)) == [("user", "What is zero?"), ("assistant", "From the start.")]
     tree = server.client.get(f"{API}/branches/{PROJECT}/{app_id}").json()
     assert [(b["app_id"], b["parent"], b["fork_at"]) for b in tree["branches"]] == [
-        (app_id, None, None), (edited, app_id, 2), (again, edited, 1)]
+        (app_id, None, None), (edited, app_id, 2), (again, edited, 1), (first, app_id, 0)]
     assert server.history(app_id) == original
 
 
