@@ -59,6 +59,8 @@ export type ChatAction =
   | { type: 'reset'; loading: boolean }
   | { type: 'history_loaded'; items: ChatItem[] }
   | { type: 'history_failed'; error: ChatError }
+  /** The history loaded again while the conversation is shown (another tab changed it). */
+  | { type: 'history_synced'; items: ChatItem[] }
   | { type: 'send_start'; prompt: string; optimistic: boolean }
   /** The page reattached to an answer the server is streaming (after a reload). */
   | { type: 'resume_start'; prompt: string | null }
@@ -130,7 +132,12 @@ function mergeHistory(current: DisplayMessage[], items: ChatItem[], start = 0): 
   const tail = items.map((item, index) => {
     const known = current[start + index]
     if (known && known.item.role === item.role && known.item.content === item.content) {
-      return known.item === item ? known : { item, ...(known.meta ? { meta: known.meta } : {}) }
+      return known.item === item ? known : { item, ...(known.meta ? { meta: known.meta } : {}), ...(known.stopped ? { stopped: true } : {}) }
+    }
+    // A partial answer this page stopped (or interrupted with a new prompt), kept by the server
+    // with the text that arrived after: still shown as stopped.
+    if (known?.stopped && item.role === 'assistant' && known.item.role === 'assistant' && item.interrupted) {
+      return { item, stopped: true }
     }
     return { item }
   })
@@ -169,6 +176,8 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return { ...initialChatState, historyLoading: action.loading }
     case 'history_loaded':
       return { ...state, messages: action.items.map((item) => ({ item })), historyLoading: false, stoppedEarly: false }
+    case 'history_synced':
+      return { ...state, messages: mergeHistory(state.messages, action.items), historyLoading: false }
     case 'history_failed':
       return { ...state, historyLoading: false, status: 'error', error: action.error }
     case 'send_start':

@@ -270,24 +270,51 @@ describe('useChat', () => {
     expect(calls.filter((c) => c.method === 'POST').map((c) => c.body)).toEqual([{ prompt: 'Write a poem' }, { prompt: 'Write a poem' }])
   })
 
-  it('refuses a second send while streaming', async () => {
-    const stream = controlledStream()
-    const { fetch, calls } = fakeFetch({ 'POST /response/proj/app1': () => stream.response })
+  it('a prompt sent while an answer streams interrupts it: the partial is kept as stopped, then the new turn', async () => {
+    const first = controlledStream()
+    const second = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'POST /response/proj/app1': () => (calls.filter((c) => c.method === 'POST').length === 1 ? first.response : second.response),
+    })
     const { result } = setup(fetch)
-    let first: Promise<boolean> = Promise.resolve(false)
+    const { sent } = await startTurn(result, first, 'one', [
+      [{ type: 'chat_history', value: [] }, 't1.0'],
+      [{ type: 'delta', value: 'Part' }, 't1.5'],
+    ])
+    await waitFor(() => expect(result.current.streamingText).toBe('Part'))
+    let again: Promise<boolean> = Promise.resolve(false)
     act(() => {
-      first = result.current.send('one')
+      again = result.current.send('two')
     })
-    let second = true
     await act(async () => {
-      second = await result.current.send('two')
+      await sent
     })
-    expect(second).toBe(false)
-    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(1)
+    expect(first.cancelled).toBe(true)
+    expect(result.current.status).toBe('streaming')
+    expect(result.current.messages.map((m) => [m.item.content, m.stopped ?? false])).toEqual([
+      ['one', false],
+      ['Part', true],
+      ['two', false],
+    ])
+    const posts = calls.filter((c) => c.method === 'POST')
+    expect(posts.map((c) => [c.path, c.body])).toEqual([
+      ['/response/proj/app1', { prompt: 'one' }],
+      ['/response/proj/app1?if_busy=interrupt', { prompt: 'two' }],
+    ])
+    // The server kept more of the first answer than this page saw: its text, still shown as stopped.
     await act(async () => {
-      stream.close()
-      await first
+      second.push({ type: 'chat_history', value: [user('one'), answer('Part and more', { interrupted: true })], start: 0 }, 't2.0')
+      second.push(message('Second answer'), 't2.9')
+      second.close()
+      expect(await again).toBe(true)
     })
+    expect(result.current.status).toBe('idle')
+    expect(result.current.messages.map((m) => [m.item.content, m.stopped ?? false])).toEqual([
+      ['one', false],
+      ['Part and more', true],
+      ['two', false],
+      ['Second answer', false],
+    ])
   })
 
   it('loads the history of an existing conversation', async () => {
@@ -677,5 +704,211 @@ describe('useChat, a stopped answer', () => {
     expect(calls.filter((c) => c.method === 'POST').map((c) => c.body)).toEqual([{ prompt: 'Q' }, { prompt: 'Q' }])
     expect(result.current.stoppedEarly).toBe(false)
     expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
+  })
+})
+
+describe('useChat, a conversation open in two tabs', () => {
+  const started = (turn: string) => sse({ type: 'turn_started', value: { turn } })
+
+  it("shows another tab's prompt and follows its answer, without a reload and without repeating text", async () => {
+    const events = controlledStream()
+    const replay = controlledStream()
+    let history = [user('Q'), answer('A')]
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse(history),
+      'GET /events/proj/old': () => events.response,
+      'GET /stream/proj/old': () => (history.length === 2 ? jsonResponse({ detail: 'none' }, 404) : replay.response),
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(result.current.messages).toHaveLength(2))
+    await waitFor(() => expect(calls.some((c) => c.path === '/events/proj/old')).toBe(true))
+    await waitFor(() => expect(calls.filter((c) => c.path === '/stream/proj/old')).toHaveLength(1))
+
+    history = [user('Q'), answer('A'), user('Q2')] // the other tab's prompt is saved
+    await act(async () => {
+      events.push(started('other'))
+    })
+    await waitFor(() => expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(2))
+    await act(async () => {
+      replay.push({ type: 'chat_history', value: [user('Q'), answer('A')] }, 'other.0')
+      replay.push({ type: 'delta', value: 'Live ' }, 'other.6')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Live '))
+    expect(result.current.status).toBe('streaming')
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2'])
+    await act(async () => {
+      replay.push({ type: 'delta', value: 'answer' }, 'other.7')
+      replay.push(message('Live answer'), 'other.8')
+      replay.close()
+    })
+    await waitFor(() => expect(result.current.status).toBe('idle'))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2', 'Live answer'])
+  })
+
+  it('asks GET /stream again while it still serves the turn before the one announced', async () => {
+    const events = controlledStream()
+    const live = controlledStream()
+    let streams = 0
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse(streams === 0 ? [user('Q'), answer('A')] : [user('Q'), answer('A'), user('Q2')]),
+      'GET /events/proj/old': () => events.response,
+      'GET /stream/proj/old': () => {
+        streams += 1
+        if (streams === 1) return jsonResponse({ detail: 'none' }, 404)
+        if (streams === 2) return streamResponse([sse({ type: 'chat_history', value: [] }, 'before.0'), sse(message('A'), 'before.9')])
+        return live.response
+      },
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(streams).toBe(1))
+    await act(async () => {
+      events.push(started('next'))
+    })
+    await waitFor(() => expect(streams).toBe(3))
+    await act(async () => {
+      live.push({ type: 'chat_history', value: [user('Q'), answer('A')] }, 'next.0')
+      live.push({ type: 'delta', value: 'New' }, 'next.6')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('New'))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2'])
+    expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(2)
+  })
+
+  it('ignores the news of its own turn, even when it comes before the answer names its turn', async () => {
+    const events = controlledStream()
+    const stream = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([]),
+      'GET /stream/proj/old': () => jsonResponse({ detail: 'none' }, 404),
+      'GET /events/proj/old': () => events.response,
+      'POST /response/proj/old': () => stream.response,
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(calls.some((c) => c.path === '/events/proj/old')).toBe(true))
+    await waitFor(() => expect(calls.some((c) => c.path === '/stream/proj/old')).toBe(true))
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Mine')
+    })
+    await act(async () => {
+      events.push(started('mine')) // before the answer's first event
+      stream.push({ type: 'chat_history', value: [] }, 'mine.0')
+      stream.push(message('My answer'), 'mine.9')
+      stream.close()
+      await sent
+    })
+    await act(async () => {
+      events.push(started('mine'))
+      await new Promise((resolve) => setTimeout(resolve, 30))
+    })
+    expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(1)
+    expect(calls.filter((c) => c.path === '/stream/proj/old')).toHaveLength(1)
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Mine', 'My answer'])
+  })
+
+  it('catches up after its own turn with a turn another tab started meanwhile', async () => {
+    const events = controlledStream()
+    const stream = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse(calls.some((c) => c.method === 'POST') ? [user('Mine'), answer('Cut', { interrupted: true }), user('Theirs')] : []),
+      'GET /stream/proj/old': () => jsonResponse({ detail: 'none' }, 404),
+      'GET /events/proj/old': () => events.response,
+      'POST /response/proj/old': () => stream.response,
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false })
+    await waitFor(() => expect(calls.some((c) => c.path === '/stream/proj/old')).toBe(true))
+    let sent: Promise<boolean> = Promise.resolve(false)
+    act(() => {
+      sent = result.current.send('Mine')
+    })
+    await act(async () => {
+      stream.push({ type: 'chat_history', value: [] }, 'mine.0')
+      stream.push({ type: 'delta', value: 'Cut' }, 'mine.5')
+      events.push(started('theirs'))
+    })
+    expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(1) // busy: later
+    await act(async () => {
+      stream.push(stoppedEvent, 'mine.6')
+      stream.close()
+      await sent
+    })
+    await waitFor(() => expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(2))
+    await waitFor(() => expect(result.current.messages.map((m) => m.item.content)).toEqual(['Mine', 'Cut', 'Theirs']))
+    expect(result.current.messages[1]?.stopped).toBe(true)
+  })
+
+  it('tells about a new branch of the tree, and reconnects a dropped change stream', async () => {
+    const streams = [controlledStream(), controlledStream()]
+    let opened = 0
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([]),
+      'GET /events/proj/old': () => streams[opened++]!.response,
+    })
+    const onBranchCreated = vi.fn()
+    setup(fetch, { appId: 'old', isNew: false, onBranchCreated })
+    await waitFor(() => expect(opened).toBe(1))
+    await act(async () => {
+      streams[0]!.push(sse({ type: 'branch_created', value: { app_id: 'B', parent: 'old', fork_at: 2 } }))
+    })
+    await waitFor(() => expect(onBranchCreated).toHaveBeenCalledWith({ app_id: 'B', parent: 'old', fork_at: 2 }))
+    await act(async () => {
+      streams[0]!.close()
+    })
+    await waitFor(() => expect(opened).toBe(2), { timeout: 2000 })
+    // Reconnected: the history is read again (a change may have been missed meanwhile).
+    await waitFor(() => expect(calls.filter((c) => c.path === '/history/proj/old')).toHaveLength(2))
+  })
+
+  it('does not follow a conversation that is not saved yet, nor with live off', async () => {
+    const { fetch, calls } = fakeFetch({ 'GET /history/proj/old': () => jsonResponse([]) })
+    setup(fetch)
+    setup(fetch, { appId: 'old', isNew: false, live: false })
+    await act(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    })
+    expect(calls.some((c) => c.path.startsWith('/events/'))).toBe(false)
+  })
+})
+
+describe('useChat, sending in a branch', () => {
+  it('sendWhenOpen sends the prompt once the page shows the new conversation, its history from the answer', async () => {
+    const stream = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([user('Q1'), answer('A1'), user('Q2'), answer('A2')]),
+      'POST /response/proj/fork1': () => stream.response,
+    })
+    const { result, rerender } = setup(fetch, { appId: 'old', isNew: false, live: false })
+    await waitFor(() => expect(result.current.messages).toHaveLength(4))
+    act(() => {
+      result.current.sendWhenOpen('fork1', 'Q2 edited')
+    })
+    rerender({ project: 'proj', appId: 'fork1', isNew: false, fetchImpl: fetch, live: false })
+    await waitFor(() => expect(calls.some((c) => c.path.startsWith('/response/proj/fork1'))).toBe(true))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q2 edited'])
+    await act(async () => {
+      stream.push({ type: 'chat_history', value: [user('Q1'), answer('A1')] })
+      stream.push(message('A2 new'))
+      stream.close()
+    })
+    await waitFor(() => expect(result.current.status).toBe('idle'))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q1', 'A1', 'Q2 edited', 'A2 new'])
+    const post = calls.find((c) => c.path.startsWith('/response/proj/fork1'))
+    expect(post).toMatchObject({ path: '/response/proj/fork1', body: { prompt: 'Q2 edited' } }) // the whole history asked for
+    expect(calls.some((c) => c.path === '/history/proj/fork1')).toBe(false)
+  })
+
+  it('a regenerated answer in a branch does not show its prompt twice', async () => {
+    const { fetch } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([user('Q1'), answer('A1')]),
+      'POST /response/proj/fork2': () => streamResponse([sse({ type: 'chat_history', value: [user('Q1')] }), sse(message('A1 again'))]),
+    })
+    const { result, rerender } = setup(fetch, { appId: 'old', isNew: false, live: false })
+    await waitFor(() => expect(result.current.messages).toHaveLength(2))
+    act(() => {
+      result.current.sendWhenOpen('fork2', 'Q1')
+    })
+    rerender({ project: 'proj', appId: 'fork2', isNew: false, fetchImpl: fetch, live: false })
+    await waitFor(() => expect(result.current.status).toBe('idle'))
+    await waitFor(() => expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q1', 'A1 again']))
   })
 })

@@ -2,8 +2,8 @@ import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
 import { api } from '../lib/api'
 import { isAbortError, NetworkError } from '../lib/errors'
 import { createTextBatcher } from '../lib/frameBatcher'
-import { resumeChat, streamChat, turnOf, type EventHandler, type StreamOutcome } from '../lib/stream'
-import type { ChatItem } from '../lib/types'
+import { followConversation, resumeChat, streamChat, turnOf, type EventHandler, type StreamOutcome } from '../lib/stream'
+import type { ChatItem, ConversationChange } from '../lib/types'
 import { chatReducer, historyAfter, initialChatState, toChatError, type ChatAction, type ChatState } from './chatState'
 
 export type { AnswerMeta, ChatError, ChatStatus, DisplayMessage } from './chatState'
@@ -153,13 +153,33 @@ export interface UseChatOptions {
   ensureConversation?: (appId: string) => Promise<void>
   /** Called when a turn has ended, however it ended. */
   onTurnEnd?: () => void
+  /** Called when a branch of this conversation's tree was made (by any tab). */
+  onBranchCreated?: (branch: Extract<ConversationChange, { type: 'branch_created' }>['value']) => void
+  /**
+   * Follow the conversation's changes (`GET /events`) while it is open, so a prompt sent from
+   * another tab appears here and its answer streams in. On unless false.
+   */
+  live?: boolean
   apiBase?: string
   fetchImpl?: typeof fetch
 }
 
+/** Waits before asking `GET /stream` again when it still serves the turn before the one announced. */
+const EXPECTED_TURN_RETRY_MS = [100, 250, 500, 1000]
+
 export interface UseChat extends ChatState {
-  /** Sends a prompt; false when it was not sent (blank, already streaming, no project yet). */
+  /**
+   * Sends a prompt; false when it was not sent (blank, no project yet). While an answer streams,
+   * that answer is stopped and kept (marked interrupted) and the prompt is answered next: the
+   * server is asked with `if_busy=interrupt`.
+   */
   send: (prompt: string) => Promise<boolean>
+  /**
+   * Sends `prompt` in conversation `appId` as soon as the page shows it (the caller switches to
+   * it): after a fork, the answer's `chat_history` brings the branch's history, so it is not
+   * loaded first.
+   */
+  sendWhenOpen: (appId: string, prompt: string) => void
   /** Stops the answer streaming now; what arrived is kept, marked interrupted. */
   stop: () => void
   /** Sends the last prompt again (the server does not add an unanswered prompt twice). Also what
@@ -171,7 +191,7 @@ export interface UseChat extends ChatState {
 }
 
 export function useChat(options: UseChatOptions): UseChat {
-  const { project, appId, isNew = false, apiBase, fetchImpl } = options
+  const { project, appId, isNew = false, live = true, apiBase, fetchImpl } = options
   const [state, dispatch] = useReducer(chatReducer, initialChatState)
 
   // Callbacks may change every render; the running turn reads the latest ones.
@@ -184,6 +204,17 @@ export function useChat(options: UseChatOptions): UseChat {
   /** Asking the server, after a load, whether an answer is streaming (see reattachOnLoad). */
   const probe = useRef<AbortController | null>(null)
   const busy = useRef(false)
+  /**
+   * Bumped by each turn this page starts or follows: a turn that is no longer the latest (it was
+   * interrupted by a new prompt) applies nothing more.
+   */
+  const turnSeq = useRef(0)
+  /** The turns (SSE id tokens) this page started or followed: `/events` news of them is ignored. */
+  const knownTurns = useRef(new Set<string>())
+  /** Turns announced by `/events` while this page was busy with another: caught up on after it. */
+  const announced = useRef<string[]>([])
+  /** The prompt to send once the page shows a conversation (sendWhenOpen). */
+  const queued = useRef<{ appId: string; prompt: string } | null>(null)
   /** The server-side stop of the last stopped turn; the next turn waits for it (else 409). */
   const stopping = useRef<Promise<unknown> | null>(null)
   /** The messages shown, for the next prompt's `history_after`. */
@@ -200,17 +231,30 @@ export function useChat(options: UseChatOptions): UseChat {
    * read quietly, only to see whether that answer was stopped.
    */
   const reattachOnLoad = useCallback(
-    async (gen: number, history: ChatItem[]) => {
-      if (!project) return
+    async (gen: number, history: ChatItem[], expectTurn?: string): Promise<boolean> => {
+      if (!project) return false
       const abort = new AbortController()
       probe.current?.abort()
       probe.current = abort
-      const isCurrent = () => gen === generation.current
+      const mine = ++turnSeq.current
+      const isCurrent = () => gen === generation.current && turnSeq.current === mine
+      // Asked because another tab started a turn: a replay of an earlier turn means the server
+      // does not serve the new one yet; asked again shortly.
+      let early = false
       // Set in the event callback, so held in an object (narrowing cannot follow callbacks).
       const replay: { mode: 'probing' | 'showing' | 'quiet'; stopped: boolean } = { mode: 'probing', stopped: false }
       const reader = turnReader({ project, appId, apiBase, fetchImpl, signal: abort.signal, isCurrent, dispatch, prompt: null })
       const onEvent: EventHandler = (event, id) => {
-        if (!isCurrent()) return
+        if (!isCurrent() || early) return
+        if (id) {
+          const turn = turnOf(id)
+          if (replay.mode === 'probing' && expectTurn && turn !== expectTurn) {
+            early = true
+            abort.abort()
+            return
+          }
+          knownTurns.current.add(turn)
+        }
         if (replay.mode === 'probing') {
           const before = event.type === 'chat_history' ? event.value.length : -1
           if (busy.current || before < 0 || history.length > before + 1) {
@@ -261,11 +305,56 @@ export function useChat(options: UseChatOptions): UseChat {
           busy.current = false
           controller.current = null
           callbacks.current.onTurnEnd?.()
+          catchUpRef.current()
         }
       }
+      return early && gen === generation.current && turnSeq.current === mine
     },
     [project, appId, apiBase, fetchImpl],
   )
+
+  /**
+   * Loads the history again and follows the answer streaming there, if any (another tab's turn,
+   * `expectTurn`): the same path as opening the conversation, without clearing what is shown.
+   * While this page is busy with a turn it waits for its end (catchUp).
+   */
+  const resync = useCallback(
+    async (expectTurn?: string) => {
+      if (!project || isNew) return
+      if (busy.current) {
+        if (expectTurn && !announced.current.includes(expectTurn)) announced.current.push(expectTurn)
+        return
+      }
+      const gen = generation.current
+      try {
+        const items = await api.history(project, appId, { ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
+        if (gen !== generation.current) return
+        if (busy.current) {
+          if (expectTurn && !announced.current.includes(expectTurn)) announced.current.push(expectTurn)
+          return
+        }
+        dispatch({ type: 'history_synced', items })
+        for (const delay of EXPECTED_TURN_RETRY_MS) {
+          if (!(await reattachOnLoad(gen, items, expectTurn))) return
+          await new Promise((resolve) => setTimeout(resolve, delay))
+          if (gen !== generation.current || busy.current) return
+        }
+      } catch {
+        // The next change (or the next prompt) brings the page up to date.
+      }
+    },
+    [project, appId, isNew, apiBase, fetchImpl, reattachOnLoad],
+  )
+
+  /** After a turn of this page ended: follows the turns other tabs started meanwhile. */
+  const catchUp = useCallback(() => {
+    const waiting = announced.current.filter((turn) => !knownTurns.current.has(turn))
+    announced.current = []
+    const last = waiting[waiting.length - 1]
+    if (last !== undefined) void resync(last)
+  }, [resync])
+  const catchUpRef = useRef(catchUp)
+  catchUpRef.current = catchUp
 
   useEffect(() => {
     const gen = ++generation.current
@@ -274,6 +363,15 @@ export function useChat(options: UseChatOptions): UseChat {
     probe.current?.abort()
     probe.current = null
     busy.current = false
+    announced.current = []
+    shown.current = []
+    const waiting = queued.current
+    if (project && waiting && waiting.appId === appId) {
+      queued.current = null
+      dispatch({ type: 'reset', loading: false })
+      void runRef.current(waiting.prompt, false, false)
+      return
+    }
     if (!project || isNew) {
       dispatch({ type: 'reset', loading: false })
       return
@@ -304,17 +402,34 @@ export function useChat(options: UseChatOptions): UseChat {
   )
 
   const run = useCallback(
-    async (prompt: string, retry: boolean): Promise<boolean> => {
-      if (!prompt.trim() || busy.current || !project) return false
+    async (prompt: string, retry: boolean, interrupt: boolean): Promise<boolean> => {
+      if (!prompt.trim() || !project) return false
+      let interrupting = false
+      if (busy.current) {
+        if (!interrupt) return false
+        // The answer streaming now is cut short: what arrived is kept, shown as stopped, and the
+        // server stops it (if_busy=interrupt) before answering this prompt.
+        interrupting = true
+        const running = controller.current
+        if (running && !running.signal.aborted) {
+          running.abort()
+          dispatch({ type: 'aborted' })
+        }
+      }
       busy.current = true
       probe.current?.abort()
       const gen = generation.current
-      const isCurrent = () => gen === generation.current
+      const mine = ++turnSeq.current
+      const isCurrent = () => gen === generation.current && turnSeq.current === mine
       const abort = new AbortController()
       controller.current = abort
       const known = historyAfter(shown.current)
       dispatch({ type: 'send_start', prompt, optimistic: !retry })
       const reader = turnReader({ project, appId, apiBase, fetchImpl, signal: abort.signal, isCurrent, dispatch, prompt })
+      const onEvent: EventHandler = (event, id) => {
+        if (id && isCurrent()) knownTurns.current.add(turnOf(id))
+        reader.handle(event, id)
+      }
       try {
         if (stopping.current) await stopping.current
         await callbacks.current.ensureConversation?.(appId)
@@ -324,9 +439,10 @@ export function useChat(options: UseChatOptions): UseChat {
           prompt,
           historyAfter: known,
           signal: abort.signal,
+          ...(interrupting ? { ifBusy: 'interrupt' as const } : {}),
           ...(apiBase ? { apiBase } : {}),
           ...(fetchImpl ? { fetchImpl } : {}),
-          onEvent: reader.handle,
+          onEvent,
         })
         const settled = await reader.settle(outcome)
         reader.flush()
@@ -343,13 +459,48 @@ export function useChat(options: UseChatOptions): UseChat {
           controller.current = null
         }
         callbacks.current.onTurnEnd?.()
+        if (isCurrent()) catchUpRef.current()
       }
       return true
     },
     [project, appId, apiBase, fetchImpl],
   )
+  const runRef = useRef(run)
+  runRef.current = run
 
-  const send = useCallback((prompt: string) => run(prompt, false), [run])
+  const send = useCallback((prompt: string) => run(prompt, false, true), [run])
+
+  const sendWhenOpen = useCallback((target: string, prompt: string) => {
+    queued.current = { appId: target, prompt }
+  }, [])
+
+  // Another tab's prompts and new branches, while the conversation is open.
+  const resyncRef = useRef(resync)
+  resyncRef.current = resync
+  useEffect(() => {
+    if (!project || isNew || !live) return
+    const abort = new AbortController()
+    void followConversation({
+      project,
+      appId,
+      signal: abort.signal,
+      ...(apiBase ? { apiBase } : {}),
+      ...(fetchImpl ? { fetchImpl } : {}),
+      // Changes may have been missed while the stream was down.
+      onOpen: (again) => {
+        if (again) void resyncRef.current()
+      },
+      onChange: (change) => {
+        if (change.type === 'turn_started') {
+          const { turn } = change.value
+          if (!knownTurns.current.has(turn)) void resyncRef.current(turn)
+        } else if (change.type === 'branch_created') {
+          callbacks.current.onBranchCreated?.(change.value)
+        }
+      },
+    })
+    return () => abort.abort()
+  }, [project, appId, isNew, live, apiBase, fetchImpl])
 
   const stop = useCallback(() => {
     const running = controller.current
@@ -379,16 +530,16 @@ export function useChat(options: UseChatOptions): UseChat {
 
   const retry = useCallback(() => {
     const prompt = lastPrompt ?? unanswered
-    return prompt ? run(prompt, true) : Promise.resolve(false)
+    return prompt ? run(prompt, true, false) : Promise.resolve(false)
   }, [run, lastPrompt, unanswered])
 
   const regenerate = useCallback(
-    () => (lastUserPrompt ? run(lastUserPrompt, false) : Promise.resolve(false)),
+    () => (lastUserPrompt ? run(lastUserPrompt, false, false) : Promise.resolve(false)),
     [run, lastUserPrompt],
   )
 
   const canRegenerate =
     status !== 'streaming' && lastUserPrompt !== null && messages[messages.length - 1]?.item.role === 'assistant'
 
-  return { ...state, send, stop, retry, regenerate, canRegenerate }
+  return { ...state, send, sendWhenOpen, stop, retry, regenerate, canRegenerate }
 }
