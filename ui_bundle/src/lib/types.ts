@@ -1,6 +1,6 @@
 // Every wire type the page uses, taken from the types generated from the server's OpenAPI schema
 // (src/lib/api-types.ts, `npm run gen:types`). Nothing here restates a field by hand.
-import type { components } from './api-types'
+import type { components, operations } from './api-types'
 
 type Schemas = components['schemas']
 
@@ -8,7 +8,7 @@ export type ChatItem = Schemas['ChatItem']
 export type ModelInfo = Schemas['ModelInfo']
 export type GraphInfo = Schemas['GraphInfo']
 export type GraphTransition = Schemas['GraphTransition']
-export type ConversationSummary = Schemas['ConversationSummary'] & InterimBranchFields
+export type ConversationSummary = Schemas['ConversationSummary']
 export type PromptInput = Schemas['PromptInput']
 export type StopResult = Schemas['StopResult']
 
@@ -50,28 +50,19 @@ export const CHAT_EVENT_TYPES: readonly ChatEventType[] = [
   'error',
 ] satisfies readonly ChatEventType[]
 
-// ---- Branches and live changes (issue 14). INTERIM: written by hand against the agreed contract
-// until the server's schema has them; then taken from api-types.ts like everything above.
-interface InterimBranchFields {
-  /** The conversation at the root of this branch's tree; null for a root. */
-  root?: string | null
-  /** The conversation this one was forked from; null for a root. */
-  parent?: string | null
-  /** It shares messages [0, fork_at) with its parent; null for a root. */
-  fork_at?: number | null
-}
-
 /** `GET /branches/{project}/{app}`: the whole tree, root first, then in creation order. */
-export interface BranchTree {
-  root: string
-  branches: ConversationSummary[]
-}
+export type BranchTree = Schemas['BranchTree']
 
-/** One event of `GET /events/{project}/{app}`. */
+type ChangeType = Schemas['ConversationChange']['type']
+/**
+ * One event of `GET /events/{project}/{app}`. The schema types `value` as a loose object and
+ * describes its fields in words; this is that description, per type.
+ */
 export type ConversationChange =
-  | { type: 'turn_started'; value: { turn: string } }
-  | { type: 'turn_ended'; value: { turn: string } }
-  | { type: 'branch_created'; value: { app_id: string; parent: string; fork_at: number } }
+  | { type: Extract<ChangeType, 'turn_started' | 'turn_ended'>; value: { turn: string } }
+  | { type: Extract<ChangeType, 'branch_created'>; value: { app_id: string; parent: string; fork_at: number } }
 
 /** What `POST /response` does when an answer is already streaming in the conversation. */
-export type IfBusy = 'reject' | 'interrupt' | 'enqueue'
+export type IfBusy = NonNullable<
+  NonNullable<operations['chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post']['parameters']['query']>['if_busy']
+>
