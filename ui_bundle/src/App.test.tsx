@@ -2,7 +2,7 @@ import { act, render, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { App } from './App'
-import { controlledStream, fakeFetch, jsonResponse } from './test/sse'
+import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from './test/sse'
 import type { ChatEvent, GraphInfo, ModelInfo } from './lib/types'
 
 const model: ModelInfo = {
@@ -166,5 +166,93 @@ describe('App', () => {
     await user.click(screen.getByRole('button', { name: /Old one/ }))
     expect(await screen.findByText('Old answer')).toBeInTheDocument()
     expect(new URLSearchParams(window.location.search).get('c')).toBe('abc')
+  })
+
+  it('Edit makes a branch: forks at the message, opens it (?c=), sends the edited prompt there; the switcher goes back', async () => {
+    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text', mode: null, model: null, interrupted: false, reasoning: null })
+    const summary = (app_id: string, fork?: number) => ({
+      app_id,
+      title: 'Q1',
+      updated_at: null,
+      root: fork === undefined ? null : 'R',
+      parent: fork === undefined ? null : 'R',
+      fork_at: fork ?? null,
+    })
+    let forked = false
+    const tree = () => ({ root: 'R', branches: forked ? [summary('R'), summary('B', 0)] : [summary('R')] })
+    const { fetch, calls } = fakeFetch({
+      'GET /model': () => jsonResponse(model),
+      'GET /graph': () => jsonResponse(graph),
+      'GET /conversations/demo_streaming_chatbot': () => jsonResponse(tree().branches),
+      'GET /history/demo_streaming_chatbot/R': () => jsonResponse([item('user', 'Q1'), item('assistant', 'A1'), item('user', 'Q2'), item('assistant', 'A2')]),
+      'GET /history/demo_streaming_chatbot/B': () => jsonResponse([item('user', 'Q1 edited'), item('assistant', 'A1 new')]),
+      'GET /branches/demo_streaming_chatbot/*': () => jsonResponse(tree()),
+      'POST /fork/demo_streaming_chatbot/R': () => {
+        forked = true
+        return jsonResponse('B')
+      },
+      'POST /response/demo_streaming_chatbot/B': () =>
+        streamResponse([
+          sse({ type: 'chat_history', value: [] }, 'tb.0'),
+          sse({ type: 'delta', value: 'A1 new' }, 'tb.6'),
+          sse({ type: 'message', value: { item: item('assistant', 'A1 new'), mode: 'answer_question', model: 'm', ttft_ms: 5, deltas: 1, sequence_id: 3, path: [], usage: null } }, 'tb.7'),
+        ]),
+    })
+    window.history.replaceState(null, '', '/demos/streaming-chatbot/?c=R')
+    const user = userEvent.setup()
+    render(<App config={config} fetchImpl={fetch} />)
+    expect(await screen.findByText('A2')).toBeInTheDocument()
+    expect(screen.queryByTestId('branch-switcher')).toBeNull()
+
+    await user.click(screen.getAllByRole('button', { name: 'Edit message' })[0]!)
+    const box = screen.getByRole('textbox', { name: 'Edited message' })
+    await user.clear(box)
+    await user.type(box, 'Q1 edited{Enter}')
+
+    await waitFor(() => expect(screen.getAllByTestId('assistant-message').map((a) => a.textContent)).toEqual([expect.stringContaining('A1 new')]))
+    expect(new URLSearchParams(window.location.search).get('c')).toBe('B')
+    expect(calls.find((c) => c.path === '/fork/demo_streaming_chatbot/R')?.body).toEqual({ at: 0 })
+    expect(calls.find((c) => c.path.startsWith('/response/'))).toMatchObject({ path: '/response/demo_streaming_chatbot/B', body: { prompt: 'Q1 edited' } })
+    expect(screen.getByTestId('user-message')).toHaveTextContent('Q1 edited')
+    const switcher = await screen.findByTestId('branch-switcher')
+    expect(switcher).toHaveTextContent('2 / 2')
+    // The list shows the branch under its root.
+    expect(await screen.findByTestId('conversation-branch')).toHaveTextContent('Branch at message 1')
+
+    await user.click(within(switcher).getByRole('button', { name: 'Previous branch' }))
+    expect(await screen.findByText('A2')).toBeInTheDocument()
+    expect(new URLSearchParams(window.location.search).get('c')).toBe('R')
+    await waitFor(() => expect(screen.getByTestId('branch-position')).toHaveTextContent('1 / 2'))
+    await user.click(screen.getByRole('button', { name: 'Next branch' }))
+    expect(await screen.findByText('A1 new')).toBeInTheDocument()
+    expect(new URLSearchParams(window.location.search).get('c')).toBe('B')
+  })
+
+  it('Regenerate on an earlier answer forks at that answer and asks its prompt again there', async () => {
+    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text', mode: null, model: null, interrupted: false, reasoning: null })
+    const { fetch, calls } = fakeFetch({
+      'GET /model': () => jsonResponse(model),
+      'GET /graph': () => jsonResponse(graph),
+      'GET /conversations/demo_streaming_chatbot': () => jsonResponse([]),
+      'GET /history/demo_streaming_chatbot/R': () => jsonResponse([item('user', 'Q1'), item('assistant', 'A1'), item('user', 'Q2'), item('assistant', 'A2')]),
+      'GET /branches/demo_streaming_chatbot/*': () => jsonResponse({ root: 'R', branches: [] }),
+      'POST /fork/demo_streaming_chatbot/R': () => jsonResponse('F'),
+      'POST /response/demo_streaming_chatbot/F': () =>
+        streamResponse([
+          sse({ type: 'chat_history', value: [item('user', 'Q1')] }),
+          sse({ type: 'message', value: { item: item('assistant', 'A1 again'), mode: 'answer_question', model: 'm', ttft_ms: 5, deltas: 1, sequence_id: 3, path: [], usage: null } }),
+        ]),
+    })
+    window.history.replaceState(null, '', '/demos/streaming-chatbot/?c=R')
+    const user = userEvent.setup()
+    render(<App config={config} fetchImpl={fetch} />)
+    expect(await screen.findByText('A2')).toBeInTheDocument()
+    const first = screen.getAllByTestId('assistant-message')[0]!
+    await user.click(within(first).getByRole('button', { name: 'Regenerate' }))
+    expect(await screen.findByText('A1 again')).toBeInTheDocument()
+    expect(calls.find((c) => c.path.startsWith('/fork/'))?.body).toEqual({ at: 1 })
+    expect(calls.find((c) => c.path.startsWith('/response/'))).toMatchObject({ path: '/response/demo_streaming_chatbot/F', body: { prompt: 'Q1' } })
+    expect(screen.getAllByTestId('user-message').map((m) => m.querySelector('p')?.textContent)).toEqual(['Q1'])
+    expect(new URLSearchParams(window.location.search).get('c')).toBe('F')
   })
 })

@@ -1,14 +1,17 @@
-import { useCallback, useEffect, useState } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
 import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
 import { MessageList } from './components/MessageList'
 import { OfflineBanner } from './components/OfflineBanner'
+import { useBranches } from './hooks/useBranches'
 import { useChat } from './hooks/useChat'
 import { useConversations } from './hooks/useConversations'
 import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
+import { api } from './lib/api'
+import { siblingsAt } from './lib/branches'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
 import { whenIdle } from './lib/idle'
 import { warmUpRenderer } from './lib/renderClient'
@@ -31,26 +34,74 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
   const graph = useGraph(fetchImpl)
   const project = model.data?.project_id ?? (model.error ? FALLBACK_PROJECT : null)
   const conversations = useConversations(project, fetchImpl)
+  const branches = useBranches(project, conversations.currentId, conversations.isNew, fetchImpl, config.apiBase)
+  const { reload: reloadBranches } = branches
+  const { refresh: refreshConversations } = conversations
+  const onBranchCreated = useCallback(() => {
+    reloadBranches()
+    refreshConversations()
+  }, [reloadBranches, refreshConversations])
   const chat = useChat({
     project,
     appId: conversations.currentId,
     isNew: conversations.isNew,
     ensureConversation: conversations.ensureCreated,
     onTurnEnd: conversations.refresh,
+    onBranchCreated,
     apiBase: config.apiBase,
     ...(fetchImpl ? { fetchImpl } : {}),
   })
   const [drawer, setDrawer] = useState<Drawer>('none')
   const streaming = chat.status === 'streaming'
 
-  const { send } = chat
+  const { send, sendWhenOpen } = chat
   const onSend = useCallback(
     (text: string) => {
-      if (!project || streaming) return false
+      if (!project) return false
+      // While an answer streams, sending interrupts it (useChat asks with if_busy=interrupt).
       void send(text)
       return true
     },
-    [project, streaming, send],
+    [project, send],
+  )
+
+  // Branches: editing a message or regenerating an earlier answer forks the conversation at that
+  // message (a Burr fork keeping the messages before it), opens the fork (?c=<id>) and sends there.
+  const [branchError, setBranchError] = useState<string | null>(null)
+  const { currentId, select: selectConversation } = conversations
+  const messages = chat.messages
+  const messagesRef = useRef(messages)
+  messagesRef.current = messages
+  const branchOff = useCallback(
+    async (at: number, prompt: string) => {
+      if (!project) return
+      setBranchError(null)
+      try {
+        const id = await api.fork(project, currentId, at, { apiBase: config.apiBase, ...(fetchImpl ? { fetchImpl } : {}) })
+        sendWhenOpen(id, prompt)
+        selectConversation(id)
+        onBranchCreated()
+      } catch (error) {
+        setBranchError(error instanceof Error ? error.message : 'The branch could not be made.')
+      }
+    },
+    [project, currentId, config.apiBase, fetchImpl, sendWhenOpen, selectConversation, onBranchCreated],
+  )
+  const onEdit = useCallback((index: number, text: string) => void branchOff(index, text), [branchOff])
+  const onRegenerateBranch = useCallback(
+    (index: number) => {
+      // The answer's prompt: the fork keeps the messages before the answer, so it ends with it,
+      // and the server answers that unanswered prompt without adding it again.
+      const prompt = messagesRef.current[index - 1]?.item
+      if (prompt?.role === 'user') void branchOff(index, prompt.content)
+    },
+    [branchOff],
+  )
+  const tree = branches.tree
+  const count = messages.length
+  const siblings = useMemo(
+    () => Array.from({ length: count }, (_, index) => (tree ? siblingsAt(tree.branches, currentId, index) : null)),
+    [tree, currentId, count],
   )
 
   const select = (appId: string) => {
@@ -151,6 +202,10 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             mode={chat.mode}
             activeAction={chat.activeAction}
             onRegenerate={chat.canRegenerate ? () => void chat.regenerate() : undefined}
+            onEdit={project && !conversations.isNew ? onEdit : undefined}
+            onRegenerateBranch={project && !conversations.isNew ? onRegenerateBranch : undefined}
+            siblings={siblings}
+            onSwitchBranch={selectConversation}
             empty={
               chat.historyLoading ? (
                 <p className="text-center text-sm text-gray-500 dark:text-gray-400">Loading the conversation…</p>
@@ -169,6 +224,11 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
               <ErrorNotice error={chat.error} onRetry={() => void chat.retry()} busy={streaming} />
             )}
             {chat.stoppedEarly && chat.status === 'idle' && <StoppedNotice onRegenerate={() => void chat.retry()} />}
+            {branchError && (
+              <p role="alert" data-testid="branch-error" className="rounded-lg border border-dwred/50 bg-red-50 px-4 py-3 text-sm text-red-900 dark:bg-red-950/40 dark:text-red-100">
+                <span className="font-semibold">The branch could not be made.</span> {branchError}
+              </p>
+            )}
           </MessageList>
           {streaming && chat.activeAction && (
             <p className="border-t border-gray-200 bg-white px-4 py-1 text-xs text-gray-500 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-400 lg:hidden">

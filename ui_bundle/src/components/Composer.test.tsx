@@ -35,12 +35,16 @@ describe('Composer', () => {
     expect(screen.getByRole('button', { name: 'Send' })).toBeDisabled()
   })
 
-  it('shows Stop instead of Send while streaming, and Enter does not send', async () => {
+  it('while streaming: Stop, and a prompt can still be sent (it interrupts the answer)', async () => {
     const { onSend, onStop, box, user } = setup({ streaming: true })
-    expect(screen.queryByRole('button', { name: 'Send' })).toBeNull()
-    await user.type(box, 'next question{Enter}')
-    expect(onSend).not.toHaveBeenCalled()
-    expect(box).toHaveValue('next question')
+    expect(screen.queryByRole('button', { name: 'Send' })).toBeNull() // nothing to send yet
+    expect(box).toBeEnabled()
+    await user.type(box, 'next question')
+    expect(screen.getByRole('button', { name: 'Send' })).toBeEnabled()
+    expect(screen.getByRole('button', { name: 'Stop' })).toBeInTheDocument()
+    await user.type(box, '{Enter}')
+    expect(onSend).toHaveBeenCalledWith('next question')
+    expect(box).toHaveValue('')
     await user.click(screen.getByRole('button', { name: 'Stop' }))
     expect(onStop).toHaveBeenCalledTimes(1)
   })

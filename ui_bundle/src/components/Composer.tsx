@@ -11,7 +11,10 @@ interface ComposerProps {
 
 const MAX_HEIGHT = 200
 
-/** The message box: Enter sends, Shift+Enter adds a line, Stop while an answer streams. */
+/**
+ * The message box: Enter sends, Shift+Enter adds a line. While an answer streams, Stop ends it,
+ * and sending is still possible: the answer is then cut short (kept) and the new prompt answered.
+ */
 export function Composer({ onSend, onStop, streaming, ready = true }: ComposerProps) {
   const [text, setText] = useState('')
   const area = useRef<HTMLTextAreaElement>(null)
@@ -23,7 +26,7 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
     el.style.height = `${Math.min(el.scrollHeight, MAX_HEIGHT)}px`
   }, [text])
 
-  const canSend = ready && !streaming && text.trim().length > 0
+  const canSend = ready && text.trim().length > 0
 
   const submit = () => {
     if (!canSend) return
@@ -55,15 +58,15 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
             onChange={(e) => setText(e.target.value)}
             onKeyDown={onKeyDown}
             rows={1}
-            placeholder="Ask a question, ask for a poem or for code…"
+            placeholder={streaming ? 'Send to interrupt the answer with a new prompt…' : 'Ask a question, ask for a poem or for code…'}
             aria-describedby="composer-hint"
             className="block w-full resize-none rounded-md border border-gray-300 bg-white px-3 py-2 text-sm text-gray-900 placeholder:text-gray-400 focus:border-dwlightblue focus:outline-2 focus:outline-offset-0 focus:outline-dwlightblue dark:border-gray-600 dark:bg-gray-800 dark:text-gray-100 dark:placeholder:text-gray-500"
           />
           <p id="composer-hint" className="sr-only">
-            Enter sends, Shift+Enter starts a new line.
+            Enter sends, Shift+Enter starts a new line.{streaming ? ' Sending now stops the answer being written.' : ''}
           </p>
         </div>
-        {streaming ? (
+        {streaming && (
           <button
             type="button"
             onClick={onStop}
@@ -71,7 +74,8 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
           >
             Stop
           </button>
-        ) : (
+        )}
+        {(!streaming || text.trim().length > 0) && (
           <button
             type="submit"
             disabled={!canSend}

@@ -1,3 +1,4 @@
+import { groupByRoot } from '../lib/branches'
 import type { ConversationSummary } from '../lib/types'
 
 interface ConversationSidebarProps {
@@ -16,9 +17,40 @@ function when(updatedAt: string | null | undefined): string | null {
   return date.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })
 }
 
-/** The project's conversations, newest first (the "New conversation" button is in the header). */
+/** "Branch at message 3": where a branch's own messages start (counted from 1). */
+export function branchLabel(forkAt: number | null | undefined): string {
+  return forkAt === null || forkAt === undefined ? 'Branch' : `Branch at message ${forkAt + 1}`
+}
+
+function Entry({ c, current, branch, onSelect }: { c: ConversationSummary; current: boolean; branch: boolean; onSelect: (appId: string) => void }) {
+  const stamp = when(c.updated_at)
+  return (
+    <button
+      type="button"
+      onClick={() => onSelect(c.app_id)}
+      aria-current={current ? 'page' : undefined}
+      title={c.title ?? c.app_id}
+      data-testid={branch ? 'conversation-branch' : 'conversation-entry'}
+      className={`block w-full rounded-md px-2 py-1.5 text-left text-sm focus-visible:outline-2 focus-visible:outline-offset-1 focus-visible:outline-dwlightblue ${
+        current
+          ? 'bg-blue-50 font-medium text-gray-900 dark:bg-dwdarkblue dark:text-white'
+          : 'text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800'
+      }`}
+    >
+      {branch && <span className="block text-xs font-medium text-dwlightblue">{branchLabel(c.fork_at)}</span>}
+      <span className="block truncate">{c.title || c.app_id}</span>
+      {stamp && <span className="block text-xs text-gray-500 dark:text-gray-400">{stamp}</span>}
+    </button>
+  )
+}
+
+/**
+ * The project's conversations, newest first (the "New conversation" button is in the header).
+ * The branches of a conversation are listed under it, indented, with where they branched off.
+ */
 export function ConversationSidebar(props: ConversationSidebarProps) {
   const { conversations, currentId, isNew, loading, error, onSelect } = props
+  const groups = groupByRoot(conversations)
   return (
     <nav aria-label="Conversations" className="flex min-h-0 flex-1 flex-col">
       <h2 className="px-3 pb-2 pt-3 text-xs font-semibold uppercase tracking-wide text-gray-500 dark:text-gray-400">
@@ -40,28 +72,20 @@ export function ConversationSidebar(props: ConversationSidebarProps) {
             </span>
           </li>
         )}
-        {conversations.map((c) => {
-          const current = c.app_id === currentId
-          const stamp = when(c.updated_at)
-          return (
-            <li key={c.app_id}>
-              <button
-                type="button"
-                onClick={() => onSelect(c.app_id)}
-                aria-current={current ? 'page' : undefined}
-                title={c.title ?? c.app_id}
-                className={`block w-full rounded-md px-2 py-1.5 text-left text-sm focus-visible:outline-2 focus-visible:outline-offset-1 focus-visible:outline-dwlightblue ${
-                  current
-                    ? 'bg-blue-50 font-medium text-gray-900 dark:bg-dwdarkblue dark:text-white'
-                    : 'text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800'
-                }`}
-              >
-                <span className="block truncate">{c.title || c.app_id}</span>
-                {stamp && <span className="block text-xs text-gray-500 dark:text-gray-400">{stamp}</span>}
-              </button>
-            </li>
-          )
-        })}
+        {groups.map(({ conversation, branches }) => (
+          <li key={conversation.app_id}>
+            <Entry c={conversation} current={conversation.app_id === currentId} branch={Boolean(conversation.parent)} onSelect={onSelect} />
+            {branches.length > 0 && (
+              <ul aria-label={`Branches of ${conversation.title || conversation.app_id}`} className="ml-3 mt-0.5 space-y-0.5 border-l border-gray-200 pl-2 dark:border-gray-700">
+                {branches.map((b) => (
+                  <li key={b.app_id}>
+                    <Entry c={b} current={b.app_id === currentId} branch onSelect={onSelect} />
+                  </li>
+                ))}
+              </ul>
+            )}
+          </li>
+        ))}
         {!loading && !error && conversations.length === 0 && !isNew && (
           <li className="px-2 text-sm text-gray-500 dark:text-gray-400">No conversations yet.</li>
         )}

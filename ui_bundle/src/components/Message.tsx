@@ -1,5 +1,6 @@
-import { memo } from 'react'
+import { memo, useState, type FormEvent, type KeyboardEvent } from 'react'
 import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
+import type { Siblings } from '../lib/branches'
 import type { ChatItem, TokenUsage } from '../lib/types'
 import { Markdown } from './Markdown'
 import { ThinkingBlock } from './ThinkingBlock'
@@ -65,10 +66,101 @@ export interface StreamingInfo {
 
 interface MessageProps {
   message: DisplayMessage
-  /** Shown on the last answer when the page can ask again. */
+  /** Shown on the last answer when the page can ask again (in this conversation). */
   onRegenerate?: (() => void) | undefined
   /** Set while this answer is being streamed. */
   streaming?: StreamingInfo | undefined
+  /** The message's index in the conversation (for the callbacks below). */
+  index?: number
+  /** A user message: edit it and send it in a new branch. */
+  onEdit?: ((index: number, text: string) => void) | undefined
+  /** An earlier answer: a new answer to its prompt, in a new branch. */
+  onRegenerateBranch?: ((index: number) => void) | undefined
+  /** The alternatives at this message across the branch tree (two or more). */
+  siblings?: Siblings | null | undefined
+  /** Opens another alternative (a conversation of the tree). */
+  onSwitchBranch?: ((appId: string) => void) | undefined
+  /** Editing and branching are off (an answer streams). */
+  busy?: boolean | undefined
+}
+
+const smallButton =
+  'rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue disabled:cursor-not-allowed disabled:opacity-50 dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800'
+
+/** `‹ 2 / 3 ›`: steps through the alternatives at a message (each one a conversation of the tree). */
+export function BranchSwitcher({ siblings, onSwitch }: { siblings: Siblings; onSwitch: (appId: string) => void }) {
+  const { ids, position } = siblings
+  const previous = ids[position - 1]
+  const next = ids[position + 1]
+  return (
+    <div role="group" aria-label="Branches" data-testid="branch-switcher" className="flex items-center gap-1 text-xs text-gray-600 dark:text-gray-300">
+      <button
+        type="button"
+        aria-label="Previous branch"
+        disabled={previous === undefined}
+        onClick={() => previous !== undefined && onSwitch(previous)}
+        className="rounded px-1.5 py-0.5 hover:bg-gray-100 disabled:opacity-40 dark:hover:bg-gray-800"
+      >
+        ‹
+      </button>
+      <span data-testid="branch-position" className="tabular-nums">
+        {position + 1} / {ids.length}
+      </span>
+      <button
+        type="button"
+        aria-label="Next branch"
+        disabled={next === undefined}
+        onClick={() => next !== undefined && onSwitch(next)}
+        className="rounded px-1.5 py-0.5 hover:bg-gray-100 disabled:opacity-40 dark:hover:bg-gray-800"
+      >
+        ›
+      </button>
+    </div>
+  )
+}
+
+/** A user message opened for editing: Send makes a branch with the new text, Cancel closes it. */
+function MessageEditor({ initial, onSend, onCancel }: { initial: string; onSend: (text: string) => void; onCancel: () => void }) {
+  const [text, setText] = useState(initial)
+  const canSend = text.trim().length > 0
+  const submit = (event?: FormEvent) => {
+    event?.preventDefault()
+    if (canSend) onSend(text)
+  }
+  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === 'Escape') {
+      event.preventDefault()
+      onCancel()
+    } else if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault()
+      submit()
+    }
+  }
+  return (
+    <form onSubmit={submit} className="space-y-2" data-testid="message-editor">
+      <textarea
+        aria-label="Edited message"
+        value={text}
+        autoFocus
+        onChange={(e) => setText(e.target.value)}
+        onKeyDown={onKeyDown}
+        rows={Math.min(8, Math.max(2, text.split('\n').length))}
+        className="block w-full min-w-64 resize-y rounded-md border border-gray-300 bg-white px-3 py-2 text-sm text-gray-900 focus:border-dwlightblue focus:outline-2 focus:outline-dwlightblue dark:border-gray-600 dark:bg-gray-800 dark:text-gray-100"
+      />
+      <div className="flex justify-end gap-2">
+        <button type="button" onClick={onCancel} className={smallButton}>
+          Cancel
+        </button>
+        <button
+          type="submit"
+          disabled={!canSend}
+          className="rounded-md bg-dwlightblue px-2.5 py-1 text-xs font-semibold text-white hover:bg-sky-700 disabled:cursor-not-allowed disabled:opacity-50"
+        >
+          Send
+        </button>
+      </div>
+    </form>
+  )
 }
 
 /**
@@ -77,8 +169,10 @@ interface MessageProps {
  * when the message arrives React keeps everything already rendered (parsed blocks, highlighted
  * code) instead of building it again.
  */
-export const Message = memo(function Message({ message, onRegenerate, streaming }: MessageProps) {
+export const Message = memo(function Message(props: MessageProps) {
+  const { message, onRegenerate, streaming, index = 0, onEdit, onRegenerateBranch, siblings, onSwitchBranch, busy } = props
   const { item, meta, stopped } = message
+  const [editing, setEditing] = useState(false)
   const isUser = item.role === 'user'
   const isError = item.type === 'error'
   const waiting = streaming && !item.content
@@ -103,7 +197,16 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
       }
     >
       {reasoning ? <ThinkingBlock text={reasoning} live={Boolean(waiting)} /> : null}
-      {waiting ? (
+      {editing && onEdit ? (
+        <MessageEditor
+          initial={item.content}
+          onCancel={() => setEditing(false)}
+          onSend={(text) => {
+            setEditing(false)
+            onEdit(index, text)
+          }}
+        />
+      ) : waiting ? (
         reasoning ? null : (
           <p className="text-sm text-gray-500 dark:text-gray-400">
             Thinking{streaming.action ? ` (${streaming.action})` : ''}…
@@ -126,14 +229,30 @@ export const Message = memo(function Message({ message, onRegenerate, streaming 
         </p>
       )}
       {!isUser && <MetaLine item={item} meta={meta} streaming={streaming} />}
-      {onRegenerate && (
-        <button
-          type="button"
-          onClick={onRegenerate}
-          className="mt-2 block rounded-md border border-gray-300 px-2.5 py-1 text-xs font-medium text-gray-700 hover:bg-gray-50 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:border-gray-600 dark:text-gray-200 dark:hover:bg-gray-800"
-        >
-          Regenerate
-        </button>
+      {(onRegenerate || (onRegenerateBranch && !isUser) || (onEdit && isUser && !editing) || (siblings && onSwitchBranch)) && !streaming && (
+        <div className={`mt-2 flex flex-wrap items-center gap-2 ${isUser ? 'justify-end' : ''}`}>
+          {siblings && onSwitchBranch && <BranchSwitcher siblings={siblings} onSwitch={onSwitchBranch} />}
+          {isUser && onEdit && !editing && (
+            <button type="button" aria-label="Edit message" disabled={busy} onClick={() => setEditing(true)} className={smallButton}>
+              Edit
+            </button>
+          )}
+          {!isUser && onRegenerate ? (
+            <button type="button" onClick={onRegenerate} className={smallButton}>
+              Regenerate
+            </button>
+          ) : !isUser && onRegenerateBranch ? (
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() => onRegenerateBranch(index)}
+              title="A new answer to this prompt, in a new branch"
+              className={smallButton}
+            >
+              Regenerate
+            </button>
+          ) : null}
+        </div>
       )}
     </article>
   )

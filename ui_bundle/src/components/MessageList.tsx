@@ -1,5 +1,6 @@
 import { Children, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
+import type { Siblings } from '../lib/branches'
 import { Message, streamingItem } from './Message'
 
 interface MessageListProps {
@@ -11,6 +12,13 @@ interface MessageListProps {
   mode: string | null
   activeAction: string | null
   onRegenerate?: (() => void) | undefined
+  /** Edit a user message into a new branch (see Message). */
+  onEdit?: ((index: number, text: string) => void) | undefined
+  /** A new answer to an earlier prompt, in a new branch. */
+  onRegenerateBranch?: ((index: number) => void) | undefined
+  /** The alternatives at each message across the branch tree (null where there are none). */
+  siblings?: readonly (Siblings | null)[] | undefined
+  onSwitchBranch?: ((appId: string) => void) | undefined
   children?: React.ReactNode
   empty?: React.ReactNode
 }
@@ -21,6 +29,7 @@ const STICK_SLACK = 48
 /** The conversation, following new text unless the reader has scrolled up. */
 export function MessageList(props: MessageListProps) {
   const { messages, streaming, streamingText, streamingReasoning = '', mode, activeAction, onRegenerate, children, empty } = props
+  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch } = props
   const scroller = useRef<HTMLDivElement>(null)
   const [follow, setFollow] = useState(true)
   const followRef = useRef(true)
@@ -78,8 +87,14 @@ export function MessageList(props: MessageListProps) {
   const items = messages.map((message, index) => (
     <Message
       key={index}
+      index={index}
       message={message}
       onRegenerate={index === lastIndex && message.item.role === 'assistant' ? onRegenerate : undefined}
+      onEdit={onEdit}
+      onRegenerateBranch={messages[index - 1]?.item.role === 'user' ? onRegenerateBranch : undefined}
+      siblings={siblings?.[index]}
+      onSwitchBranch={onSwitchBranch}
+      busy={streaming}
     />
   ))
   if (streaming) {

@@ -1,0 +1,43 @@
+import { render, screen, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { describe, expect, it, vi } from 'vitest'
+import { ConversationSidebar } from './ConversationSidebar'
+import type { ConversationSummary } from '../lib/types'
+
+const c = (app_id: string, title: string, branch?: { root: string; parent: string; fork_at: number }): ConversationSummary => ({
+  app_id,
+  title,
+  updated_at: null,
+  root: branch?.root ?? null,
+  parent: branch?.parent ?? null,
+  fork_at: branch?.fork_at ?? null,
+})
+
+describe('ConversationSidebar', () => {
+  it('lists the branches of a conversation indented under it, with where they branched', async () => {
+    const onSelect = vi.fn()
+    const user = userEvent.setup()
+    render(
+      <ConversationSidebar
+        conversations={[
+          c('B', 'Edited question', { root: 'R', parent: 'R', fork_at: 0 }),
+          c('S', 'Other chat'),
+          c('R', 'Original question'),
+          c('C', 'Original question', { root: 'R', parent: 'B', fork_at: 3 }),
+        ]}
+        currentId="B"
+        isNew={false}
+        loading={false}
+        error={null}
+        onSelect={onSelect}
+      />,
+    )
+    expect(screen.getAllByTestId('conversation-entry').map((e) => e.textContent)).toEqual(['Other chat', 'Original question'])
+    const group = screen.getByRole('list', { name: 'Branches of Original question' })
+    const branches = within(group).getAllByTestId('conversation-branch')
+    expect(branches.map((b) => b.textContent)).toEqual(['Branch at message 1Edited question', 'Branch at message 4Original question'])
+    expect(branches[0]).toHaveAttribute('aria-current', 'page')
+    await user.click(branches[1]!)
+    expect(onSelect).toHaveBeenCalledWith('C')
+  })
+})

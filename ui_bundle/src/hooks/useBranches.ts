@@ -1,0 +1,36 @@
+import { useCallback, useEffect, useState } from 'react'
+import { api } from '../lib/api'
+import { isAbortError } from '../lib/errors'
+import type { BranchTree } from '../lib/types'
+
+export interface UseBranches {
+  /** The tree of the conversation shown; null while unknown (a new conversation, not loaded, an error). */
+  tree: BranchTree | null
+  /** Loads it again (a branch was made). */
+  reload: () => void
+}
+
+/** The branch tree (`GET /branches`) of the conversation shown. */
+export function useBranches(project: string | null, appId: string, isNew: boolean, fetchImpl?: typeof fetch, apiBase?: string): UseBranches {
+  const [tree, setTree] = useState<BranchTree | null>(null)
+  const [version, setVersion] = useState(0)
+
+  useEffect(() => {
+    if (!project || isNew) {
+      setTree(null)
+      return
+    }
+    const abort = new AbortController()
+    api
+      .branches(project, appId, { signal: abort.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
+      .then((next) => setTree(next))
+      .catch((error: unknown) => {
+        // A tree that cannot be read shows no switcher; the conversation itself still works.
+        if (!isAbortError(error)) setTree(null)
+      })
+    return () => abort.abort()
+  }, [project, appId, isNew, version, fetchImpl, apiBase])
+
+  const reload = useCallback(() => setVersion((v) => v + 1), [])
+  return { tree, reload }
+}
