@@ -106,7 +106,7 @@ describe('MessageList, branch actions', () => {
     await user.click(within(answers[1]!).getByRole('button', { name: 'Regenerate' }))
     expect(onRegenerate).toHaveBeenCalledTimes(1)
     expect(onRegenerateBranch).toHaveBeenCalledTimes(1)
-    const questions = screen.getAllByTestId('user-message')
+    const questions = screen.getAllByTestId('user-message-row')
     expect(within(questions[1]!).getByTestId('branch-position')).toHaveTextContent('1 / 2')
     expect(within(questions[0]!).queryByTestId('branch-switcher')).toBeNull()
   })

@@ -177,7 +177,34 @@ export const Message = memo(function Message(props: MessageProps) {
   const isError = item.type === 'error'
   const waiting = streaming && !item.content
   const reasoning = isUser ? null : item.reasoning
-  return (
+  const hasActions =
+    !streaming && Boolean(onRegenerate || (onRegenerateBranch && !isUser) || (onEdit && isUser && !editing) || (siblings && onSwitchBranch))
+  const actions = hasActions ? (
+    <div className={`mt-2 flex flex-wrap items-center gap-2 ${isUser ? 'justify-end' : ''}`}>
+      {siblings && onSwitchBranch && <BranchSwitcher siblings={siblings} onSwitch={onSwitchBranch} />}
+      {isUser && onEdit && !editing && (
+        <button type="button" aria-label="Edit message" disabled={busy} onClick={() => setEditing(true)} className={smallButton}>
+          Edit
+        </button>
+      )}
+      {!isUser && onRegenerate ? (
+        <button type="button" onClick={onRegenerate} className={smallButton}>
+          Regenerate
+        </button>
+      ) : !isUser && onRegenerateBranch ? (
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() => onRegenerateBranch(index)}
+          title="A new answer to this prompt, in a new branch"
+          className={smallButton}
+        >
+          Regenerate
+        </button>
+      ) : null}
+    </div>
+  ) : null
+  const bubble = (
     <article
       data-testid={isUser ? 'user-message' : 'assistant-message'}
       data-streaming={streaming ? 'true' : undefined}
@@ -229,33 +256,20 @@ export const Message = memo(function Message(props: MessageProps) {
         </p>
       )}
       {!isUser && <MetaLine item={item} meta={meta} streaming={streaming} />}
-      {(onRegenerate || (onRegenerateBranch && !isUser) || (onEdit && isUser && !editing) || (siblings && onSwitchBranch)) && !streaming && (
-        <div className={`mt-2 flex flex-wrap items-center gap-2 ${isUser ? 'justify-end' : ''}`}>
-          {siblings && onSwitchBranch && <BranchSwitcher siblings={siblings} onSwitch={onSwitchBranch} />}
-          {isUser && onEdit && !editing && (
-            <button type="button" aria-label="Edit message" disabled={busy} onClick={() => setEditing(true)} className={smallButton}>
-              Edit
-            </button>
-          )}
-          {!isUser && onRegenerate ? (
-            <button type="button" onClick={onRegenerate} className={smallButton}>
-              Regenerate
-            </button>
-          ) : !isUser && onRegenerateBranch ? (
-            <button
-              type="button"
-              disabled={busy}
-              onClick={() => onRegenerateBranch(index)}
-              title="A new answer to this prompt, in a new branch"
-              className={smallButton}
-            >
-              Regenerate
-            </button>
-          ) : null}
-        </div>
-      )}
+      {!isUser && actions}
     </article>
   )
+  // A user message's buttons sit under its bubble, outside the message itself (its text stays the
+  // prompt's); an answer's sit inside it, under its details.
+  if (isUser) {
+    return (
+      <div data-testid="user-message-row" className="flex flex-col items-end">
+        {bubble}
+        {actions}
+      </div>
+    )
+  }
+  return bubble
 })
 
 /** The item of an answer being streamed (with the thinking streamed before it, if any). */
