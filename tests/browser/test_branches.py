@@ -235,3 +235,66 @@ def test_sending_while_an_answer_streams_interrupts_it_and_answers_the_new_promp
     wait_for_answers(page, 2)
     assert user_texts(page) == ["What is a long answer?", "A short one instead?"]
     expect(finished_answers(page).first.get_by_test_id("interrupted-marker")).to_be_visible()
+
+
+def test_regenerating_an_earlier_answer_makes_a_branch_that_ends_with_its_prompt(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    converse(page, upstream, [("Name a colour?", "Blue."), ("Name a fruit?", "Apple.")])
+    original = conversation_id(page)
+
+    upstream.control(text="Green.", delay_ms=0)
+    finished_answers(page).first.get_by_role("button", name="Regenerate").click()
+    expect(page).not_to_have_url(f"{server.url}{PAGE_PATH}?c={original}")
+    wait_for_answers(page, 1)
+    branch = conversation_id(page)
+    assert user_texts(page) == ["Name a colour?"]
+    assert answer_text(finished_answers(page).last) == "Green."
+    # The prompt is stored once in the branch; the switcher is on the answer.
+    assert [(m["role"], m["content"]) for m in server.history(branch)] == [
+        ("user", "Name a colour?"), ("assistant", "Green."),
+    ]
+    answer = finished_answers(page).last
+    expect(answer.get_by_test_id("branch-position")).to_have_text("2 / 2")
+    expect(page.get_by_test_id("user-message-row").get_by_test_id("branch-switcher")).to_have_count(0)
+
+    answer.get_by_role("button", name="Previous branch").click()
+    expect(page).to_have_url(f"{server.url}{PAGE_PATH}?c={original}")
+    wait_for_answers(page, 2)
+    assert [answer_text(a) for a in finished_answers(page).all()] == ["Blue.", "Apple."]
+    expect(finished_answers(page).first.get_by_test_id("branch-position")).to_have_text("1 / 2")
+
+
+def test_a_prompt_sent_in_a_second_tab_interrupts_the_answer_streaming_in_the_first(
+    browser: Any, page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    converse(page, upstream, [("Warm up?", "Ready.")])
+    app_id = conversation_id(page)
+    other_context = browser.new_context(viewport=DESKTOP)
+    other_context.set_default_timeout(10_000)
+    try:
+        other = other_context.new_page()
+        open_chat(other, server, f"?c={app_id}")
+        wait_for_answers(other, 1)
+        other.wait_for_timeout(500)
+
+        upstream.control(text=None, tokens=400, delay_ms=50)
+        send(page, "A long one?")
+        live = '[data-testid="assistant-message"][data-streaming="true"] .prose'
+        expect(page.locator(live)).to_contain_text("token5")
+        expect(other.locator(live)).to_contain_text("token5")  # followed in the second tab
+
+        upstream.control(text=None, tokens=3, delay_ms=0)
+        send(other, "Never mind, a short one?")
+        for each in (other, page):
+            wait_for_answers(each, 3, timeout=20_000)
+            assert user_texts(each) == ["Warm up?", "A long one?", "Never mind, a short one?"]
+            cut = finished_answers(each).nth(1)
+            assert answer_text(cut).startswith("Token0 token1")
+            expect(cut.get_by_test_id("interrupted-marker")).to_be_visible()
+            assert answer_text(finished_answers(each).last) == "Token0 token1 token2"
+            expect(each.get_by_test_id("chat-error")).to_have_count(0)
+    finally:
+        other_context.close()

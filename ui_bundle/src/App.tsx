@@ -87,6 +87,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     },
     [project, currentId, config.apiBase, fetchImpl, sendWhenOpen, selectConversation, onBranchCreated],
   )
+  useEffect(() => setBranchError(null), [currentId])
   const onEdit = useCallback((index: number, text: string) => void branchOff(index, text), [branchOff])
   const onRegenerateBranch = useCallback(
     (index: number) => {

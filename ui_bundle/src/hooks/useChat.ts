@@ -366,8 +366,8 @@ export function useChat(options: UseChatOptions): UseChat {
     announced.current = []
     shown.current = []
     const waiting = queued.current
+    queued.current = null // (for this conversation, or stale: the page went elsewhere)
     if (project && waiting && waiting.appId === appId) {
-      queued.current = null
       dispatch({ type: 'reset', loading: false })
       void runRef.current(waiting.prompt, false, false)
       return
