@@ -6,6 +6,7 @@ duplicated or out of place in any history, and that resident memory stayed flat 
     python benchmarks/soak.py --processes 2                 # two processes, one SQLite store
     python benchmarks/soak.py --processes 2 --postgres      # two "machines", throwaway PostgreSQL
     python benchmarks/soak.py --processes 2 --database-url postgresql://user@host/db
+    python benchmarks/soak.py --double-text-rate 0.3 --if-busy interrupt   # or enqueue, mixed
 
 Starts the fake OpenAI-compatible server (tests/fake_openai.py) and ``--processes`` chatbot
 servers (``python -m burr_streaming_chatbot``) as separate processes on 127.0.0.1, with storage
@@ -28,6 +29,20 @@ the final event, and a stop waits for the end. Those 409s are failures (the turn
 retried, so the run goes on). After a disconnect without a final event the turn may still be
 winding down (up to the resume grace period): those 409s are expected and retried every 0.1 s.
 
+Double texts (``--double-text-rate R``: that share of turns; ``--if-busy interrupt|enqueue|mixed``,
+default mixed: each drawn): once the turn's stream has given 1 to 6 events, the client sends one
+or two more prompts with that ``if_busy`` (to the next servers with ``--routing alternate``), or
+in 1 of 8 such turns when ``enqueue`` is possible four enqueued prompts to one server, and reads
+every stream to its end. The accepted prompts are recorded in the order their POSTs returned 200
+(their turns started). Then, per conversation: each accepted prompt once in the history, in that
+order; each answer once, as its stream ended (a ``message``'s text; after an ``error``, the text
+streamed, marked ``interrupted``, or nothing if none streamed); each turn's ``chat_history``
+equal to the history before its prompt (it started after the previous turn had ended); an answer
+that ended ``stopped`` while its client listened had an ``interrupt`` prompt sent meanwhile; no
+5xx; a 409 only for a fourth enqueued prompt while three others to that server were waiting.
+Each broken rule is a violation: the first three conversations with one are printed with what
+their client did and their history.
+
 The histories are read from the first server and compared with the prompts the servers accepted;
 the other servers must return the same histories. A request with no response within 60 s is
 counted (its prompt may or may not be in the history) and fails the run, as does memory growing
@@ -49,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -179,6 +194,36 @@ def start_servers(
     return servers
 
 
+@dataclass
+class Prompt:
+    """A prompt sent with ``--double-text-rate``: how, where, and what its stream said."""
+
+    app_id: str
+    text: str
+    policy: str  # if_busy: reject (not sent: the default), interrupt or enqueue
+    server: int
+    group: Optional[int] = None  # the turn of its double text; None for an ordinary turn
+    sent_at: float = 0.0
+    status: Optional[int] = None  # of the POST; None until it answered
+    answered_at: Optional[float] = None  # when its status came
+    position: Optional[int] = None  # where its turn started among the conversation's turns
+    streaming_at_send: bool = False  # an earlier prompt of its double text was streaming
+    history: Optional[list[dict[str, Any]]] = None  # its chat_history event
+    texts: list[str] = field(default_factory=list)
+    final: Optional[dict[str, Any]] = None  # its message or error event
+    final_at: Optional[float] = None
+    listened: bool = False  # read on its own stream from start to final event
+
+    @property
+    def streaming(self) -> bool:
+        return self.position is not None and self.final_at is None and self.listened
+
+    @property
+    def stopped(self) -> bool:
+        return self.final is not None and self.final["type"] == "error" and \
+            self.final["value"]["code"] == "stopped"
+
+
 class Soak:
     def __init__(
         self, servers: list[Server], fake_url: str, project: str, args: argparse.Namespace
@@ -201,6 +246,17 @@ class Soak:
         self.uncertain: dict[str, set[str]] = {}  # prompts whose POST got no response
         self.findings: list[str] = []  # what went wrong, with the time, for the server logs
         self.done = 0
+        # --double-text-rate: the accepted prompts of each conversation in the order their
+        # turns started (the order of the 200s), what each conversation's client did, counts.
+        self.double = args.double_text_rate > 0
+        self.records: dict[str, list[Prompt]] = {}
+        self.groups: dict[str, dict[int, list[Prompt]]] = {}  # every prompt of each double text
+        self.logs: dict[str, list[str]] = {}
+        self.doubles: Counter = Counter()
+        self.double_409s: Counter = Counter()  # 409s of the second prompts, by policy and reason
+        self.violations: Counter = Counter()
+        self.violated: dict[str, list[str]] = {}  # conversation: what was wrong with it
+        self.started = time.monotonic()
 
     def pick(self, index: int, turn: int) -> int:
         if self.args.routing == "random":
@@ -216,6 +272,9 @@ class Soak:
     async def conversation(self, clients: list[httpx.AsyncClient], index: int) -> None:
         app_id = f"c{index:04d}"
         self.sent[app_id] = []
+        self.records[app_id] = []
+        self.groups[app_id] = {}
+        self.logs[app_id] = []
         previous: Optional[int] = None
         ended = "first"
         for turn in range(self.args.turns):
@@ -228,17 +287,23 @@ class Soak:
                     "fault": fault, "fault_count": 1, "hang_s": 3, "drop_after": 2})
             if previous is not None and target != previous:
                 self.counts["switched"] += 1
-            ended = await self.turn(clients, target, app_id, prompt, disconnect, ended)
+            if self.double and self.random.random() < self.args.double_text_rate:
+                ended = await self.double_text(clients, target, index, turn, ended)
+            else:
+                ended = await self.turn(clients, target, app_id, prompt, disconnect, ended)
             previous = target
             self.done += 1
 
     async def read(
-        self, response: httpx.Response, limit: Optional[int] = None
+        self, response: httpx.Response, limit: Optional[int] = None,
+        record: Optional["Prompt"] = None, ready: Optional[tuple[int, asyncio.Event]] = None,
     ) -> tuple[Optional[str], list[str], Optional[dict[str, Any]]]:
         """Read events (at most ``limit``): the id of the last one, the deltas' texts, and the
         final event (``message`` or ``error``) if it came. An event block is ``data: <json>``
         then ``id: <turn>.<index>``: an event counts once its id came (so ``Last-Event-ID``
-        names the last event whose text is kept)."""
+        names the last event whose text is kept). With ``record``, its ``history`` gets the
+        ``chat_history`` event's messages; with ``ready`` (n, event), the event is set once n
+        events came."""
         last_id: Optional[str] = None
         texts: list[str] = []
         pending: Optional[dict[str, Any]] = None
@@ -250,10 +315,14 @@ class Soak:
                 event, pending = pending, None
                 last_id = line[4:]
                 events += 1
+                if ready is not None and events >= ready[0]:
+                    ready[1].set()
                 if event["type"] == "delta":
                     texts.append(event["value"])
                 elif event["type"] in ("message", "error"):
                     return last_id, texts, event
+                elif event["type"] == "chat_history" and record is not None:
+                    record.history = event["value"]
                 if limit is not None and events >= limit:
                     break
         return last_id, texts, None
@@ -286,9 +355,9 @@ class Soak:
                         self.refused[response.status_code] += 1
                         return "refused"
                     accepted = True
-                    self.sent[app_id].append(prompt)
-                    self.counts["turns"] += 1
-                    last_id, texts, final = await self.read(response, 3 if disconnect else None)
+                    record = self.accepted(Prompt(app_id, prompt, "reject", target))
+                    last_id, texts, final = await self.read(
+                        response, 3 if disconnect else None, record)
             except httpx.TransportError as exc:
                 self.no_response(f"POST /response ({'after' if accepted else 'before'} the "
                                  "response headers)", app_id, name, sent_at, exc)
@@ -296,6 +365,8 @@ class Soak:
                     self.uncertain.setdefault(app_id, set()).add(prompt)
                 return "no response"
             if final is not None:
+                if record is not None:
+                    record.texts, record.final, record.listened = texts, final, True
                 if final["type"] == "message":
                     self.counts["messages"] += 1
                 else:
@@ -315,7 +386,7 @@ class Soak:
             sent_at = time.monotonic()
             try:
                 if draw < self.args.reattach_rate:
-                    return await self.reattach(clients[other], app_id, last_id, texts)
+                    return await self.reattach(clients[other], app_id, last_id, texts, record)
                 if draw < self.args.reattach_rate + self.args.stop_rate:
                     return await self.stop(clients[other], app_id)
             except httpx.TransportError as exc:
@@ -324,6 +395,168 @@ class Soak:
                 return "no response"
             return "disconnect"
         raise RuntimeError(f"{app_id} stayed busy")
+
+    def accepted(self, record: Prompt) -> Optional[Prompt]:
+        """Note a prompt whose POST returned 200: its turn started now."""
+        self.sent[record.app_id].append(record.text)
+        self.counts["turns"] += 1
+        if not self.double:
+            return None
+        record.position = len(self.records[record.app_id])
+        self.records[record.app_id].append(record)
+        self.log(record.app_id, f"200 {record.text!r}: its turn started (turn #{record.position})")
+        return record
+
+    def log(self, app_id: str, text: str) -> None:
+        self.logs[app_id].append(f"{time.monotonic() - self.started:8.3f} s {text}")
+
+    def violation(self, app_id: str, kind: str, text: str) -> None:
+        self.violations[kind] += 1
+        self.violated.setdefault(app_id, []).append(f"{kind}: {text}")
+
+    def policy(self) -> str:
+        if self.args.if_busy == "mixed":
+            return self.random.choice(("interrupt", "enqueue"))
+        return self.args.if_busy
+
+    async def double_text(
+        self, clients: list[httpx.AsyncClient], target: int, index: int, turn: int,
+        previous_end: str,
+    ) -> str:
+        """A turn with a double text: the prompt, then once its stream has given 1 to 6 events
+        one or two more prompts with ``if_busy`` (or, in 1 of 8 with ``enqueue`` possible,
+        four enqueued prompts to one server: the fourth may find three waiting), each read to
+        its end; returns how the last turn ended, as :meth:`turn`."""
+        app_id = f"c{index:04d}"
+        n = len(self.servers)
+        burst = self.args.if_busy != "interrupt" and self.random.random() < 1 / 8
+        if burst:
+            where = self.random.randrange(n)
+            extras = [("enqueue", where)] * 4
+        else:
+            extras = []
+            for k in range(self.random.choice((1, 2))):
+                where = (self.random.randrange(n) if self.args.routing == "random"
+                         else (target + k + 1) % n)
+                extras.append((self.policy(), where))
+        after = self.random.randint(1, 6)
+        self.doubles["double texts"] += 1
+        self.doubles["bursts of 4 enqueued"] += burst
+        first = Prompt(app_id, f"What is {app_id} turn {turn}?", "reject", target, group=turn)
+        group = self.groups[app_id][turn] = [first]
+        ready = asyncio.Event()
+        tasks = [asyncio.create_task(self.send(clients, first, group, previous_end, (after, ready)))]
+        await ready.wait()  # (set after `after` events, or when the first prompt is over)
+        if first.position is not None:
+            for k, (policy, where) in enumerate(extras):
+                if k and not burst:
+                    await asyncio.sleep(self.random.uniform(0, 0.01))
+                extra = Prompt(app_id, f"What is {app_id} turn {turn}.{k + 1}?", policy, where,
+                               group=turn)
+                group.append(extra)
+                tasks.append(asyncio.create_task(self.send(clients, extra, group)))
+        ends = await asyncio.gather(*tasks)
+        for end in ("no response", "disconnect"):  # (the worst, for the next turn's 409s)
+            if end in ends:
+                return end
+        return "final" if "final" in ends else ends[0]
+
+    async def send(
+        self, clients: list[httpx.AsyncClient], record: Prompt, group: list[Prompt],
+        previous_end: str = "final", ready: Optional[tuple[int, asyncio.Event]] = None,
+    ) -> str:
+        """POST one prompt of a double text and read its stream to the end. The first prompt
+        (no ``if_busy``) is retried on 409 as :meth:`turn` does; the others are not."""
+        app_id, name = record.app_id, self.servers[record.server].name
+        url = f"{API}/response/{self.project}/{app_id}"
+        params = {} if record.policy == "reject" else {"if_busy": record.policy}
+        extra = record.policy != "reject"
+        try:
+            for attempt in range(50):
+                record.sent_at = time.monotonic()
+                others = [r for r in group if r is not record]
+                record.streaming_at_send = any(r.streaming for r in others)
+                if extra:
+                    self.doubles[f"{record.policy} sent"] += 1
+                    self.doubles[f"{record.policy} sent while an answer streamed"] += \
+                        record.streaming_at_send
+                self.log(app_id, f"POST {record.text!r} if_busy={record.policy} to {name}"
+                         + (" while an answer streamed" if record.streaming_at_send else ""))
+                accepted = False
+                try:
+                    async with clients[record.server].stream(
+                        "POST", url, params=params, json={"prompt": record.text}
+                    ) as response:
+                        status = record.status = response.status_code
+                        record.answered_at = time.monotonic()
+                        if status != 200:
+                            await response.aread()
+                            detail = response.text[:200]
+                            self.log(app_id, f"{status} {record.text!r}: {detail}")
+                        if status == 409:
+                            reason = "queue full" if "waiting" in detail else "busy"
+                            if not extra:  # as an ordinary turn's
+                                self.conflicts[previous_end] += 1
+                                if attempt == 0:
+                                    self.conflicted_turns[previous_end] += 1
+                                if previous_end in SETTLED:
+                                    self.finding(f"409 for {app_id} turn {record.group} on "
+                                                 f"{name}, the previous turn ended: {previous_end}")
+                                await asyncio.sleep(0.1)
+                                continue
+                            self.double_409s[f"{record.policy}: {reason}"] += 1
+                            # Allowed: the fourth enqueued prompt in one process, so three
+                            # others to it were waiting (sent, no answer yet) meanwhile.
+                            waiting = [
+                                r for r in group if r is not record and r.policy == "enqueue"
+                                and r.server == record.server and r.sent_at
+                                and r.sent_at < record.answered_at
+                                and (r.answered_at or float("inf")) > record.sent_at
+                            ]
+                            if not (record.policy == "enqueue" and reason == "queue full"
+                                    and len(waiting) >= 3):
+                                self.violation(app_id, "409 not allowed",
+                                               f"{record.text!r} if_busy={record.policy} on "
+                                               f"{name}: {detail}")
+                            return "refused"
+                        if status != 200:
+                            self.counts["refused"] += 1
+                            self.refused[status] += 1
+                            if extra and status >= 500:
+                                self.violation(app_id, "5xx", f"{record.text!r}: {status}")
+                            return "refused"
+                        accepted = True
+                        record.listened = True
+                        self.accepted(record)
+                        if extra:
+                            self.doubles[f"{record.policy} accepted"] += 1
+                        _, record.texts, record.final = await self.read(
+                            response, record=record, ready=ready)
+                        record.final_at = time.monotonic()
+                except httpx.TransportError as exc:
+                    self.no_response(f"POST /response ({'after' if accepted else 'before'} the "
+                                     "response headers)", app_id, name, record.sent_at, exc)
+                    if not accepted:
+                        self.uncertain.setdefault(app_id, set()).add(record.text)
+                    return "no response"
+                final = record.final
+                if final is None:
+                    self.finding(f"{app_id} on {name}: the stream of {record.text!r} ended "
+                                 "without a final event")
+                    return "disconnect"
+                self.log(app_id, f"{record.text!r} ended: {final['type']} "
+                         + (final["value"]["code"] if final["type"] == "error" else "")
+                         + f" ({len(''.join(record.texts))} characters streamed)")
+                if final["type"] == "message":
+                    self.counts["messages"] += 1
+                else:
+                    self.counts["errors"] += 1
+                    self.error_codes[final["value"]["code"]] += 1
+                return "final"
+            raise RuntimeError(f"{app_id} stayed busy")
+        finally:
+            if ready is not None:
+                ready[1].set()
 
     def finding(self, text: str) -> None:
         self.findings.append(f"{time.strftime('%H:%M:%S')} {text}")
@@ -338,7 +571,8 @@ class Soak:
                      f"{time.monotonic() - sent_at:.1f} s")
 
     async def reattach(
-        self, client: httpx.AsyncClient, app_id: str, last_id: Optional[str], texts: list[str]
+        self, client: httpx.AsyncClient, app_id: str, last_id: Optional[str], texts: list[str],
+        record: Optional["Prompt"] = None,
     ) -> str:
         headers = {"Last-Event-ID": last_id} if last_id else {}
         url = f"{API}/stream/{self.project}/{app_id}"
@@ -350,6 +584,8 @@ class Soak:
         if final is None:
             self.reattaches["no final event"] += 1
             return "disconnect"
+        if record is not None:  # (its final event and all its text, read on another server)
+            record.texts, record.final = texts + rest, final
         if final["type"] == "message":
             self.reattaches["message"] += 1
             if "".join(texts + rest) != final["value"]["item"]["content"]:
@@ -369,7 +605,8 @@ class Soak:
         return "stop"
 
     async def run(self) -> dict:
-        limits = httpx.Limits(max_connections=self.args.concurrency * 2)
+        # (a double text holds up to 5 connections to one server: the prompt and 4 more)
+        limits = httpx.Limits(max_connections=self.args.concurrency * (6 if self.double else 2))
         clients = [
             httpx.AsyncClient(
                 base_url=server.url, timeout=60, limits=limits,
@@ -429,6 +666,8 @@ class Soak:
             for before, after in zip(history, history[1:]):
                 if before["role"] == after["role"] == "assistant":
                     interleaved += 1
+            if self.double:
+                self.check_turns(app_id, history)
             for client in clients[1:]:
                 if (await client.get(url)).json() != history:
                     differ += 1
@@ -437,6 +676,113 @@ class Soak:
         statuses = [(await client.get(f"{API}/status")).json() for client in clients]
         return {"elapsed_s": elapsed, "rss_kib": rss, "lost": lost, "interleaved": interleaved,
                 "duplicated": duplicated, "differ": differ, "statuses": statuses}
+
+
+    def check_turns(self, app_id: str, history: list[dict[str, Any]]) -> None:
+        """With double texts: each accepted prompt's answer is in the history once, as its
+        stream ended (the text of its ``message``; after an ``error``, the text streamed,
+        marked interrupted, or nothing when none streamed); each turn started after the one
+        before it had ended (its ``chat_history`` holds the prompts accepted before it, in that
+        order, and the previous turn's end); an answer stopped while its client listened was
+        stopped by an ``interrupt`` prompt sent meanwhile."""
+        records = self.records[app_id]
+        unknown = self.uncertain.get(app_id, set())
+        by_text = {record.text: record for record in records}
+        violations_before = sum(self.violations.values())
+
+        def users(items: list[dict[str, Any]]) -> list[str]:
+            return [m["content"] for m in items if m["role"] == "user" and m["content"] not in unknown]
+
+        def expected_answer(record: Prompt) -> Optional[tuple[str, bool]]:
+            """(text, interrupted) of the answer ``record``'s stream says was kept, or None."""
+            assert record.final is not None
+            if record.final["type"] == "message":
+                return record.final["value"]["item"]["content"], False
+            streamed = "".join(record.texts)
+            return (streamed, True) if streamed else None
+
+        def shown(item: Optional[dict[str, Any]]) -> str:
+            if item is None:
+                return "nothing"
+            mark = " (interrupted)" if item.get("interrupted") else ""
+            return f"{item['role']} {item['content'][:40]!r}{mark}"
+
+        exchanges: list[tuple[str, list[dict[str, Any]]]] = []
+        for item in history:
+            if item["role"] == "user":
+                exchanges.append((item["content"], []))
+            elif exchanges:
+                exchanges[-1][1].append(item)
+            else:
+                self.violation(app_id, "answer before any prompt", shown(item))
+        for text, answers in exchanges:
+            record = by_text.get(text)
+            if record is None:
+                if text not in unknown:
+                    self.violation(app_id, "prompt in the history never accepted", repr(text))
+                continue
+            if len(answers) > 1:
+                self.violation(app_id, "answer duplicated", f"{text!r}: {len(answers)} answers")
+            if record.final is None:  # (a client that left: its answer may or may not be kept)
+                continue
+            expected = expected_answer(record)
+            answer = answers[0] if answers else None
+            if expected is None and answer is not None:
+                self.violation(app_id, "answer kept for a turn that streamed none",
+                               f"{text!r}: {shown(answer)}")
+            elif expected is not None and answer is None:
+                kind = "answer lost after a stop" if record.stopped else "answer missing"
+                self.violation(app_id, kind, f"{text!r} streamed {len(expected[0])} characters "
+                               f"and ended with {record.final['type']}"
+                               + (" stopped" if record.stopped else "") + ", nothing kept")
+            elif expected is not None and answer is not None and (
+                answer["content"] != expected[0] or bool(answer.get("interrupted")) != expected[1]
+            ):
+                self.violation(app_id, "answer not as streamed", f"{text!r}: kept "
+                               f"{shown(answer)}, streamed {expected[0][:40]!r}"
+                               + (" (interrupted)" if expected[1] else ""))
+        # The messages before each prompt in the history, as (role, content, interrupted).
+        def key(item: dict[str, Any]) -> tuple[str, str, bool]:
+            return item["role"], item["content"], bool(item.get("interrupted"))
+
+        prefix = {item["content"]: [key(m) for m in history[:n]]
+                  for n, item in enumerate(history) if item["role"] == "user"}
+        for i, record in enumerate(records):
+            if record.history is not None:
+                before = [r.text for r in records[:i] if r.text not in unknown]
+                if users(record.history) != before:
+                    self.violation(app_id, "turn started out of order", f"{record.text!r}: its "
+                                   f"chat_history has {users(record.history)}, accepted before "
+                                   f"it: {before}")
+                elif record.text in prefix and [key(m) for m in record.history] != prefix[record.text]:
+                    # (an answer before it was written after this turn had started)
+                    self.violation(app_id, "turn started before the previous one ended",
+                                   f"{record.text!r}: its chat_history ends with "
+                                   f"{shown(record.history[-1] if record.history else None)}, "
+                                   "the history has more before it")
+            if record.group is None or record.position is None:
+                continue
+            previous = records[i - 1] if i else None
+            if record.policy == "interrupt" and previous is not None:
+                if previous.stopped:
+                    self.doubles["interrupt: the answer before it stopped"] += 1
+                elif previous.final is not None and previous.final["type"] == "message":
+                    self.doubles["interrupt: the answer before it had ended"] += 1
+            if record.policy == "enqueue" and record.streaming_at_send:
+                self.doubles["enqueue: waited for an answer"] += 1
+            if record.stopped and record.listened:
+                # (an interrupt prompt that stopped it then failed to start counts too)
+                interrupters = [
+                    r for r in self.groups[app_id].get(record.group, []) if r is not record
+                    and r.policy == "interrupt" and r.sent_at < (record.final_at or 0)
+                ]
+                if interrupters:
+                    self.doubles["answers interrupted (error stopped)"] += 1
+                else:
+                    self.violation(app_id, "stopped with no interrupt",
+                                   f"{record.text!r} ended with error stopped")
+        if sum(self.violations.values()) > violations_before:
+            self.violated[app_id].append("history: " + "; ".join(shown(m) for m in history))
 
 
 def counter_text(counter: Counter) -> str:
@@ -456,6 +802,11 @@ def main() -> int:
                         help="share of disconnected turns followed by a reattach on another server")
     parser.add_argument("--stop-rate", type=float, default=0.2,
                         help="share of disconnected turns followed by a stop on another server")
+    parser.add_argument("--double-text-rate", type=float, default=0.0,
+                        help="share of turns in which the client sends one or two more prompts "
+                        "(with if_busy) while the first answer streams")
+    parser.add_argument("--if-busy", choices=["interrupt", "enqueue", "mixed"], default="mixed",
+                        help="if_busy of those prompts (mixed: each one drawn)")
     parser.add_argument("--processes", type=int, default=1, help="chatbot server processes")
     parser.add_argument("--routing", choices=["alternate", "random"], default="alternate",
                         help="which server each turn goes to")
@@ -473,6 +824,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    if not 0 <= args.double_text_rate <= 1:
+        parser.error("--double-text-rate must be between 0 and 1")
     if args.reattach_rate + args.stop_rate > 1:
         parser.error("--reattach-rate plus --stop-rate must be at most 1")
     project = args.project or (
@@ -554,6 +907,30 @@ def main() -> int:
               f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
               f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%")
         print(f"  {server.name} at the end: {status}; tracebacks in its log: {traces}")
+    if soak.double:
+        d = soak.doubles
+        print(f"  double texts (--double-text-rate {args.double_text_rate}, --if-busy "
+              f"{args.if_busy}): {d['double texts']} turns, {d['bursts of 4 enqueued']} of them "
+              f"4 enqueued prompts to one process; second prompts sent {d['interrupt sent'] + d['enqueue sent']}, "
+              f"accepted {d['interrupt accepted'] + d['enqueue accepted']}")
+        print(f"    interrupt: sent {d['interrupt sent']} ({d['interrupt sent while an answer streamed']} "
+              f"while an answer streamed), accepted {d['interrupt accepted']}; answers interrupted "
+              f"(stream ended with error stopped) {d['answers interrupted (error stopped)']}, "
+              f"the answer before had ended {d['interrupt: the answer before it had ended']}")
+        print(f"    enqueue: sent {d['enqueue sent']} ({d['enqueue sent while an answer streamed']} "
+              f"while an answer streamed), accepted {d['enqueue accepted']}, waited for an "
+              f"answer {d['enqueue: waited for an answer']}")
+        print(f"    409s of those prompts: {sum(soak.double_409s.values())} "
+              f"({counter_text(soak.double_409s)})")
+        print(f"  double-text violations: {sum(soak.violations.values())} "
+              f"({counter_text(soak.violations)})")
+        for app_id, what in list(soak.violated.items())[:3]:
+            print(f"    {app_id}:")
+            for line in what:
+                print(f"      {line}")
+            print("      what its client did:")
+            for line in soak.logs[app_id]:
+                print(f"        {line}")
     if soak.findings:
         print(f"  findings ({len(soak.findings)}, the first 10):")
     for finding in soak.findings[:10]:
@@ -565,6 +942,7 @@ def main() -> int:
     ok = ok and all(growth < 0.10 for growth in growths)
     ok = ok and all(status["streaming"] == 0 for status in result["statuses"])
     ok = ok and not any(code >= 500 and code != 503 for code in soak.refused)
+    ok = ok and not soak.violations
     print("  PASS" if ok else "  FAIL")
     return 0 if ok else 1
 
