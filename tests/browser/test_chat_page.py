@@ -190,11 +190,11 @@ def test_stop_ends_the_stream_and_cancels_the_upstream_request(
     expect(stopped.get_by_test_id("interrupted-marker")).to_be_visible()
 
 
-def test_regenerate_right_after_stop_is_answered(
+def test_regenerate_right_after_stop_answers_again_in_a_branch(
     page: Any, server: ChatServer, upstream: FakeUpstream
 ) -> None:
-    """Stop, then at once Regenerate: the page stops the server's turn before asking again,
-    so the second request is not refused with a 409."""
+    """Stop, then at once Regenerate: the answer is asked again in a branch forked before it
+    (the original keeps its stopped answer), and nothing is refused with a 409."""
     upstream.control(tokens=400, delay_ms=50)
     statuses: list[int] = []
     page.on("response", lambda r: statuses.append(r.status) if "/response/" in r.url else None)
@@ -202,15 +202,19 @@ def test_regenerate_right_after_stop_is_answered(
 
     send(page, "What is a long answer?")
     expect(page.locator('[data-streaming="true"] .prose')).to_contain_text("token3")
+    original = page.url.split("c=")[1].split("&")[0]
     page.get_by_role("button", name="Stop").click()
     upstream.control(tokens=5, delay_ms=0)
     page.get_by_role("button", name="Regenerate").click()
 
-    wait_for_answers(page, 2)
+    wait_for_answers(page, 1)
+    expect(page).not_to_have_url(re.compile(rf"c={original}(&|$)"))
     expect(page.get_by_test_id("chat-error")).to_have_count(0)
     assert answer_text(finished_answers(page).last) == "Token0 token1 token2 token3 token4"
-    expect(page.get_by_test_id("user-message")).to_have_text(["What is a long answer?"] * 2)
+    expect(page.get_by_test_id("user-message")).to_have_text(["What is a long answer?"])
     assert statuses == [200, 200], statuses
+    kept = server.history(original)
+    assert [m["role"] for m in kept] == ["user", "assistant"] and kept[1]["interrupted"]
 
 
 def test_error_shows_retry_and_retry_answers_without_repeating_the_prompt(

@@ -202,7 +202,9 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             streamingReasoning={chat.streamingReasoning}
             mode={chat.mode}
             activeAction={chat.activeAction}
-            onRegenerate={chat.canRegenerate ? () => void chat.regenerate() : undefined}
+            // Every answer, the last one too, is answered again in a branch (the original stays
+            // as it was); asking again in place is left for a conversation not saved yet.
+            onRegenerate={chat.canRegenerate && (!project || conversations.isNew) ? () => void chat.regenerate() : undefined}
             onEdit={project && !conversations.isNew ? onEdit : undefined}
             onRegenerateBranch={project && !conversations.isNew ? onRegenerateBranch : undefined}
             siblings={siblings}
