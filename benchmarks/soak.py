@@ -40,8 +40,8 @@ streamed, marked ``interrupted``, or nothing if none streamed); each turn's ``ch
 equal to the history before its prompt (it started after the previous turn had ended); an answer
 that ended ``stopped`` while its client listened had an ``interrupt`` prompt sent meanwhile; no
 5xx; a 409 only for a fourth enqueued prompt while three others to that server were waiting.
-Each broken rule is a violation: the first three conversations with one are printed with what
-their client did and their history.
+Each broken rule is a violation, printed (the first 30); the first three conversations with one
+are printed again with their history and what their client did.
 
 The histories are read from the first server and compared with the prompts the servers accepted;
 the other servers must return the same histories. A request with no response within 60 s is
@@ -924,6 +924,12 @@ def main() -> int:
               f"({counter_text(soak.double_409s)})")
         print(f"  double-text violations: {sum(soak.violations.values())} "
               f"({counter_text(soak.violations)})")
+        every = [(app_id, line) for app_id, what in soak.violated.items() for line in what
+                 if not line.startswith("history: ")]
+        for app_id, line in every[:30]:
+            print(f"    {app_id} {line}")
+        if len(every) > 30:
+            print(f"    ... and {len(every) - 30} more")
         for app_id, what in list(soak.violated.items())[:3]:
             print(f"    {app_id}:")
             for line in what:
