@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import AsyncGenerator, Optional, Sequence
+from contextvars import ContextVar
+from typing import AsyncGenerator, Callable, Optional, Sequence
 
 from burr.core import State, default, when
 from burr.core.action import action, streaming_action
@@ -18,6 +19,16 @@ from burr.core.graph import Graph, GraphBuilder
 from .llm import ChatModel, Thought, UpstreamError, Usage
 
 StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
+
+ANSWER_COMPLETE: ContextVar[Optional[Callable[[], None]]] = ContextVar("answer_complete", default=None)
+"""Called (in the task running the turn) once the answer is whole, or cut by a stop: from then
+on a stop has nothing left to cut, and must not cancel the step that saves the answer."""
+
+
+def _answer_complete() -> None:
+    callback = ANSWER_COMPLETE.get()
+    if callback is not None:
+        callback()
 
 ANSWER_MODES = ("answer_question", "generate_poem", "generate_code")
 TERMINAL_ACTIONS = (*ANSWER_MODES, "prompt_for_more", "unsafe_response")
@@ -123,6 +134,7 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
             raise
         _uncancel()
         error = UpstreamError("stopped", "The answer was stopped.", retryable=True)
+    _answer_complete()  # (no await since the last piece or the stop: nothing can cut in)
     item = {
         "role": "assistant",
         "content": "".join(pieces),
@@ -143,6 +155,7 @@ async def _stream_fixed(state: State, text: str, mode: str) -> StreamStep:
     for piece in re.findall(r"\S+\s*", text):
         await asyncio.sleep(0)
         yield {"delta": piece}, None
+    _answer_complete()
     item = {"role": "assistant", "content": text, "type": "text", "mode": mode, "model": "none"}
     yield {"response": item}, _finish(state, item)
 

@@ -136,8 +136,10 @@ class ChatStatePersister(AsyncSQLitePersister):
         for another process's writer up front); roll it back if the body fails or is cancelled
         half-way, so no later commit persists half of it."""
         async with self.lock:
-            await self.connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
+                # (Inside the try: cancelled while BEGIN runs in the connection's thread, the
+                # BEGIN still happens, and the ROLLBACK queued after it undoes it.)
+                await self.connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield
             except BaseException:
                 with contextlib.suppress(Exception):  # (a broken connection has nothing to undo)

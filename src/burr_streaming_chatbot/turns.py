@@ -26,6 +26,7 @@ from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
 from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue, MessageEvent
+from .graph import ANSWER_COMPLETE
 from .store import Batch, Event, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class LiveTurn:
     __slots__ = (
         "key", "token", "events", "done", "ending", "failed", "finished_at", "listeners", "task",
         "published", "_grace_s", "_on_idle", "_waiters", "_stop_timer", "_saving_prompt",
-        "_stop_pending",
+        "_stop_pending", "_stop_sent", "_answered",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class LiveTurn:
         self._stop_timer: Optional[asyncio.TimerHandle] = None
         self._saving_prompt = True  # until the `prompt` step has persisted the user's message
         self._stop_pending = False
+        self._stop_sent = False  # the task was cancelled once: a second cancel could cut the save
+        self._answered = False  # the answer is whole (or cut): nothing left for a stop to do
 
     def start(
         self,
@@ -119,13 +122,14 @@ class LiveTurn:
         the last event is recorded, before any listener is woken for it."""
 
         async def drive() -> None:
+            ANSWER_COMPLETE.set(self._answer_complete)  # (this task's context only)
             try:
                 async for event in events:
                     self._append(event)
                     if self._saving_prompt and _after_prompt(event):
                         self._saving_prompt = False
                         if self._stop_pending:
-                            self.task.cancel()  # type: ignore[union-attr]
+                            self._cancel()
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.failed:
@@ -222,16 +226,27 @@ class LiveTurn:
         """Cancel the turn (and so its upstream request); False when it already ended.
 
         The user's message is never lost: until the ``prompt`` step has saved it, the stop
-        waits for it.
+        waits for it. Nor is the answer: once it is whole (or cut by a first stop) it is saved
+        and sent, and a stop then returns False.
         """
         self._cancel_stop_timer()
-        if self.done or self.task is None:
+        if self.done or self.task is None or self._answered:
             return False
         if self._saving_prompt:
             self._stop_pending = True
         else:
-            self.task.cancel()
+            self._cancel()
         return True
+
+    def _cancel(self) -> None:
+        """Cancel the task, once: the answering step catches one cancel and saves what it had;
+        another, landing in that save, would lose the answer."""
+        if not self._stop_sent and self.task is not None:
+            self._stop_sent = True
+            self.task.cancel()
+
+    def _answer_complete(self) -> None:
+        self._answered = True
 
     def _schedule_stop(self) -> None:
         self._cancel_stop_timer()
