@@ -76,3 +76,40 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
         assert stored[:2] == ["a", "b"] and len(stored) == 3 and (await store.current("p", app_id)).done
     await turns.stop_all()
     await store.aclose()
+
+
+async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> None:
+    """Once the answering step says its answer is whole (or cut by a first stop), a stop has
+    nothing to do: it must not cancel the turn while that answer is being saved; and a turn is
+    cancelled once, however many stops come (a second cancel landed in the first one's save)."""
+    import asyncio
+
+    from burr_streaming_chatbot.graph import ANSWER_COMPLETE
+    from burr_streaming_chatbot.turns import LiveTurn
+
+    async def answer(saving: asyncio.Event, saved: list[str], cut: bool):  # type: ignore[no-untyped-def]
+        yield EncodedEvent('{"type":"action","value":{"action":"answer_question","sequence_id":3}}')
+        try:
+            yield "some text"
+            if cut:
+                await asyncio.sleep(10)  # the model streams on, until a stop cancels this
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  (as graph.answer)
+        ANSWER_COMPLETE.get()()  # type: ignore[misc]
+        saving.set()
+        await asyncio.sleep(0.05)  # the save, which a cancel would cut
+        saved.append("answer")
+        yield EncodedEvent('{"type":"message","value":{}}')
+
+    for cut in (False, True):
+        saving, saved = asyncio.Event(), []
+        turn = LiveTurn(("p", "c"), grace_s=1)
+        turn.start(answer(saving, saved, cut), lambda _: None)
+        if cut:
+            await asyncio.sleep(0.02)
+            assert turn.stop() is True  # the first stop cuts the answer
+        await saving.wait()
+        assert turn.stop() is False and turn.stop() is False  # then nothing left to stop
+        await turn.task  # type: ignore[misc]
+        assert saved == ["answer"], cut
+        assert '"message"' in turn.events[-1].data  # type: ignore[union-attr]
