@@ -113,3 +113,36 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
         await turn.task  # type: ignore[misc]
         assert saved == ["answer"], cut
         assert '"message"' in turn.events[-1].data  # type: ignore[union-attr]
+
+
+async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() -> None:
+    """The turn's last event reaches no listener before the store has recorded the turn's end,
+    not even one that starts following (a reattach) while that is written: its client could
+    otherwise send the next prompt while the conversation's lease still holds (a 409)."""
+    import asyncio
+
+    from burr_streaming_chatbot.events import MessageEvent
+    from burr_streaming_chatbot.turns import LiveTurn
+
+    recording = asyncio.Event()
+    recorded = asyncio.Event()
+
+    async def before_end(_: LiveTurn) -> None:
+        recording.set()
+        await asyncio.sleep(0.1)
+        recorded.set()
+
+    async def events():  # type: ignore[no-untyped-def]
+        yield "text"
+        yield MessageEvent.model_validate({"value": {
+            "item": {"content": "text", "role": "assistant"}, "mode": "unknown", "model": "m",
+            "ttft_ms": None, "deltas": 1, "sequence_id": 3, "path": []}})
+
+    turn = LiveTurn(("p", "c"), grace_s=1)
+    turn.start(events(), lambda _: None, before_end)
+    await recording.wait()
+    got = []
+    async for _, batch in turn.follow(0):
+        got.append((recorded.is_set(), list(batch)))
+    assert got[0] == (False, ["text"])  # what came before the end, at once
+    assert got[-1][0] is True and '"message"' in got[-1][1][-1].data  # the end, only once recorded

@@ -200,8 +200,9 @@ class LiveTurn:
         try:
             index = start
             while True:
-                if index < len(self.events):
-                    batch = self.events[index:]
+                visible = self._visible()
+                if index < visible:
+                    batch = self.events[index:visible]
                     yield index, batch
                     idle.last_sent = loop.time()
                     index += len(batch)
@@ -213,7 +214,7 @@ class LiveTurn:
                 self._waiters.append(waiter)
                 idle.waiter = waiter
                 await waiter
-                if index >= len(self.events) and not self.done:
+                if index >= self._visible() and not self.done:
                     yield index, []  # woken by the idle timer: nothing new
                     idle.last_sent = loop.time()
         finally:
@@ -221,6 +222,12 @@ class LiveTurn:
             self.listeners -= 1
             if self.listeners == 0 and not self.done:
                 self._schedule_stop()
+
+    def _visible(self) -> int:
+        """How many events listeners may have: the last is held back until the store has
+        recorded the turn's end (see :meth:`_append`), from a listener that came meanwhile (a
+        reattach) too, or its client could send the next prompt while the lease still holds."""
+        return len(self.events) - (1 if self.ending and not self.done else 0)
 
     def stop(self) -> bool:
         """Cancel the turn (and so its upstream request); False when it already ended.
