@@ -7,6 +7,8 @@ conversation's changes (``GET /events``), so another tab's prompt appears and it
 without a reload. Sending while an answer streams interrupts it (``if_busy=interrupt``).
 """
 
+import re
+import time
 from typing import Any
 
 import pytest
@@ -298,3 +300,31 @@ def test_a_prompt_sent_in_a_second_tab_interrupts_the_answer_streaming_in_the_fi
             expect(each.get_by_test_id("chat-error")).to_have_count(0)
     finally:
         other_context.close()
+
+
+def test_burr_s_own_project_page_shows_the_fork_and_leads_to_its_parent(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    """Burr's UI (its project page, served by the same server) marks the branch as forked; the
+    mark leads to the conversation it was forked from."""
+    api = "/api/v0/streaming_chatbot"
+    original = f"burr-ui-{int(time.time() * 1000) % 10**9}"
+    upstream.control(text="First answer.", delay_ms=0)
+    server.turn(original, "What is a fork?")
+    branch = server.client.post(f"{api}/fork/{PROJECT}/{original}", json={"at": 1}).json()
+    upstream.control(text="Second answer.", delay_ms=0)
+    server.turn(branch, "What is a fork?")  # (Burr's page lists applications that ran a step)
+
+    page.goto(f"{server.url}/project/{PROJECT}")
+    row = page.locator("tr", has_text=branch)
+    expect(row).to_have_count(1, timeout=20_000)
+    parent_row = page.locator("tr", has_text=original)
+    expect(parent_row).to_have_count(1)
+    # The "Forked" cell: an icon for the branch, none for the original.
+    forked = page.locator("th, td").filter(has_text="Forked").first
+    expect(forked).to_be_visible()
+    column = page.locator("thead th").all_inner_texts().index("Forked")
+    expect(row.locator("td").nth(column).locator("svg")).to_have_count(1)
+    expect(parent_row.locator("td").nth(column).locator("svg")).to_have_count(0)
+    row.locator("td").nth(column).locator("svg").click()
+    expect(page).to_have_url(re.compile(rf"/project/{PROJECT}/[^/]+/{original}$"))
