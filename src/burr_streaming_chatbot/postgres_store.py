@@ -69,6 +69,13 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+SUMMARIES = f"""
+    SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}'
+    FROM {TABLE} s
+    LEFT JOIN {TABLE}_messages m
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+"""What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
+
 class ChatPostgresPersister(AsyncPostgreSQLPersister):
     """Burr's PostgreSQL persister, with the chat history stored once per message, one state
     row per conversation, and saves checked against what is stored (see :meth:`save`)."""
@@ -352,14 +359,7 @@ class PostgresStore(Store):
 
     async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
         rows = await self.pool.fetch(
-            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content',
-                       (s.state::jsonb) -> '{BRANCH}'
-                FROM {TABLE} s
-                LEFT JOIN {TABLE}_messages m
-                  ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
-                WHERE s.partition_key = $1
-                ORDER BY s.created_at DESC
-                LIMIT $2""",
+            f"{SUMMARIES} WHERE s.partition_key = $1 ORDER BY s.created_at DESC LIMIT $2",
             project_id,
             limit,
         )
@@ -367,11 +367,7 @@ class PostgresStore(Store):
 
     async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
         rows = await self.pool.fetch(
-            f"""SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content',
-                       (s.state::jsonb) -> '{BRANCH}'
-                FROM {TABLE} s
-                LEFT JOIN {TABLE}_messages m
-                  ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+            f"""{SUMMARIES}
                 WHERE s.partition_key = $1
                   AND (s.app_id = $2 OR (s.state::jsonb) -> '{BRANCH}' ->> 'root' = $2)
                 ORDER BY (s.state::jsonb) -> '{BRANCH}' ->> 'created' NULLS FIRST""",

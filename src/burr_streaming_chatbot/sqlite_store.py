@@ -62,6 +62,14 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
     return storage_dir / f".streaming-chatbot.{project_id}.sqlite3"
 
 
+SUMMARIES = f"""
+    SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
+           json_extract(s.state, '$.{BRANCH}')
+    FROM {TABLE} s
+    LEFT JOIN {TABLE}_messages m
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+"""What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
+
 class ChatStatePersister(AsyncSQLitePersister):
     """Burr's SQLite persister, with the chat history stored once per message and one state
     row per conversation; saves are checked against what is stored (see :meth:`save`)."""
@@ -286,31 +294,17 @@ class SQLiteStore(Store):
     async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
         db = await self.persister(project_id)
         # One state row per conversation; the newest has the largest rowid.
-        query = f"""
-            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
-                   json_extract(s.state, '$.{BRANCH}')
-            FROM {TABLE} s
-            LEFT JOIN {TABLE}_messages m
-              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
-            ORDER BY s.rowid DESC
-            LIMIT ?
-        """
+        query = f"{SUMMARIES} ORDER BY s.rowid DESC LIMIT ?"
         async with db.lock:
             rows = await db.fetchall(query, (limit,))
         return [summary(*row) for row in rows]
 
     async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
         db = await self.persister(project_id)
-        query = f"""
-            SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
-                   json_extract(s.state, '$.{BRANCH}')
-            FROM {TABLE} s
-            LEFT JOIN {TABLE}_messages m
-              ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+        query = f"""{SUMMARIES}
             WHERE s.app_id = ?1 OR json_extract(s.state, '$.{BRANCH}.root') = ?1
             ORDER BY json_extract(s.state, '$.{BRANCH}.created') IS NOT NULL,
-                     json_extract(s.state, '$.{BRANCH}.created')
-        """
+                     json_extract(s.state, '$.{BRANCH}.created')"""
         async with db.lock:
             rows = await db.fetchall(query, (root,))
         return [summary(*row) for row in rows]
