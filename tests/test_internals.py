@@ -1,0 +1,85 @@
+"""Every reach of this package into another library's private or undocumented parts, checked
+on the versions installed (see docs/internals.md): an upgrade that changes one fails here,
+by name, instead of somewhere in a turn."""
+
+import asyncio
+import inspect
+import json
+from pathlib import Path
+
+from burr.core import ApplicationBuilder, State, default
+from burr.core.action import action
+from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
+from burr.tracking import LocalTrackingClient
+from starlette.requests import Request
+
+
+@action(reads=[], writes=["n"])
+async def count(state: State) -> tuple[dict, State]:
+    return {}, state.update(n=state.get("n", 0) + 1)
+
+
+async def build(tracker=None):  # type: ignore[no-untyped-def]
+    builder = (
+        ApplicationBuilder()
+        .with_actions(count=count)
+        .with_transitions(("count", "count", default))
+        .with_state(n=0)
+        .with_entrypoint("count")
+        .with_identifiers(app_id="internals")
+    )
+    if tracker is not None:
+        builder = builder.with_tracker(tracker)
+    return await builder.abuild()
+
+
+def test_an_application_keeps_its_dependency_factories_in_a_dict() -> None:
+    """conversations._release clears ``Application._dependency_factory`` (a reference cycle)."""
+    app = asyncio.run(build())
+    factories = getattr(app, "_dependency_factory", None)
+    assert isinstance(factories, dict)
+
+
+def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
+    """persistence.ChatTrackingClient overrides ``_ensure_dir_structure(app_id)``, calls
+    ``_log_child_relationships(fork, spawn, app_id, partition_key)``, closes ``f`` (the open
+    log), writes ``GRAPH_FILENAME``/``METADATA_FILENAME``, and relies on Burr's
+    ``post_application_create`` returning early once ``graph.json`` exists."""
+    assert list(inspect.signature(LocalTrackingClient._ensure_dir_structure).parameters) == ["self", "app_id"]
+    assert list(inspect.signature(LocalTrackingClient._log_child_relationships).parameters)[:5] == [
+        "self", "fork_parent_pointer_model", "spawn_parent_pointer_model", "app_id", "partition_key"]
+    assert LocalTrackingClient.GRAPH_FILENAME == "graph.json"
+    assert LocalTrackingClient.METADATA_FILENAME == "metadata.json"
+    tracker = LocalTrackingClient(project="p", storage_dir=str(tmp_path))
+    app = asyncio.run(build(tracker))
+    folder = tmp_path / "p" / "internals"
+    assert not tracker.f.closed  # the log, open from the application's creation
+    tracker.f.close()
+    # With graph.json there, Burr's own method writes no metadata (ours does, with the fork's parent).
+    (folder / "metadata.json").unlink()
+    LocalTrackingClient(project="p", storage_dir=str(tmp_path)).post_application_create(
+        app_id="internals", partition_key=None, state=app.state, application_graph=app.graph,
+        parent_pointer=None, spawning_parent_pointer=None,
+    )
+    assert (folder / "graph.json").exists() and not (folder / "metadata.json").exists()
+    json.loads((folder / "graph.json").read_text())
+
+
+def test_the_sqlite_persister_attributes_the_store_uses() -> None:
+    """sqlite_store.ChatStatePersister uses Burr's ``connection``, ``table_name``,
+    ``serde_kwargs`` and ``PARTITION_KEY_DEFAULT``."""
+    params = inspect.signature(AsyncSQLitePersister.__init__).parameters
+    assert list(params)[1:4] == ["connection", "table_name", "serde_kwargs"]
+    assert isinstance(AsyncSQLitePersister.PARTITION_KEY_DEFAULT, str)
+
+
+def test_a_request_reads_its_body_from_underscore_body() -> None:
+    """router.body_limited_route stores the body it read, with its limit, in ``request._body``,
+    which ``Request.body()`` then returns (FastAPI's own ``max_body_size`` answers a declared
+    oversize body with plain text, not the JSON error every other 4xx here is)."""
+    async def receive() -> dict:
+        raise AssertionError("the body was read again")
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    request._body = b'{"prompt": "x"}'
+    assert asyncio.run(request.body()) == b'{"prompt": "x"}'
