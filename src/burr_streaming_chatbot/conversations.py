@@ -32,9 +32,8 @@ from .events import BranchTree, ConversationSummary
 from .graph import TERMINAL_ACTIONS
 from .persistence import BRANCH, HISTORY, SEQUENCE, ChatTrackingClient, SaveAfter
 from .settings import Settings
-from .store import Lease, Store
+from .store import Key, Lease, Store
 
-Key = tuple[str, str]
 SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
 """The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
 

@@ -104,11 +104,13 @@ class UpstreamError(Exception):
 
 
 class ChatModel(Protocol):
-    """What the graph needs from a model."""
+    """What the graph and the server need from a model."""
 
     router_name: str
     answer_name: str
     offline: bool
+    base_url: Optional[str]
+    """The OpenAI-compatible endpoint (None for the offline model)."""
 
     async def choose_mode(self, prompt: str) -> str:
         """Return one of :data:`~burr_streaming_chatbot.events.MODES` for the prompt."""
@@ -117,6 +119,10 @@ class ChatModel(Protocol):
     def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
         """Yield the answer in pieces, for the mode and the conversation so far: text (a
         :class:`Thought` while the model thinks), and last its :class:`Usage` if known."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the model holds (its HTTP connections)."""
         ...
 
 

@@ -279,7 +279,7 @@ def create_router(
             offline=llm.offline,
             router_model=llm.router_name,
             answer_model=llm.answer_name,
-            base_url=getattr(llm, "base_url", None),
+            base_url=llm.base_url,
             project_id=settings.project_id,
             help=OFFLINE_HELP if llm.offline else None,
         )

@@ -34,6 +34,8 @@ from .events import ConversationSummary, EncodedEvent
 if TYPE_CHECKING:
     from .settings import Settings
 
+Key = tuple[str, str]
+"""A conversation: its project id and its app id."""
 Event = Union[str, EncodedEvent]
 """A recorded event: a delta's text, or any other event serialized."""
 

@@ -27,11 +27,10 @@ from typing import Any, Optional, Union, overload
 
 from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue, MessageEvent
 from .graph import ANSWER_COMPLETE
-from .store import Batch, Event, Store, TurnRecord, is_store_error
+from .store import Batch, Event, Key, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]
 
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
 WATCH_S = 0.2
