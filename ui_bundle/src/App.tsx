@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
@@ -71,7 +71,9 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
   const { currentId, select: selectConversation } = conversations
   const messages = chat.messages
   const messagesRef = useRef(messages)
-  messagesRef.current = messages
+  useLayoutEffect(() => {
+    messagesRef.current = messages
+  }, [messages])
   const branchOff = useCallback(
     async (at: number, prompt: string) => {
       if (!project) return
@@ -87,7 +89,12 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     },
     [project, currentId, config.apiBase, fetchImpl, sendWhenOpen, selectConversation, onBranchCreated],
   )
-  useEffect(() => setBranchError(null), [currentId])
+  // Another conversation shown: the error was about the one before.
+  const [branchErrorFor, setBranchErrorFor] = useState(currentId)
+  if (branchErrorFor !== currentId) {
+    setBranchErrorFor(currentId)
+    setBranchError(null)
+  }
   const onEdit = useCallback((index: number, text: string) => void branchOff(index, text), [branchOff])
   const onRegenerateBranch = useCallback(
     (index: number) => {

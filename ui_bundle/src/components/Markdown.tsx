@@ -118,7 +118,7 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
   const mounted = useRef(true)
   useEffect(() => {
     latest.current = text
-  })
+  }, [text])
   useEffect(() => {
     mounted.current = true
     return () => {
@@ -127,7 +127,7 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
   }, [])
   /** When the worker may be asked again (see below). */
   const nextAsk = useRef(0)
-  const [, setWake] = useState(0)
+  const [wake, setWake] = useState(0)
   useEffect(() => {
     // One parse in flight per block: when it lands, the newest text is asked for (the effect runs
     // again because `parsed` changed), so the worker never works through a backlog. And it rests
@@ -154,7 +154,9 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
         inFlight.current = false // the last version shown stays
       },
     )
-  })
+    // `parsed` and `wake` are read by no line here, but each is a reason to ask again: a parse
+    // landed (the newest text may still be waiting), or the rest is over.
+  }, [text, waiting, parsed, wake])
 
   if (!shown) return <p className="whitespace-pre-wrap">{text}</p>
   const open = (live || waiting) && endsInOpenFence(shown.text)

@@ -33,6 +33,10 @@ export function MessageList(props: MessageListProps) {
   const scroller = useRef<HTMLDivElement>(null)
   const [follow, setFollow] = useState(true)
   const followRef = useRef(true)
+  // (Before the layout effects below that read it.)
+  useLayoutEffect(() => {
+    followRef.current = follow
+  }, [follow])
 
   const setFollowing = useCallback((value: boolean) => {
     followRef.current = value
@@ -49,9 +53,11 @@ export function MessageList(props: MessageListProps) {
   // A new turn (a message appended) follows again.
   const count = messages.length
   const lastRole = messages[count - 1]?.item.role
-  useLayoutEffect(() => {
-    if (lastRole === 'user') setFollowing(true)
-  }, [count, lastRole, setFollowing])
+  const [turn, setTurn] = useState({ count, lastRole })
+  if (turn.count !== count || turn.lastRole !== lastRole) {
+    setTurn({ count, lastRole })
+    if (lastRole === 'user') setFollow(true)
+  }
 
   // Following the text: the conversation's size is watched (a ResizeObserver runs after the
   // browser's layout, so scrolling there costs no extra layout, and it also sees growth that
@@ -72,10 +78,11 @@ export function MessageList(props: MessageListProps) {
 
   // (The number of notices, not `children` itself: that is a new array at every render.)
   const notices = Children.toArray(children).length
+  const textWithoutObserver = observes ? null : streamingText
   useLayoutEffect(() => {
     const el = scroller.current
     if (el && followRef.current) el.scrollTop = el.scrollHeight
-  }, [count, streaming, notices, observes ? null : streamingText])
+  }, [count, streaming, notices, textWithoutObserver])
 
   const jump = () => {
     const el = scroller.current

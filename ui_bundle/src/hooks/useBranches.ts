@@ -15,11 +15,16 @@ export function useBranches(project: string | null, appId: string, isNew: boolea
   const [tree, setTree] = useState<BranchTree | null>(null)
   const [version, setVersion] = useState(0)
 
+  // No tree for a new conversation (or without a project): set from the render that says so.
+  const none = !project || isNew
+  const [wasNone, setWasNone] = useState(none)
+  if (wasNone !== none) {
+    setWasNone(none)
+    if (none) setTree(null)
+  }
+
   useEffect(() => {
-    if (!project || isNew) {
-      setTree(null)
-      return
-    }
+    if (!project || isNew) return
     const abort = new AbortController()
     api
       .branches(project, appId, { signal: abort.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react'
+import { useCallback, useEffect, useEffectEvent, useLayoutEffect, useMemo, useReducer, useRef } from 'react'
 import { api } from '../lib/api'
 import { isAbortError, NetworkError } from '../lib/errors'
 import { createTextBatcher } from '../lib/frameBatcher'
@@ -196,7 +196,9 @@ export function useChat(options: UseChatOptions): UseChat {
 
   // Callbacks may change every render; the running turn reads the latest ones.
   const callbacks = useRef(options)
-  callbacks.current = options
+  useLayoutEffect(() => {
+    callbacks.current = options
+  }, [options])
 
   /** Bumped when the conversation changes, so a turn or load of the old one is ignored. */
   const generation = useRef(0)
@@ -353,45 +355,11 @@ export function useChat(options: UseChatOptions): UseChat {
     const last = waiting[waiting.length - 1]
     if (last !== undefined) void resync(last)
   }, [resync])
+  // (reattachOnLoad, which resync calls, calls catchUp at the end of a turn: a ref breaks the cycle.)
   const catchUpRef = useRef(catchUp)
-  catchUpRef.current = catchUp
-
-  useEffect(() => {
-    const gen = ++generation.current
-    controller.current?.abort()
-    controller.current = null
-    probe.current?.abort()
-    probe.current = null
-    busy.current = false
-    announced.current = []
-    shown.current = []
-    const waiting = queued.current
-    queued.current = null // (for this conversation, or stale: the page went elsewhere)
-    if (project && waiting && waiting.appId === appId) {
-      dispatch({ type: 'reset', loading: false })
-      void runRef.current(waiting.prompt, false, false)
-      return
-    }
-    if (!project || isNew) {
-      dispatch({ type: 'reset', loading: false })
-      return
-    }
-    dispatch({ type: 'reset', loading: true })
-    const load = new AbortController()
-    api
-      .history(project, appId, { signal: load.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
-      .then((items) => {
-        if (gen !== generation.current || busy.current) return
-        dispatch({ type: 'history_loaded', items })
-        void reattachOnLoad(gen, items)
-      })
-      .catch((error: unknown) => {
-        if (isAbortError(error) || gen !== generation.current || busy.current) return
-        dispatch({ type: 'history_failed', error: toChatError(error) })
-      })
-    return () => load.abort()
-    // isNew only matters when the conversation changes: a new one turning "created" keeps its state.
-  }, [project, appId, apiBase, fetchImpl])
+  useLayoutEffect(() => {
+    catchUpRef.current = catchUp
+  }, [catchUp])
 
   useEffect(
     () => () => {
@@ -465,8 +433,47 @@ export function useChat(options: UseChatOptions): UseChat {
     },
     [project, appId, apiBase, fetchImpl],
   )
-  const runRef = useRef(run)
-  runRef.current = run
+  // Opening a conversation. What it reads through these Effect Events is not a reason to open it
+  // again: isNew only matters when the conversation changes (a new one turning "created" keeps its
+  // state), and the latest run and reattachOnLoad are those of the conversation being opened.
+  const isNewWhenOpened = useEffectEvent(() => isNew)
+  const sendQueued = useEffectEvent((prompt: string) => void run(prompt, false, false))
+  const reattachLoaded = useEffectEvent((gen: number, items: ChatItem[]) => void reattachOnLoad(gen, items))
+  useEffect(() => {
+    const gen = ++generation.current
+    controller.current?.abort()
+    controller.current = null
+    probe.current?.abort()
+    probe.current = null
+    busy.current = false
+    announced.current = []
+    shown.current = []
+    const waiting = queued.current
+    queued.current = null // (for this conversation, or stale: the page went elsewhere)
+    if (project && waiting && waiting.appId === appId) {
+      dispatch({ type: 'reset', loading: false })
+      sendQueued(waiting.prompt)
+      return
+    }
+    if (!project || isNewWhenOpened()) {
+      dispatch({ type: 'reset', loading: false })
+      return
+    }
+    dispatch({ type: 'reset', loading: true })
+    const load = new AbortController()
+    api
+      .history(project, appId, { signal: load.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
+      .then((items) => {
+        if (gen !== generation.current || busy.current) return
+        dispatch({ type: 'history_loaded', items })
+        reattachLoaded(gen, items)
+      })
+      .catch((error: unknown) => {
+        if (isAbortError(error) || gen !== generation.current || busy.current) return
+        dispatch({ type: 'history_failed', error: toChatError(error) })
+      })
+    return () => load.abort()
+  }, [project, appId, apiBase, fetchImpl])
 
   const send = useCallback((prompt: string) => run(prompt, false, true), [run])
 
@@ -475,8 +482,7 @@ export function useChat(options: UseChatOptions): UseChat {
   }, [])
 
   // Another tab's prompts and new branches, while the conversation is open.
-  const resyncRef = useRef(resync)
-  resyncRef.current = resync
+  const resyncFollowed = useEffectEvent((turn?: string) => void resync(turn))
   useEffect(() => {
     if (!project || isNew || !live) return
     const abort = new AbortController()
@@ -488,12 +494,12 @@ export function useChat(options: UseChatOptions): UseChat {
       ...(fetchImpl ? { fetchImpl } : {}),
       // Changes may have been missed while the stream was down.
       onOpen: (again) => {
-        if (again) void resyncRef.current()
+        if (again) resyncFollowed()
       },
       onChange: (change) => {
         if (change.type === 'turn_started') {
           const { turn } = change.value
-          if (!knownTurns.current.has(turn)) void resyncRef.current(turn)
+          if (!knownTurns.current.has(turn)) resyncFollowed(turn)
         } else if (change.type === 'branch_created') {
           callbacks.current.onBranchCreated?.(change.value)
         }

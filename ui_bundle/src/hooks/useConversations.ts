@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react'
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
 import { api } from '../lib/api'
 import { isAbortError } from '../lib/errors'
 import { isValidId, newConversationId } from '../lib/ids'
@@ -47,17 +47,25 @@ function currentFromUrl(): Current {
 export function useConversations(project: string | null, fetchImpl?: typeof fetch): UseConversations {
   const [current, setCurrent] = useState<Current>(currentFromUrl)
   const [conversations, setConversations] = useState<ConversationSummary[]>([])
-  const [loading, setLoading] = useState(false)
+  const [loading, setLoading] = useState(project !== null)
   const [error, setError] = useState<string | null>(null)
   const [version, setVersion] = useState(0)
   const created = useRef(new Set<string>())
   const currentRef = useRef(current)
-  currentRef.current = current
+  useLayoutEffect(() => {
+    currentRef.current = current
+  }, [current])
+
+  // Loading from the render that asks for a list (not from the effect that fetches it).
+  const [request, setRequest] = useState({ project, version, fetchImpl })
+  if (request.project !== project || request.version !== version || request.fetchImpl !== fetchImpl) {
+    setRequest({ project, version, fetchImpl })
+    if (project) setLoading(true)
+  }
 
   useEffect(() => {
     if (!project) return
     const abort = new AbortController()
-    setLoading(true)
     api
       .conversations(project, { signal: abort.signal, ...(fetchImpl ? { fetchImpl } : {}) })
       .then((list) => {

@@ -15,9 +15,15 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>): Resou
   const [loading, setLoading] = useState(true)
   const [version, setVersion] = useState(0)
 
+  // Loading from the render that asks for the resource (not from the effect that fetches it).
+  const [request, setRequest] = useState({ load, version })
+  if (request.load !== load || request.version !== version) {
+    setRequest({ load, version })
+    setLoading(true)
+  }
+
   useEffect(() => {
     const abort = new AbortController()
-    setLoading(true)
     load(abort.signal)
       .then((value) => {
         setData(value)
