@@ -5,9 +5,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 
-from burr_streaming_chatbot.plugins import Demo, discover_demos, mount_demos
+from burr_streaming_chatbot.plugins import Demo, discover_demos, load_demos, mount_demos
 from burr_streaming_chatbot.router import API_PREFIX
 from conftest import ARTIFACTS, ChatServer, free_port, server_env
 from fake_openai import FakeUpstream
@@ -80,12 +81,14 @@ def _routes_after_import(env: dict[str, str]) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.e2e  # Python subprocesses
 def test_startup_hook_mounts_on_import_and_can_be_switched_off(tmp_path: Path) -> None:
     env = server_env(tmp_path, None)
     assert "/demos/streaming-chatbot/" in _routes_after_import(env)
     assert _routes_after_import({**env, "BURR_DEMOS_AUTOLOAD": "0"}) == "[]"
 
 
+@pytest.mark.e2e  # uvicorn in a subprocess
 def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: FakeUpstream) -> None:
     (tmp_path / "parent_app.py").write_text(textwrap.dedent('''
         from fastapi import FastAPI
@@ -121,3 +124,60 @@ def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: Fak
         assert '"streaming-chatbot"' in burr_page and "location.assign" in burr_page
     finally:
         server.close()
+
+
+def test_any_object_or_mapping_with_the_fields_is_a_demo_and_failures_say_why(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "plain_demo.py").write_text(textwrap.dedent('''
+        from types import SimpleNamespace
+        from fastapi import APIRouter
+
+        def make_router():
+            router = APIRouter()
+
+            @router.get("/hello")
+            def hello():
+                return {"hello": "plain"}
+
+            return router
+
+        as_mapping = {"name": "plain-map", "title": "Plain map", "api_prefix": "/api/v0/pm",
+                      "create_router": make_router, "description": "a dict"}
+        as_object = SimpleNamespace(name="plain-obj", title="Plain object", api_prefix="/api/v0/po",
+                                    create_router=make_router, ui_dir=None)
+        def factory():
+            return dict(as_mapping, name="plain-factory", api_prefix="/api/v0/pf")
+        bad_name = dict(as_mapping, name="no spaces/here")
+        no_router = {"name": "x", "title": "X", "api_prefix": "/api/v0/x"}
+    '''))
+    info = tmp_path / "plain_demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-demo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[burr.demos]\nmap = plain_demo:as_mapping\nobj = plain_demo:as_object\n"
+        "factory = plain_demo:factory\nbad = plain_demo:bad_name\nnorouter = plain_demo:no_router\n"
+        "gone = no_such_module:demo\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    demos, failures = load_demos()
+    names = {d.name for d in demos}
+    assert {"plain-map", "plain-obj", "plain-factory", "streaming-chatbot"} <= names
+    why = {f.entry_point: f.error for f in failures}
+    assert "not URL-safe" in why["bad"]
+    assert "missing field(s) create_router" in why["norouter"]
+    assert why["gone"].startswith("ModuleNotFoundError")
+
+    app = FastAPI()
+    mount_demos(app)
+    with TestClient(app) as client:
+        assert client.get("/api/v0/pm/hello").json() == {"hello": "plain"}
+        listed = client.get("/api/v0/demos").json()
+    by_name = {d["name"]: d for d in listed["demos"]}
+    assert by_name["plain-map"]["description"] == "a dict"
+    assert by_name["plain-obj"]["page"] == "/demos/plain-obj/"
+    failed = {f["entry_point"]: f for f in listed["failed"]}
+    assert set(failed) >= {"bad", "norouter", "gone"}
+    assert failed["gone"]["distribution"] == "plain-demo"

@@ -1,25 +1,33 @@
 """The ``burr.demos`` entry point group: find registered demos and mount them into a Burr server.
 
-A demo is a :class:`Demo` object registered under the ``burr.demos`` group::
+The host contract needs nothing from this package. An entry point in the ``burr.demos`` group
+names an object or a mapping with the fields ``name``, ``title``, ``api_prefix``,
+``create_router``, ``ui_dir`` and optionally ``description`` (or a callable returning one)::
 
     [project.entry-points."burr.demos"]
     my-demo = "my_package.demo:demo"
 
-:func:`mount_demos` adds, for every registered demo, its API router at ``api_prefix`` and its
-page at ``/demos/<name>/``, ahead of Burr's catch-all page route, and adds a small script to
-Burr's own pages so that a click on ``/demos/<name>`` in Burr's sidebar loads the demo's page
-instead of Burr's built-in one. This module knows nothing about any particular demo.
+:class:`Demo` is a convenience with those fields. :func:`mount_demos` adds, for every registered
+demo, its API router at ``api_prefix`` and its page at ``/demos/<name>/``, ahead of Burr's
+catch-all page route; ``GET /api/v0/demos`` listing the loaded demos and the ones that failed;
+and a small script on Burr's own pages that adds an entry per demo under "Demos" in Burr's
+sidebar and turns clicks on ``/demos/<name>`` into page loads of the demo's page. Each demo
+router's lifespan runs exactly once, however the app is served (see :class:`_RunOnce`).
+This module knows nothing about any particular demo.
 """
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
@@ -38,61 +46,302 @@ ENTRY_POINT_GROUP = "burr.demos"
 BURR_PAGE_ROUTE = "/{rest_of_path:path}"
 """The path of Burr's catch-all route that serves its single-page app."""
 
+DEMOS_API = "/api/v0/demos"
+"""Lists the loaded demos and the ones that failed to load."""
+
+BUILT_IN_DEMOS = ("counter", "chatbot", "email-assistant", "streaming-chatbot", "deep-researcher")
+"""The demos Burr's own sidebar links to (apache-burr 0.42 and 0.43)."""
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
 
 @dataclass(frozen=True)
 class Demo:
-    """What a demo adds to a Burr server."""
+    """What a demo adds to a Burr server (any object or mapping with these fields will do)."""
 
     name: str
     """URL-safe name: the page is served at ``/demos/<name>/``."""
     title: str
-    """Human-readable title."""
+    """Human-readable title: the text of its entry in Burr's sidebar."""
     api_prefix: str
     """Where the router is mounted, e.g. ``/api/v0/streaming_chatbot``."""
     create_router: Callable[[], APIRouter]
     """Builds the demo's API router; called once per server app."""
     ui_dir: Optional[Union[Path, Traversable]] = None
     """The built page (a folder with ``index.html``), usually ``importlib.resources.files(...)``."""
+    description: Optional[str] = None
+    """Optional one-line description (shown as the sidebar entry's tooltip)."""
+
+
+@dataclass(frozen=True)
+class DemoFailure:
+    """A registered demo that could not be loaded or mounted, and why."""
+
+    entry_point: str
+    value: str
+    distribution: Optional[str]
+    error: str
+
+
+def as_demo(obj: Any) -> Demo:
+    """A :class:`Demo` from an object or mapping with the documented fields, or from a callable
+    returning one; raises ``TypeError``/``ValueError`` saying what is wrong."""
+    if isinstance(obj, Demo):
+        return _validated(obj)
+    if isinstance(obj, Mapping):
+        fields = dict(obj)
+    elif all(hasattr(obj, field) for field in ("name", "create_router")):
+        fields = {f: getattr(obj, f) for f in Demo.__dataclass_fields__ if hasattr(obj, f)}
+    elif callable(obj):
+        made = obj()
+        if callable(made) and not isinstance(made, (Demo, Mapping)) and not hasattr(made, "name"):
+            raise TypeError(f"{obj!r} returned {type(made).__name__}, not a demo")
+        return as_demo(made)
+    else:
+        raise TypeError(f"expected a demo (an object or mapping with name, title, api_prefix, "
+                        f"create_router), got {type(obj).__name__}")
+    unknown = sorted(set(fields) - set(Demo.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [f for f in ("name", "title", "api_prefix", "create_router") if f not in fields]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    return _validated(Demo(**fields))
+
+
+def _validated(demo: Demo) -> Demo:
+    if not isinstance(demo.name, str) or not NAME_PATTERN.match(demo.name):
+        raise ValueError(f"name {demo.name!r} is not URL-safe (letters, digits, . _ -)")
+    if not isinstance(demo.title, str) or not demo.title.strip():
+        raise ValueError("title must be a non-empty string")
+    prefix = demo.api_prefix
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError(f"api_prefix {prefix!r} must start with '/' and not end with one")
+    if not callable(demo.create_router):
+        raise TypeError("create_router must be callable")
+    if demo.description is not None and not isinstance(demo.description, str):
+        raise TypeError("description must be a string")
+    return demo
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_demos() -> tuple[list[Demo], list[DemoFailure]]:
+    """The demos registered under :data:`ENTRY_POINT_GROUP`, and the ones that failed (logged)."""
+    demos: list[Demo] = []
+    failures: list[DemoFailure] = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(getattr(entry_point, "dist", None), "name", None)
+        try:
+            demo = as_demo(entry_point.load())
+            taken = next((d for d in demos if d.name == demo.name), None)
+            if taken is not None:
+                raise ValueError(f"the name {demo.name!r} is already registered")
+        except Exception as exc:
+            logger.exception("Skipping demo %r from %s", entry_point.name, entry_point.value)
+            failures.append(DemoFailure(entry_point.name, entry_point.value, dist, _reason(exc)))
+            continue
+        demos.append(demo)
+    return demos, failures
 
 
 def discover_demos() -> list[Demo]:
     """The demos registered under :data:`ENTRY_POINT_GROUP`; broken ones are logged and skipped."""
-    demos: list[Demo] = []
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+    return load_demos()[0]
+
+
+Lifespan = Callable[[Any], Any]
+
+
+class _RunOnce:
+    """A demo router's lifespan, run at most once at a time per app, whichever way comes first:
+
+    - *hosted*: merged into the lifespan of the app that serves the demo (``burr``,
+      ``include_router``), or of the parent app (``mount_burr_ui`` with the startup hook on, or
+      :func:`attach_lifespans`);
+    - *lazily*: when a request reaches the demo before any hosted start (Starlette runs no
+      lifespan of a mounted app), startup runs in a task of its own before that request is
+      served, and shutdown when that task is cancelled as the event loop ends
+      (``asyncio.run``, so uvicorn, cancels the tasks still running when it returns).
+    """
+
+    def __init__(self, name: str, lifespan: Lifespan) -> None:
+        self.name = name
+        self.lifespan = lifespan
+        self.state = "idle"  # idle, starting, running, failed
+        self.started: Optional[asyncio.Event] = None
+        self.error: Optional[BaseException] = None
+        self.task: Optional["asyncio.Task[None]"] = None
+
+    @asynccontextmanager
+    async def hosted(self, app: Any) -> AsyncIterator[Any]:
+        if self.state != "idle":  # already running (lazily, or hosted by another app)
+            yield None
+            return
+        self.state = "running"
         try:
-            demo = entry_point.load()
-            if callable(demo) and not isinstance(demo, Demo):
-                demo = demo()
-            if not isinstance(demo, Demo):
-                raise TypeError(f"expected a Demo, got {type(demo).__name__}")
-        except Exception:
-            logger.exception("Skipping demo %r from %s", entry_point.name, entry_point.value)
-            continue
-        demos.append(demo)
-    return demos
+            async with self.lifespan(app) as state:
+                yield state
+        finally:
+            self.state = "idle"
+
+    async def ensure_started(self, app: Any) -> None:
+        if self.state == "running":
+            return
+        if self.state == "failed":
+            raise RuntimeError(f"the lifespan of demo {self.name!r} failed") from self.error
+        if self.state == "idle":
+            self.state = "starting"
+            self.started = asyncio.Event()
+            self.task = asyncio.get_running_loop().create_task(self._run(app))
+        assert self.started is not None
+        await self.started.wait()
+        if self.state == "failed":
+            raise RuntimeError(f"the lifespan of demo {self.name!r} failed") from self.error
+
+    async def _run(self, app: Any) -> None:
+        assert self.started is not None
+        logger.info("Starting the lifespan of demo %r on its first request (no app lifespan ran)",
+                    self.name)
+        try:
+            async with self.lifespan(app):
+                self.state = "running"
+                self.started.set()
+                try:
+                    await asyncio.Event().wait()  # until the loop ends and cancels this task
+                except asyncio.CancelledError:
+                    pass  # leave the context normally: the shutdown code runs
+        except BaseException as exc:
+            if self.state != "running":
+                self.error = exc
+                self.state = "failed"
+                self.started.set()
+                logger.exception("The lifespan of demo %r failed to start", self.name)
+                return
+            raise
+        self.state = "idle"
 
 
-def mount_demos(app: FastAPI, demos: Optional[Iterable[Demo]] = None) -> list[Demo]:
+def _starts_lifespan(run_once: _RunOnce, app: FastAPI) -> Any:
+    """A dependency of every route of a demo's router: starts the demo's lifespan (if nothing
+    has yet) before the route runs."""
+
+    async def demo_lifespan_started() -> None:
+        if run_once.state != "running":
+            await run_once.ensure_started(app)
+
+    return Depends(demo_lifespan_started)
+
+
+def _chain(outer: Lifespan, inner: Lifespan) -> Lifespan:
+    @asynccontextmanager
+    async def chained(app: Any) -> AsyncIterator[Any]:
+        async with outer(app) as outer_state:
+            async with inner(app) as inner_state:
+                merged = {**(outer_state or {}), **(inner_state or {})}
+                yield merged or None
+
+    return chained
+
+
+def _noop_lifespan(app: Any) -> Any:
+    @asynccontextmanager
+    async def noop() -> AsyncIterator[None]:
+        yield None
+
+    return noop()
+
+
+def mount_demos(app: FastAPI, demos: Optional[Iterable[Any]] = None) -> list[Demo]:
     """Mount demos (the registered ones unless given) into ``app``; returns those newly mounted.
 
-    Safe to call more than once: a demo already mounted in ``app`` is skipped.
+    ``demos`` may hold :class:`Demo` objects or anything :func:`as_demo` accepts. Safe to call
+    more than once: a demo already mounted in ``app`` is skipped.
     """
     mounted: dict[str, Demo] = getattr(app.state, "burr_demos", None) or {}
     app.state.burr_demos = mounted
-    new = [demo for demo in (discover_demos() if demos is None else demos) if demo.name not in mounted]
-    for demo in new:
+    failures: list[DemoFailure] = getattr(app.state, "burr_demo_failures", None) or []
+    app.state.burr_demo_failures = failures
+    lifespans: list[_RunOnce] = getattr(app.state, "burr_demo_lifespans", None) or []
+    app.state.burr_demo_lifespans = lifespans
+    if demos is None:
+        candidates, failed = load_demos()
+        known = {(f.entry_point, f.value) for f in failures}
+        failures.extend(f for f in failed if (f.entry_point, f.value) not in known)
+    else:
+        candidates = [as_demo(demo) for demo in demos]
+    new = []
+    for demo in candidates:
+        if demo.name in mounted:
+            continue
         before = list(app.router.routes)
-        app.include_router(demo.create_router(), prefix=demo.api_prefix)
+        try:
+            router = demo.create_router()
+            if not isinstance(router, APIRouter):
+                raise TypeError(f"create_router returned {type(router).__name__}, not an APIRouter")
+            run_once = _RunOnce(demo.name, router.lifespan_context)
+            router.lifespan_context = _noop_lifespan  # run by run_once, not merged by FastAPI
+            app.include_router(
+                router, prefix=demo.api_prefix, dependencies=[_starts_lifespan(run_once, app)]
+            )
+        except Exception as exc:
+            app.router.routes[:] = before
+            logger.exception("Could not mount demo %r", demo.name)
+            failures.append(DemoFailure(demo.name, demo.api_prefix, None, _reason(exc)))
+            continue
         routes = [route for route in app.router.routes if route not in before]
+        app.router.lifespan_context = _chain(app.router.lifespan_context, run_once.hosted)
+        lifespans.append(run_once)
         routes += page_routes(demo)
         # Ahead of everything already there: Burr's own demo routers and its catch-all page.
         app.router.routes[:] = routes + before
         mounted[demo.name] = demo
+        new.append(demo)
         logger.info("Mounted demo %r at /demos/%s/ and %s", demo.name, demo.name, demo.api_prefix)
+    _add_demos_api(app)
     if mounted:
-        _inject_link_script(app, sorted(mounted))
+        _inject_link_script(app, list(mounted.values()))
     app.openapi_schema = None  # regenerate with the new routes
     return new
+
+
+def attach_lifespans(host: FastAPI, app: FastAPI) -> None:
+    """Run the lifespans of the demos mounted in ``app`` with ``host``'s lifespan: for an
+    ``app`` mounted into ``host`` (Starlette runs no lifespan of a mounted app). Idempotent."""
+    attached: set[int] = getattr(host.state, "burr_demo_hosted", None) or set()
+    host.state.burr_demo_hosted = attached
+    for run_once in getattr(app.state, "burr_demo_lifespans", None) or []:
+        if id(run_once) not in attached:
+            attached.add(id(run_once))
+            host.router.lifespan_context = _chain(host.router.lifespan_context, run_once.hosted)
+
+
+def _add_demos_api(app: FastAPI) -> None:
+    if getattr(app.state, "burr_demos_api", False):
+        return
+    app.state.burr_demos_api = True
+
+    async def list_demos(request: Request) -> dict[str, Any]:
+        root = request.scope.get("root_path", "")
+        return {
+            "demos": [
+                {
+                    "name": demo.name,
+                    "title": demo.title,
+                    "description": demo.description,
+                    "api_prefix": demo.api_prefix,
+                    "page": f"{root}/demos/{demo.name}/",
+                }
+                for demo in app.state.burr_demos.values()
+            ],
+            "failed": [asdict(failure) for failure in app.state.burr_demo_failures],
+        }
+
+    route = APIRoute(DEMOS_API, list_demos, methods=["GET"], tags=["demos"],
+                     summary="The demos loaded into this server, and the ones that failed")
+    app.router.routes.insert(0, route)
 
 
 def page_routes(demo: Demo) -> list[BaseRoute]:
@@ -149,12 +398,13 @@ def _missing_page(demo: Demo) -> str:
 
 
 LINK_SCRIPT = """(function () {
-  var names = %s;
+  var demos = %s, builtIn = %s;
+  var names = demos.map(function (d) { return d.name; });
+  var base = window.__BURR_BASE_PATH__ || "";
   function demoUrl(href) {
     try {
       var url = new URL(href, location.href);
       if (url.origin !== location.origin) return null;
-      var base = window.__BURR_BASE_PATH__ || "";
       var path = url.pathname.replace(/\\/+$/, "");
       for (var i = 0; i < names.length; i++) {
         var page = base + "/demos/" + names[i];
@@ -181,13 +431,58 @@ LINK_SCRIPT = """(function () {
       return original.apply(this, arguments);
     };
   });
+  // Burr's sidebar: its "Demos" group lists Burr's built-in demos. Add an entry (a plain link,
+  // so a full page load and reachable with Tab) for every registered demo it does not list.
+  function linkPath(a) {
+    return new URL(a.getAttribute("href"), location.href).pathname.replace(/\\/+$/, "");
+  }
+  function demosList() {
+    var links = document.querySelectorAll("a[href]");
+    for (var i = 0; i < links.length; i++) {
+      var path = linkPath(links[i]);
+      for (var j = 0; j < builtIn.length; j++) {
+        if (path === base + "/demos/" + builtIn[j]) {
+          var list = links[i].closest("ul");
+          if (list) return {list: list, sample: links[i]};
+        }
+      }
+    }
+    return null;
+  }
+  function addEntries() {
+    var found = demosList();
+    if (!found) return;
+    var listed = {};
+    found.list.querySelectorAll("a[href]").forEach(function (a) { listed[linkPath(a)] = true; });
+    demos.forEach(function (demo) {
+      var path = base + "/demos/" + demo.name;
+      if (listed[path]) return;
+      var item = document.createElement("li");
+      item.setAttribute("data-burr-demo", demo.name);
+      var link = document.createElement("a");
+      link.href = path + "/";
+      link.className = found.sample.className;
+      link.textContent = demo.title;
+      if (demo.description) link.title = demo.description;
+      item.appendChild(link);
+      found.list.appendChild(item);
+    });
+  }
+  function watch() {
+    addEntries();
+    new MutationObserver(addEntries).observe(document.body, {childList: true, subtree: true});
+  }
+  if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
 })();"""
-"""Added to Burr's pages: turns client-side navigations to a demo's path into page loads."""
+"""Added to Burr's pages: adds an entry per registered demo under "Demos" in Burr's sidebar, and
+turns client-side navigations to a demo's path into page loads."""
 
 
-def _inject_link_script(app: FastAPI, names: list[str]) -> None:
+def _inject_link_script(app: FastAPI, demos: list[Demo]) -> None:
     """Wrap Burr's catch-all page route so its HTML carries :data:`LINK_SCRIPT`."""
-    script = ("<script>" + LINK_SCRIPT % _script_json(names) + "</script></head>").encode()
+    entries = [{"name": d.name, "title": d.title, "description": d.description} for d in demos]
+    source = LINK_SCRIPT % (_script_json(entries), _script_json(list(BUILT_IN_DEMOS)))
+    script = ("<script>" + source + "</script></head>").encode()
     for position, route in enumerate(app.router.routes):
         if isinstance(route, APIRoute) and route.path == BURR_PAGE_ROUTE:
             original = getattr(route.endpoint, "__wrapped_burr_page__", route.endpoint)
@@ -217,7 +512,8 @@ def _page_with_script(original: Callable[..., Any], script: bytes) -> Callable[.
 
 def install_into_burr_server(module: Any) -> None:
     """Mount the registered demos into Burr's server module: its ``app``, and every app that
-    its ``create_burr_ui_app`` builds later (so ``mount_burr_ui`` gets them too)."""
+    its ``create_burr_ui_app`` builds later; its ``mount_burr_ui`` also runs the demos'
+    lifespans with the parent app's."""
     create = getattr(module, "create_burr_ui_app", None)
     if callable(create) and not getattr(create, "__mounts_burr_demos__", False):
 
@@ -229,6 +525,18 @@ def install_into_burr_server(module: Any) -> None:
         create_burr_ui_app.__mounts_burr_demos__ = True  # type: ignore[attr-defined]
         create_burr_ui_app.__doc__ = create.__doc__
         module.create_burr_ui_app = create_burr_ui_app
+    mount = getattr(module, "mount_burr_ui", None)
+    if callable(mount) and not getattr(mount, "__mounts_burr_demos__", False):
+
+        def mount_burr_ui(parent_app: FastAPI, *args: Any, **kwargs: Any) -> FastAPI:
+            ui_app = mount(parent_app, *args, **kwargs)
+            mount_demos(ui_app)
+            attach_lifespans(parent_app, ui_app)  # Starlette runs no lifespan of ui_app
+            return ui_app
+
+        mount_burr_ui.__mounts_burr_demos__ = True  # type: ignore[attr-defined]
+        mount_burr_ui.__doc__ = mount.__doc__
+        module.mount_burr_ui = mount_burr_ui
     app = getattr(module, "app", None)
     if isinstance(app, FastAPI):
         mount_demos(app)
