@@ -218,7 +218,8 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL runs in a subprocess: its case is e2e.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
 def engine(request: pytest.FixtureRequest) -> dict[str, str]:
     """The store's engine as server settings: the SQLite default, or a fresh PostgreSQL
     database on the throwaway server."""

@@ -13,6 +13,8 @@ import pytest
 from conftest import API, PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
+pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses (and PostgreSQL)
+
 PROMPTS = ["What is one?", "What is two?", "What is three?"]
 
 

@@ -2,8 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from conftest import API, PROJECT, start_server
 from fake_openai import FakeUpstream
+
+pytestmark = pytest.mark.e2e  # the real burr command in a subprocess
 
 
 def test_burr_serves_the_plugin(upstream: FakeUpstream, tmp_path: Path) -> None:

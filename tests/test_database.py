@@ -16,6 +16,8 @@ from fake_openai import FakeUpstream
 from postgres import PostgresCluster, postgres_or_skip
 from test_reliability import SLOW, wait_for
 
+pytestmark = pytest.mark.e2e  # chatbot servers and PostgreSQL in subprocesses
+
 
 @pytest.mark.parametrize(
     ("url", "reason"),

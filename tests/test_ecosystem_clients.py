@@ -19,10 +19,13 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 
-pytestmark = pytest.mark.skipif(
-    (NODE is None or NPM is None) and os.environ.get("CI") != "true",
-    reason="Node.js and npm are not installed",
-)
+pytestmark = [
+    pytest.mark.e2e,  # chatbot servers and Node clients in subprocesses
+    pytest.mark.skipif(
+        (NODE is None or NPM is None) and os.environ.get("CI") != "true",
+        reason="Node.js and npm are not installed",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

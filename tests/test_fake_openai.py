@@ -520,6 +520,7 @@ def test_reset_restores_the_start_settings():
 
 
 @pytest.mark.asyncio
+@pytest.mark.e2e  # the fake's command in a subprocess
 async def test_cli_prints_the_port_and_serves():
     with spawned_fake("--tokens", "3", "--delay-ms", "1", "--model", "cli-model") as remote:
         assert remote.base_url.startswith("http://127.0.0.1:") and remote.base_url.endswith("/v1")

@@ -8,6 +8,8 @@ import pytest
 from conftest import PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
+pytestmark = pytest.mark.e2e  # the chatbot server in a subprocess
+
 BRANCHES = [
     ("Write a poem about rivers", "generate_poem", "text"),
     ("Write code for a function that adds numbers", "generate_code", "code"),

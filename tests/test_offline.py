@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+import pytest
+
 from conftest import API, start_server
+
+pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
 
 
 def test_offline_model_answers_every_branch_and_says_so(tmp_path: Path) -> None:

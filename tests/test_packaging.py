@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # builds the wheel and sdist in a subprocess
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("hatchling")

@@ -16,6 +16,7 @@ from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
 
 
+@pytest.mark.e2e  # chatbot servers in subprocesses
 def test_conversation_resumes_after_restart(upstream: FakeUpstream, tmp_path: Path) -> None:
     server = start_server("cli", tmp_path, upstream, "persistence-1")
     try:
@@ -51,6 +52,7 @@ def test_conversation_resumes_after_restart(upstream: FakeUpstream, tmp_path: Pa
     assert (app_dir / "graph.json").exists()
 
 
+@pytest.mark.e2e  # the chatbot server in a subprocess
 def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstream, tmp_path: Path) -> None:
     import sqlite3
 
@@ -80,7 +82,8 @@ def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstrea
             "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'").fetchone() == (60,)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL runs in a subprocess: its case is e2e.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
 async def persister(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """The chatbot's persister of either engine on a fresh database: on SQLite one connection,
     as a project has; on PostgreSQL the store's pool."""

@@ -4,7 +4,11 @@ and nothing left behind by the stop."""
 import socket
 import subprocess
 
+import pytest
+
 from postgres import postgres_or_skip
+
+pytestmark = pytest.mark.e2e  # a PostgreSQL server in a subprocess
 
 
 def select_one(psql: str, url: str) -> str:

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import codecs
 
+import pytest
 from httpx_sse import connect_sse
 
 from conftest import API, PROJECT, ChatServer
 from fake_openai import FakeUpstream
+
+pytestmark = pytest.mark.e2e  # the chatbot server in a subprocess (and Node)
 
 
 def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(

@@ -16,6 +16,8 @@ from httpx_sse import connect_sse
 from conftest import API, PROJECT, ChatServer, start_server
 from fake_openai import FakeUpstream
 
+pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
+
 SLOW = " ".join(f"word{i}" for i in range(40))
 
 

@@ -55,6 +55,7 @@ def upstream_process() -> Iterator[str]:
         stop_process_group(process)
 
 
+@pytest.mark.e2e  # the fake model server in a subprocess
 @pytest.mark.parametrize("model", ["offline", "aiohttp", "httpx"])
 def test_turns_leave_nothing_for_the_cycle_collector(
     tmp_path: Path, upstream_process: str, model: str

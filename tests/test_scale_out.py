@@ -25,6 +25,8 @@ from conftest import API, ARTIFACTS, PROJECT, ChatServer, free_port, server_env,
 from fake_openai import FakeUpstream
 from test_reliability import SLOW, read_some, wait_for
 
+pytestmark = pytest.mark.e2e  # several chatbot processes on one store (and PostgreSQL)
+
 WORDS = " ".join(f"w{i}" for i in range(12))
 
 

@@ -2,8 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from conftest import API, ChatServer
 from fake_openai import FakeUpstream
+
+pytestmark = pytest.mark.e2e  # the chatbot server in a subprocess
 
 SECRET = "sk-test-secret-key"  # the key every test server is started with (conftest.server_env)
 

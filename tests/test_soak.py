@@ -21,6 +21,8 @@ import pytest
 
 from postgres import SKIP_REASON, find_pg_bin
 
+pytestmark = pytest.mark.e2e  # the soak script and its servers in subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 SOAK = ROOT / "benchmarks" / "soak.py"
 SMALL = ("--conversations", "20", "--turns", "6", "--concurrency", "10", "--processes", "2")

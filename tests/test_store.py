@@ -15,7 +15,8 @@ from burr_streaming_chatbot.store import Batch, Store, owner_is_gone, pack_event
 PROJECT = "store_test"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL runs in a subprocess: its case is e2e.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
     """Two processes' stores on one database (two owners on two machines)."""
     if request.param == "sqlite":
@@ -86,6 +87,7 @@ async def test_a_stop_request_reaches_the_owner(stores: tuple[Store, Store]) -> 
     assert await b.request_stop(PROJECT, "c") is True
     assert await a.stop_requests(PROJECT) == ["t1"]  # what a polling owner finds
     assert await b.stop_requests(PROJECT) == []  # (not b's turn)
+    assert a.notifies is isinstance(a, PostgresStore)  # (LISTEN/NOTIFY; SQLite's owner polls)
     if a.notifies:  # and what a notified one hears at once
         for _ in range(50):
             if heard:

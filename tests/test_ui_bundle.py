@@ -10,7 +10,10 @@ import pytest
 BUNDLE = Path(__file__).resolve().parent.parent / "ui_bundle"
 NPM = shutil.which("npm")
 
-pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
+pytestmark = [
+    pytest.mark.e2e,  # npm runs the page's Vitest suite and type generation
+    pytest.mark.skipif(NPM is None, reason="npm is not installed"),
+]
 
 
 @pytest.fixture(scope="module")

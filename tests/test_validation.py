@@ -6,6 +6,8 @@ import pytest
 
 from conftest import API, PROJECT, ChatServer
 
+pytestmark = pytest.mark.e2e  # the chatbot server runs in a subprocess
+
 
 def snapshot(folder: Path) -> dict[str, int]:
     return {
@@ -60,11 +62,17 @@ def test_bad_prompts_are_422_with_a_clear_message(
     assert not (session_storage / PROJECT / app_id).exists()
 
 
+LONGEST_ID = "A-z_9" + "x" * 59  # 64 characters, every kind the pattern allows
+
+
 def test_the_longest_valid_id_works(server: ChatServer) -> None:
-    app_id = "A-z_9" + "x" * 59
-    events = server.turn(app_id, "hello")
+    # (One more character is refused: "x" * 65 in BAD_IDS above.)
+    events = server.turn(LONGEST_ID, "hello")
     assert events[-1]["type"] == "message"
-    assert len(app_id) == 64
+    history = server.history(LONGEST_ID)
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "hello"), ("assistant", events[-1]["value"]["item"]["content"])
+    ]
 
 
 @pytest.mark.parametrize(
