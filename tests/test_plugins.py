@@ -181,3 +181,56 @@ def test_any_object_or_mapping_with_the_fields_is_a_demo_and_failures_say_why(
     failed = {f["entry_point"]: f for f in listed["failed"]}
     assert set(failed) >= {"bad", "norouter", "gone"}
     assert failed["gone"]["distribution"] == "plain-demo"
+
+
+def test_the_pth_line_calls_one_named_function() -> None:
+    line = (Path(__file__).resolve().parent.parent / "src" / "burr_streaming_chatbot_hook.pth")
+    text = line.read_text().strip()
+    assert "\n" not in text and "lambda" not in text and "type(" not in text
+    assert text.endswith('__import__("burr_streaming_chatbot._burr_hook", '
+                         'fromlist=["install"]).install(sys.meta_path)')
+
+
+def test_install_puts_one_finder_and_respects_the_switch(monkeypatch) -> None:
+    from burr_streaming_chatbot import _burr_hook
+
+    meta_path: list = []
+    assert _burr_hook.install(meta_path) is True
+    assert _burr_hook.install(meta_path) is True
+    assert [type(f).__name__ for f in meta_path] == ["BurrDemosFinder"]
+    assert meta_path[0].find_spec("json") is None  # only Burr's server module is looked at
+    monkeypatch.setenv("BURR_DEMOS_AUTOLOAD", "0")
+    other: list = []
+    assert _burr_hook.install(other) is False and other == []
+
+
+def test_the_hook_logs_what_it_could_not_do(monkeypatch, caplog) -> None:
+    import types
+
+    from burr_streaming_chatbot import _burr_hook, plugins
+
+    def broken(module):
+        raise RuntimeError("mounting failed on purpose")
+
+    monkeypatch.setattr(plugins, "install_into_burr_server", broken)
+
+    class Loader:
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            module.ran = True
+
+    module = types.ModuleType("burr.tracking.server.run")
+    with caplog.at_level("WARNING", logger=_burr_hook.__name__):
+        _burr_hook._MountingLoader(Loader()).exec_module(module)
+    assert module.ran  # Burr's module still loaded
+    record = next(r for r in caplog.records if r.name == _burr_hook.__name__)
+    assert "Could not mount the registered Burr demos" in record.getMessage()
+    assert "mounting failed on purpose" in caplog.text
+
+    caplog.clear()
+    monkeypatch.setattr(sys, "meta_path", [])  # no PathFinder: the hook cannot look Burr up
+    with caplog.at_level("WARNING", logger=_burr_hook.__name__):
+        assert _burr_hook.find_spec("burr.tracking.server.run") is None
+    assert "Could not hook into burr.tracking.server.run" in caplog.text
