@@ -234,3 +234,20 @@ def test_the_hook_logs_what_it_could_not_do(monkeypatch, caplog) -> None:
     with caplog.at_level("WARNING", logger=_burr_hook.__name__):
         assert _burr_hook.find_spec("burr.tracking.server.run") is None
     assert "Could not hook into burr.tracking.server.run" in caplog.text
+
+
+def test_the_command_lists_registered_demos(tmp_path: Path) -> None:
+    import json
+
+    info = tmp_path / "gone-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[burr.demos]\ngone = no_such_module:demo\n")
+    env = {**server_env(tmp_path, None), "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "burr_streaming_chatbot", "demos"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr  # one failed
+    listing = json.loads(result.stdout)
+    assert "streaming-chatbot" in [d["name"] for d in listing["demos"]]
+    assert listing["failed"][0]["entry_point"] == "gone"
+    assert listing["failed"][0]["error"].startswith("ModuleNotFoundError")

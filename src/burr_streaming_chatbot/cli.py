@@ -28,6 +28,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the server (the default)")
     commands.add_parser("openapi", help="print the API's OpenAPI schema as JSON and exit")
+    commands.add_parser(
+        "demos", help="print the registered demos that load and the ones that fail (JSON), and exit"
+    )
     args = parser.parse_args(argv)
 
     if args.offline:
@@ -35,6 +38,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "openapi":
         print(json.dumps(openapi_schema(), indent=2, sort_keys=True))
         return 0
+    if args.command == "demos":
+        listing = registered_demos()
+        print(json.dumps(listing, indent=2))
+        return 1 if listing["failed"] else 0
     serve(args.host, args.port, open_browser=not args.no_open)
     return 0
 
@@ -49,6 +56,24 @@ def openapi_schema() -> dict:
     app = FastAPI(title="burr-streaming-chatbot")
     app.include_router(create_router(Settings(offline=True)), prefix=API_PREFIX)
     return app.openapi()
+
+
+def registered_demos() -> dict:
+    """The ``burr.demos`` entry points that load, and the ones that fail with why (the shape of
+    ``GET /api/v0/demos``, without the page URLs)."""
+    from dataclasses import asdict
+
+    from .plugins import load_demos
+
+    demos, failures = load_demos()
+    return {
+        "demos": [
+            {"name": d.name, "title": d.title, "description": d.description,
+             "api_prefix": d.api_prefix}
+            for d in demos
+        ],
+        "failed": [asdict(failure) for failure in failures],
+    }
 
 
 def serve(host: str, port: int, open_browser: bool = True) -> None:
