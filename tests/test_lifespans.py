@@ -47,11 +47,10 @@ def _serve(command: list[str], tmp_path: Path, site: Path, name: str, **extra: s
     server = ChatServer(command, env, port, ARTIFACTS / "logs" / f"lifespan-{name}.log", api=API)
     server.start()
     try:
-        prefix = "/burr" if "parent_app" in " ".join(command) else ""
-        body = server.client.get(f"{prefix}{API}/model").json()
+        body = server.client.get(f"{API}/model").json()
         assert body == {"demo": "fixture-demo", "started": True}
         assert _events(log) == ["startup"]
-        demos = server.client.get(f"{prefix}/api/v0/demos").json()
+        demos = server.client.get("/api/v0/demos").json()
         assert {"fixture-demo", "streaming-chatbot"} <= {d["name"] for d in demos["demos"]}
     finally:
         server.stop(signal.SIGTERM)
@@ -95,14 +94,13 @@ def test_under_mount_burr_ui_startup_and_shutdown_run_once(
     cancelled): that case is documented, and pinned here."""
     (tmp_path / "parent_app.py").write_text(PARENT_APP + (ATTACH if attach else ""))
     command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--port", "{port}"]
-    # ChatServer polls {api}/model: under the prefix here.
     log = tmp_path / "lifespan.log"
     port = free_port()
     env = server_env(tmp_path / "storage", None, PYTHONPATH=f"{fixture_site}:{tmp_path}",
                      FIXTURE_DEMO_LIFESPAN_LOG=str(log), BURR_DEMOS_AUTOLOAD=autoload)
     command = [part.replace("{port}", str(port)) for part in command]
-    server = ChatServer(command, env, port, ARTIFACTS / "logs" / f"lifespan-mount-{autoload}-{attach}.log",
-                        api="/burr" + API)
+    server_log = ARTIFACTS / "logs" / f"lifespan-mount-{autoload}-{attach}.log"
+    server = ChatServer(command, env, port, server_log, api="/burr" + API)
     server.start()
     try:
         assert server.client.get(f"/burr{API}/model").json() == {"demo": "fixture-demo",

@@ -67,7 +67,8 @@ def test_a_second_demo_has_a_sidebar_entry_that_loads_its_page(
     page.evaluate("window.__marker = 1")
     for _ in range(40):
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement && document.activeElement.textContent") == "Fixture demo":
+        focused = page.evaluate("document.activeElement && document.activeElement.textContent")
+        if focused == "Fixture demo":
             break
     else:
         raise AssertionError("Tab never reached the Fixture demo entry")
