@@ -33,5 +33,7 @@ def test_burr_serves_the_plugin(upstream: FakeUpstream, tmp_path: Path) -> None:
         apps = server.client.get(f"/api/v0/{PROJECT}/__none__/apps").json()
         assert "via-burr" in [a["app_id"] for a in apps["applications"]]
         assert server.client.get(f"{API}/model").json()["offline"] is False
+        # The startup hook owns this process: what was loaded at startup is frozen.
+        assert server.client.get(f"{API}/status").json()["frozen_objects"] > 10_000
     finally:
         server.close()

@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from conftest import ARTIFACTS, ChatServer, burr_command, free_port, server_env
 from fixture_demo_install import API, install_fixture_demo
 
+pytestmark = pytest.mark.e2e  # (starts servers and pip)
+
 
 @pytest.fixture(scope="module")
 def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -74,6 +74,8 @@ class _MountingLoader:
     def exec_module(self, module) -> None:  # type: ignore[no-untyped-def]
         self.loader.exec_module(module)  # Burr's own errors propagate unchanged
         try:
+            # Burr's own server, started to serve the demos: this package owns the process.
+            os.environ.setdefault("BURR_CHATBOT_GC_FREEZE", "1")
             from burr_streaming_chatbot.plugins import install_into_burr_server
 
             install_into_burr_server(module)

@@ -83,6 +83,7 @@ def serve(host: str, port: int, open_browser: bool = True) -> None:
 
     from .plugins import mount_demos
 
+    os.environ.setdefault("BURR_CHATBOT_GC_FREEZE", "1")  # (this command owns the process)
     mount_demos(run.app)  # a no-op when the startup hook already did it
     if open_browser:
         url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"

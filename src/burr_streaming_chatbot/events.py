@@ -319,6 +319,10 @@ class ServerStatus(WireModel):
     cached_conversations: int
     max_streams: int
     tasks: int = Field(description="asyncio tasks in the server's event loop.")
+    frozen_objects: int = Field(
+        description="Objects moved out of the garbage collector's reach at startup "
+        "(`BURR_CHATBOT_GC_FREEZE`; 0 when off)."
+    )
 
 
 class StopResult(WireModel):

@@ -109,10 +109,12 @@ def create_router(
         except StoreError as exc:
             logger.error("burr-streaming-chatbot cannot start: %s", exc)
             raise
-        # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives as
-        # long as the process; out of the collector's reach, full collections scan only what
-        # was made since (they took 70 to 120 ms, holding every stream's next delta that long).
-        gc.freeze()
+        if settings.gc_freeze:
+            # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives
+            # as long as the process; out of the collector's reach, full collections scan only
+            # what was made since (they took 70 to 120 ms, holding every stream's next delta that
+            # long). Process-wide, so only where this project owns the process (the setting).
+            gc.freeze()
         yield
         await turns.stop_all()  # stopped answers keep their text, marked interrupted
         conversations.clear()
@@ -306,6 +308,7 @@ def create_router(
             cached_conversations=conversations.cached,
             max_streams=settings.max_streams,
             tasks=len(asyncio.all_tasks()),
+            frozen_objects=gc.get_freeze_count(),
         )
 
     @router.get("/conversations/{project_id}", response_model=list[ConversationSummary])

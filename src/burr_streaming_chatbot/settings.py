@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         "40% less CPU in the SDK per streamed token) or its default httpx one.",
     )
     max_retries: int = Field(default=1, ge=0, description="SDK retries before the first token.")
+    gc_freeze: bool = Field(
+        default=False,
+        description="Move everything loaded at startup out of the garbage collector's reach "
+        "(`gc.freeze()`), a process-wide change: `burr` with the startup hook and the "
+        "`burr-streaming-chatbot` command turn it on, since they own the process.",
+    )
     stream_usage: bool = Field(
         default=True,
         description="Ask the model server for token usage (`stream_options.include_usage`); "

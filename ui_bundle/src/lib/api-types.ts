@@ -1560,6 +1560,11 @@ export interface components {
             /** Cached Conversations */
             cached_conversations: number;
             /**
+             * Frozen Objects
+             * @description Objects moved out of the garbage collector's reach at startup (`BURR_CHATBOT_GC_FREEZE`; 0 when off).
+             */
+            frozen_objects: number;
+            /**
              * Listeners
              * @description Clients reading those answers.
              */
