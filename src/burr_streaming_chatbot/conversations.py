@@ -182,13 +182,17 @@ class Conversations:
         return branch_id
 
     async def tree(self, project_id: str, app_id: str) -> BranchTree:
-        """The tree of branches ``app_id`` belongs to (``LookupError`` when it does not exist)."""
-        persister = await self.store.persister(project_id)
-        loaded = await persister.load(self.store.partition_key(project_id), app_id)
-        if loaded is None:
+        """The tree of branches ``app_id`` belongs to (``LookupError`` when it does not exist).
+
+        Read from the conversations' summaries, never their messages: asked with a branch's
+        id, the store returns that branch alone, which names its root."""
+        branches = await self.store.branches(project_id, app_id)
+        own = next((b for b in branches if b.app_id == app_id), None)
+        if own is None:
             raise LookupError(app_id)
-        root = (loaded["state"].get(BRANCH) or {}).get("root") or app_id
-        return BranchTree(root=root, branches=await self.store.branches(project_id, root))
+        if own.root is not None and own.root != app_id:
+            branches = await self.store.branches(project_id, own.root)
+        return BranchTree(root=own.root or app_id, branches=branches)
 
     def running(self, project_id: str, app_id: str, app: Application) -> None:
         """Note that ``app`` is running a turn (what :meth:`history` reads meanwhile)."""
