@@ -5,7 +5,7 @@ engine, opened as the server opens it.
     python benchmarks/lease.py --engine sqlite --cycles 2000
     python benchmarks/lease.py --engine postgres --database-url postgresql://user@host/db
 
-A prompt is answered only once ``store.acquire`` has returned (``router.start_turn``): that
+A prompt is answered only once ``store.acquire`` has returned (``ChatService.start_turn``): that
 round trip is all the lease puts before the first delta. The turn's ``finish`` (its last
 events and the end of the lease, one transaction) runs when the answer has ended, before its
 last event is sent. A server without leases would still read the conversation's stored
@@ -52,6 +52,7 @@ from harness import percentile  # noqa: E402
 from burr.core import State  # noqa: E402
 
 from burr_streaming_chatbot.settings import Settings  # noqa: E402
+from burr_streaming_chatbot.events import TurnEvent  # noqa: E402
 from burr_streaming_chatbot.store import Batch, open_store  # noqa: E402
 from burr_streaming_chatbot.turns import new_token  # noqa: E402
 
@@ -62,7 +63,11 @@ except ImportError:  # pragma: no cover
 
 PROJECT = "bench_lease"
 LEASE_S = 30.0
-LAST_BATCH = ["Token48", " token49", "{\"type\":\"message\"}"]
+LAST_BATCH = [
+    TurnEvent("delta", "Token48"),
+    TurnEvent("delta", " token49"),
+    TurnEvent("message", '{"type":"message"}'),
+]
 """Stand-ins for a turn's last unpublished events (what ``finish`` writes with the lease's end)."""
 PUBLISH_S = 0.05
 """The server's default ``publish_interval_s``."""
@@ -162,7 +167,7 @@ async def with_turns(store: Any, cycles: int, concurrency: int, turn_s: float, t
     queue: asyncio.Queue = asyncio.Queue()
     for i in range(cycles):
         queue.put_nowait(f"{tag}-{i}")
-    writing = asyncio.Lock()  # as Turns._writing: one event-log write at a time
+    writing = asyncio.Lock()  # as TurnRunner._writing: one event-log write at a time
     clock = time.perf_counter
 
     async def turn(number: int) -> None:
@@ -196,7 +201,7 @@ async def with_turns(store: Any, cycles: int, concurrency: int, turn_s: float, t
                     continue
                 # 50 ms of a 5 ms/token answer: 10 deltas per running turn
                 batches = [
-                    (token, Batch(first, [f" token{first + k}" for k in range(10)]))
+                    (token, Batch(first, [TurnEvent("delta", f" token{first + k}") for k in range(10)]))
                     for token, first in live.items()
                 ]
                 t0 = clock()

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from burr_streaming_chatbot.encoders import typed
 from burr_streaming_chatbot.encoders.agui import AgUiEvent, AgUiRun
 from burr_streaming_chatbot.encoders.ai_sdk import DeltaChunk, UIMessageChunk, UIMessageWriter
-from burr_streaming_chatbot.events import EncodedEvent
+from burr_streaming_chatbot.events import TurnEvent
 
 TEXTS = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     ['"quoted" \\ back', "\u2028\u2029 line separators", "\x00\x01\x1f\x7f controls", "data: x", "🌍 déjà"]
@@ -18,9 +18,9 @@ TEXTS = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
 
 
 def turn_events(thought: str, text: str, mode: str, history: list[dict]) -> list:
-    """A turn's events as a turn records them (deltas as bare strings)."""
-    def encoded(value: dict) -> EncodedEvent:
-        return EncodedEvent(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    """A turn's events as a turn records them."""
+    def encoded(value: dict) -> TurnEvent:
+        return TurnEvent(value["type"], json.dumps(value, ensure_ascii=False, separators=(",", ":")))
     actions = ["prompt", "check_safety", "decide_mode", "answer_question"]
     events: list = [encoded({"type": "chat_history", "value": history})]
     for n, action in enumerate(actions):
@@ -29,7 +29,7 @@ def turn_events(thought: str, text: str, mode: str, history: list[dict]) -> list
             events.append(encoded({"type": "mode", "value": mode}))
     if thought:
         events += [encoded({"type": "reasoning", "value": thought}), encoded({"type": "reasoning", "value": "."})]
-    events += [text or "x", "!"]
+    events += [TurnEvent("delta", text or "x"), TurnEvent("delta", "!")]
     item = {"content": (text or "x") + "!", "type": "text", "role": "assistant", "mode": mode,
             "model": "m", "interrupted": False, "reasoning": thought or None}
     events.append(encoded({"type": "message", "value": {
@@ -84,7 +84,8 @@ def test_ai_sdk_text_delta_is_its_models_encoding(text: str) -> None:
 
 
 def test_typed_joins_consecutive_deltas_and_parses_the_rest() -> None:
-    batch = ["a", "b", EncodedEvent('{"type":"mode","value":"unknown"}'), "c"]
+    a, b, c = (TurnEvent("delta", text) for text in "abc")
+    batch = [a, b, TurnEvent("mode", '{"type":"mode","value":"unknown"}'), c]
     assert list(typed(batch)) == [
         ("delta", "ab"), ("mode", {"type": "mode", "value": "unknown"}), ("delta", "c")
     ]
@@ -92,11 +93,11 @@ def test_typed_joins_consecutive_deltas_and_parses_the_rest() -> None:
 
 def test_an_ai_sdk_turn_closes_every_part_before_it_finishes() -> None:
     writer = UIMessageWriter("tok")
-    history = EncodedEvent('{"type":"chat_history","value":[]}')
-    action = EncodedEvent('{"type":"action","value":{"action":"answer_question","sequence_id":3}}')
-    thought = EncodedEvent('{"type":"reasoning","value":"hmm"}')
-    error = EncodedEvent('{"type":"error","value":{"code":"stopped","message":"The answer was stopped.","retryable":true}}')
-    raw = writer.encode([history, action, thought, "Hel", "lo", error])
+    history = TurnEvent("chat_history", '{"type":"chat_history","value":[]}')
+    action = TurnEvent("action", '{"type":"action","value":{"action":"answer_question","sequence_id":3}}')
+    thought = TurnEvent("reasoning", '{"type":"reasoning","value":"hmm"}')
+    error = TurnEvent("error", '{"type":"error","value":{"code":"stopped","message":"The answer was stopped.","retryable":true}}')
+    raw = writer.encode([history, action, thought, TurnEvent("delta", "Hel"), TurnEvent("delta", "lo"), error])
     blocks = [b for b in raw.decode().split("\n\n") if b]
     assert blocks[-1] == "data: [DONE]"
     chunks = [json.loads(b.removeprefix("data: ")) for b in blocks[:-1]]

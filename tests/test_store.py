@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from burr_streaming_chatbot.events import EncodedEvent
+from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.postgres_store import PostgresStore
 from burr_streaming_chatbot.sqlite_store import SQLiteStore
 from burr_streaming_chatbot.store import Batch, Store, owner_is_gone, pack_events, unpack_events
@@ -62,11 +62,16 @@ async def test_events_are_read_back_from_any_position_and_pruned_after_the_turn(
 ) -> None:
     a, b = stores
     await a.acquire(PROJECT, "c", "t1", lease_s=30)
-    first = ["Hel", EncodedEvent('{"type":"mode","value":"answer_question"}'), "lo"]
+    first = [
+        TurnEvent("delta", "Hel"),
+        TurnEvent("mode", '{"type":"mode","value":"answer_question"}'),
+        TurnEvent("delta", "lo"),
+    ]
+    last = [TurnEvent("delta", " wörld"), TurnEvent("message", '{"type":"message"}')]
     await a.publish(PROJECT, [("t1", Batch(0, first))])
-    await a.finish(PROJECT, "c", "t1", Batch(3, [" wörld", EncodedEvent('{"type":"message"}')]))
+    await a.finish(PROJECT, "c", "t1", Batch(3, last))
     everything = [event for batch in await b.events(PROJECT, "t1", 0) for event in batch.events]
-    assert everything == [*first, " wörld", EncodedEvent('{"type":"message"}')]
+    assert everything == [*first, *last]
     batches = await b.events(PROJECT, "t1", 3)
     assert [batch.first for batch in batches] == [3]  # batches before 3 are not read again
     record = await b.current(PROJECT, "c")
@@ -99,7 +104,13 @@ async def test_a_stop_request_reaches_the_owner(stores: tuple[Store, Store]) -> 
 
 
 def test_packed_events_round_trip() -> None:
-    events = ["a\n\"b\"", EncodedEvent('{"type":"x","value":"ü"}'), "", "\u2028"]
+    events = [
+        TurnEvent("delta", "a\n\"b\""),
+        TurnEvent("mode", '{"type":"mode","value":"ü"}'),
+        TurnEvent("delta", ""),
+        TurnEvent("delta", "\u2028"),
+        TurnEvent("delta", '["not", "an event"]'),
+    ]
     assert unpack_events(pack_events(events)) == events
 
 

@@ -2,19 +2,20 @@
 
 import pytest
 
-from burr_streaming_chatbot.events import EncodedEvent
+from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.turns import PackedEvents
 
 
 def test_packed_events_read_back_as_recorded() -> None:
     events = [
-        EncodedEvent('{"type":"chat_history","value":[]}'),
-        "Hé",
-        "",
-        " 🌍 line\nbreak",
-        EncodedEvent('{"type":"mode","value":"answer_question"}'),
-        "{not json}",
-        EncodedEvent('{"type":"message","value":{}}'),
+        TurnEvent("chat_history", '{"type":"chat_history","value":[]}'),
+        TurnEvent("delta", "Hé"),
+        TurnEvent("delta", ""),
+        TurnEvent("delta", " 🌍 line\nbreak"),
+        TurnEvent("mode", '{"type":"mode","value":"answer_question"}'),
+        TurnEvent("delta", "{not json}"),
+        TurnEvent("reasoning", '{"type":"reasoning","value":"hmm"}'),
+        TurnEvent("message", '{"type":"message","value":{}}'),
     ]
     packed = PackedEvents(events)
     assert len(packed) == len(events)
@@ -22,7 +23,7 @@ def test_packed_events_read_back_as_recorded() -> None:
     assert packed[2:] == events[2:]
     assert packed[len(events):] == []
     assert packed[-1] == events[-1]
-    assert isinstance(packed[1], str) and isinstance(packed[4], EncodedEvent)
+    assert [event.type for event in packed] == [event.type for event in events]
     with pytest.raises(IndexError):
         packed[len(events)]
     assert list(PackedEvents([])) == []
@@ -36,7 +37,7 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
 
     from burr_streaming_chatbot.events import ErrorEvent, ErrorValue, MessageEvent
     from burr_streaming_chatbot.sqlite_store import SQLiteStore
-    from burr_streaming_chatbot.turns import Turns, new_token
+    from burr_streaming_chatbot.turns import TurnRunner, new_token
 
     store = SQLiteStore(tmp_path, "here:1:x")
     await store.open()
@@ -49,7 +50,7 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
         await finish(project_id, app_id, token, last)
 
     store.finish = finish_and_look  # type: ignore[method-assign]
-    turns = Turns(grace_s=1, store=store, publish_s=0.002)
+    turns = TurnRunner(grace_s=1, store=store, publish_s=0.002)
     ends = [
         MessageEvent.model_validate({"value": {
             "item": {"content": "ab", "role": "assistant"}, "mode": "unknown", "model": "m",
@@ -58,10 +59,10 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
     ]
     for number, end in enumerate(ends):
         async def events():  # type: ignore[no-untyped-def]
-            yield "a"
+            yield TurnEvent("delta", "a")
             await asyncio.sleep(0.02)
-            yield "b"
-            yield end
+            yield TurnEvent("delta", "b")
+            yield TurnEvent.of(end)
             await asyncio.sleep(0.05)  # the keeper ticks many times before the turn ends
 
         app_id = f"c{number}"
@@ -71,9 +72,10 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
         assert turn.task is not None
         await turn.task
         # Published before the end: some of the deltas, never the last event.
-        assert seen_at_finish[-1] in (["a"], ["a", "b"])
+        deltas = [TurnEvent("delta", "a"), TurnEvent("delta", "b")]
+        assert seen_at_finish[-1] in (deltas[:1], deltas)
         stored = [e for batch in await store.events("p", token, 0) for e in batch.events]
-        assert stored[:2] == ["a", "b"] and len(stored) == 3 and (await store.current("p", app_id)).done
+        assert stored == [*deltas, TurnEvent.of(end)] and (await store.current("p", app_id)).done
     await turns.stop_all()
     await store.aclose()
 
@@ -86,14 +88,14 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
 
     from burr_streaming_chatbot.events import ActionEvent, ActionValue
     from burr_streaming_chatbot.graph import ANSWER_COMPLETE
-    from burr_streaming_chatbot.turns import LiveTurn
+    from burr_streaming_chatbot.turns import LocalTurn
 
     async def answer(saving: asyncio.Event, saved: list[str], cut: bool):  # type: ignore[no-untyped-def]
-        # An ActionEvent past `prompt`, as run_turn yields it: the turn then knows the prompt
-        # is saved and a stop cancels at once (a pre-encoded event would leave it pending).
-        yield ActionEvent(value=ActionValue(action="answer_question", sequence_id=3))
+        # An action past `prompt`: the turn then knows the prompt is saved and a stop cancels
+        # at once (before it, a stop waits for the prompt's save).
+        yield TurnEvent.of(ActionEvent(value=ActionValue(action="answer_question", sequence_id=3)))
         try:
-            yield "some text"
+            yield TurnEvent("delta", "some text")
             if cut:
                 await asyncio.sleep(10)  # the model streams on, until a stop cancels this
                 saved.append("not cut")
@@ -104,11 +106,11 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
         saving.set()
         await asyncio.sleep(0.05)  # the save, which a cancel would cut
         saved.append("answer")
-        yield EncodedEvent('{"type":"message","value":{}}')
+        yield TurnEvent("message", '{"type":"message","value":{}}')
 
     for cut in (False, True):
         saving, saved = asyncio.Event(), []
-        turn = LiveTurn(("p", "c"), grace_s=1)
+        turn = LocalTurn(("p", "c"), grace_s=1)
         turn.start(answer(saving, saved, cut), lambda _: None)
         if cut:
             await asyncio.sleep(0.02)
@@ -117,7 +119,7 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
         assert turn.stop() is False and turn.stop() is False  # then nothing left to stop
         await asyncio.wait_for(turn.task, 5)  # type: ignore[arg-type]  (a cut answer ends at once)
         assert saved == (["cut", "answer"] if cut else ["answer"]), cut
-        assert '"message"' in turn.events[-1].data  # type: ignore[union-attr]
+        assert turn.events[-1].type == "message"
 
 
 async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() -> None:
@@ -127,27 +129,27 @@ async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() ->
     import asyncio
 
     from burr_streaming_chatbot.events import MessageEvent
-    from burr_streaming_chatbot.turns import LiveTurn
+    from burr_streaming_chatbot.turns import LocalTurn
 
     recording = asyncio.Event()
     recorded = asyncio.Event()
 
-    async def before_end(_: LiveTurn) -> None:
+    async def before_end(_: LocalTurn) -> None:
         recording.set()
         await asyncio.sleep(0.1)
         recorded.set()
 
     async def events():  # type: ignore[no-untyped-def]
-        yield "text"
-        yield MessageEvent.model_validate({"value": {
+        yield TurnEvent("delta", "text")
+        yield TurnEvent.of(MessageEvent.model_validate({"value": {
             "item": {"content": "text", "role": "assistant"}, "mode": "unknown", "model": "m",
-            "ttft_ms": None, "deltas": 1, "sequence_id": 3, "path": []}})
+            "ttft_ms": None, "deltas": 1, "sequence_id": 3, "path": []}}))
 
-    turn = LiveTurn(("p", "c"), grace_s=1)
+    turn = LocalTurn(("p", "c"), grace_s=1)
     turn.start(events(), lambda _: None, before_end)
     await recording.wait()
     got = []
     async for _, batch in turn.follow(0):
         got.append((recorded.is_set(), list(batch)))
-    assert got[0] == (False, ["text"])  # what came before the end, at once
-    assert got[-1][0] is True and '"message"' in got[-1][1][-1].data  # the end, only once recorded
+    assert got[0] == (False, [TurnEvent("delta", "text")])  # what came before the end, at once
+    assert got[-1][0] is True and got[-1][1][-1].type == "message"  # the end, only once recorded

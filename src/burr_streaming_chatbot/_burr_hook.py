@@ -53,12 +53,14 @@ def find_spec(name, path=None, target=None):  # type: ignore[no-untyped-def]
             if getattr(finder, "__name__", "") == "PathFinder":
                 spec = finder.find_spec(name, path, target)
                 if spec is not None and spec.loader is not None:
-                    spec.loader = _MountingLoader(spec.loader)
+                    # (a Loader by duck typing: importing importlib.abc would slow every startup)
+                    spec.loader = _MountingLoader(spec.loader)  # type: ignore[assignment]
                 return spec
         raise LookupError("no PathFinder on sys.meta_path")
     except Exception:
-        _log_failure("Could not hook into %s: Burr's server starts without the registered demos",
-                     name)
+        _log_failure(
+            "Could not hook into %s: Burr's server starts without the registered demos", name
+        )
     return None
 
 

@@ -75,7 +75,11 @@ async def change_blocks(
         for branch in branches:
             if branch.app_id not in known:
                 known.add(branch.app_id)
-                value = {"app_id": branch.app_id, "parent": branch.parent, "fork_at": branch.fork_at}
+                value = {
+                    "app_id": branch.app_id,
+                    "parent": branch.parent,
+                    "fork_at": branch.fork_at,
+                }
                 blocks.append(_block(ConversationChange(type="branch_created", value=value)))
         if blocks:
             yield b"".join(blocks)

@@ -8,7 +8,8 @@ import threading
 import time
 import urllib.request
 import webbrowser
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 PAGE = "/demos/streaming-chatbot/"
 
@@ -68,8 +69,12 @@ def registered_demos() -> dict:
     demos, failures = load_demos()
     return {
         "demos": [
-            {"name": d.name, "title": d.title, "description": d.description,
-             "api_prefix": d.api_prefix}
+            {
+                "name": d.name,
+                "title": d.title,
+                "description": d.description,
+                "api_prefix": d.api_prefix,
+            }
             for d in demos
         ],
         "failed": [asdict(failure) for failure in failures],

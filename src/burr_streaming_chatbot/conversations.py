@@ -18,17 +18,17 @@ every stream's next delta 40 to 70 ms with a few hundred conversations in memory
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from burr.core import Application, ApplicationBuilder, State
 from burr.core.graph import Graph
 from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
-from .events import BranchTree, ConversationSummary
+from .events import BranchTree, ConversationSummary, TurnEvent
 from .graph import TERMINAL_ACTIONS
 from .persistence import BRANCH, HISTORY, SEQUENCE, ChatTrackingClient, SaveAfter
 from .settings import Settings
@@ -98,14 +98,16 @@ class Conversations:
             storage_dir=str(self.settings.storage_dir),
             recent_messages=self.settings.tracked_messages,
         )
-        save = SaveAfter(persister, SAVED_AFTER, self.store.partition_key(project_id), saved.sequence_id)
+        save = SaveAfter(
+            persister, SAVED_AFTER, self.store.partition_key(project_id), saved.sequence_id
+        )
         return await (
             ApplicationBuilder()
             .with_graph(self.graph)
             .with_state(state)
             .with_entrypoint("prompt")  # a turn always starts at `prompt`
             .with_hooks(save)
-            .with_tracker(tracker)
+            .with_tracker(tracker)  # type: ignore[arg-type]  # (Burr names another SyncTrackingClient)
             .with_identifiers(app_id=app_id, sequence_id=saved.sequence_id)
             .abuild()
         )
@@ -149,7 +151,9 @@ class Conversations:
             "parent_sequence_id": parent_sequence_id,
             "created": time.time(),
         }
-        fork_point = ForkPoint(partition_key, State({HISTORY: kept, BRANCH: branch}), parent_sequence_id)
+        fork_point = ForkPoint(
+            partition_key, State({HISTORY: kept, BRANCH: branch}), parent_sequence_id
+        )
         tracker = ChatTrackingClient(
             project=project_id,
             storage_dir=str(self.settings.storage_dir),
@@ -164,16 +168,21 @@ class Conversations:
                 default_state={HISTORY: []},
                 default_entrypoint="prompt",
                 fork_from_app_id=app_id,
-                fork_from_partition_key=partition_key,
-                fork_from_sequence_id=parent_sequence_id,
+                fork_from_partition_key=partition_key,  # type: ignore[arg-type]  # (None: Burr's default)
+                fork_from_sequence_id=parent_sequence_id,  # type: ignore[arg-type]  # (None: the latest)
             )
-            .with_identifiers(app_id=branch_id, partition_key=partition_key)
-            .with_tracker(tracker)
+            .with_identifiers(app_id=branch_id, partition_key=partition_key)  # type: ignore[arg-type]
+            .with_tracker(tracker)  # type: ignore[arg-type]  # (Burr names another SyncTrackingClient)
             .abuild()
         )
         try:
             await persister.save(
-                partition_key, branch_id, fork_point.sequence_id, "prompt", app.state, "completed",
+                partition_key,
+                branch_id,
+                fork_point.sequence_id,
+                "prompt",
+                app.state,
+                "completed",
                 expected_sequence_id=None,
             )
         finally:
@@ -236,23 +245,21 @@ class Conversations:
         self._saved.clear()
 
 
-def partial_answer(events: list[Any]) -> Optional[dict[str, Any]]:
+def partial_answer(events: Sequence[TurnEvent]) -> Optional[dict[str, Any]]:
     """The answer a turn's recorded events had streamed, marked ``interrupted``; None when it
     streamed no text or ended (its end was saved by the step that sent it)."""
     pieces: list[str] = []
     thoughts: list[str] = []
     mode = "unknown"
     for event in events:
-        if isinstance(event, str):
-            pieces.append(event)
-            continue
-        data = json.loads(event.data)
-        if data["type"] in ("message", "error"):
+        if event.type == "delta":
+            pieces.append(event.data)
+        elif event.is_last:
             return None
-        if data["type"] == "mode":
-            mode = data["value"]
-        elif data["type"] == "reasoning":
-            thoughts.append(data["value"])
+        elif event.type == "mode":
+            mode = event.parsed()["value"]
+        elif event.type == "reasoning":
+            thoughts.append(event.parsed()["value"])
     if not pieces:
         return None
     item = {
@@ -278,7 +285,9 @@ class ForkPoint(AsyncBaseStateLoader):
     project's persisters keep only the latest state row, and the messages, which is enough to
     rebuild it)."""
 
-    def __init__(self, partition_key: str, state: State, sequence_id: Optional[int]) -> None:
+    def __init__(
+        self, partition_key: Optional[str], state: State, sequence_id: Optional[int]
+    ) -> None:
         self.partition_key = partition_key
         self.state = state
         self.sequence_id = -1 if sequence_id is None else sequence_id
@@ -286,11 +295,15 @@ class ForkPoint(AsyncBaseStateLoader):
         (-1 for a branch of no messages, which starts at 0 as a new conversation does)."""
 
     async def load(
-        self, partition_key: str, app_id: Optional[str], sequence_id: Optional[int] = None, **kwargs: Any
+        self,
+        partition_key: str,
+        app_id: Optional[str],
+        sequence_id: Optional[int] = None,
+        **kwargs: Any,
     ) -> Optional[PersistedStateData]:
         """The state at the fork point, whatever is asked (Burr asks for the parent's)."""
         return PersistedStateData(
-            partition_key=self.partition_key,
+            partition_key=self.partition_key,  # type: ignore[typeddict-item]  # (None as Burr's)
             app_id=app_id or "",
             sequence_id=self.sequence_id,
             position="prompt",

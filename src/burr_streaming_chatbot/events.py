@@ -8,11 +8,9 @@ types are additions that older clients ignore.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
-
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """Compact JSON as the wire carries it (``json.dumps`` with these options builds an encoder on
@@ -28,6 +26,7 @@ class WireModel(BaseModel):
     """Base of the models the server sends: every field is always present on the wire."""
 
     model_config = ConfigDict(json_schema_extra=_all_fields_required)
+
 
 Mode = Literal["answer_question", "generate_poem", "generate_code", "unknown"]
 MODES: tuple[str, ...] = ("answer_question", "generate_poem", "generate_code", "unknown")
@@ -176,23 +175,67 @@ class ErrorEvent(WireModel):
     value: ErrorValue
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """An event already serialized as JSON (its shape is one of the :data:`ChatEvent` models):
-    how a turn keeps its events, so each is serialized once whoever reads it, and a finished
-    turn kept for late readers holds one small object per event, not a tree of models."""
+EventType = Literal["chat_history", "action", "mode", "reasoning", "delta", "message", "error"]
+EVENT_TYPES: tuple[EventType, ...] = (
+    "chat_history",
+    "action",
+    "mode",
+    "reasoning",
+    "delta",
+    "message",
+    "error",
+)
+LAST_TYPES = frozenset({"message", "error"})
+"""The types of a turn's last event: one of them ends every turn."""
 
+
+class TurnEvent(NamedTuple):
+    """One event of a turn: the one type a turn's events have, from the state machine through
+    the store to every encoder.
+
+    ``data`` is a delta's text (the most frequent event, so it is never wrapped in JSON until
+    an encoder writes it) or, for every other type, the event's JSON as the native stream sends
+    it (one of the :data:`ChatEvent` models, serialized once whoever reads it; a finished turn
+    kept for late readers holds one small object per event, not a tree of models).
+    """
+
+    type: EventType
     data: str
 
     @classmethod
-    def of(cls, event: BaseModel) -> "EncodedEvent":
-        """``event`` serialized."""
-        return cls(event.model_dump_json())
+    def of(cls, event: ChatEvent) -> TurnEvent:
+        """A model of the wire contract, serialized (a :class:`DeltaEvent` as its text)."""
+        if isinstance(event, DeltaEvent):
+            return cls("delta", event.value)
+        return cls(event.type, event.model_dump_json())
+
+    @property
+    def is_last(self) -> bool:
+        """True for a ``message`` or an ``error``: the turn's last event."""
+        return self.type in LAST_TYPES
+
+    def parsed(self) -> dict[str, Any]:
+        """The native event as a dict (``type``, ``value``, ...); a delta's built from its text."""
+        if self.type == "delta":
+            return {"type": "delta", "value": self.data}
+        return json.loads(self.data)
+
+    def json(self) -> str:
+        """The native event's JSON (a delta's written as a :class:`DeltaEvent`)."""
+        if self.type == "delta":
+            return '{"type":"delta","value":' + encode_json(self.data) + "}"
+        return self.data
 
 
 ChatEvent = Annotated[
     Union[
-        ChatHistoryEvent, ActionEvent, ModeEvent, ReasoningEvent, DeltaEvent, MessageEvent, ErrorEvent
+        ChatHistoryEvent,
+        ActionEvent,
+        ModeEvent,
+        ReasoningEvent,
+        DeltaEvent,
+        MessageEvent,
+        ErrorEvent,
     ],
     Field(discriminator="type"),
 ]
@@ -238,7 +281,8 @@ class ConversationSummary(WireModel):
     updated_at: Optional[str] = None
     title: Optional[str] = Field(default=None, description="The first user message, shortened.")
     root: Optional[str] = Field(
-        default=None, description="The conversation at the root of this branch's tree (null for a root)."
+        default=None,
+        description="The conversation at the root of this branch's tree (null for a root).",
     )
     parent: Optional[str] = Field(
         default=None, description="The conversation this branch was forked from (null for a root)."

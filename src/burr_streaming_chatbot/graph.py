@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextvars import ContextVar
-from typing import AsyncGenerator, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from burr.core import State, default, when
 from burr.core.action import action, streaming_action
@@ -20,7 +21,9 @@ from .llm import ChatModel, Thought, UpstreamError, Usage
 
 StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
 
-ANSWER_COMPLETE: ContextVar[Optional[Callable[[], None]]] = ContextVar("answer_complete", default=None)
+ANSWER_COMPLETE: ContextVar[Optional[Callable[[], None]]] = ContextVar(
+    "answer_complete", default=None
+)
 """Called (in the task running the turn) once the answer is whole, or cut by a stop: from then
 on a stop has nothing left to cut, and must not cancel the step that saves the answer."""
 
@@ -29,6 +32,7 @@ def _answer_complete() -> None:
     callback = ANSWER_COMPLETE.get()
     if callback is not None:
         callback()
+
 
 ANSWER_MODES = ("answer_question", "generate_poem", "generate_code")
 TERMINAL_ACTIONS = (*ANSWER_MODES, "prompt_for_more", "unsafe_response")
@@ -135,7 +139,7 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
         _uncancel()
         error = UpstreamError("stopped", "The answer was stopped.", retryable=True)
     _answer_complete()  # (no await since the last piece or the stop: nothing can cut in)
-    item = {
+    item: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(pieces),
         "type": "code" if mode == "generate_code" else "text",
@@ -147,7 +151,11 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
     result: dict = {"response": item, "usage": usage.as_dict() if usage is not None else None}
     if error is not None:
         item["interrupted"] = True
-        result["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable}
+        result["error"] = {
+            "code": error.code,
+            "message": error.message,
+            "retryable": error.retryable,
+        }
     yield result, _finish(state, item)
 
 

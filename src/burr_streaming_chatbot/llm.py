@@ -11,9 +11,9 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Protocol, Union
 
 import httpx
 import openai
@@ -265,8 +265,11 @@ def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
     if error:
         message = error.get("message") if isinstance(error, Mapping) else None
         raise openai.APIError(
-            message=message if isinstance(message, str) and message else "An error occurred "
-            "during streaming", request=response.request, body=error,
+            message=message
+            if isinstance(message, str) and message
+            else "An error occurred during streaming",
+            request=response.request,
+            body=error,
         )
     choices = chunk.get("choices")
     if choices:

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Collection
 from typing import Any, Optional
 
-from burr.core import State
+from burr.core import Action, State
 from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
 from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel, PointerModel
@@ -79,7 +79,10 @@ def messages_to_append(
     if len(history) < stored_messages:
         raise ConflictError(f"conversation {app_id} has messages this state does not")
     return [
-        (index, encode_message(message if SEQUENCE in message else {**message, SEQUENCE: sequence_id}))
+        (
+            index,
+            encode_message(message if SEQUENCE in message else {**message, SEQUENCE: sequence_id}),
+        )
         for index, message in enumerate(history[stored_messages:], start=stored_messages)
     ]
 
@@ -152,7 +155,9 @@ def _write_whole(path: str, text: str) -> None:
 class ChatTrackingClient(LocalTrackingClient):
     """Burr's local tracker, logging the last ``recent_messages`` of the history after each step."""
 
-    def post_application_create(self, *, app_id: str, partition_key: Optional[str], **kwargs: Any) -> None:
+    def post_application_create(
+        self, *, app_id: str, partition_key: Optional[str], **kwargs: Any
+    ) -> None:
         """Write ``graph.json`` from a copy made once per process (Burr's tracker reads the
         source of every action again for each new conversation), then let Burr do the rest."""
         folder = os.path.join(self.storage_dir, app_id)
@@ -163,7 +168,9 @@ class ChatTrackingClient(LocalTrackingClient):
             if key not in _GRAPHS:
                 if len(_GRAPHS) >= 16:  # graphs are built once; this only guards the memory
                     _GRAPHS.clear()
-                _GRAPHS[key] = json.dumps(ApplicationModel.from_application_graph(graph).model_dump())
+                _GRAPHS[key] = json.dumps(
+                    ApplicationModel.from_application_graph(graph).model_dump()
+                )
             self._ensure_dir_structure(app_id)
             _write_whole(graph_path, _GRAPHS[key])
             metadata_path = os.path.join(folder, self.METADATA_FILENAME)
@@ -197,10 +204,25 @@ class ChatTrackingClient(LocalTrackingClient):
             self.f.close()
             self.f = None
 
-    def post_run_step(self, *, state: State, **kwargs: Any) -> None:
+    def post_run_step(
+        self,
+        state: State,
+        action: Action,
+        result: Optional[dict],
+        sequence_id: int,
+        exception: Exception,
+        **kwargs: Any,
+    ) -> None:
         """Log the step with the history cut to its last messages (and its full length)."""
         history = state.get(HISTORY)
         if isinstance(history, list) and len(history) > self.recent_messages:
             recent = history[-self.recent_messages :] if self.recent_messages else []
             state = state.merge(State({HISTORY: recent, LENGTH: len(history)}))  # shallow
-        super().post_run_step(state=state, **kwargs)
+        super().post_run_step(
+            state=state,
+            action=action,
+            result=result,
+            sequence_id=sequence_id,
+            exception=exception,
+            **kwargs,
+        )

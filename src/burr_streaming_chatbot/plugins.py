@@ -98,8 +98,10 @@ def as_demo(obj: Any) -> Demo:
             raise TypeError(f"{obj!r} returned {type(made).__name__}, not a demo")
         return as_demo(made)
     else:
-        raise TypeError(f"expected a demo (an object or mapping with name, title, api_prefix, "
-                        f"create_router), got {type(obj).__name__}")
+        raise TypeError(
+            f"expected a demo (an object or mapping with name, title, api_prefix, "
+            f"create_router), got {type(obj).__name__}"
+        )
     unknown = sorted(set(fields) - set(Demo.__dataclass_fields__))
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}")
@@ -173,7 +175,7 @@ class _RunOnce:
         self.state = "idle"  # idle, starting, running, failed
         self.started: Optional[asyncio.Event] = None
         self.error: Optional[BaseException] = None
-        self.task: Optional["asyncio.Task[None]"] = None
+        self.task: Optional[asyncio.Task[None]] = None
 
     @asynccontextmanager
     async def hosted(self, app: Any) -> AsyncIterator[Any]:
@@ -203,8 +205,9 @@ class _RunOnce:
 
     async def _run(self, app: Any) -> None:
         assert self.started is not None
-        logger.info("Starting the lifespan of demo %r on its first request (no app lifespan ran)",
-                    self.name)
+        logger.info(
+            "Starting the lifespan of demo %r on its first request (no app lifespan ran)", self.name
+        )
         try:
             async with self.lifespan(app):
                 self.state = "running"
@@ -339,8 +342,13 @@ def _add_demos_api(app: FastAPI) -> None:
             "failed": [asdict(failure) for failure in app.state.burr_demo_failures],
         }
 
-    route = APIRoute(DEMOS_API, list_demos, methods=["GET"], tags=["demos"],
-                     summary="The demos loaded into this server, and the ones that failed")
+    route = APIRoute(
+        DEMOS_API,
+        list_demos,
+        methods=["GET"],
+        tags=["demos"],
+        summary="The demos loaded into this server, and the ones that failed",
+    )
     app.router.routes.insert(0, route)
 
 

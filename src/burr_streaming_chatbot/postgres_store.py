@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import asyncpg
 from burr.core import State
+from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
 
 from .events import ConversationSummary
@@ -35,11 +36,11 @@ from .persistence import (
 )
 from .store import (
     Batch,
-    conflicts_as,
     Lease,
     Store,
     StoreError,
     TurnRecord,
+    conflicts_as,
     owner_is_gone,
     pack_events,
     summary,
@@ -76,12 +77,17 @@ SUMMARIES = f"""
       ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
 """What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
+
 class ChatPostgresPersister(AsyncPostgreSQLPersister):
     """Burr's PostgreSQL persister, with the chat history stored once per message, one state
     row per conversation, and saves checked against what is stored (see :meth:`save`)."""
 
-    def __init__(self, pool: asyncpg.Pool, table_name: str = TABLE, serde_kwargs: Optional[dict] = None):
-        super().__init__(connection=None, pool=pool, table_name=table_name, serde_kwargs=serde_kwargs)
+    def __init__(
+        self, pool: asyncpg.Pool, table_name: str = TABLE, serde_kwargs: Optional[dict] = None
+    ):
+        super().__init__(
+            connection=None, pool=pool, table_name=table_name, serde_kwargs=serde_kwargs or {}
+        )
         self.messages_table = f"{table_name}_messages"
 
     def _partition(self, partition_key: Optional[str]) -> str:
@@ -151,7 +157,9 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
         with conflicts_as(app_id, asyncpg.UniqueViolationError):
             async with self.pool.acquire() as conn, conn.transaction():
                 # One save of a conversation at a time, wherever it runs.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id)
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id
+                )
                 stored = await conn.fetchrow(
                     f"""SELECT
                           (SELECT max(sequence_id) FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2),
@@ -161,7 +169,12 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     app_id,
                 )
                 appended = messages_to_append(
-                    app_id, history, stored[1], stored[0], kwargs.get("expected_sequence_id", UNCHECKED), sequence_id,
+                    app_id,
+                    history,
+                    stored[1],
+                    stored[0],
+                    kwargs.get("expected_sequence_id", UNCHECKED),
+                    sequence_id,
                 )
                 if appended:
                     await conn.executemany(
@@ -170,7 +183,9 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                         [(partition, app_id, index, message) for index, message in appended],
                     )
                 await conn.execute(
-                    f"DELETE FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2", partition, app_id
+                    f"DELETE FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2",
+                    partition,
+                    app_id,
                 )
                 await conn.execute(
                     f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
@@ -189,10 +204,13 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
         app_id: Optional[str],
         sequence_id: Optional[int] = None,
         **kwargs: Any,
-    ) -> Optional[dict]:
+    ) -> Optional[PersistedStateData]:
         """The conversation's latest state, with its history read back in order (one snapshot)."""
         partition = self._partition(partition_key)
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             row = await conn.fetchrow(
                 f"SELECT position, state, sequence_id, app_id, created_at, status FROM {self.table_name} "
                 "WHERE partition_key = $1 AND app_id = $2 ORDER BY sequence_id DESC LIMIT 1",
@@ -201,7 +219,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
             )
             if row is None:
                 return None
-            lean = State.deserialize(_json(row["state"]), **self.serde_kwargs)
+            lean: State = State.deserialize(_json(row["state"]), **self.serde_kwargs)
             history = None
             if LENGTH in lean:
                 history = await self._messages(conn, partition, app_id, lean[LENGTH])
@@ -223,7 +241,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
             return await self._messages(conn, self._partition(partition_key), app_id, limit)
 
     async def _messages(
-        self, conn: Any, partition: str, app_id: str, limit: Optional[int] = None
+        self, conn: Any, partition: str, app_id: Optional[str], limit: Optional[int] = None
     ) -> list[dict]:
         rows = await conn.fetch(
             f"SELECT message FROM {self.messages_table} WHERE partition_key = $1 AND app_id = $2 "
@@ -273,7 +291,13 @@ class PostgresStore(Store):
             self._persister = ChatPostgresPersister(self._pool)
             await self._persister.initialize()
             await self._listen()
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        except (
+            OSError,
+            asyncio.TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            ValueError,
+        ) as exc:
             await self.aclose()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(f"cannot use the PostgreSQL database at {where}: {reason}") from None
@@ -297,7 +321,12 @@ class PostgresStore(Store):
                 await asyncio.sleep(1.0)
                 try:
                     await self._listen()
-                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except (
+                    OSError,
+                    asyncio.TimeoutError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                ):
                     continue
                 logger.warning("Listening for PostgreSQL notifications again")
                 # Followers may have missed wake-ups while nobody listened.
@@ -389,7 +418,11 @@ class PostgresStore(Store):
                 WHERE {LEASES}.done OR {LEASES}.owner = $4
                 RETURNING (SELECT max(sequence_id) FROM {TABLE}
                             WHERE partition_key = $1 AND app_id = $2)""",
-            project_id, app_id, token, self.owner, lease_s,
+            project_id,
+            app_id,
+            token,
+            self.owner,
+            lease_s,
         )
         if taken:
             return Lease(sequence_id=taken[0][0], orphan=None)
@@ -397,7 +430,8 @@ class PostgresStore(Store):
             row = await conn.fetchrow(
                 f"""SELECT token, owner, done, expires_at < clock_timestamp() AS expired
                     FROM {LEASES} WHERE project_id = $1 AND app_id = $2 FOR UPDATE""",
-                project_id, app_id,
+                project_id,
+                app_id,
             )
             if row is None:  # (rows are never deleted; stay correct if one is)
                 return await self.acquire(project_id, app_id, token, lease_s)
@@ -412,11 +446,16 @@ class PostgresStore(Store):
                       expires_at = clock_timestamp() + $5 * interval '1 second',
                       done = FALSE, stop = FALSE, finished_at = NULL, watched_at = NULL
                     WHERE project_id = $1 AND app_id = $2""",
-                project_id, app_id, token, self.owner, lease_s,
+                project_id,
+                app_id,
+                token,
+                self.owner,
+                lease_s,
             )
             sequence_id = await conn.fetchval(
                 f"SELECT max(sequence_id) FROM {TABLE} WHERE partition_key = $1 AND app_id = $2",
-                project_id, app_id,
+                project_id,
+                app_id,
             )
         return Lease(sequence_id=sequence_id, orphan=orphan)
 
@@ -424,7 +463,9 @@ class PostgresStore(Store):
         await self.pool.execute(
             f"""UPDATE {LEASES} SET expires_at = clock_timestamp() + $3 * interval '1 second'
                 WHERE owner = $1 AND NOT done AND token = ANY($2::text[])""",
-            self.owner, list(tokens), lease_s,
+            self.owner,
+            list(tokens),
+            lease_s,
         )
 
     async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
@@ -446,19 +487,20 @@ class PostgresStore(Store):
         # Delivered when the transaction commits, to every process listening.
         await conn.execute(
             "SELECT pg_notify($1, 'e:' || token) FROM unnest($2::text[]) AS token",
-            CHANNEL, sorted({row[0] for row in rows}),
+            CHANNEL,
+            sorted({row[0] for row in rows}),
         )
 
-    async def finish(
-        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
-    ) -> None:
+    async def finish(self, project_id: str, app_id: str, token: str, last: Optional[Batch]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             if last is not None:
                 await self._insert(conn, [(token, last)])
             await conn.execute(
                 f"""UPDATE {LEASES} SET done = TRUE, finished_at = clock_timestamp()
                     WHERE project_id = $1 AND app_id = $2 AND token = $3""",
-                project_id, app_id, token,
+                project_id,
+                app_id,
+                token,
             )
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"e:{token}")
 
@@ -467,7 +509,8 @@ class PostgresStore(Store):
             f"""SELECT token, owner, done, NOT done AND expires_at < clock_timestamp() AS expired,
                   EXTRACT(EPOCH FROM clock_timestamp() - finished_at)::float8 AS finished_ago
                 FROM {LEASES} WHERE project_id = $1 AND app_id = $2""",
-            project_id, app_id,
+            project_id,
+            app_id,
         )
         if row is None:
             return None
@@ -482,7 +525,8 @@ class PostgresStore(Store):
     async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
         rows = await self.pool.fetch(
             f"SELECT first, payload FROM {EVENTS} WHERE token = $1 AND last >= $2 ORDER BY first",
-            token, start,
+            token,
+            start,
         )
         return [Batch(row[0], unpack_events(row[1])) for row in rows]
 
@@ -490,7 +534,9 @@ class PostgresStore(Store):
         await self.pool.execute(
             f"""UPDATE {LEASES} SET watched_at = clock_timestamp()
                 WHERE project_id = $1 AND app_id = $2 AND token = $3""",
-            project_id, app_id, token,
+            project_id,
+            app_id,
+            token,
         )
 
     async def watched(self, project_id: str, app_id: str, token: str, within_s: float) -> bool:
@@ -499,7 +545,10 @@ class PostgresStore(Store):
                 f"""SELECT count(*) FROM {LEASES}
                     WHERE project_id = $1 AND app_id = $2 AND token = $3
                       AND watched_at >= clock_timestamp() - $4 * interval '1 second'""",
-                project_id, app_id, token, within_s,
+                project_id,
+                app_id,
+                token,
+                within_s,
             )
         )
 
@@ -509,7 +558,8 @@ class PostgresStore(Store):
                 f"""UPDATE {LEASES} SET stop = TRUE
                     WHERE project_id = $1 AND app_id = $2 AND NOT done
                       AND expires_at >= clock_timestamp()""",
-                project_id, app_id,
+                project_id,
+                app_id,
             )
             if status.endswith(" 0"):
                 return False
@@ -519,7 +569,8 @@ class PostgresStore(Store):
     async def stop_requests(self, project_id: str) -> list[str]:
         rows = await self.pool.fetch(
             f"SELECT token FROM {LEASES} WHERE project_id = $1 AND owner = $2 AND NOT done AND stop",
-            project_id, self.owner,
+            project_id,
+            self.owner,
         )
         return [row[0] for row in rows]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from burr.core import State
+from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
 
 from .events import ConversationSummary
@@ -36,11 +37,11 @@ from .persistence import (
 )
 from .store import (
     Batch,
-    conflicts_as,
     Lease,
     Store,
     StoreError,
     TurnRecord,
+    conflicts_as,
     owner_is_gone,
     pack_events,
     summary,
@@ -70,12 +71,15 @@ SUMMARIES = f"""
       ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
 """What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
+
 class ChatStatePersister(AsyncSQLitePersister):
     """Burr's SQLite persister, with the chat history stored once per message and one state
     row per conversation; saves are checked against what is stored (see :meth:`save`)."""
 
-    def __init__(self, connection: Any, table_name: str = TABLE, serde_kwargs: Optional[dict] = None):
-        super().__init__(connection, table_name, serde_kwargs)
+    def __init__(
+        self, connection: Any, table_name: str = TABLE, serde_kwargs: Optional[dict] = None
+    ):
+        super().__init__(connection, table_name, serde_kwargs or {})
         self.messages_table = f"{table_name}_messages"
         self.lock = asyncio.Lock()
         """Held for each use of the connection: the conversations of a project share it, and
@@ -83,7 +87,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         another's save; sqlite3 refuses a statement while another is half-read)."""
 
     @classmethod
-    async def open(cls, path: Path, table_name: str = TABLE) -> "ChatStatePersister":
+    async def open(cls, path: Path, table_name: str = TABLE) -> ChatStatePersister:
         """A persister on its own connection to ``path`` (created if missing), in WAL mode, with
         transactions begun explicitly (never implicitly by the driver)."""
         persister = await cls.from_values(
@@ -196,7 +200,12 @@ class ChatStatePersister(AsyncSQLitePersister):
                     (partition, app_id),
                 )  # type: ignore[misc]
                 appended = messages_to_append(
-                    app_id, history, stored, stored_id, kwargs.get("expected_sequence_id", UNCHECKED), sequence_id,
+                    app_id,
+                    history,
+                    stored,
+                    stored_id,
+                    kwargs.get("expected_sequence_id", UNCHECKED),
+                    sequence_id,
                 )
                 if appended:
                     await self.connection.executemany(
@@ -205,12 +214,20 @@ class ChatStatePersister(AsyncSQLitePersister):
                         [(partition, app_id, index, message) for index, message in appended],
                     )
                 await self.connection.execute(
-                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?", (partition, app_id)
+                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
+                    (partition, app_id),
                 )
                 await self.connection.execute(
                     f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (partition, app_id, sequence_id, position, encode_message(lean.serialize(**self.serde_kwargs)), status),
+                    (
+                        partition,
+                        app_id,
+                        sequence_id,
+                        position,
+                        encode_message(lean.serialize(**self.serde_kwargs)),
+                        status,
+                    ),
                 )
 
     async def load(
@@ -219,7 +236,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         app_id: Optional[str],
         sequence_id: Optional[int] = None,
         **kwargs: Any,
-    ) -> Optional[dict]:
+    ) -> Optional[PersistedStateData]:
         """The conversation's latest state, with its history read back in order (one snapshot)."""
         async with self.transaction(write=False):
             loaded = await super().load(partition_key, app_id, sequence_id, **kwargs)
@@ -262,7 +279,9 @@ class SQLiteStore(Store):
         try:
             self.storage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the storage folder {self.storage_dir}: {exc}") from None
+            raise StoreError(
+                f"cannot create the storage folder {self.storage_dir}: {exc}"
+            ) from None
 
     async def aclose(self) -> None:
         for persister in self._persisters.values():
@@ -371,7 +390,9 @@ class SQLiteStore(Store):
                 await self._insert(db, rows[start : start + 500], ends_turn=False)
 
     @staticmethod
-    async def _insert(db: ChatStatePersister, rows: Sequence[tuple[str, Batch]], ends_turn: bool) -> None:
+    async def _insert(
+        db: ChatStatePersister, rows: Sequence[tuple[str, Batch]], ends_turn: bool
+    ) -> None:
         """One statement (one transaction, one hand-off to the connection's thread)."""
         await db.connection.execute(
             f"INSERT INTO {EVENTS} (token, first, last, payload, ends_turn) VALUES "
@@ -380,15 +401,16 @@ class SQLiteStore(Store):
                 value
                 for token, batch in rows
                 for value in (
-                    token, batch.first, batch.first + len(batch.events) - 1,
-                    pack_events(batch.events), int(ends_turn),
+                    token,
+                    batch.first,
+                    batch.first + len(batch.events) - 1,
+                    pack_events(batch.events),
+                    int(ends_turn),
                 )
             ],
         )
 
-    async def finish(
-        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
-    ) -> None:
+    async def finish(self, project_id: str, app_id: str, token: str, last: Optional[Batch]) -> None:
         db = await self.persister(project_id)
         async with db.lock:
             if last is not None and last.events:  # ends the lease too (the table's trigger)
@@ -457,7 +479,8 @@ class SQLiteStore(Store):
         db = await self.persister(project_id)
         async with db.lock:
             rows = await db.fetchall(
-                f"SELECT token FROM {LEASES} WHERE owner = ? AND done = 0 AND stop = 1", (self.owner,)
+                f"SELECT token FROM {LEASES} WHERE owner = ? AND done = 0 AND stop = 1",
+                (self.owner,),
             )
         return [row[0] for row in rows]
 

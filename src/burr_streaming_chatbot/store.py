@@ -27,17 +27,17 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
-from .events import ConversationSummary, EncodedEvent
+from .events import ConversationSummary, TurnEvent
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 Key = tuple[str, str]
 """A conversation: its project id and its app id."""
-Event = Union[str, EncodedEvent]
-"""A recorded event: a delta's text, or any other event serialized."""
+Event = TurnEvent
+"""A recorded event (the store keeps a turn's events as the turn made them)."""
 
 
 class StoreError(Exception):
@@ -151,18 +151,25 @@ def owner_is_gone(owner: str, me: str) -> bool:
 
 
 def pack_events(events: Sequence[Event]) -> str:
-    """A batch as one JSON array: a delta as its text, another event as ``[its JSON]``."""
-    return "[" + ",".join(
-        json.dumps(event, ensure_ascii=False)
-        if isinstance(event, str)
-        else "[" + json.dumps(event.data, ensure_ascii=False) + "]"
-        for event in events
-    ) + "]"
+    """A batch as one JSON array: a delta as its text, another event as ``[type, its JSON]``."""
+    return (
+        "["
+        + ",".join(
+            json.dumps(event.data, ensure_ascii=False)
+            if event.type == "delta"
+            else json.dumps(event, ensure_ascii=False)
+            for event in events
+        )
+        + "]"
+    )
 
 
 def unpack_events(payload: str) -> list[Event]:
     """What :func:`pack_events` packed."""
-    return [item if isinstance(item, str) else EncodedEvent(item[0]) for item in json.loads(payload)]
+    return [
+        TurnEvent("delta", item) if type(item) is str else TurnEvent(*item)
+        for item in json.loads(payload)
+    ]
 
 
 class Store(ABC):
@@ -224,9 +231,7 @@ class Store(ABC):
         """Append ``(turn token, batch)`` pairs to the event log, and wake followers."""
 
     @abstractmethod
-    async def finish(
-        self, project_id: str, app_id: str, token: str, last: Optional[Batch]
-    ) -> None:
+    async def finish(self, project_id: str, app_id: str, token: str, last: Optional[Batch]) -> None:
         """Publish a turn's last batch and end its lease in one transaction."""
 
     @abstractmethod
@@ -265,6 +270,7 @@ class Store(ABC):
     def on_stop_request(self, callback: Any) -> None:
         """Call ``callback(project_id, app_id)`` as soon as a stop request is made anywhere
         (engines with notifications; others are polled through :meth:`stop_requests`)."""
+        return None  # (engines without notifications: the owner polls)
 
     @property
     def notifies(self) -> bool:
@@ -272,7 +278,7 @@ class Store(ABC):
         return False
 
 
-def open_store(settings: "Settings") -> Store:
+def open_store(settings: Settings) -> Store:
     """The store for ``settings``: PostgreSQL when ``database_url`` is set, else SQLite."""
     owner = new_owner_id(settings.worker_name or machine_name())
     if settings.postgres_url:

@@ -1,6 +1,16 @@
-"""Live turns: each answer runs in its own task, apart from the HTTP request that started it.
+"""Turns as they run and are read: each answer runs in its own task, apart from the HTTP request
+that started it.
 
-Its events are kept in order, so any number of listeners can follow it, and a client whose
+A *turn* is one prompt and its answer. :mod:`.answering` says what a turn does (its events, as
+Burr runs the graph); this module runs it and lets clients read it:
+
+* :class:`LocalTurn`: a turn running (or just finished) in this process: its task and its events;
+* :class:`RemoteTurn`: a turn of another process, read from the store;
+* :data:`FollowedTurn`: either, as readers (the encoders) see them: ``follow``, ``event_id``;
+* :class:`TurnRunner`: this process's turns: starts them, finds one (here or in the store),
+  stops one (wherever it runs), and keeps their part of the store up to date.
+
+A turn's events are kept in order, so any number of listeners can follow it, and a client whose
 connection dropped can reattach and receive the rest exactly once (``Last-Event-ID``). When the
 last listener leaves, the turn is stopped after a short grace period (less than a second by
 default), which cancels the upstream request; a stopped answer keeps the text it had, marked
@@ -25,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
-from .events import ActionEvent, EncodedEvent, ErrorEvent, ErrorValue, MessageEvent
+from .events import EVENT_TYPES, ErrorEvent, ErrorValue, TurnEvent
 from .graph import ANSWER_COMPLETE
 from .store import Batch, Event, Key, Store, TurnRecord, is_store_error
 
@@ -70,13 +80,28 @@ def position_after(token: str, last_event_id: Optional[str]) -> int:
     return 0
 
 
-class LiveTurn:
+class LocalTurn:
     """One turn's task and its events, numbered from 0."""
 
     __slots__ = (
-        "key", "token", "events", "done", "ending", "failed", "finished_at", "listeners", "task",
-        "published", "_grace_s", "_on_idle", "_waiters", "_stop_timer", "_saving_prompt",
-        "_stop_pending", "_stop_sent", "_answered",
+        "_answered",
+        "_grace_s",
+        "_on_idle",
+        "_saving_prompt",
+        "_stop_pending",
+        "_stop_sent",
+        "_stop_timer",
+        "_waiters",
+        "done",
+        "ending",
+        "events",
+        "failed",
+        "finished_at",
+        "key",
+        "listeners",
+        "published",
+        "task",
+        "token",
     )
 
     def __init__(
@@ -84,12 +109,12 @@ class LiveTurn:
         key: Key,
         grace_s: float,
         token: Optional[str] = None,
-        on_idle: Optional[Callable[["LiveTurn"], None]] = None,
+        on_idle: Optional[Callable[["LocalTurn"], None]] = None,
     ) -> None:
         self.key = key
         self.token = token or new_token()
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
-        self.events: Sequence[Event] = []
+        self.events: Union[list[Event], PackedEvents] = []
         self.published = 0
         """How many of the events are in the store."""
         self.done = False
@@ -113,9 +138,9 @@ class LiveTurn:
 
     def start(
         self,
-        events: AsyncIterator[Any],
-        on_done: Callable[["LiveTurn"], None],
-        before_end: Optional[Callable[["LiveTurn"], Awaitable[None]]] = None,
+        events: AsyncIterator[TurnEvent],
+        on_done: Callable[["LocalTurn"], None],
+        before_end: Optional[Callable[["LocalTurn"], Awaitable[None]]] = None,
     ) -> None:
         """Run ``events`` in a task of its own, recording each event. ``before_end`` runs once
         the last event is recorded, before any listener is woken for it."""
@@ -132,16 +157,18 @@ class LiveTurn:
             except asyncio.CancelledError:
                 # Stopped before the answer began streaming: nothing partial to keep.
                 if not self.failed:
-                    self._append(ErrorEvent(value=STOPPED))
+                    self._append(TurnEvent.of(ErrorEvent(value=STOPPED)))
             except Exception:  # run_turn turns errors into events; this is a last resort
                 logger.exception("Turn %s/%s failed", *self.key)
-                self._append(ErrorEvent(value=INTERNAL))
+                self._append(TurnEvent.of(ErrorEvent(value=INTERNAL)))
             finally:
                 if before_end is not None:
                     try:
                         await asyncio.wait_for(asyncio.shield(before_end(self)), END_TIMEOUT_S)
                     except (Exception, asyncio.CancelledError):
-                        logger.warning("Turn %s/%s: could not record its end in the store", *self.key)
+                        logger.warning(
+                            "Turn %s/%s: could not record its end in the store", *self.key
+                        )
                 self.done = True
                 # A finished turn is kept a while for late readers: its events packed, no task.
                 self.events = PackedEvents(self.events)
@@ -153,14 +180,13 @@ class LiveTurn:
 
         self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
 
-    def _append(self, event: Any) -> None:
+    def _append(self, event: TurnEvent) -> None:
         """Record an event and wake the listeners; the last one (a ``message`` or an
         ``error``) wakes nobody until the store has recorded the turn's end (``before_end``)."""
-        if not isinstance(event, (str, EncodedEvent)):  # (a delta, the most frequent, is a str)
-            self.failed = self.failed or isinstance(event, ErrorEvent)
-            self.ending = isinstance(event, (MessageEvent, ErrorEvent))
-            event = EncodedEvent.of(event)
-        self.events.append(event)  # type: ignore[attr-defined]  (a list until the turn ends)
+        if event.type != "delta":  # (the most frequent: nothing else to look at)
+            self.failed = self.failed or event.type == "error"
+            self.ending = event.is_last
+        self.events.append(event)  # type: ignore[union-attr]  # (a list until the turn ends)
         if not self.ending:
             self._wake()
 
@@ -185,7 +211,7 @@ class LiveTurn:
 
     async def follow(
         self, start: int = 0, idle_s: Optional[float] = None
-    ) -> AsyncIterator[tuple[int, list[Any]]]:
+    ) -> AsyncIterator[tuple[int, list[Event]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends.
 
         Events that pile up while the listener is busy come as one batch, so a slow reader
@@ -287,21 +313,20 @@ class LiveTurn:
 
 
 class PackedEvents(Sequence[Event]):
-    """A finished turn's events in three flat objects: their texts end to end in one string,
-    where each ends, and which are deltas. Read back as they were recorded.
+    """A finished turn's events in three flat objects: their data end to end in one string,
+    where each ends, and each one's type. Read back as they were recorded.
 
     A server keeps a few hundred finished turns; as lists of event objects they were a good
     part of what every full garbage collection scans (every item is visited), packed they
     are three items each.
     """
 
-    __slots__ = ("_text", "_ends", "_deltas")
+    __slots__ = ("_ends", "_text", "_types")
 
     def __init__(self, events: Sequence[Event]) -> None:
-        texts = [event if isinstance(event, str) else event.data for event in events]
-        self._text = "".join(texts)
-        self._ends = array("Q", accumulate(map(len, texts)))
-        self._deltas = bytes(isinstance(event, str) for event in events)
+        self._text = "".join(event.data for event in events)
+        self._ends = array("Q", accumulate(len(event.data) for event in events))
+        self._types = bytes(_TYPE_CODES[event.type] for event in events)
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -318,7 +343,10 @@ class PackedEvents(Sequence[Event]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         text = self._text[self._ends[index - 1] if index else 0 : self._ends[index]]
-        return text if self._deltas[index] else EncodedEvent(text)
+        return TurnEvent(EVENT_TYPES[self._types[index]], text)
+
+
+_TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 
 
 class _IdleTimer:
@@ -330,7 +358,7 @@ class _IdleTimer:
     every turn.
     """
 
-    __slots__ = ("loop", "idle_s", "last_sent", "waiter", "handle")
+    __slots__ = ("handle", "idle_s", "last_sent", "loop", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, idle_s: Optional[float]) -> None:
         self.loop = loop
@@ -358,11 +386,11 @@ class _IdleTimer:
         self.waiter = None
 
 
-def _after_prompt(event: Any) -> bool:
+def _after_prompt(event: TurnEvent) -> bool:
     """True for the first event that follows the ``prompt`` step."""
-    return isinstance(event, ActionEvent) and event.value.action != "prompt" or isinstance(
-        event, ErrorEvent
-    )
+    if event.type == "action":
+        return event.parsed()["value"]["action"] != "prompt"
+    return event.type == "error"
 
 
 def record_ended(record: Optional[TurnRecord], token: str) -> bool:
@@ -373,7 +401,7 @@ def record_ended(record: Optional[TurnRecord], token: str) -> bool:
 class RemoteTurn:
     """A turn running (or just ended) in another process, followed through the store: what it
     published is replayed, then new batches are read as they are published (woken by the
-    store's notifications, or by polling). Same interface as :class:`LiveTurn` for readers."""
+    store's notifications, or by polling). Same interface as :class:`LocalTurn` for readers."""
 
     def __init__(self, store: Store, key: Key, record: TurnRecord, wait_s: float = 1.0) -> None:
         self.store = store
@@ -397,7 +425,7 @@ class RemoteTurn:
 
     async def follow(
         self, start: int = 0, idle_s: Optional[float] = None
-    ) -> AsyncIterator[tuple[int, list[Any]]]:
+    ) -> AsyncIterator[tuple[int, list[Event]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends;
         an empty batch after ``idle_s`` seconds without events. A turn whose process died
         (its lease expired unfinished) ends with a ``worker_lost`` error, and a store that
@@ -409,11 +437,11 @@ class RemoteTurn:
             if not is_store_error(exc):
                 raise
             logger.warning("Following %s/%s from the store failed: %s", *self.key, exc)
-            yield NO_ID, [EncodedEvent.of(ErrorEvent(value=STORAGE_UNAVAILABLE))]
+            yield NO_ID, [TurnEvent.of(ErrorEvent(value=STORAGE_UNAVAILABLE))]
 
     async def _follow(
         self, start: int, idle_s: Optional[float]
-    ) -> AsyncIterator[tuple[int, list[Any]]]:
+    ) -> AsyncIterator[tuple[int, list[Event]]]:
         loop = asyncio.get_running_loop()
         project_id, app_id = self.key
         index = start
@@ -437,7 +465,7 @@ class RemoteTurn:
                     last_sent = loop.time()
             if ended:
                 if record is not None and record.token == self.token and record.expired:
-                    yield NO_ID, [EncodedEvent.of(ErrorEvent(value=LOST))]
+                    yield NO_ID, [TurnEvent.of(ErrorEvent(value=LOST))]
                 return
             timeout = self.wait_s if idle_s is None else min(self.wait_s, idle_s)
             await self.store.wait(self.token, timeout)
@@ -447,7 +475,12 @@ class RemoteTurn:
             record = await self.store.current(project_id, app_id)
 
 
-class Turns:
+FollowedTurn = Union[LocalTurn, RemoteTurn]
+"""A turn as its readers see it, wherever it runs: ``running``, ``token``, ``position``,
+``event_id`` and ``follow``."""
+
+
+class TurnRunner:
     """The live turns of this process, one at most per conversation, plus recently finished
     ones; and their part in the store (see this module's description)."""
 
@@ -466,8 +499,8 @@ class Turns:
         self.publish_s = publish_s
         self.keep_finished_s = keep_finished_s
         self.keep_finished = keep_finished
-        self.live: dict[Key, LiveTurn] = {}
-        self.finished: OrderedDict[Key, LiveTurn] = OrderedDict()
+        self.live: dict[Key, LocalTurn] = {}
+        self.finished: OrderedDict[Key, LocalTurn] = OrderedDict()
         self._writing = asyncio.Lock()
         """Held for each write of event logs: a turn's batches go in order, never twice."""
         self._keeper: Optional[asyncio.Task] = None
@@ -480,10 +513,10 @@ class Turns:
         """True while a turn of this conversation is running in this process."""
         return key in self.live
 
-    def begin(self, key: Key, token: str, events: AsyncIterator[Any]) -> LiveTurn:
+    def begin(self, key: Key, token: str, events: AsyncIterator[TurnEvent]) -> LocalTurn:
         """Start a turn whose lease is taken; the caller checked :meth:`busy` without
         awaiting since."""
-        turn = LiveTurn(key, self.grace_s, token, self._idle)
+        turn = LocalTurn(key, self.grace_s, token, self._idle)
         self.live[key] = turn
         self.finished.pop(key, None)
         turn.start(events, self._finish, self._end_in_store)
@@ -491,7 +524,7 @@ class Turns:
             self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="turn keeper")
         return turn
 
-    def _finish(self, turn: LiveTurn) -> None:
+    def _finish(self, turn: LocalTurn) -> None:
         if self.live.get(turn.key) is turn:
             del self.live[turn.key]
         self.finished[turn.key] = turn
@@ -506,7 +539,7 @@ class Turns:
                 break
             self.finished.popitem(last=False)
 
-    async def find(self, key: Key) -> Optional[Union[LiveTurn, RemoteTurn]]:
+    async def find(self, key: Key) -> Optional[Union[LocalTurn, RemoteTurn]]:
         """The conversation's running turn, else its recently finished one, wherever it ran:
         from memory when it is this process's, else from the store."""
         self._prune()
@@ -543,16 +576,18 @@ class Turns:
             record = await self.store.current(*key)
         return True
 
-    def _idle(self, turn: LiveTurn) -> None:
+    def _idle(self, turn: LocalTurn) -> None:
         """The grace period after a turn's last listener here ended: stop it, unless a reader
         on another process followed it within that time."""
         task = asyncio.get_running_loop().create_task(self._stop_unless_watched(turn))
         self._asking.add(task)
         task.add_done_callback(self._asking.discard)
 
-    async def _stop_unless_watched(self, turn: LiveTurn) -> None:
+    async def _stop_unless_watched(self, turn: LocalTurn) -> None:
         within = self.grace_s + 2 * WATCH_S
-        watched = await self._guarded(self.store.watched(turn.key[0], turn.key[1], turn.token, within))
+        watched = await self._guarded(
+            self.store.watched(turn.key[0], turn.key[1], turn.token, within)
+        )
         if watched:
             turn.keep_going()
         else:
@@ -563,11 +598,15 @@ class Turns:
         if turn is not None:
             turn.stop()
 
-    async def _end_in_store(self, turn: LiveTurn) -> None:
+    async def _end_in_store(self, turn: LocalTurn) -> None:
         """Write a turn's last events and end its lease (before its last event is read)."""
         async with self._writing:
             events = turn.events
-            last = Batch(turn.published, list(events[turn.published :])) if len(events) > turn.published else None
+            last = (
+                Batch(turn.published, list(events[turn.published :]))
+                if len(events) > turn.published
+                else None
+            )
             await self.store.finish(turn.key[0], turn.key[1], turn.token, last)
             turn.published = len(events)
 
@@ -610,7 +649,7 @@ class Turns:
 
     async def _publish(self) -> None:
         async with self._writing:
-            projects: dict[str, list[tuple[LiveTurn, int]]] = {}
+            projects: dict[str, list[tuple[LocalTurn, int]]] = {}
             for turn in self.live.values():
                 # (an ending turn's last events go with the end of its lease, never before)
                 if not turn.ending and len(turn.events) > turn.published:

@@ -1,9 +1,9 @@
 """One turn, three wire protocols: each module here writes a turn's events in one protocol.
 
-A turn's events (see :mod:`..turns`) are each delta's text as a bare ``str`` and every other
-event as an :class:`~..events.EncodedEvent` of the native wire format. An encoder follows a
-turn (``turn.follow``) and turns each batch of events into its protocol's bytes, so stopping,
-reattaching, limits and persistence are the turn's, the same on every endpoint:
+A turn's events are :class:`~..events.TurnEvent` s (see :mod:`..answering` and :mod:`..turns`).
+An encoder follows a turn (``turn.follow``) and turns each batch of events into its protocol's
+bytes, so stopping, reattaching, limits and persistence are the turn's, the same on every
+endpoint:
 
 * :mod:`.native`: the post's format, ``data: {"type": ..., "value": ...}`` (with SSE ids and
   keepalives for clients that ask for ``text/event-stream``);
@@ -13,7 +13,6 @@ reattaching, limits and persistence are the turn's, the same on every endpoint:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,20 +22,20 @@ from ..store import Event
 
 def typed(batch: Sequence[Event]) -> Iterator[tuple[str, Any]]:
     """The events of a batch as ``(type, value)``, consecutive deltas joined into one
-    ``("delta", text)``; the other events' values parsed from their JSON (a handful per turn,
-    and one per network read while a model thinks)."""
+    ``("delta", text)``; the other events as their parsed JSON (a handful per turn, and one per
+    network read while a model thinks)."""
     index = 0
     while index < len(batch):
         event = batch[index]
-        if isinstance(event, str):
+        if event.type == "delta":
             end = index + 1
-            while end < len(batch) and isinstance(batch[end], str):
+            while end < len(batch) and batch[end].type == "delta":
                 end += 1
-            yield "delta", event if end == index + 1 else "".join(batch[index:end])  # type: ignore[arg-type]
+            text = event.data if end == index + 1 else "".join(e.data for e in batch[index:end])
+            yield "delta", text
             index = end
             continue
-        data = json.loads(event.data)
-        yield data["type"], data
+        yield event.type, event.parsed()
         index += 1
 
 
@@ -49,6 +48,8 @@ def data_block(event_type: str, **fields: Any) -> bytes:
         b'data: {"type":"'
         + event_type.encode()
         + b'"'
-        + b"".join(b',"' + name.encode() + b'":' + encode_json(v).encode() for name, v in fields.items())
+        + b"".join(
+            b',"' + name.encode() + b'":' + encode_json(v).encode() for name, v in fields.items()
+        )
         + b"}\n\n"
     )

@@ -49,7 +49,7 @@ from ..events import data_as_json_text, encode_json
 from ..graph import retries
 from ..sse import KEEPALIVE
 from ..store import Event
-from ..turns import LiveTurn, RemoteTurn
+from ..turns import FollowedTurn
 from . import data_block, typed
 
 AgUiEvent = Union[
@@ -80,6 +80,7 @@ class AgUiEventBlock(BaseModel):
     data: Annotated[AgUiEvent, Field(discriminator="type")]
 
     model_config = ConfigDict(json_schema_extra=data_as_json_text)
+
 
 _encoder = EventEncoder()
 
@@ -136,7 +137,9 @@ class AgUiRun:
                 self._end_thinking(out)
                 if not self.writing:
                     self.writing = True
-                    out.append(data_block("TEXT_MESSAGE_START", messageId=self.answer_id, role="assistant"))
+                    out.append(
+                        data_block("TEXT_MESSAGE_START", messageId=self.answer_id, role="assistant")
+                    )
                 # (data_block's bytes, its start made once per run: this is every delta)
                 out.append(self._content + encode_json(value).encode() + b"}\n\n")
             elif kind == "reasoning":
@@ -144,8 +147,12 @@ class AgUiRun:
                 if not self.thinking:
                     self.thinking = True
                     out.append(data_block("REASONING_START", messageId=rid))
-                    out.append(data_block("REASONING_MESSAGE_START", messageId=rid, role="reasoning"))
-                out.append(data_block("REASONING_MESSAGE_CONTENT", messageId=rid, delta=value["value"]))
+                    out.append(
+                        data_block("REASONING_MESSAGE_START", messageId=rid, role="reasoning")
+                    )
+                out.append(
+                    data_block("REASONING_MESSAGE_CONTENT", messageId=rid, delta=value["value"])
+                )
             elif kind == "chat_history":
                 out.append(self._snapshot(value["value"]))
             elif kind == "action":
@@ -247,7 +254,9 @@ def _messages(index: int, item: dict[str, Any]) -> list[Any]:
         return [UserMessage(id=message_id(index), content=item["content"])]
     messages: list[Any] = []
     if item.get("reasoning"):
-        messages.append(ReasoningMessage(id=message_id(index) + "-reasoning", content=item["reasoning"]))
+        messages.append(
+            ReasoningMessage(id=message_id(index) + "-reasoning", content=item["reasoning"])
+        )
     messages.append(AssistantMessage(id=message_id(index), content=item["content"]))
     return messages
 
@@ -264,9 +273,7 @@ def _bytes(events: list[Union[BaseEvent, bytes]]) -> bytes:
     return b"".join(e if isinstance(e, bytes) else _encoder.encode(e).encode() for e in events)
 
 
-async def run_blocks(
-    turn: Union[LiveTurn, RemoteTurn], run: AgUiRun, keepalive_s: float
-) -> AsyncIterator[bytes]:
+async def run_blocks(turn: FollowedTurn, run: AgUiRun, keepalive_s: float) -> AsyncIterator[bytes]:
     """A turn as an AG-UI run's SSE bytes, one write per batch (keepalive comments when idle)."""
     started = run.started()  # (written with the first batch: one write less)
     async for _, batch in turn.follow(0, idle_s=keepalive_s):

@@ -22,7 +22,7 @@ from ..events import ActionValue, ErrorValue, MessageValue, Mode, data_as_json_t
 from ..settings import ID_PATTERN
 from ..sse import KEEPALIVE
 from ..store import Event
-from ..turns import LiveTurn, RemoteTurn
+from ..turns import FollowedTurn
 from . import data_block, typed
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
@@ -165,8 +165,16 @@ class AbortChunk(_Chunk):
 
 UIMessageChunk = Annotated[
     Union[
-        StartChunk, StepChunk, ActionDataChunk, ModeDataChunk, PartChunk, DeltaChunk,
-        FinishChunk, ErrorDataChunk, ErrorChunk, AbortChunk,
+        StartChunk,
+        StepChunk,
+        ActionDataChunk,
+        ModeDataChunk,
+        PartChunk,
+        DeltaChunk,
+        FinishChunk,
+        ErrorDataChunk,
+        ErrorChunk,
+        AbortChunk,
     ],
     Field(discriminator="type"),
 ]
@@ -180,6 +188,7 @@ class UIMessageChunkBlock(BaseModel):
     data: UIMessageChunk
 
     model_config = ConfigDict(json_schema_extra=data_as_json_text)
+
 
 TEXT = "text"
 REASONING = "reasoning"
@@ -238,7 +247,11 @@ class UIMessageWriter:
     @staticmethod
     def text_delta(text: str) -> bytes:
         """A ``text-delta`` chunk."""
-        return b'data: {"type":"text-delta","id":"text","delta":' + encode_json(text).encode() + b"}\n\n"
+        return (
+            b'data: {"type":"text-delta","id":"text","delta":'
+            + encode_json(text).encode()
+            + b"}\n\n"
+        )
 
     def _open(self, out: list[Any], part: str) -> None:
         if self.open != part:
@@ -258,9 +271,7 @@ class UIMessageWriter:
             out.append(FINISH_STEP)
 
 
-async def message_blocks(
-    turn: Union[LiveTurn, RemoteTurn], keepalive_s: float
-) -> AsyncIterator[bytes]:
+async def message_blocks(turn: FollowedTurn, keepalive_s: float) -> AsyncIterator[bytes]:
     """A turn, from its start, as a UI message stream's SSE bytes, one write per batch
     (keepalive comments when idle)."""
     writer = UIMessageWriter(turn.token)

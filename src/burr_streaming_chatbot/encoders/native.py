@@ -4,15 +4,15 @@ has ``type`` and ``value`` (see :mod:`..events`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Optional, Union
+from typing import Optional
 
 from ..events import encode_json
 from ..sse import KEEPALIVE, encode_event
-from ..turns import LiveTurn, RemoteTurn
+from ..turns import FollowedTurn
 
 
 async def event_blocks(
-    turn: Union[LiveTurn, RemoteTurn], start: int, keepalive_s: float, with_ids: bool = True
+    turn: FollowedTurn, start: int, keepalive_s: float, with_ids: bool = True
 ) -> AsyncIterator[bytes]:
     """A turn's events as encoded SSE blocks, one write per batch: events that piled up while
     the client was busy go out together, and consecutive deltas among them as one ``delta``
@@ -31,11 +31,11 @@ async def event_blocks(
         index = 0
         while index < len(batch):
             event = batch[index]
-            if isinstance(event, str):  # a delta's text (see run_turn); else an EncodedEvent
+            if event.type == "delta":
                 end = index + 1
-                while end < len(batch) and isinstance(batch[end], str):
+                while end < len(batch) and batch[end].type == "delta":
                     end += 1
-                text = "".join(batch[index:end])
+                text = event.data if end == index + 1 else "".join(e.data for e in batch[index:end])
                 data = '{"type":"delta","value":' + encode_json(text) + "}"  # a DeltaEvent
                 blocks.append(encode_event(data, event_id(first + end - 1)))
                 index = end

@@ -1,0 +1,197 @@
+"""What a turn does: run the graph once for a prompt and describe it as events.
+
+:func:`turn_events` is the only producer of a turn's :class:`~.events.TurnEvent` s: the
+history, each Burr action as it starts, the mode, the model's thinking and text as they stream,
+and last one ``message`` or one ``error``. :mod:`.turns` runs it in a task of its own and
+records the events; :mod:`.encoders` write them in each wire protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from burr.core import Application
+
+from .conversations import Conversations
+from .events import (
+    ActionEvent,
+    ActionValue,
+    ErrorEvent,
+    ErrorValue,
+    MessageEvent,
+    MessageValue,
+    ModeEvent,
+    TurnEvent,
+    encode_json,
+)
+from .llm import UpstreamError
+from .store import ConflictError, is_store_error
+from .turns import INTERNAL, STORAGE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+CONFLICT = ErrorValue(
+    code="conflict",
+    message="Another server wrote this conversation meanwhile; nothing of this turn was saved "
+    "after that. Reload the conversation.",
+    retryable=True,
+)
+
+
+@dataclass
+class TurnRequest:
+    """What a turn answers: the conversation (its Burr application, leased for this turn), the
+    prompt, how many messages the client has already, and when the request began."""
+
+    project_id: str
+    app_id: str
+    app: Application
+    prompt: str
+    history_after: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+async def turn_events(
+    request: TurnRequest, conversations: Conversations
+) -> AsyncIterator[TurnEvent]:
+    """Run one turn of the state machine and describe it as events, the last a ``message`` or
+    an ``error`` (every failure becomes one; nothing is raised but a cancellation).
+
+    It runs in its own task (see :mod:`.turns`), which ends, and so frees the conversation for
+    its next prompt, as soon as the last event is recorded, before any client reads it.
+    """
+    app = request.app
+    completed = False
+    try:
+        async for event in _graph_events(request, app):
+            yield event
+        completed = True
+    except UpstreamError as exc:
+        yield _error(ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
+    except ConflictError:
+        yield _error(CONFLICT)
+    except Exception as exc:
+        if is_store_error(exc):
+            logger.warning(
+                "Turn in %s/%s: the store failed: %s", request.project_id, request.app_id, exc
+            )
+            yield _error(STORAGE_UNAVAILABLE)
+        else:
+            logger.exception("Turn failed in %s/%s", request.project_id, request.app_id)
+            yield _error(INTERNAL)
+    finally:
+        # An unfinished turn (failed, or cancelled because the client went away) leaves the
+        # persisted state as the truth: the next turn reloads it.
+        conversations.finish(request.project_id, request.app_id, app, completed)
+
+
+async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator[TurnEvent]:
+    """The turn's events up to its end; raises what the state machine raised."""
+    inputs = {"prompt": request.prompt}
+    if _next_action(app).name != "prompt":
+        # The last turn failed or stopped mid-graph: the state persisted by its last completed
+        # step would resume there (and ignore this prompt). Every turn starts at `prompt`.
+        app.reset_to_entrypoint()
+    yield history_event(app.state.get("chat_history", []), request.history_after)
+    path: list[str] = []
+    while True:
+        next_action = _next_action(app)
+        path.append(next_action.name)
+        action = ActionValue(action=next_action.name, sequence_id=_next_sequence_id(app))
+        yield TurnEvent.of(ActionEvent(value=action))
+        if not next_action.streaming:
+            ran, result, _ = await app.astep(inputs=inputs)  # type: ignore[misc]  # (never None: no halt)
+            if ran.name == "decide_mode" and result is not None:
+                yield TurnEvent.of(ModeEvent(value=result["mode"]))
+            continue
+        _, container = await app.astream_result(halt_after=[next_action.name], inputs=inputs)
+        first: Optional[float] = None
+        deltas = 0
+        async for item in container:
+            delta = item.get("delta")
+            if delta is None:  # the model's thinking
+                yield reasoning_event(item["reasoning"])
+                continue
+            if first is None:
+                first = time.perf_counter()
+            deltas += 1
+            yield TurnEvent("delta", delta)
+        result, _ = await container.get()
+        break
+    if result is None:  # (a streaming action always has a result; its type does not say so)
+        raise RuntimeError(f"{path[-1]} ended without a result")
+    if result.get("error"):
+        # The partial answer is persisted, marked interrupted; the turn still failed.
+        yield _error(ErrorValue(**result["error"]))
+        return
+    response = result["response"]
+    yield TurnEvent.of(
+        MessageEvent(
+            value=MessageValue(
+                item=response,
+                mode=response.get("mode", "unknown"),
+                model=response.get("model", ""),
+                ttft_ms=None if first is None else round((first - request.started) * 1000, 2),
+                deltas=deltas,
+                sequence_id=_sequence_id(app),
+                path=path,
+                usage=result.get("usage"),
+            )
+        )
+    )
+
+
+def _error(value: ErrorValue) -> TurnEvent:
+    return TurnEvent.of(ErrorEvent(value=value))
+
+
+def reasoning_event(text: str) -> TurnEvent:
+    """A :class:`~.events.ReasoningEvent`, serialized without pydantic (there is one per
+    network read while a model thinks)."""
+    return TurnEvent("reasoning", '{"type":"reasoning","value":' + encode_json(text) + "}")
+
+
+def history_event(history: list[dict[str, Any]], after: int = 0) -> TurnEvent:
+    """The ``chat_history`` event (a :class:`~.events.ChatHistoryEvent`) with the messages from
+    index ``after`` on, serialized straight from the stored messages: they were validated when
+    written, and a long conversation has thousands, which pydantic would take ~100 ms to
+    validate again on every turn (and a client that has them need not receive them again)."""
+    start = min(after, len(history))
+    items = [
+        {
+            "content": item["content"],
+            "type": item.get("type", "text"),
+            "role": item["role"],
+            "mode": item.get("mode"),
+            "model": item.get("model"),
+            "interrupted": item.get("interrupted", False),
+            "reasoning": item.get("reasoning"),
+        }
+        for item in history[start:]
+    ]
+    value = encode_json(items)
+    if not after:  # the event as Burr's example sends it
+        return TurnEvent("chat_history", '{"type":"chat_history","value":' + value + "}")
+    return TurnEvent("chat_history", f'{{"type":"chat_history","value":{value},"start":{start}}}')
+
+
+def _next_action(app: Application) -> Any:
+    """The action Burr runs next (there is always one: every action leads somewhere)."""
+    action = app.get_next_action()
+    if action is None:
+        raise RuntimeError("the graph has no next action")
+    return action
+
+
+def _sequence_id(app: Application) -> int:
+    """The sequence id of the step Burr ran last (-1 before the first)."""
+    return -1 if app.sequence_id is None else app.sequence_id
+
+
+def _next_sequence_id(app: Application) -> int:
+    """The sequence id Burr will give the step about to run."""
+    return _sequence_id(app) + 1

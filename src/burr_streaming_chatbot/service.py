@@ -1,0 +1,366 @@
+"""``ChatService``: everything the chatbot does, without HTTP.
+
+The endpoints of :mod:`.router` parse a request, call one method here and pick an encoder for
+the answer; everything else is here, and can be built and driven from a test or a script
+without a server::
+
+    service = ChatService(Settings(offline=True))
+    await service.open()
+    turn = await service.start_turn("demo", "chat-1", "What is Burr?")
+    async for first, events in turn.follow():
+        ...
+    await service.close()
+
+A request the service does not carry out raises a :class:`Refused` subclass. They are
+``HTTPException`` s with the status that says why, so FastAPI answers them as they are, and
+nothing has been written when one is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal, Optional
+
+from fastapi import HTTPException, status
+
+from .answering import TurnRequest, turn_events
+from .changes import change_blocks
+from .conversations import Conversations
+from .events import (
+    BranchTree,
+    ConversationSummary,
+    GraphInfo,
+    GraphTransition,
+    ModelInfo,
+    ServerStatus,
+)
+from .graph import build_graph
+from .llm import OFFLINE_HELP, ChatModel, create_chat_model
+from .settings import Settings
+from .store import Key, StoreError, is_store_error, open_store
+from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
+
+logger = logging.getLogger(__name__)
+
+IfBusy = Literal["reject", "interrupt", "enqueue"]
+"""What a prompt does when an answer is already streaming in its conversation."""
+MAX_QUEUED = 3
+"""Prompts that may wait for one conversation in one process (``if_busy="enqueue"``)."""
+QUEUE_WAIT_S = 300.0
+"""The longest a queued prompt waits for the answers before it (then :class:`Busy`)."""
+
+
+class Refused(HTTPException):
+    """A request the service did not carry out; nothing was written. ``status_code`` and
+    ``detail`` say why, as an HTTP answer would."""
+
+    code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str, headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(self.code, detail, headers)
+
+
+class Invalid(Refused):
+    """A bad prompt, id or body (422)."""
+
+    code = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+class NotFound(Refused):
+    """No such conversation, or no answer to follow (404)."""
+
+    code = status.HTTP_404_NOT_FOUND
+
+
+class Busy(Refused):
+    """An answer is already streaming in the conversation, here or in another process (409)."""
+
+    code = status.HTTP_409_CONFLICT
+
+    def __init__(
+        self,
+        detail: str = "A reply is already streaming in this conversation; wait for it or stop it.",
+    ) -> None:
+        super().__init__(detail)
+
+
+class Unavailable(Refused):
+    """The server is full, or the store failed; try again (503 with ``Retry-After``)."""
+
+    code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+@contextlib.contextmanager
+def unavailable_when_the_store_fails() -> Iterator[None]:
+    """Turn a failure of the store into :class:`Unavailable` (the reason is logged, not
+    sent); anything else goes through as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        logger.warning("The store failed: %s", exc)
+        raise Unavailable("The conversation store is unavailable; try again soon.") from None
+
+
+class ChatService:
+    """The chatbot of one process: its model, its graph (built once, shared by every
+    conversation), its store, its conversations and its running turns.
+
+    :meth:`open` before use and :meth:`close` after (the router's lifespan does both).
+    """
+
+    def __init__(
+        self, settings: Optional[Settings] = None, llm: Optional[ChatModel] = None
+    ) -> None:
+        self.settings = settings or Settings()
+        self.llm = llm or create_chat_model(self.settings)
+        self.graph = build_graph(self.llm)
+        self.store = open_store(self.settings)
+        self.turns = TurnRunner(
+            grace_s=self.settings.resume_grace_s,
+            store=self.store,
+            lease_s=self.settings.lease_s,
+            publish_s=self.settings.publish_interval_s,
+        )
+        self.conversations = Conversations(self.graph, self.settings, self.store)
+        self._starting: set[Key] = set()
+        """Conversations whose turn is being set up in this process (lease, state)."""
+        self._queued: dict[Key, int] = {}
+        """Prompts of this process waiting for their conversation (``if_busy="enqueue"``)."""
+        self._queue_locks: dict[Key, asyncio.Lock] = {}
+
+    async def open(self) -> None:
+        """Connect to the store and create its schema; raises :class:`~.store.StoreError`
+        (logged in one line) when that fails."""
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            logger.error("burr-streaming-chatbot cannot start: %s", exc)
+            raise
+
+    async def close(self) -> None:
+        """Stop the running answers (they keep their text, marked interrupted), then close the
+        store and the model's HTTP client."""
+        await self.turns.stop_all()
+        self.conversations.clear()
+        await self.store.aclose()
+        await self.llm.aclose()
+
+    # What the server is
+
+    def model_info(self) -> ModelInfo:
+        """Which models answer, and whether it is the offline demo model."""
+        return ModelInfo(
+            offline=self.llm.offline,
+            router_model=self.llm.router_name,
+            answer_model=self.llm.answer_name,
+            base_url=self.llm.base_url,
+            project_id=self.settings.project_id,
+            help=OFFLINE_HELP if self.llm.offline else None,
+        )
+
+    def graph_info(self) -> GraphInfo:
+        """The Burr state machine every conversation runs."""
+        return GraphInfo(
+            entrypoint="prompt",
+            actions=[a.name for a in self.graph.actions],
+            streaming_actions=[a.name for a in self.graph.actions if a.streaming],
+            transitions=[
+                GraphTransition(source=t.from_.name, target=t.to.name, condition=t.condition.name)
+                for t in self.graph.transitions
+            ],
+        )
+
+    def status(self) -> ServerStatus:
+        """What this process holds right now."""
+        return ServerStatus(
+            streaming=len(self.turns.live),
+            listeners=sum(turn.listeners for turn in self.turns.live.values()),
+            cached_conversations=self.conversations.cached,
+            max_streams=self.settings.max_streams,
+            tasks=len(asyncio.all_tasks()),
+            frozen_objects=gc.get_freeze_count(),
+        )
+
+    # Conversations
+
+    async def conversation_list(self, project_id: str) -> list[ConversationSummary]:
+        """The project's conversations, newest first."""
+        return await self.conversations.list(project_id)
+
+    async def create(self, project_id: str, app_id: str) -> str:
+        """Create (or load) a conversation; Burr's tracker records it. Returns its id."""
+        app = await self.conversations.application(project_id, app_id)
+        busy = self.turns.busy((project_id, app_id))
+        self.conversations.finish(project_id, app_id, app, completed=not busy)
+        return app_id
+
+    async def history(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
+        """The conversation's messages (empty when it does not exist)."""
+        return await self.conversations.history(project_id, app_id)
+
+    async def fork(self, project_id: str, app_id: str, at: int) -> str:
+        """A new branch of the conversation with its first ``at`` messages (Burr's fork);
+        returns the branch's id. :class:`NotFound`, or :class:`Invalid` for an ``at`` past
+        the end."""
+        try:
+            with unavailable_when_the_store_fails():
+                return await self.conversations.fork(project_id, app_id, at)
+        except IndexError:  # (before LookupError, which it is)
+            raise Invalid(f"at={at} is beyond the conversation's messages.") from None
+        except LookupError:
+            raise NotFound("No such conversation.") from None
+
+    async def branches(self, project_id: str, app_id: str) -> BranchTree:
+        """The tree of branches the conversation belongs to; :class:`NotFound` if none."""
+        try:
+            with unavailable_when_the_store_fails():
+                return await self.conversations.tree(project_id, app_id)
+        except LookupError:
+            raise NotFound("No such conversation.") from None
+
+    async def changes(self, project_id: str, app_id: str) -> AsyncIterator[bytes]:
+        """The conversation's changes made by any tab or process, as SSE blocks, until the
+        reader goes away (see :mod:`.changes`)."""
+        try:
+            root = (await self.branches(project_id, app_id)).root
+        except NotFound:
+            root = app_id  # (not saved yet: its first prompt will be a change)
+        return change_blocks(self.store, project_id, app_id, root, self.settings.keepalive_s)
+
+    # Turns
+
+    def checked_prompt(self, text: str) -> str:
+        """``text`` if it may be sent to the model, else :class:`Invalid`."""
+        if not text.strip():
+            raise Invalid("The prompt is blank.")
+        limit = self.settings.max_prompt_chars
+        if len(text) > limit:
+            raise Invalid(f"The prompt has {len(text)} characters; the limit is {limit}.")
+        return text
+
+    async def start_turn(
+        self,
+        project_id: str,
+        app_id: str,
+        prompt: str,
+        history_after: int = 0,
+        if_busy: IfBusy = "reject",
+    ) -> LocalTurn:
+        """Start answering ``prompt`` in a task of its own and return the turn (follow it for
+        its events). While an answer streams in the conversation, anywhere: ``reject`` raises
+        :class:`Busy`, ``interrupt`` stops it (keeping its text, marked interrupted) first,
+        ``enqueue`` waits for it (at most :data:`MAX_QUEUED` waiting, then :class:`Busy`).
+        :class:`Unavailable` when the server is full or the store fails; :class:`Invalid` for
+        a bad prompt. Nothing is written before the turn starts."""
+        prompt = self.checked_prompt(prompt)
+        if if_busy == "interrupt":
+            return await self._start_interrupting(project_id, app_id, prompt, history_after)
+        if if_busy == "enqueue":
+            return await self._start_when_free(project_id, app_id, prompt, history_after)
+        return await self._start(project_id, app_id, prompt, history_after)
+
+    async def find_turn(self, project_id: str, app_id: str) -> Optional[FollowedTurn]:
+        """The conversation's running answer, else its recently finished one, wherever it ran
+        (None when there is neither)."""
+        with unavailable_when_the_store_fails():
+            return await self.turns.find((project_id, app_id))
+
+    async def stop_turn(self, project_id: str, app_id: str) -> bool:
+        """Stop the answer streaming in the conversation, wherever it runs; its text so far is
+        kept, marked interrupted. False when nothing was streaming."""
+        with unavailable_when_the_store_fails():
+            return await self.turns.stop((project_id, app_id))
+
+    async def _start(
+        self, project_id: str, app_id: str, prompt: str, history_after: int
+    ) -> LocalTurn:
+        key = (project_id, app_id)
+        self._check_free(key)
+        self._starting.add(key)  # (this process's other requests: checked in memory)
+        token = new_token()
+        try:
+            with unavailable_when_the_store_fails():
+                lease = await self.store.acquire(project_id, app_id, token, self.settings.lease_s)
+                if lease is None:  # answering in another process
+                    raise Busy()
+                try:
+                    app = await self.conversations.application(project_id, app_id, lease)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # (free the conversation again)
+                        await self.store.finish(project_id, app_id, token, None)
+                    raise
+        finally:
+            self._starting.discard(key)
+        self.conversations.running(project_id, app_id, app)
+        request = TurnRequest(project_id, app_id, app, prompt, history_after)
+        return self.turns.begin(key, token, turn_events(request, self.conversations))
+
+    def _check_free(self, key: Key) -> None:
+        if self.turns.busy(key) or key in self._starting:
+            raise Busy()
+        limit = self.settings.max_streams
+        if len(self.turns.live) + len(self._starting) >= limit:
+            raise Unavailable(f"The server is answering {limit} prompts already; try again soon.")
+
+    async def _start_interrupting(
+        self, project_id: str, app_id: str, prompt: str, history_after: int
+    ) -> LocalTurn:
+        for _ in range(3):  # (another prompt may take the conversation between stop and start)
+            try:
+                return await self._start(project_id, app_id, prompt, history_after)
+            except Busy:
+                pass
+            await self.stop_turn(
+                project_id, app_id
+            )  # (waits until the stopped turn recorded its end)
+        raise Busy()
+
+    async def _start_when_free(
+        self, project_id: str, app_id: str, prompt: str, history_after: int
+    ) -> LocalTurn:
+        key = (project_id, app_id)
+        if self._queued.get(key, 0) >= MAX_QUEUED:
+            raise Busy(
+                f"{MAX_QUEUED} prompts are already waiting in this conversation; try again later."
+            )
+        self._queued[key] = self._queued.get(key, 0) + 1
+        line = self._queue_locks.setdefault(
+            key, asyncio.Lock()
+        )  # (FIFO: first queued, first answered)
+        try:
+            async with line:
+                deadline = time.monotonic() + QUEUE_WAIT_S
+                while True:
+                    try:
+                        return await self._start(project_id, app_id, prompt, history_after)
+                    except Busy:
+                        if time.monotonic() > deadline:
+                            raise
+                    await self._wait_until_free(key)
+        finally:
+            self._queued[key] -= 1
+            if not self._queued[key]:
+                del self._queued[key]
+                self._queue_locks.pop(key, None)
+
+    async def _wait_until_free(self, key: Key) -> None:
+        turn = self.turns.live.get(key)
+        if turn is not None and turn.task is not None:
+            await asyncio.wait([turn.task], timeout=QUEUE_WAIT_S)
+            return
+        with unavailable_when_the_store_fails():
+            record = await self.store.current(*key)
+            if record is not None and not (record.done or record.expired):
+                await self.store.wait(record.token, 0.1)
+            else:
+                await asyncio.sleep(0.02)  # (being set up here or elsewhere: look again soon)
