@@ -81,6 +81,12 @@ def registered_demos() -> dict:
     }
 
 
+SHUTDOWN_GRACE_S = 5.0
+"""At a stop, how long uvicorn waits for open requests before it cancels them and runs the
+shutdown (which saves the answers still streaming, marked interrupted): a page keeps its
+``GET /events`` stream open, so without a limit the server would wait for every tab to close."""
+
+
 def serve(host: str, port: int, open_browser: bool = True) -> None:
     """Serve Burr's UI app with every registered demo mounted; blocks until stopped."""
     import uvicorn
@@ -93,7 +99,7 @@ def serve(host: str, port: int, open_browser: bool = True) -> None:
     if open_browser:
         url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"
         threading.Thread(target=_open_when_ready, args=(url,), daemon=True).start()
-    uvicorn.run(run.app, host=host, port=port)
+    uvicorn.run(run.app, host=host, port=port, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def _open_when_ready(url: str, timeout_s: float = 60.0) -> None:

@@ -1,0 +1,94 @@
+"""A stop (SIGTERM) with pages open: the server exits by itself, and the answer that was
+streaming is saved, marked interrupted, with the prompt that asked for it."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import API, PROJECT, start_server
+
+pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies, exited and not yet reaped, do not
+    count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "kind, extra",
+    [
+        ("cli", {}),  # burr-streaming-chatbot sets uvicorn's graceful-shutdown limit itself
+        ("burr", {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "5"}),  # plain burr: uvicorn's setting
+    ],
+)
+def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
+    tmp_path: Path, upstream, kind: str, extra: dict[str, str]
+) -> None:
+    upstream.control(delay_ms=100, tokens=400)  # an answer that would take 40 s
+    server = start_server(kind, tmp_path, upstream, f"shutdown-{kind}", **extra)
+    app_id = f"shutdown-{kind}"
+    deltas: list[str] = []
+    started = threading.Event()
+
+    def open_page() -> None:  # what a tab holds open: the conversation's change stream
+        with httpx.Client(base_url=server.url, timeout=None) as client:
+            try:
+                with client.stream("GET", f"{API}/events/{PROJECT}/{app_id}") as response:
+                    for _ in response.iter_bytes():
+                        pass
+            except httpx.HTTPError:
+                pass
+
+    def answer() -> None:
+        with httpx.Client(base_url=server.url, timeout=None) as client:
+            try:
+                with client.stream(
+                    "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Tell me a story?"}
+                ) as response:
+                    for line in response.iter_lines():
+                        if '"type":"delta"' in line:
+                            deltas.append(line)
+                            started.set()
+            except httpx.HTTPError:
+                pass
+
+    threads = [threading.Thread(target=open_page, daemon=True), threading.Thread(target=answer, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert started.wait(30), server.log()
+        process = server.process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGTERM)  # (the group: burr runs uvicorn as a child)
+        deadline = time.monotonic() + 60  # a server that waits for the page never exits
+        while process.poll() is None or group_alive(process.pid):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not exit with a page open:\n{server.log()}")
+            time.sleep(0.1)
+    finally:
+        server.close()
+
+    assert deltas, "no answer streamed before the stop"
+    upstream.control(delay_ms=0)
+    again = start_server("cli", tmp_path, upstream, f"shutdown-{kind}-again")
+    try:
+        history = again.history(app_id)
+    finally:
+        again.close()
+    assert [m["role"] for m in history] == ["user", "assistant"], history
+    assert history[0]["content"] == "Tell me a story?"
+    assert history[1]["interrupted"] is True and history[1]["content"], history
