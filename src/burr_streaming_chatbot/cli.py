@@ -81,7 +81,7 @@ def registered_demos() -> dict:
     }
 
 
-SHUTDOWN_GRACE_S = 5.0
+SHUTDOWN_GRACE_S = 5
 """At a stop, how long uvicorn waits for open requests before it cancels them and runs the
 shutdown (which saves the answers still streaming, marked interrupted): a page keeps its
 ``GET /events`` stream open, so without a limit the server would wait for every tab to close."""
