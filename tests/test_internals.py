@@ -83,3 +83,26 @@ def test_a_request_reads_its_body_from_underscore_body() -> None:
     request = Request({"type": "http", "method": "POST", "headers": []}, receive)
     request._body = b'{"prompt": "x"}'
     assert asyncio.run(request.body()) == b'{"prompt": "x"}'
+
+
+def test_the_burr_server_parts_the_demo_host_relies_on() -> None:
+    """plugins.py wraps ``create_burr_ui_app`` and ``mount_burr_ui`` in Burr's server module,
+    wraps its catch-all page route (``BURR_PAGE_ROUTE``, an endpoint called with the request and
+    the rest of the path, answering HTML with a ``</head>``), and finds the sidebar's "Demos"
+    list by the links to Burr's built-in demos (``BUILT_IN_DEMOS``) in Burr's built page."""
+    from burr.tracking.server import run
+    from fastapi.routing import APIRoute
+
+    from burr_streaming_chatbot.plugins import BUILT_IN_DEMOS, BURR_PAGE_ROUTE
+
+    assert callable(run.create_burr_ui_app) and callable(run.mount_burr_ui)
+    assert "parent_app" in inspect.signature(run.mount_burr_ui).parameters
+    app = run.create_burr_ui_app(serve_static=True)
+    pages = [r for r in app.router.routes if isinstance(r, APIRoute) and r.path == BURR_PAGE_ROUTE]
+    assert len(pages) == 1
+    assert len(inspect.signature(pages[0].endpoint).parameters) == 2
+    build = Path(run.__file__).parent / "build"
+    assert "</head>" in (build / "index.html").read_text()
+    bundle = "".join(p.read_text(errors="replace") for p in (build / "assets").glob("*.js"))
+    missing = [name for name in BUILT_IN_DEMOS if f'/demos/{name}"' not in bundle]
+    assert not missing, f"Burr's sidebar no longer links to {missing}"
