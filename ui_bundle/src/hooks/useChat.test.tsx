@@ -745,6 +745,31 @@ describe('useChat, a conversation open in two tabs', () => {
     expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2', 'Live answer'])
   })
 
+  it("follows another tab's answer whose chat_history starts at that tab's history_after", async () => {
+    const events = controlledStream()
+    const replay = controlledStream()
+    const { fetch, calls } = fakeFetch({
+      'GET /history/proj/old': () => jsonResponse([user('Q'), answer('A'), user('Q2')]),
+      'GET /events/proj/old': () => events.response,
+      'GET /stream/proj/old': () => replay.response,
+    })
+    const { result } = setup(fetch, { appId: 'old', isNew: false, live: false })
+    await waitFor(() => expect(calls.some((c) => c.path === '/stream/proj/old')).toBe(true))
+    await act(async () => {
+      // The other tab had Q and A, and asked for the history from message 1 on.
+      replay.push({ type: 'chat_history', value: [answer('A')], start: 1 }, 'other.0')
+      replay.push({ type: 'delta', value: 'Live ' }, 'other.6')
+    })
+    await waitFor(() => expect(result.current.streamingText).toBe('Live '))
+    expect(result.current.status).toBe('streaming')
+    await act(async () => {
+      replay.push(message('Live answer'), 'other.8')
+      replay.close()
+    })
+    await waitFor(() => expect(result.current.status).toBe('idle'))
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A', 'Q2', 'Live answer'])
+  })
+
   it('asks GET /stream again while it still serves the turn before the one announced', async () => {
     const events = controlledStream()
     const live = controlledStream()

@@ -258,7 +258,9 @@ export function useChat(options: UseChatOptions): UseChat {
           knownTurns.current.add(turn)
         }
         if (replay.mode === 'probing') {
-          const before = event.type === 'chat_history' ? event.value.length : -1
+          // The messages before the turn: the event carries those from `start` on when the turn
+          // was started by a tab that asked only for what it lacked (history_after).
+          const before = event.type === 'chat_history' ? (event.start ?? 0) + event.value.length : -1
           if (busy.current || before < 0 || history.length > before + 1) {
             replay.mode = 'quiet'
           } else {
