@@ -746,11 +746,9 @@ describe('useChat, a conversation open in two tabs', () => {
   })
 
   it("follows another tab's answer whose chat_history starts at that tab's history_after", async () => {
-    const events = controlledStream()
     const replay = controlledStream()
     const { fetch, calls } = fakeFetch({
       'GET /history/proj/old': () => jsonResponse([user('Q'), answer('A'), user('Q2')]),
-      'GET /events/proj/old': () => events.response,
       'GET /stream/proj/old': () => replay.response,
     })
     const { result } = setup(fetch, { appId: 'old', isNew: false, live: false })
