@@ -65,6 +65,11 @@ def test_the_database_going_away_mid_answer_ends_it_with_an_error_and_loses_noth
         # Meanwhile, requests get a clear 503 and the server stays up.
         response = server.client.post(f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Hello?"})
         assert response.status_code == 503 and "store is unavailable" in response.json()["detail"]
+        for method, path in [("POST", f"create/{PROJECT}/new-{app_id}"), ("GET", f"history/{PROJECT}/{app_id}"),
+                             ("GET", f"conversations/{PROJECT}"), ("POST", f"stop/{PROJECT}/{app_id}")]:
+            response = server.client.request(method, f"{API}/{path}")
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "1" and "store is unavailable" in response.json()["detail"]
         assert "Traceback" not in server.log()
 
         cluster.resume()

@@ -2,6 +2,7 @@
 requests. (The servers' tests show the same through the API; these pin each rule down.)"""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.postgres_store import PostgresStore
-from burr_streaming_chatbot.sqlite_store import SQLiteStore
+from burr_streaming_chatbot.sqlite_store import SQLiteStore, state_db_path
 from burr_streaming_chatbot.store import Batch, Store, owner_is_gone, pack_events, unpack_events
 
 PROJECT = "store_test"
@@ -120,3 +121,26 @@ def test_only_a_gone_process_of_the_same_machine_is_gone() -> None:
     assert owner_is_gone("here:999999999:x", "here:1:y")  # no such pid here
     assert not owner_is_gone(f"here:{os.getppid()}:x", "here:1:y")  # runs
     assert not owner_is_gone("there:999999999:x", "here:1:y")  # another machine: wait
+
+
+async def test_a_new_sqlite_file_opens_while_another_process_holds_a_lock_on_it(tmp_path: Path) -> None:
+    """Two processes opening a new project's file at once: the first's lock makes SQLite refuse
+    the second's switch to WAL at once ("database is locked", its busy timeout unused). The
+    second waits for the lock instead (this answered a 500 to one create in twenty)."""
+    path = state_db_path(tmp_path, PROJECT)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, mid-write
+    other.execute("CREATE TABLE other_process (x)")
+    other.execute("BEGIN IMMEDIATE")
+    store = SQLiteStore(tmp_path, "machine-a:1:x")
+    await store.open()
+    try:
+        opening = asyncio.create_task(store.sequence_id(PROJECT, "c"))
+        await asyncio.sleep(0.3)
+        assert not opening.done()  # waiting for the lock, not failed
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(opening, 10) is None
+        with sqlite3.connect(path) as reader:
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        other.close()
+        await store.aclose()

@@ -53,6 +53,11 @@ TURN_REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 """The answers of an endpoint that starts a turn, when it does not."""
 
+STORE_FAILED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The conversation store failed; nothing was written. See Retry-After."}
+}
+"""The answer of an endpoint that reads or writes the store, when the store fails."""
+
 
 def create_router(
     settings: Optional[Settings] = None,
@@ -132,17 +137,23 @@ def create_router(
         """What the server holds right now: running answers, listeners, cached conversations."""
         return service.status()
 
-    @router.get("/conversations/{project_id}", response_model=list[ConversationSummary])
+    @router.get(
+        "/conversations/{project_id}",
+        response_model=list[ConversationSummary],
+        responses=STORE_FAILED,
+    )
     async def list_conversations(project_id: ProjectId) -> list[ConversationSummary]:
         """The project's conversations, newest first."""
         return await service.conversation_list(project_id)
 
-    @router.post("/create/{project_id}/{app_id}", response_model=str)
+    @router.post("/create/{project_id}/{app_id}", response_model=str, responses=STORE_FAILED)
     async def create_conversation(project_id: ProjectId, app_id: AppId) -> str:
         """Create (or load) a conversation; Burr's tracker records it. Returns the app id."""
         return await service.create(project_id, app_id)
 
-    @router.get("/history/{project_id}/{app_id}", response_model=list[ChatItem])
+    @router.get(
+        "/history/{project_id}/{app_id}", response_model=list[ChatItem], responses=STORE_FAILED
+    )
     async def chat_history(project_id: ProjectId, app_id: AppId) -> list[dict[str, Any]]:
         """The conversation's messages (empty when it does not exist)."""
         return await service.history(project_id, app_id)
@@ -167,6 +178,7 @@ def create_router(
         responses={
             **event_stream_responses(ChatEventBlock),
             404: {"description": "No answer is streaming or recently finished here."},
+            **STORE_FAILED,
         },
     )
     async def resume_stream(
@@ -181,7 +193,7 @@ def create_router(
             event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept))
         )
 
-    @router.post("/stop/{project_id}/{app_id}", response_model=StopResult)
+    @router.post("/stop/{project_id}/{app_id}", response_model=StopResult, responses=STORE_FAILED)
     async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
         """Stop the answer streaming in a conversation; the text so far is kept, marked
         ``interrupted``. ``stopped`` is false when nothing was streaming."""
@@ -227,6 +239,7 @@ def create_router(
         responses={
             **event_stream_responses(ai_sdk.UIMessageChunkBlock),
             204: {"description": "No answer is streaming in this conversation."},
+            **STORE_FAILED,
         },
     )
     async def ai_sdk_resume(project_id: ProjectId, app_id: AppId) -> Response:
@@ -247,6 +260,7 @@ def create_router(
             422: {
                 "description": "Bad id, or `at` beyond the conversation's messages; nothing was written."
             },
+            **STORE_FAILED,
         },
     )
     async def fork_conversation(project_id: ProjectId, app_id: AppId, fork: ForkInput) -> str:
@@ -258,7 +272,7 @@ def create_router(
     @router.get(
         "/branches/{project_id}/{app_id}",
         response_model=BranchTree,
-        responses={404: {"description": "No such conversation."}},
+        responses={404: {"description": "No such conversation."}, **STORE_FAILED},
     )
     async def branch_tree(project_id: ProjectId, app_id: AppId) -> BranchTree:
         """The tree of branches the conversation belongs to: its root and every branch of it."""

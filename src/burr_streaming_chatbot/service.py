@@ -194,19 +194,25 @@ class ChatService:
     # Conversations
 
     async def conversation_list(self, project_id: str) -> list[ConversationSummary]:
-        """The project's conversations, newest first."""
-        return await self.conversations.list(project_id)
+        """The project's conversations, newest first; :class:`Unavailable` if the store
+        fails."""
+        with unavailable_when_the_store_fails():
+            return await self.conversations.list(project_id)
 
     async def create(self, project_id: str, app_id: str) -> str:
-        """Create (or load) a conversation; Burr's tracker records it. Returns its id."""
-        app = await self.conversations.application(project_id, app_id)
+        """Create (or load) a conversation; Burr's tracker records it. Returns its id;
+        :class:`Unavailable` if the store fails."""
+        with unavailable_when_the_store_fails():
+            app = await self.conversations.application(project_id, app_id)
         busy = self.turns.busy((project_id, app_id))
         self.conversations.finish(project_id, app_id, app, completed=not busy)
         return app_id
 
     async def history(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
-        """The conversation's messages (empty when it does not exist)."""
-        return await self.conversations.history(project_id, app_id)
+        """The conversation's messages (empty when it does not exist); :class:`Unavailable`
+        if the store fails."""
+        with unavailable_when_the_store_fails():
+            return await self.conversations.history(project_id, app_id)
 
     async def fork(self, project_id: str, app_id: str, at: int) -> str:
         """A new branch of the conversation with its first ``at`` messages (Burr's fork);

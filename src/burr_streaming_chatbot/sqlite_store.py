@@ -95,9 +95,28 @@ class ChatStatePersister(AsyncSQLitePersister):
             table_name=table_name,
             connect_kwargs={"isolation_level": None, "timeout": BUSY_TIMEOUT_S},
         )
-        await persister.connection.execute("PRAGMA journal_mode=WAL")
-        await persister.connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            await persister._use_wal()
+            await persister.connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            await persister.connection.close()  # (its thread would keep the process alive)
+            raise
         return persister
+
+    async def _use_wal(self) -> None:
+        """Switch the file to WAL mode, waiting up to :data:`BUSY_TIMEOUT_S` for another
+        process's lock: SQLite answers "database is locked" at once, without its busy timeout,
+        when another connection holds a lock while the mode changes, as when two processes
+        open a new file at the same moment."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                await self.connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(POLL_S)
 
     async def initialize(self) -> None:
         """Create Burr's state table, the messages table, and the store's leases and events."""
@@ -297,7 +316,11 @@ class SQLiteStore(Store):
                 path = state_db_path(self.storage_dir, project_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 persister = await ChatStatePersister.open(path)
-                await persister.initialize()
+                try:
+                    await persister.initialize()
+                except BaseException:
+                    await persister.connection.close()
+                    raise
                 self._persisters[project_id] = persister
         return self._persisters[project_id]
 
