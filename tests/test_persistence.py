@@ -89,7 +89,6 @@ async def persister(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     as a project has; on PostgreSQL the store's pool."""
     if request.param == "sqlite":
         persister = await ChatStatePersister.open(tmp_path / "state.sqlite3")
-        await persister.initialize()
         try:
             yield persister
         finally:

@@ -89,7 +89,8 @@ class ChatStatePersister(AsyncSQLitePersister):
     @classmethod
     async def open(cls, path: Path, table_name: str = TABLE) -> ChatStatePersister:
         """A persister on its own connection to ``path`` (created if missing), in WAL mode, with
-        transactions begun explicitly (never implicitly by the driver)."""
+        transactions begun explicitly (never implicitly by the driver), and its tables created
+        (:meth:`initialize`)."""
         persister = await cls.from_values(
             db_path=str(path),
             table_name=table_name,
@@ -98,6 +99,7 @@ class ChatStatePersister(AsyncSQLitePersister):
         try:
             await persister._use_wal()
             await persister.connection.execute("PRAGMA synchronous=NORMAL")
+            await persister.initialize()
         except BaseException:
             await persister.connection.close()  # (its thread would keep the process alive)
             raise
@@ -114,7 +116,8 @@ class ChatStatePersister(AsyncSQLitePersister):
                 await self.connection.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                # SQLITE_BUSY's message (its ``sqlite_errorname`` needs Python 3.11).
+                if str(exc) != "database is locked" or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(POLL_S)
 
@@ -315,13 +318,7 @@ class SQLiteStore(Store):
             if project_id not in self._persisters:
                 path = state_db_path(self.storage_dir, project_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                persister = await ChatStatePersister.open(path)
-                try:
-                    await persister.initialize()
-                except BaseException:
-                    await persister.connection.close()
-                    raise
-                self._persisters[project_id] = persister
+                self._persisters[project_id] = await ChatStatePersister.open(path)
         return self._persisters[project_id]
 
     async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
