@@ -132,9 +132,9 @@ class Conversations:
         are listed. The original is not touched. Raises ``LookupError`` for a conversation
         that does not exist and ``IndexError`` for ``at`` beyond its messages.
         """
-        persister = await self.store.persister(project_id)
+        persister = await self.store.persister(project_id, create=False)
         partition_key = self.store.partition_key(project_id)
-        loaded = await persister.load(partition_key, app_id)
+        loaded = None if persister is None else await persister.load(partition_key, app_id)
         if loaded is None:
             raise LookupError(app_id)
         history = loaded["state"].get(HISTORY, [])
@@ -233,7 +233,9 @@ class Conversations:
         app = self._running.get((project_id, app_id))
         if app is not None:
             return list(app.state.get(HISTORY, []))
-        persister = await self.store.persister(project_id)
+        persister = await self.store.persister(project_id, create=False)
+        if persister is None:
+            return []  # (a project with no storage: a read creates none)
         return await persister.messages(self.store.partition_key(project_id), app_id)
 
     async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:

@@ -367,6 +367,11 @@ class ServerStatus(WireModel):
         description="Objects moved out of the garbage collector's reach at startup "
         "(`BURR_CHATBOT_GC_FREEZE`; 0 when off)."
     )
+    open_projects: int = Field(
+        default=0,
+        description="Projects whose SQLite file is open in this process (at most "
+        "`BURR_CHATBOT_MAX_OPEN_PROJECTS`; 0 on PostgreSQL, whose pool serves every project).",
+    )
 
 
 class StopResult(WireModel):

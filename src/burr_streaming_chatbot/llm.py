@@ -19,7 +19,7 @@ import httpx
 import openai
 
 from .events import MODES, ErrorCode
-from .settings import Settings
+from .settings import Settings, public_url
 from .sse import EventDecoder
 
 try:  # openai 3 sends its requests through httpx2, earlier versions through httpx
@@ -277,11 +277,11 @@ def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
         for field in REASONING_FIELDS:
             thought = delta.get(field)
             if thought:
-                _join(pieces, Thought(thought))
+                _join(pieces, Thought(without_nul(thought)))
                 break
         text = delta.get("content")
         if text:
-            _join(pieces, text)
+            _join(pieces, without_nul(text))
     usage = chunk.get("usage")
     if usage:
         details = usage.get("completion_tokens_details") or {}
@@ -293,6 +293,12 @@ def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
                 reasoning_tokens=details.get("reasoning_tokens"),
             )
         )
+
+
+def without_nul(text: str) -> str:
+    """``text`` with each NUL character replaced by U+FFFD: PostgreSQL's JSON refuses NUL, and
+    what is streamed must be what is stored (prompts with NUL are refused, :mod:`.service`)."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _join(pieces: list[Piece], text: str) -> None:
@@ -331,7 +337,8 @@ class OpenAIChatModel:
 
     def __repr__(self) -> str:
         return (
-            f"OpenAIChatModel(answer={self.answer_name!r}, base_url={self.base_url!r}, "
+            f"OpenAIChatModel(answer={self.answer_name!r}, "
+            f"base_url={public_url(self.base_url) if self.base_url else None!r}, "
             f"transport={self.transport!r})"
         )
 

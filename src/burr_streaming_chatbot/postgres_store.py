@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from burr.core import State
@@ -34,6 +34,7 @@ from .persistence import (
     lean_state,
     messages_to_append,
 )
+from .settings import public_url
 from .store import (
     Batch,
     Lease,
@@ -61,13 +62,15 @@ COMMAND_TIMEOUT_S = 10.0
 wait without end)."""
 
 
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+def secrets_of(url: str) -> list[str]:
+    """The password of ``url`` (in its address or as ``?password=``), to keep out of messages."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+    except ValueError:
+        return []
+    found += [value for name, value in parse_qsl(parts.query) if name == "password"]
+    return [secret for secret in found if secret]
 
 
 SUMMARIES = f"""
@@ -277,7 +280,7 @@ class PostgresStore(Store):
         return self._listener is not None and not self._listener.is_closed()
 
     async def open(self) -> None:
-        where = redacted(self.url)
+        where = public_url(self.url)
         try:
             # No floor of idle connections: asyncpg would log a traceback every second while
             # the database is away, trying to keep it.
@@ -300,6 +303,8 @@ class PostgresStore(Store):
         ) as exc:
             await self.aclose()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            for secret in secrets_of(self.url):  # (a driver's message may quote the URL)
+                reason = reason.replace(secret, "***")
             raise StoreError(f"cannot use the PostgreSQL database at {where}: {reason}") from None
 
     async def _listen(self) -> None:
@@ -371,7 +376,7 @@ class PostgresStore(Store):
             raise StoreError("the PostgreSQL store is not open")
         return self._pool
 
-    async def persister(self, project_id: str) -> ChatPostgresPersister:
+    async def persister(self, project_id: str, create: bool = True) -> ChatPostgresPersister:
         if self._persister is None:
             raise StoreError("the PostgreSQL store is not open")
         return self._persister

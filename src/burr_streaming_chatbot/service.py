@@ -41,7 +41,7 @@ from .events import (
 )
 from .graph import build_graph
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
-from .settings import Settings
+from .settings import Settings, public_url
 from .store import Key, StoreError, is_store_error, open_store
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
 
@@ -163,7 +163,7 @@ class ChatService:
             offline=self.llm.offline,
             router_model=self.llm.router_name,
             answer_model=self.llm.answer_name,
-            base_url=self.llm.base_url,
+            base_url=public_url(self.llm.base_url) if self.llm.base_url else None,
             project_id=self.settings.project_id,
             help=OFFLINE_HELP if self.llm.offline else None,
         )
@@ -189,6 +189,7 @@ class ChatService:
             max_streams=self.settings.max_streams,
             tasks=len(asyncio.all_tasks()),
             frozen_objects=gc.get_freeze_count(),
+            open_projects=self.store.open_projects,
         )
 
     # Conversations
@@ -249,6 +250,8 @@ class ChatService:
         """``text`` if it may be sent to the model, else :class:`Invalid`."""
         if not text.strip():
             raise Invalid("The prompt is blank.")
+        if "\x00" in text:
+            raise Invalid("The prompt contains a NUL character (U+0000).")
         limit = self.settings.max_prompt_chars
         if len(text) > limit:
             raise Invalid(f"The prompt has {len(text)} characters; the limit is {limit}.")

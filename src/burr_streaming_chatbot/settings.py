@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
     tracked_messages: int = Field(
         default=4, ge=0, description="Messages of the history Burr's tracker logs per step."
     )
+    max_open_projects: int = Field(
+        default=32,
+        ge=1,
+        description="Projects whose SQLite file this process keeps open (a connection and its "
+        "thread each); the least recently used is closed past it, and opened again when used.",
+    )
     max_prompt_chars: int = Field(default=32_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body.")
     max_streams: int = Field(default=256, ge=1, description="Answers streaming at once.")
@@ -108,6 +115,12 @@ class Settings(BaseSettings):
     )
 
     @property
+    def model_server(self) -> Optional[str]:
+        """The model server's URL as shown to people (``/model``, logs): no user, password or
+        query."""
+        return public_url(self.openai_base_url) if self.openai_base_url else None
+
+    @property
     def postgres_url(self) -> Optional[str]:
         """The PostgreSQL URL, or None for the SQLite default (an empty value is unset)."""
         url = self.database_url.get_secret_value() if self.database_url is not None else ""
@@ -117,3 +130,18 @@ class Settings(BaseSettings):
     def uses_offline_model(self) -> bool:
         """True when no key and no base URL is configured, or offline is forced."""
         return self.offline or (self.openai_api_key is None and not self.openai_base_url)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown or logged: scheme, host, port and path only. A user name, a
+    password (in the address or as ``?password=``), the query and the fragment are dropped."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an invalid URL)"
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

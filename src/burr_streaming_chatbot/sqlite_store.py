@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Optional
 
+import aiosqlite
 from burr.core import State
 from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
@@ -72,6 +74,55 @@ SUMMARIES = f"""
 """What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
+async def _connect(path: Path) -> Any:
+    """A connection to ``path`` (created if missing) with transactions begun explicitly, never
+    implicitly by the driver, and the busy timeout of :data:`BUSY_TIMEOUT_S`."""
+    connection = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    try:
+        await connection.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+async def _nothing(_: Any) -> None:
+    return None
+
+
+class ConnectionLock:
+    """A persister's lock (see :attr:`ChatStatePersister.lock`): an ``asyncio.Lock`` that,
+    once taken, opens the persister's connection again if the store closed it, and tells the
+    store the project was used."""
+
+    def __init__(self, persister: ChatStatePersister) -> None:
+        self._lock = asyncio.Lock()
+        self._persister = persister
+
+    def locked(self) -> bool:
+        """True while someone holds it."""
+        return self._lock.locked()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        try:
+            if self._persister.closed:
+                await self._persister.reopen()
+            await self._persister.on_use(self._persister)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    @asynccontextmanager
+    async def held_as_is(self) -> AsyncIterator[None]:
+        """Hold the lock without opening the connection (to close it)."""
+        async with self._lock:
+            yield
+
+
 class ChatStatePersister(AsyncSQLitePersister):
     """Burr's SQLite persister, with the chat history stored once per message and one state
     row per conversation; saves are checked against what is stored (see :meth:`save`)."""
@@ -81,29 +132,47 @@ class ChatStatePersister(AsyncSQLitePersister):
     ):
         super().__init__(connection, table_name, serde_kwargs or {})
         self.messages_table = f"{table_name}_messages"
-        self.lock = asyncio.Lock()
+        self.lock = ConnectionLock(self)
         """Held for each use of the connection: the conversations of a project share it, and
         their statements must not interleave (one conversation's commit in the middle of
-        another's save; sqlite3 refuses a statement while another is half-read)."""
+        another's save; sqlite3 refuses a statement while another is half-read). Taking it
+        opens the connection again if the store closed it (:meth:`close_idle`)."""
+        self.path: Optional[Path] = None
+        self.closed = False
+        self.on_use: Callable[[ChatStatePersister], Awaitable[None]] = _nothing
+        """Called (the lock held) before each use of the connection: the store's LRU."""
 
     @classmethod
     async def open(cls, path: Path, table_name: str = TABLE) -> ChatStatePersister:
         """A persister on its own connection to ``path`` (created if missing), in WAL mode, with
         transactions begun explicitly (never implicitly by the driver), and its tables created
         (:meth:`initialize`)."""
-        persister = await cls.from_values(
-            db_path=str(path),
-            table_name=table_name,
-            connect_kwargs={"isolation_level": None, "timeout": BUSY_TIMEOUT_S},
-        )
+        persister = cls(await _connect(path), table_name)
+        persister.path = path
         try:
             await persister._use_wal()
-            await persister.connection.execute("PRAGMA synchronous=NORMAL")
             await persister.initialize()
         except BaseException:
             await persister.connection.close()  # (its thread would keep the process alive)
             raise
         return persister
+
+    async def close_idle(self) -> bool:
+        """Close the connection (and its thread) unless it is in use; the next use opens it
+        again. Returns whether it was closed."""
+        if self.closed or self.lock.locked():
+            return False
+        async with self.lock.held_as_is():
+            await self.connection.close()
+            self.closed = True
+        return True
+
+    async def reopen(self) -> None:
+        """Open the connection again after :meth:`close_idle` (the file is in WAL already)."""
+        if self.path is None:
+            raise StoreError("this persister was not opened from a file")
+        self.connection = await _connect(self.path)
+        self.closed = False
 
     async def _use_wal(self) -> None:
         """Switch the file to WAL mode, waiting up to :data:`BUSY_TIMEOUT_S` for another
@@ -289,12 +358,20 @@ class ChatStatePersister(AsyncSQLitePersister):
 
 
 class SQLiteStore(Store):
-    """The store on SQLite files (see this module's description)."""
+    """The store on SQLite files (see this module's description).
 
-    def __init__(self, storage_dir: Path, owner: str) -> None:
+    A read never creates a project's file: for a project with no file it finds nothing. At most
+    ``max_open`` projects' connections are open at once (each is a thread and file handles);
+    past that the least recently used idle one is closed, and opened again when next used.
+    """
+
+    def __init__(self, storage_dir: Path, owner: str, max_open: int = 32) -> None:
         self.storage_dir = storage_dir
         self.owner = owner
+        self.max_open = max_open
         self._persisters: dict[str, ChatStatePersister] = {}
+        self._open: OrderedDict[str, ChatStatePersister] = OrderedDict()
+        """The projects whose connection is open, least recently used first."""
         self._opening = asyncio.Lock()
 
     async def open(self) -> None:
@@ -307,22 +384,60 @@ class SQLiteStore(Store):
 
     async def aclose(self) -> None:
         for persister in self._persisters.values():
-            await persister.connection.close()
+            if not persister.closed:
+                await persister.connection.close()
+                persister.closed = True
         self._persisters.clear()
+        self._open.clear()
 
-    async def persister(self, project_id: str) -> ChatStatePersister:
+    @property
+    def open_projects(self) -> int:
+        """How many projects' connections are open."""
+        return len(self._open)
+
+    async def persister(self, project_id: str, create: bool = True) -> Optional[ChatStatePersister]:
         persister = self._persisters.get(project_id)
         if persister is not None:
             return persister
+        path = state_db_path(self.storage_dir, project_id)
+        if not create and not path.is_file():
+            return None
         async with self._opening:
             if project_id not in self._persisters:
-                path = state_db_path(self.storage_dir, project_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._persisters[project_id] = await ChatStatePersister.open(path)
+                persister = await ChatStatePersister.open(path)
+                persister.on_use = self._used
+                self._persisters[project_id] = persister
+                await self._used(persister)
         return self._persisters[project_id]
 
+    async def _db(self, project_id: str) -> ChatStatePersister:
+        """The project's persister, its file created if missing (for a write)."""
+        persister = await self.persister(project_id)
+        assert persister is not None
+        return persister
+
+    async def _used(self, persister: ChatStatePersister) -> None:
+        """Note a use of ``persister``'s connection; close the least recently used idle ones
+        past :attr:`max_open`."""
+        open_ = self._open
+        key = str(persister.path)
+        if key in open_:
+            open_.move_to_end(key)
+            return
+        open_[key] = persister
+        for other_key, other in list(open_.items()):
+            if len(open_) <= self.max_open:
+                break
+            if other is persister:
+                continue
+            if other.closed or await other.close_idle():
+                open_.pop(other_key, None)
+
     async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return None
         async with db.lock:
             row = await db.fetchone(
                 f"SELECT sequence_id FROM {TABLE} WHERE partition_key = ? AND app_id = ?",
@@ -331,7 +446,9 @@ class SQLiteStore(Store):
         return row[0] if row else None
 
     async def list_conversations(self, project_id: str, limit: int) -> list[ConversationSummary]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
         # One state row per conversation; the newest has the largest rowid.
         query = f"{SUMMARIES} ORDER BY s.rowid DESC LIMIT ?"
         async with db.lock:
@@ -339,7 +456,9 @@ class SQLiteStore(Store):
         return [summary(*row) for row in rows]
 
     async def branches(self, project_id: str, root: str) -> list[ConversationSummary]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
         query = f"""{SUMMARIES}
             WHERE s.app_id = ?1 OR json_extract(s.state, '$.{BRANCH}.root') = ?1
             ORDER BY json_extract(s.state, '$.{BRANCH}.created') IS NOT NULL,
@@ -351,7 +470,7 @@ class SQLiteStore(Store):
     async def acquire(
         self, project_id: str, app_id: str, token: str, lease_s: float
     ) -> Optional[Lease]:
-        db = await self.persister(project_id)
+        db = await self._db(project_id)
         now = time.time()
         async with db.lock:
             # The usual case in one statement (one transaction, one hand-off to the thread):
@@ -395,7 +514,7 @@ class SQLiteStore(Store):
         return Lease(sequence_id=state[0] if state else None, orphan=orphan)
 
     async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
-        db = await self.persister(project_id)
+        db = await self._db(project_id)
         async with db.transaction():
             await db.connection.executemany(
                 f"UPDATE {LEASES} SET expires_at = ? WHERE token = ? AND owner = ? AND done = 0",
@@ -403,7 +522,7 @@ class SQLiteStore(Store):
             )
 
     async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
-        db = await self.persister(project_id)
+        db = await self._db(project_id)
         rows = [(token, batch) for token, batch in batches if batch.events]
         async with db.lock:
             for start in range(0, len(rows), 500):
@@ -431,7 +550,7 @@ class SQLiteStore(Store):
         )
 
     async def finish(self, project_id: str, app_id: str, token: str, last: Optional[Batch]) -> None:
-        db = await self.persister(project_id)
+        db = await self._db(project_id)
         async with db.lock:
             if last is not None and last.events:  # ends the lease too (the table's trigger)
                 await self._insert(db, [(token, last)], ends_turn=True)
@@ -442,7 +561,9 @@ class SQLiteStore(Store):
                 )
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return None
         async with db.lock:
             row = await db.fetchone(
                 f"SELECT token, owner, done, expires_at, finished_at FROM {LEASES} WHERE app_id = ?",
@@ -461,7 +582,9 @@ class SQLiteStore(Store):
         )
 
     async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
         async with db.lock:
             rows = await db.fetchall(
                 f"SELECT first, payload FROM {EVENTS} WHERE token = ? AND last >= ? ORDER BY first",
@@ -470,7 +593,9 @@ class SQLiteStore(Store):
         return [Batch(first, unpack_events(payload)) for first, payload in rows]
 
     async def watch(self, project_id: str, app_id: str, token: str) -> None:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return None
         async with db.transaction():
             await db.connection.execute(
                 f"UPDATE {LEASES} SET watched_at = ? WHERE app_id = ? AND token = ?",
@@ -478,7 +603,9 @@ class SQLiteStore(Store):
             )
 
     async def watched(self, project_id: str, app_id: str, token: str, within_s: float) -> bool:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return False
         async with db.lock:
             row = await db.fetchone(
                 f"SELECT 1 FROM {LEASES} WHERE app_id = ? AND token = ? AND watched_at >= ?",
@@ -487,7 +614,9 @@ class SQLiteStore(Store):
         return row is not None
 
     async def request_stop(self, project_id: str, app_id: str) -> bool:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return False
         async with db.transaction():
             cursor = await db.connection.execute(
                 f"UPDATE {LEASES} SET stop = 1 WHERE app_id = ? AND done = 0 AND expires_at >= ?",
@@ -496,7 +625,9 @@ class SQLiteStore(Store):
             return cursor.rowcount > 0
 
     async def stop_requests(self, project_id: str) -> list[str]:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
         async with db.lock:
             rows = await db.fetchall(
                 f"SELECT token FROM {LEASES} WHERE owner = ? AND done = 0 AND stop = 1",
@@ -505,7 +636,9 @@ class SQLiteStore(Store):
         return [row[0] for row in rows]
 
     async def prune(self, project_id: str, keep_s: float) -> None:
-        db = await self.persister(project_id)
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return None
         async with db.transaction():
             await db.connection.execute(
                 f"""DELETE FROM {EVENTS} WHERE token NOT IN (

@@ -192,9 +192,10 @@ class Store(ABC):
         """Close every connection."""
 
     @abstractmethod
-    async def persister(self, project_id: str) -> Any:
+    async def persister(self, project_id: str, create: bool = True) -> Any:
         """The Burr persister of a project's conversations (``load``, ``save``, ``messages``,
-        each given :meth:`partition_key`)."""
+        each given :meth:`partition_key`); with ``create=False``, None when the project has no
+        storage yet (a read never creates it)."""
 
     def partition_key(self, project_id: str) -> Optional[str]:
         """The partition key the persister files a project's conversations under."""
@@ -273,6 +274,11 @@ class Store(ABC):
         return None  # (engines without notifications: the owner polls)
 
     @property
+    def open_projects(self) -> int:
+        """How many projects hold resources of their own (SQLite: an open file)."""
+        return 0
+
+    @property
     def notifies(self) -> bool:
         """True when the engine pushes wake-ups and stop requests (no polling needed)."""
         return False
@@ -287,4 +293,4 @@ def open_store(settings: Settings) -> Store:
         return PostgresStore(settings.postgres_url, owner, settings.database_pool_size)
     from .sqlite_store import SQLiteStore
 
-    return SQLiteStore(settings.storage_dir, owner)
+    return SQLiteStore(settings.storage_dir, owner, settings.max_open_projects)

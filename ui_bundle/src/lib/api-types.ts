@@ -1572,6 +1572,12 @@ export interface components {
             /** Max Streams */
             max_streams: number;
             /**
+             * Open Projects
+             * @description Projects whose SQLite file is open in this process (at most `BURR_CHATBOT_MAX_OPEN_PROJECTS`; 0 on PostgreSQL, whose pool serves every project).
+             * @default 0
+             */
+            open_projects: number;
+            /**
              * Streaming
              * @description Answers being generated.
              */
