@@ -182,8 +182,8 @@ def test_axe_finds_no_violation_with_thinking_code_stop_and_error(
     request: pytest.FixtureRequest,
 ) -> None:
     """A reasoning model's answer with a code block (the Thinking block open, while it thinks
-    and after), then an answer stopped with Stop, then a failed turn with Retry: light and
-    dark."""
+    and after), then a branch made by Regenerate, an answer stopped with Stop in it, and a
+    failed turn with Retry: light and dark."""
     page = axe_page
     open_chat(page, burr_upstream)
 
@@ -202,6 +202,14 @@ def test_axe_finds_no_violation_with_thinking_code_stop_and_error(
     expect(answer.locator(".code-block .hljs-comment").first).to_be_attached()
     expect(answer.locator(".code-block .hljs-string").first).to_be_attached()
     found += scan(page, "code", request.node.name)
+
+    # Regenerate: a branch, current in the list (its "Branch at message" label) and a
+    # switcher on its answer.
+    upstream.control(delay_ms=0)
+    answer.get_by_role("button", name="Regenerate").click()
+    expect(page.get_by_test_id("conversation-branch")).to_have_count(1)
+    wait_for_answers(page, 1)
+    expect(page.get_by_test_id("branch-position")).to_have_text("2 / 2")
 
     # Stopped: the kept text marked "Stopped".
     upstream.control(reasoning=None, text=None, route=None, tokens=400, delay_ms=50)
