@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import ChatServer, start_server
 from fake_openai import FakeUpstream
 
