@@ -3,8 +3,9 @@
 The page is served by the real ``burr`` command and scanned in Chromium, in the light and the
 dark theme (the page follows ``prefers-color-scheme``; it has no theme switch of its own), in
 the states a reader meets: the empty page, an answer with a code block, a reasoning model's
-Thinking block (while it thinks and after), an answer stopped with Stop, and a failed turn with
-its Retry button. A failure lists each violation: rule, impact, the elements and axe's summary.
+Thinking block (while it thinks and after), a branch, answers stopped with Stop (before any text
+and midway), and a failed turn with its Retry button. A failure lists each violation: rule,
+impact, the elements and axe's summary.
 
 axe-core is injected into the page as a script. The page's Content-Security-Policy
 (``script-src 'self'`` plus one hash) would block that script, so these tests, and only these,
@@ -59,6 +60,7 @@ print(add(2), "ok", True, None)
 """
 
 THINKING = "The user wants code. A short function that adds two numbers will do, with a test."
+LONG_THINKING = " ".join([THINKING] * 4)
 
 
 @pytest.fixture(scope="module")
@@ -182,22 +184,32 @@ def test_axe_finds_no_violation_with_thinking_code_stop_and_error(
     axe_page: Any,
     request: pytest.FixtureRequest,
 ) -> None:
-    """A reasoning model's answer with a code block (the Thinking block open, while it thinks
-    and after), then a branch made by Regenerate, an answer stopped with Stop in it, and a
-    failed turn with Retry: light and dark."""
+    """A reasoning model thinking (its block open, Stop shown), stopped before any answer; its
+    answer asked again, with the thinking and a code block; a branch made by Regenerate, an
+    answer stopped with Stop in it, and a failed turn with Retry: light and dark."""
     page = axe_page
     open_chat(page, burr_upstream)
 
-    # Thinking, slowly enough to scan it while it streams (about 3 s).
-    upstream.control(reasoning=THINKING, text=CODE_ANSWER, delay_ms=100, route="generate_code")
+    # Thinking, slowly (6 s of it): scanned while it streams, with the Stop button shown and
+    # the graph's node running; then stopped before any answer.
+    upstream.control(reasoning=LONG_THINKING, text="Unused.", delay_ms=100, route="generate_code")
     send(page, "Write a function that adds two numbers")
     block = page.locator('[data-streaming="true"] [data-testid="thinking"]')
     expect(block).to_have_attribute("data-state", "thinking")
     block.get_by_test_id("thinking-summary").click()
     expect(block.get_by_test_id("thinking-text")).to_be_visible()
     found = scan(page, "thinking", request.node.name)
+    expect(block).to_have_attribute("data-state", "thinking")  # the scans saw it thinking
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_test_id("stopped-notice")).to_be_visible(timeout=15_000)
+    found += scan(page, "stopped-while-thinking", request.node.name)
+
+    # Its answer, with the thinking (opened) and a code block.
+    upstream.control(reasoning=THINKING, text=CODE_ANSWER, delay_ms=0)
+    page.get_by_test_id("stopped-notice").get_by_role("button", name="Regenerate").click()
     wait_for_answers(page, 1)
     answer = page.get_by_test_id("assistant-message").last
+    answer.get_by_test_id("thinking-summary").click()
     expect(answer.get_by_test_id("thinking-text")).to_be_visible()
     expect(answer.locator(".code-block .hljs-keyword").first).to_be_attached()
     expect(answer.locator(".code-block .hljs-comment").first).to_be_attached()
@@ -206,7 +218,6 @@ def test_axe_finds_no_violation_with_thinking_code_stop_and_error(
 
     # Regenerate: a branch, current in the list (its "Branch at message" label) and a
     # switcher on its answer.
-    upstream.control(delay_ms=0)
     answer.get_by_role("button", name="Regenerate").click()
     expect(page.get_by_test_id("conversation-branch")).to_have_count(1)
     wait_for_answers(page, 1)
