@@ -144,7 +144,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
       <header className="flex h-14 shrink-0 items-center gap-2 border-b border-gray-200 bg-white px-3 dark:border-gray-700 dark:bg-gray-900 sm:px-4">
         <div className="min-w-0 flex-1">
           <h1 className="truncate text-base font-semibold">
-            <span className="text-dwlightblue">Burr</span> streaming chatbot
+            <span className="text-dwlightblue-deep dark:text-dwlightblue">Burr</span> streaming chatbot
           </h1>
           <p className="truncate text-xs text-gray-500 dark:text-gray-400" data-testid="model-line">
             {model.data
@@ -177,7 +177,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
           type="button"
           onClick={startNew}
           aria-label="New conversation"
-          className="rounded-md bg-dwlightblue px-3 py-1.5 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue"
+          className="rounded-md bg-dwlightblue-deep px-3 py-1.5 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue"
         >
           New<span className="hidden sm:inline"> conversation</span>
         </button>

@@ -51,7 +51,7 @@ export function BurrPanel(props: BurrPanelProps) {
                 aria-current={active ? 'step' : undefined}
                 className={`rounded-md border px-2 py-1.5 transition-colors ${
                   active
-                    ? 'border-dwlightblue bg-dwlightblue text-white shadow'
+                    ? 'border-dwlightblue-deep bg-dwlightblue-deep text-white shadow'
                     : visited
                       ? 'border-dwlightblue/60 bg-sky-50 text-gray-900 dark:bg-sky-950/40 dark:text-gray-100'
                       : 'border-gray-200 bg-white text-gray-800 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-200'
@@ -66,7 +66,7 @@ export function BurrPanel(props: BurrPanelProps) {
                   </span>
                 </div>
                 {edges.length > 0 && (
-                  <ul className={`mt-1 space-y-0.5 text-xs ${active ? 'text-white/90' : 'text-gray-500 dark:text-gray-400'}`} aria-label={`Transitions from ${action}`}>
+                  <ul className={`mt-1 space-y-0.5 text-xs ${active ? 'text-white' : 'text-gray-500 dark:text-gray-400'}`} aria-label={`Transitions from ${action}`}>
                     {edges.map((t) => (
                       <li key={`${t.to}-${t.condition}`}>
                         <span aria-hidden="true">→ </span>

@@ -70,7 +70,7 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
           <button
             type="button"
             onClick={onStop}
-            className="rounded-md bg-dwred px-4 py-2 text-sm font-semibold text-white hover:bg-red-600 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwred"
+            className="rounded-md bg-dwred-deep px-4 py-2 text-sm font-semibold text-white hover:bg-red-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwred"
           >
             Stop
           </button>
@@ -79,7 +79,7 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
           <button
             type="submit"
             disabled={!canSend}
-            className="rounded-md bg-dwlightblue px-4 py-2 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue disabled:cursor-not-allowed disabled:opacity-50"
+            className="rounded-md bg-dwlightblue-deep px-4 py-2 text-sm font-semibold text-white hover:bg-sky-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue disabled:cursor-not-allowed disabled:opacity-50"
           >
             Send
           </button>

@@ -37,9 +37,11 @@ function Entry({ c, current, branch, onSelect }: { c: ConversationSummary; curre
           : 'text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800'
       }`}
     >
-      {branch && <span className="block text-xs font-medium text-dwlightblue">{branchLabel(c.fork_at)}</span>}
+      {branch && <span className="block text-xs font-medium text-dwlightblue-deep dark:text-sky-300">{branchLabel(c.fork_at)}</span>}
       <span className="block truncate">{c.title || c.app_id}</span>
-      {stamp && <span className="block text-xs text-gray-500 dark:text-gray-400">{stamp}</span>}
+      {stamp && (
+        <span className={`block text-xs ${current ? 'text-gray-600 dark:text-gray-300' : 'text-gray-500 dark:text-gray-400'}`}>{stamp}</span>
+      )}
     </button>
   )
 }

@@ -40,7 +40,11 @@ function MetaLine({ item, meta, streaming }: { item?: ChatItem; meta?: AnswerMet
       {streaming && (
         <div className="flex gap-1">
           <dt className="sr-only">Status:</dt>
-          <dd className="animate-pulse text-dwlightblue">streaming…</dd>
+          <dd className="text-dwlightblue-deep dark:text-dwlightblue">
+            {/* The dot pulses, not the word: text fading to half opacity would not stay readable. */}
+            <span aria-hidden="true" className="mr-1 inline-block h-1.5 w-1.5 animate-pulse rounded-full bg-dwlightblue align-middle" />
+            streaming…
+          </dd>
         </div>
       )}
     </dl>
@@ -154,7 +158,7 @@ function MessageEditor({ initial, onSend, onCancel }: { initial: string; onSend:
         <button
           type="submit"
           disabled={!canSend}
-          className="rounded-md bg-dwlightblue px-2.5 py-1 text-xs font-semibold text-white hover:bg-sky-700 disabled:cursor-not-allowed disabled:opacity-50"
+          className="rounded-md bg-dwlightblue-deep px-2.5 py-1 text-xs font-semibold text-white hover:bg-sky-700 disabled:cursor-not-allowed disabled:opacity-50"
         >
           Send
         </button>

@@ -40,7 +40,7 @@ export const ThinkingBlock = memo(function ThinkingBlock({ text, live = false }:
         data-testid="thinking-summary"
         className="cursor-pointer select-none text-gray-600 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-dwlightblue dark:text-gray-300"
       >
-        <span className={live ? 'font-medium text-dwlightblue' : 'font-medium'}>{live ? 'Thinking…' : 'Thought'}</span>
+        <span className={live ? 'font-medium text-dwlightblue-deep dark:text-dwlightblue' : 'font-medium'}>{live ? 'Thinking…' : 'Thought'}</span>
         <span data-testid="thinking-count" className="ml-2 text-xs text-gray-500 dark:text-gray-400">
           {words} {words === 1 ? 'word' : 'words'}
         </span>
