@@ -227,3 +227,14 @@ def test_the_page_policy_runs_only_its_own_scripts() -> None:
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert "frame-ancestors 'self'" in policy
     assert script_hash("") == "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+
+
+def test_a_page_without_strict_csp_keeps_its_inline_scripts_but_not_framing() -> None:
+    """A demo that does not declare ``strict_csp`` (a third party's page with inline scripts,
+    like tests/fixture_demo_package) is still protected from framing, not broken."""
+    headers = page_headers(["x"], strict=False)
+    assert headers["Content-Security-Policy"] == (
+        "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"
+    )
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"

@@ -354,13 +354,14 @@ def script_hash(script: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
-def page_headers(inline_scripts: Sequence[str] = ()) -> dict[str, str]:
-    """The headers of the page and of its assets: a Content-Security-Policy that runs only the
-    page's own scripts (and the given inline ones, by hash), lets only this server frame it,
-    ``nosniff`` and a same-origin referrer policy."""
-    scripts = " ".join(["'self'", *(script_hash(s) for s in inline_scripts)])
-    policy = "; ".join(
-        [
+def page_headers(inline_scripts: Sequence[str] = (), strict: bool = True) -> dict[str, str]:
+    """The headers of a demo's page and of its assets: only this server may frame it,
+    ``nosniff``, a same-origin referrer policy; and, ``strict``, a Content-Security-Policy
+    that runs only the page's own script files and the given inline scripts (by hash)."""
+    directives = ["frame-ancestors 'self'", "object-src 'none'", "base-uri 'self'"]
+    if strict:
+        scripts = " ".join(["'self'", *(script_hash(s) for s in inline_scripts)])
+        directives = [
             "default-src 'self'",
             f"script-src {scripts}",
             "worker-src 'self'",
@@ -369,14 +370,11 @@ def page_headers(inline_scripts: Sequence[str] = ()) -> dict[str, str]:
             # inside markdown answers are links, never loaded (the page's Markdown component).
             "img-src 'self' data: https:",
             "style-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
             "form-action 'self'",
-            "frame-ancestors 'self'",
+            *directives,
         ]
-    )
     return {
-        "Content-Security-Policy": policy,
+        "Content-Security-Policy": "; ".join(directives),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "SAMEORIGIN",
         "Referrer-Policy": "same-origin",

@@ -74,6 +74,10 @@ class Demo:
     """The built page (a folder with ``index.html``), usually ``importlib.resources.files(...)``."""
     description: Optional[str] = None
     """Optional one-line description (shown as the sidebar entry's tooltip)."""
+    strict_csp: bool = False
+    """The page runs only script files of its own (and the injected configuration): its page
+    and assets are then sent with a strict Content-Security-Policy (:func:`.guard.page_headers`).
+    Every page gets the framing, ``nosniff`` and referrer headers either way."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ def _validated(demo: Demo) -> Demo:
         raise TypeError("create_router must be callable")
     if demo.description is not None and not isinstance(demo.description, str):
         raise TypeError("description must be a string")
+    if not isinstance(demo.strict_csp, bool):
+        raise TypeError("strict_csp must be true or false")
     return demo
 
 
@@ -390,7 +396,8 @@ def page_routes(demo: Demo) -> list[BaseRoute]:
         source = f"window.__BURR_DEMO__={_script_json(config)};"
         script = f"<script>{source}</script>"
         html = html.replace("<head>", "<head>" + script, 1) if "<head>" in html else script + html
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache", **page_headers([source])})
+        headers = page_headers([source], strict=demo.strict_csp)
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache", **headers})
 
     routes: list[BaseRoute] = [
         APIRoute(base, redirect, methods=["GET"], include_in_schema=False),
@@ -398,7 +405,7 @@ def page_routes(demo: Demo) -> list[BaseRoute]:
         APIRoute(base + "/index.html", index, methods=["GET"], include_in_schema=False),
     ]
     if directory is not None and directory.is_dir():
-        assets = WithHeaders(StaticFiles(directory=directory), page_headers())
+        assets = WithHeaders(StaticFiles(directory=directory), page_headers(strict=demo.strict_csp))
         routes.append(Mount(base, app=assets, name=f"demo-{demo.name}"))
     return routes
 
