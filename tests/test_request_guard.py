@@ -368,3 +368,45 @@ def test_the_router_alone_with_any_host_allowed(tmp_path: Path) -> None:
         assert server.client.post(f"{API}/create/{PROJECT}/c", headers=same).status_code == 200
     finally:
         server.close()
+
+
+# -- the other ways Burr's app is served ------------------------------------------------------
+
+
+def test_burr_streaming_chatbot_guards_burrs_app_with_the_hook_off(tmp_path: Path) -> None:
+    """``burr-streaming-chatbot`` mounts the demos (and so the guard) itself, so it holds with
+    ``BURR_DEMOS_AUTOLOAD=0`` too."""
+    server = start_server("cli", tmp_path, None, "guard-cli-no-hook", BURR_DEMOS_AUTOLOAD="0")
+    try:
+        assert_refused(server.client.get("/api/v0/projects", headers={"host": FOREIGN}), 400)
+        assert_refused(server.client.post(f"{API}/create/x/a", headers={"origin": EVIL}), 403)
+        assert server.client.get("/api/v0/projects").status_code == 200
+    finally:
+        server.close()
+
+
+PARENT = """
+from fastapi import FastAPI
+from burr.tracking.server.run import mount_burr_ui
+
+app = FastAPI()
+mount_burr_ui(app, path="/burr")
+"""
+
+
+def test_a_burr_ui_mounted_into_an_app_is_guarded(tmp_path: Path) -> None:
+    """``mount_burr_ui`` (wrapped by the startup hook) puts the guard in front of the mounted
+    Burr app: its API, the demos' API and pages."""
+    (tmp_path / "parent_app.py").write_text(PARENT)
+    port = free_port()
+    env = server_env(tmp_path / "storage", None, PYTHONPATH=str(tmp_path))
+    command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--port", str(port)]
+    server = ChatServer(command, env, port, ARTIFACTS / "logs" / "guard-mounted.log", api="/burr" + API)
+    server.start()
+    try:
+        for path in ["/burr/api/v0/projects", f"/burr{API}/model", f"/burr{PAGE}"]:
+            assert_refused(server.client.get(path, headers={"host": FOREIGN}), 400)
+            assert server.client.get(path).status_code == 200, path
+        assert_refused(server.client.post(f"/burr{API}/create/x/a", headers={"origin": EVIL}), 403)
+    finally:
+        server.close()
