@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -323,13 +324,16 @@ def mount_demos(app: FastAPI, demos: Optional[Iterable[Any]] = None) -> list[Dem
 def install_guard(app: FastAPI) -> None:
     """Put :class:`~.guard.RequestGuard` in front of everything ``app`` serves (a foreign Host,
     a cross-site write and a form body are refused before any route runs), and answer its
-    validation errors without echoing the input. Idempotent; must run before ``app`` starts."""
+    validation errors without echoing the input (unless the app has a handler of its own).
+    Idempotent; on an app already serving, from its next request on."""
     if getattr(app.state, "burr_demos_guarded", False):
         return
     if app.middleware_stack is not None:  # already serving: Starlette rebuilds it on demand
         app.middleware_stack = None
     app.add_middleware(RequestGuard)
-    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    current = app.exception_handlers.get(RequestValidationError)
+    if current is None or current is request_validation_exception_handler:
+        app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.state.burr_demos_guarded = True
 
 
