@@ -85,6 +85,24 @@ def test_a_request_reads_its_body_from_underscore_body() -> None:
     assert asyncio.run(request.body()) == b'{"prompt": "x"}'
 
 
+def test_a_middleware_added_to_a_started_app_runs_once_its_stack_is_reset() -> None:
+    """plugins.install_guard: Starlette builds ``middleware_stack`` on the first request and
+    rebuilds it when it is ``None``; ``add_middleware`` refuses while it is built."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from burr_streaming_chatbot.plugins import install_guard
+
+    app = FastAPI()
+    app.get("/x")(lambda: "x")
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/x", headers={"host": "evil.example"}).status_code == 200
+        assert app.middleware_stack is not None
+        install_guard(app)
+        assert client.get("/x", headers={"host": "evil.example"}).status_code == 400
+        assert client.get("/x").headers["x-content-type-options"] == "nosniff"
+
+
 def test_the_burr_server_parts_the_demo_host_relies_on() -> None:
     """plugins.py wraps ``create_burr_ui_app`` and ``mount_burr_ui`` in Burr's server module,
     wraps its catch-all page route (``BURR_PAGE_ROUTE``, an endpoint called with the request and

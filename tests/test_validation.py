@@ -79,7 +79,7 @@ def test_the_longest_valid_id_works(server: ChatServer) -> None:
     ("content", "headers", "status"),
     [
         (b'{"prompt": "What is', {"content-type": "application/json"}, 422),  # malformed JSON
-        (b'{"prompt": "What?"}', {"content-type": "text/plain"}, 422),  # wrong content type
+        (b'{"prompt": "What?"}', {"content-type": "text/plain"}, 415),  # a form's body type
         (b'{"prompt": "\xff\xfe What?"}', {"content-type": "application/json"}, 400),  # not UTF-8
         (b"[1, 2]", {"content-type": "application/json"}, 422),
         (b"", {"content-type": "application/json"}, 422),

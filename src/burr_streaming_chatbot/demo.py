@@ -12,6 +12,7 @@ demo = Demo(
     create_router=create_router,
     ui_dir=files("burr_streaming_chatbot") / "ui",
     description="A streaming, agentic chatbot: Burr streaming actions, server-sent events, React",
+    strict_csp=True,
 )
 """Registered as ``streaming-chatbot``: the router at ``/api/v0/streaming_chatbot``, the page from
 the package's ``ui`` folder."""

@@ -28,10 +28,14 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+
+from .guard import RequestGuard, WithHeaders, handle_validation_error, page_headers
 
 try:
     from importlib.resources.abc import Traversable
@@ -71,6 +75,10 @@ class Demo:
     """The built page (a folder with ``index.html``), usually ``importlib.resources.files(...)``."""
     description: Optional[str] = None
     """Optional one-line description (shown as the sidebar entry's tooltip)."""
+    strict_csp: bool = False
+    """The page runs only script files of its own (and the injected configuration): its page
+    and assets are then sent with a strict Content-Security-Policy (:func:`.guard.page_headers`).
+    Every page gets the framing, ``nosniff`` and referrer headers either way."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,8 @@ def _validated(demo: Demo) -> Demo:
         raise TypeError("create_router must be callable")
     if demo.description is not None and not isinstance(demo.description, str):
         raise TypeError("description must be a string")
+    if not isinstance(demo.strict_csp, bool):
+        raise TypeError("strict_csp must be true or false")
     return demo
 
 
@@ -269,6 +279,7 @@ def mount_demos(app: FastAPI, demos: Optional[Iterable[Any]] = None) -> list[Dem
     app.state.burr_demo_failures = failures
     lifespans: list[_RunOnce] = getattr(app.state, "burr_demo_lifespans", None) or []
     app.state.burr_demo_lifespans = lifespans
+    install_guard(app)
     if demos is None:
         candidates, failed = load_demos()
         known = {(f.entry_point, f.value) for f in failures}
@@ -308,6 +319,22 @@ def mount_demos(app: FastAPI, demos: Optional[Iterable[Any]] = None) -> list[Dem
         _inject_link_script(app, list(mounted.values()))
     app.openapi_schema = None  # regenerate with the new routes
     return new
+
+
+def install_guard(app: FastAPI) -> None:
+    """Put :class:`~.guard.RequestGuard` in front of everything ``app`` serves (a foreign Host,
+    a cross-site write and a form body are refused before any route runs), and answer its
+    validation errors without echoing the input (unless the app has a handler of its own).
+    Idempotent; on an app already serving, from its next request on."""
+    if getattr(app.state, "burr_demos_guarded", False):
+        return
+    if app.middleware_stack is not None:  # already serving: Starlette rebuilds it on demand
+        app.middleware_stack = None
+    app.add_middleware(RequestGuard)
+    current = app.exception_handlers.get(RequestValidationError)
+    if current is None or current is request_validation_exception_handler:
+        app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.state.burr_demos_guarded = True
 
 
 def attach_lifespans(host: FastAPI, app: FastAPI) -> None:
@@ -370,9 +397,11 @@ def page_routes(demo: Demo) -> list[BaseRoute]:
         if page is None or not page.is_file():
             return HTMLResponse(_missing_page(demo), status_code=503)
         html = page.read_text(encoding="utf-8")
-        script = f"<script>window.__BURR_DEMO__={_script_json(config)};</script>"
+        source = f"window.__BURR_DEMO__={_script_json(config)};"
+        script = f"<script>{source}</script>"
         html = html.replace("<head>", "<head>" + script, 1) if "<head>" in html else script + html
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+        headers = page_headers([source], strict=demo.strict_csp)
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache", **headers})
 
     routes: list[BaseRoute] = [
         APIRoute(base, redirect, methods=["GET"], include_in_schema=False),
@@ -380,7 +409,8 @@ def page_routes(demo: Demo) -> list[BaseRoute]:
         APIRoute(base + "/index.html", index, methods=["GET"], include_in_schema=False),
     ]
     if directory is not None and directory.is_dir():
-        routes.append(Mount(base, app=StaticFiles(directory=directory), name=f"demo-{demo.name}"))
+        assets = WithHeaders(StaticFiles(directory=directory), page_headers(strict=demo.strict_csp))
+        routes.append(Mount(base, app=assets, name=f"demo-{demo.name}"))
     return routes
 
 

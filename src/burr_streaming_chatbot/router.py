@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
@@ -31,6 +32,7 @@ from .events import (
     ServerStatus,
     StopResult,
 )
+from .guard import NOSNIFF, AllowedHosts, refusal, refused_response, validation_error_response
 from .llm import ChatModel
 from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
 from .settings import ID_PATTERN, Settings
@@ -88,7 +90,7 @@ def create_router(
     router = APIRouter(
         tags=["streaming_chatbot"],
         lifespan=lifespan,
-        route_class=body_limited_route(settings.max_body_bytes),
+        route_class=body_limited_route(settings.max_body_bytes, settings.allowed_hosts),
     )
 
     async def started_turn(
@@ -308,14 +310,21 @@ def checked_id(value: str, name: str) -> str:
     return value
 
 
-def body_limited_route(limit: int) -> type[APIRoute]:
-    """A route class that answers 413 to a request body over ``limit`` bytes, before parsing."""
+def body_limited_route(limit: int, allowed_hosts: str = "") -> type[APIRoute]:
+    """A route class that refuses what :func:`.guard.refusal` refuses (a foreign Host, a
+    cross-site write, a body that is not JSON) and a request body over ``limit`` bytes (413),
+    before anything runs; answers a validation error without the input it was given (422);
+    and marks every answer ``nosniff``. ``allowed_hosts``: ``BURR_CHATBOT_ALLOWED_HOSTS``."""
+    allowed = AllowedHosts.parse(allowed_hosts)
 
     class BodyLimitedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handle = super().get_route_handler()
 
             async def handler(request: Request) -> Response:
+                refused = refusal(request.scope, allowed)
+                if refused is not None:
+                    return refused_response(*refused)
                 if request.method in ("POST", "PUT", "PATCH"):
                     declared = request.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
@@ -326,7 +335,12 @@ def body_limited_route(limit: int) -> type[APIRoute]:
                         if len(body) > limit:
                             return _too_large(limit)
                     request._body = bytes(body)  # what Request.body() returns from now on
-                return await handle(request)
+                try:
+                    response = await handle(request)
+                except RequestValidationError as exc:
+                    return validation_error_response(exc)
+                response.headers.setdefault(*NOSNIFF)
+                return response
 
             return handler
 

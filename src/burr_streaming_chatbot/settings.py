@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=32_000, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body.")
     max_streams: int = Field(default=256, ge=1, description="Answers streaming at once.")
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names served besides the loopback ones (`*.example.com` "
+        "for its subdomains, `*` for any), and the only ones served on a non-loopback address "
+        "when set; their origins may also send writes.",
+    )
     resume_grace_s: float = Field(
         default=0.5,
         ge=0,
