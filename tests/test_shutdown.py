@@ -3,6 +3,7 @@ streaming is saved, marked interrupted, with the prompt that asked for it."""
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import API, PROJECT, start_server
+from conftest import ARTIFACTS, API, PROJECT, ChatServer, free_port, server_env, start_server
+from fake_openai import FakeUpstream
 
 pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
 
@@ -28,26 +30,17 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    "kind, extra",
-    [
-        ("cli", {}),  # burr-streaming-chatbot sets uvicorn's graceful-shutdown limit itself
-        ("burr", {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "5"}),  # plain burr: uvicorn's setting
-    ],
-)
-def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
-    tmp_path: Path, upstream, kind: str, extra: dict[str, str]
-) -> None:
-    upstream.control(delay_ms=100, tokens=400)  # an answer that would take 40 s
-    server = start_server(kind, tmp_path, upstream, f"shutdown-{kind}", **extra)
-    app_id = f"shutdown-{kind}"
+def stop_mid_answer(server: ChatServer, app_id: str) -> None:
+    """Open a page's change stream, start an answer, stop the server (SIGTERM to its group)
+    while the answer streams, and wait until every process of it has exited."""
+    api = server.api
     deltas: list[str] = []
     started = threading.Event()
 
     def open_page() -> None:  # what a tab holds open: the conversation's change stream
         with httpx.Client(base_url=server.url, timeout=None) as client:
             try:
-                with client.stream("GET", f"{API}/events/{PROJECT}/{app_id}") as response:
+                with client.stream("GET", f"{api}/events/{PROJECT}/{app_id}") as response:
                     for _ in response.iter_bytes():
                         pass
             except httpx.HTTPError:
@@ -57,7 +50,7 @@ def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
         with httpx.Client(base_url=server.url, timeout=None) as client:
             try:
                 with client.stream(
-                    "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Tell me a story?"}
+                    "POST", f"{api}/response/{PROJECT}/{app_id}", json={"prompt": "Tell me a story?"}
                 ) as response:
                     for line in response.iter_lines():
                         if '"type":"delta"' in line:
@@ -81,14 +74,65 @@ def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
             time.sleep(0.1)
     finally:
         server.close()
-
     assert deltas, "no answer streamed before the stop"
+
+
+def saved_history(tmp_path: Path, upstream: FakeUpstream, app_id: str, name: str) -> list[dict]:
+    """The conversation as a server started afresh on the same storage reads it."""
     upstream.control(delay_ms=0)
-    again = start_server("cli", tmp_path, upstream, f"shutdown-{kind}-again")
+    again = start_server("cli", tmp_path, upstream, name)
     try:
-        history = again.history(app_id)
+        return again.history(app_id)
     finally:
         again.close()
+
+
+def assert_kept_interrupted(history: list[dict]) -> None:
     assert [m["role"] for m in history] == ["user", "assistant"], history
     assert history[0]["content"] == "Tell me a story?"
     assert history[1]["interrupted"] is True and history[1]["content"], history
+
+
+@pytest.mark.parametrize(
+    "kind, extra",
+    [
+        ("cli", {}),  # burr-streaming-chatbot sets uvicorn's graceful-shutdown limit itself
+        ("burr", {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "5"}),  # plain burr: uvicorn's setting
+    ],
+)
+def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
+    tmp_path: Path, upstream: FakeUpstream, kind: str, extra: dict[str, str]
+) -> None:
+    upstream.control(delay_ms=100, tokens=400)  # an answer that would take 40 s
+    server = start_server(kind, tmp_path, upstream, f"shutdown-{kind}", **extra)
+    app_id = f"shutdown-{kind}"
+    stop_mid_answer(server, app_id)
+    assert_kept_interrupted(saved_history(tmp_path, upstream, app_id, f"shutdown-{kind}-again"))
+
+
+README_APP = """
+from fastapi import FastAPI
+from burr_streaming_chatbot.plugins import mount_burr_ui_with_demos
+
+app = FastAPI()
+mount_burr_ui_with_demos(app, path="/burr")
+"""
+
+
+@pytest.mark.parametrize("autoload", ["1", "0"], ids=["hook-on", "hook-off"])
+def test_mount_burr_ui_with_demos_keeps_the_streaming_answer_at_a_stop(
+    tmp_path: Path, upstream: FakeUpstream, autoload: str
+) -> None:
+    """The README's one-call mount, served by uvicorn: the demos' shutdown runs with the
+    parent app's, so the answer streaming at a stop is saved, hook on or off."""
+    (tmp_path / "app.py").write_text(README_APP)
+    upstream.control(delay_ms=100, tokens=400)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port),
+               "--timeout-graceful-shutdown", "5"]
+    env = server_env(tmp_path, upstream, PYTHONPATH=str(tmp_path), BURR_DEMOS_AUTOLOAD=autoload)
+    log = ARTIFACTS / "logs" / f"shutdown-mounted-{autoload}.log"
+    server = ChatServer(command, env, port, log, api="/burr" + API).start()
+    app_id = f"shutdown-mounted-{autoload}"
+    stop_mid_answer(server, app_id)
+    assert_kept_interrupted(saved_history(tmp_path, upstream, app_id, f"shutdown-mounted-{autoload}-again"))

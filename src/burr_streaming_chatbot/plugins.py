@@ -348,6 +348,29 @@ def attach_lifespans(host: FastAPI, app: FastAPI) -> None:
             host.router.lifespan_context = _chain(host.router.lifespan_context, run_once.hosted)
 
 
+def mount_burr_ui_with_demos(
+    app: FastAPI,
+    path: str = "/burr",
+    demos: Optional[Iterable[Any]] = None,
+    **burr_options: Any,
+) -> FastAPI:
+    """Mount Burr's UI into ``app`` at ``path`` with the demos (the registered ones unless
+    given) and run the demos' lifespans with ``app``'s, whether the startup hook is on or off;
+    returns Burr's UI app. ``burr_options`` go to Burr's ``mount_burr_ui`` (``name``,
+    ``serve_static``).
+
+    Burr's ``mount_burr_ui`` alone leaves the demos unmounted when the hook is off
+    (``BURR_DEMOS_AUTOLOAD=0``), and Starlette runs no lifespan of a mounted app: the demos'
+    shutdown, which saves the answers still streaming, would then never run.
+    """
+    from burr.tracking.server.run import mount_burr_ui
+
+    ui_app = mount_burr_ui(app, path=path, **burr_options)
+    mount_demos(ui_app, demos)  # (a no-op for the demos the hook already mounted)
+    attach_lifespans(app, ui_app)
+    return ui_app
+
+
 def _add_demos_api(app: FastAPI) -> None:
     if getattr(app.state, "burr_demos_api", False):
         return
