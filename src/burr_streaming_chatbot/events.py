@@ -367,6 +367,13 @@ class ServerStatus(WireModel):
         description="Objects moved out of the garbage collector's reach at startup "
         "(`BURR_CHATBOT_GC_FREEZE`; 0 when off)."
     )
+    event_streams: int = Field(
+        default=0, description="Open `GET /events` streams (every client together)."
+    )
+    resume_streams: int = Field(
+        default=0,
+        description="Open `GET /stream` and AI SDK resume streams (every client together).",
+    )
 
 
 class StopResult(WireModel):

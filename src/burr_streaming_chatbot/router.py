@@ -7,9 +7,9 @@ the answer: JSON, or a turn's events in the wire protocol of the endpoint (:mod:
 
 import gc
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
@@ -31,11 +31,14 @@ from .events import (
     ServerStatus,
     StopResult,
 )
+from .limits import Slot
 from .llm import ChatModel
 from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
 from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
+
+T = TypeVar("T")
 
 API_PREFIX = "/api/v0/streaming_chatbot"
 """Where Burr's built-in streaming example lives, and so where this router is mounted."""
@@ -49,6 +52,9 @@ TURN_REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"description": "A reply is already streaming in this conversation."},
     413: {"description": "The request body is too large."},
     422: {"description": "Bad id, prompt or body; nothing was written."},
+    429: {
+        "description": "This client has too many answers running or prompts waiting; see Retry-After."
+    },
     503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
 }
 """The answers of an endpoint that starts a turn, when it does not."""
@@ -57,6 +63,11 @@ STORE_FAILED: dict[int | str, dict[str, Any]] = {
     503: {"description": "The conversation store failed; nothing was written. See Retry-After."}
 }
 """The answer of an endpoint that reads or writes the store, when the store fails."""
+
+TOO_MANY_STREAMS: dict[int | str, dict[str, Any]] = {
+    429: {"description": "This client has too many event streams open; see Retry-After."}
+}
+"""The answer of an endpoint that opens a long-lived stream, past the client's limit."""
 
 
 def create_router(
@@ -91,10 +102,21 @@ def create_router(
         route_class=body_limited_route(settings.max_body_bytes),
     )
 
+    def client_of(request: Request) -> str:
+        """Who the per-client limits count: the remote address."""
+        return request.client.host if request.client is not None else ""
+
+    Client = Annotated[str, Depends(client_of)]
+
+    def counted(stream: EventStream, slot: Slot) -> EventStream:
+        stream.on_close = slot.release
+        return stream
+
     async def started_turn(
         project_id: ProjectId,
         app_id: AppId,
         body: PromptInput,
+        client: Client,
         history_after: Annotated[
             int,
             Query(
@@ -114,13 +136,23 @@ def create_router(
         ] = "reject",
     ) -> LocalTurn:
         # A dependency, so a refusal is answered before the event stream starts.
-        return await service.start_turn(project_id, app_id, body.prompt, history_after, if_busy)
+        return await service.start_turn(
+            project_id, app_id, body.prompt, history_after, if_busy, client=client
+        )
 
     async def turn_to_follow(project_id: ProjectId, app_id: AppId) -> FollowedTurn:
         turn = await service.find_turn(project_id, app_id)
         if turn is None:
             raise NotFound("No answer is streaming in this conversation.")
         return turn
+
+    async def held_while(slot: Slot, work: Awaitable[T]) -> T:
+        """``work``'s result; the slot is given back if it fails."""
+        try:
+            return await work
+        except BaseException:
+            slot.release()
+            raise
 
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -178,19 +210,27 @@ def create_router(
         responses={
             **event_stream_responses(ChatEventBlock),
             404: {"description": "No answer is streaming or recently finished here."},
+            **TOO_MANY_STREAMS,
             **STORE_FAILED,
         },
     )
     async def resume_stream(
-        turn: Annotated[FollowedTurn, Depends(turn_to_follow)],
+        project_id: ProjectId,
+        app_id: AppId,
+        client: Client,
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
         accept: Annotated[Optional[str], Header(include_in_schema=False)] = None,
     ) -> EventStream:
         """Reattach to the answer being generated (or just finished) in a conversation: the
         events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
+        slot = service.open_stream("stream", client)
+        turn = await held_while(slot, turn_to_follow(project_id, app_id))
         start = turn.position(last_event_id)
-        return EventStream(
-            event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept))
+        return counted(
+            EventStream(
+                event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept))
+            ),
+            slot,
         )
 
     @router.post("/stop/{project_id}/{app_id}", response_model=StopResult, responses=STORE_FAILED)
@@ -204,7 +244,7 @@ def create_router(
         response_class=EventStream,
         responses={**event_stream_responses(agui.AgUiEventBlock), **TURN_REFUSALS},
     )
-    async def ag_ui_run(project_id: ProjectId, run: RunAgentInput) -> EventStream:
+    async def ag_ui_run(project_id: ProjectId, run: RunAgentInput, client: Client) -> EventStream:
         """Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
         (``threadId`` is the conversation id). The stored history is the truth: it comes back
         in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent."""
@@ -213,7 +253,7 @@ def create_router(
             prompt = agui.prompt_of(run)
         except agui.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, app_id, prompt)
+        turn = await service.start_turn(project_id, app_id, prompt, client=client)
         return EventStream(agui.run_blocks(turn, agui.AgUiRun(run, prompt), settings.keepalive_s))
 
     @router.post(
@@ -221,14 +261,16 @@ def create_router(
         response_class=EventStream,
         responses={**event_stream_responses(ai_sdk.UIMessageChunkBlock), **TURN_REFUSALS},
     )
-    async def ai_sdk_chat(project_id: ProjectId, chat: ai_sdk.ChatRequest) -> EventStream:
+    async def ai_sdk_chat(
+        project_id: ProjectId, chat: ai_sdk.ChatRequest, client: Client
+    ) -> EventStream:
         """Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
         UI message stream (``id`` is the conversation id)."""
         try:
             prompt = ai_sdk.prompt_of(chat)
         except ai_sdk.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, chat.id, prompt)
+        turn = await service.start_turn(project_id, chat.id, prompt, client=client)
         return EventStream(
             ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS
         )
@@ -239,17 +281,21 @@ def create_router(
         responses={
             **event_stream_responses(ai_sdk.UIMessageChunkBlock),
             204: {"description": "No answer is streaming in this conversation."},
+            **TOO_MANY_STREAMS,
             **STORE_FAILED,
         },
     )
-    async def ai_sdk_resume(project_id: ProjectId, app_id: AppId) -> Response:
+    async def ai_sdk_resume(project_id: ProjectId, app_id: AppId, client: Client) -> Response:
         """Resume the answer streaming in a conversation, from its start, as the AI SDK's
         ``resume: true`` expects; 204 when none is streaming."""
-        turn = await service.find_turn(project_id, app_id)
+        slot = service.open_stream("stream", client)
+        turn = await held_while(slot, service.find_turn(project_id, app_id))
         if turn is None or not turn.running:
+            slot.release()
             return Response(status_code=status.HTTP_204_NO_CONTENT)
-        return EventStream(
-            ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS
+        return counted(
+            EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS),
+            slot,
         )
 
     @router.post(
@@ -281,13 +327,17 @@ def create_router(
     @router.get(
         "/events/{project_id}/{app_id}",
         response_class=EventStream,
-        responses=event_stream_responses(ConversationChangeBlock),
+        responses={**event_stream_responses(ConversationChangeBlock), **TOO_MANY_STREAMS},
     )
-    async def conversation_events(project_id: ProjectId, app_id: AppId) -> EventStream:
+    async def conversation_events(
+        project_id: ProjectId, app_id: AppId, client: Client
+    ) -> EventStream:
         """A long-lived stream of the conversation's changes, made by any tab or process:
         ``turn_started`` (follow the answer with ``GET /stream``), ``turn_ended``,
         ``branch_created``."""
-        return EventStream(await service.changes(project_id, app_id))
+        slot = service.open_stream("events", client)
+        blocks = await held_while(slot, service.changes(project_id, app_id))
+        return counted(EventStream(blocks), slot)
 
     @router.api_route(
         "/{rest:path}",

@@ -40,6 +40,7 @@ from .events import (
     ServerStatus,
 )
 from .graph import build_graph
+from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
 from .settings import Settings
 from .store import Key, StoreError, is_store_error, open_store
@@ -98,6 +99,28 @@ class Unavailable(Refused):
         super().__init__(detail, headers={"Retry-After": "1"})
 
 
+class TooMany(Refused):
+    """The client is past one of its limits (429 with ``Retry-After``); the detail names it."""
+
+    code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+RETRY_AFTER_S = 2
+"""What ``Retry-After`` says to a client past one of its limits."""
+
+
+@contextlib.contextmanager
+def too_many_past_a_limit() -> Iterator[None]:
+    """Turn :class:`~.limits.LimitReached` into :class:`TooMany`."""
+    try:
+        yield
+    except LimitReached as exc:
+        raise TooMany(str(exc)) from None
+
+
 @contextlib.contextmanager
 def unavailable_when_the_store_fails() -> Iterator[None]:
     """Turn a failure of the store into :class:`Unavailable` (the reason is logged, not
@@ -137,6 +160,12 @@ class ChatService:
         self._queued: dict[Key, int] = {}
         """Prompts of this process waiting for their conversation (``if_busy="enqueue"``)."""
         self._queue_locks: dict[Key, asyncio.Lock] = {}
+        self.limits = ClientLimits(
+            answers=self.settings.max_answers_per_client,
+            queued=self.settings.max_queued_per_client,
+            streams=self.settings.max_streams_per_client,
+        )
+        """What each client holds in this process (``client``: the user, else its address)."""
 
     async def open(self) -> None:
         """Connect to the store and create its schema; raises :class:`~.store.StoreError`
@@ -189,6 +218,8 @@ class ChatService:
             max_streams=self.settings.max_streams,
             tasks=len(asyncio.all_tasks()),
             frozen_objects=gc.get_freeze_count(),
+            event_streams=self.limits.open_streams("events"),
+            resume_streams=self.limits.open_streams("stream"),
         )
 
     # Conversations
@@ -243,6 +274,12 @@ class ChatService:
             root = app_id  # (not saved yet: its first prompt will be a change)
         return change_blocks(self.store, project_id, app_id, root, self.settings.keepalive_s)
 
+    def open_stream(self, kind: StreamKind, client: Optional[str]) -> Slot:
+        """Count an event stream ``client`` opens (release the slot when it closes);
+        :class:`TooMany` when the client has too many open."""
+        with too_many_past_a_limit():
+            return self.limits.open_stream(kind, client)
+
     # Turns
 
     def checked_prompt(self, text: str) -> str:
@@ -261,19 +298,24 @@ class ChatService:
         prompt: str,
         history_after: int = 0,
         if_busy: IfBusy = "reject",
+        *,
+        user: Optional[str] = None,
+        client: Optional[str] = None,
     ) -> LocalTurn:
         """Start answering ``prompt`` in a task of its own and return the turn (follow it for
         its events). While an answer streams in the conversation, anywhere: ``reject`` raises
         :class:`Busy`, ``interrupt`` stops it (keeping its text, marked interrupted) first,
         ``enqueue`` waits for it (at most :data:`MAX_QUEUED` waiting, then :class:`Busy`).
         :class:`Unavailable` when the server is full or the store fails; :class:`Invalid` for
-        a bad prompt. Nothing is written before the turn starts."""
+        a bad prompt; :class:`TooMany` when ``client`` (``user`` unless given) has too many
+        answers running or prompts waiting. Nothing is written before the turn starts."""
         prompt = self.checked_prompt(prompt)
+        client = client if client is not None else user
         if if_busy == "interrupt":
-            return await self._start_interrupting(project_id, app_id, prompt, history_after)
+            return await self._start_interrupting(project_id, app_id, prompt, history_after, client)
         if if_busy == "enqueue":
-            return await self._start_when_free(project_id, app_id, prompt, history_after)
-        return await self._start(project_id, app_id, prompt, history_after)
+            return await self._start_when_free(project_id, app_id, prompt, history_after, client)
+        return await self._start(project_id, app_id, prompt, history_after, client)
 
     async def find_turn(self, project_id: str, app_id: str) -> Optional[FollowedTurn]:
         """The conversation's running answer, else its recently finished one, wherever it ran
@@ -288,10 +330,12 @@ class ChatService:
             return await self.turns.stop((project_id, app_id))
 
     async def _start(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         key = (project_id, app_id)
         self._check_free(key)
+        with too_many_past_a_limit():
+            slot = self.limits.take("answers", client)
         self._starting.add(key)  # (this process's other requests: checked in memory)
         token = new_token()
         try:
@@ -305,11 +349,17 @@ class ChatService:
                     with contextlib.suppress(Exception):  # (free the conversation again)
                         await self.store.finish(project_id, app_id, token, None)
                     raise
+        except BaseException:
+            slot.release()
+            raise
         finally:
             self._starting.discard(key)
         self.conversations.running(project_id, app_id, app)
         request = TurnRequest(project_id, app_id, app, prompt, history_after)
-        return self.turns.begin(key, token, turn_events(request, self.conversations))
+        turn = self.turns.begin(key, token, turn_events(request, self.conversations))
+        assert turn.task is not None  # (started by begin)
+        turn.task.add_done_callback(lambda _: slot.release())
+        return turn
 
     def _check_free(self, key: Key) -> None:
         if self.turns.busy(key) or key in self._starting:
@@ -319,11 +369,11 @@ class ChatService:
             raise Unavailable(f"The server is answering {limit} prompts already; try again soon.")
 
     async def _start_interrupting(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         for _ in range(3):  # (another prompt may take the conversation between stop and start)
             try:
-                return await self._start(project_id, app_id, prompt, history_after)
+                return await self._start(project_id, app_id, prompt, history_after, client)
             except Busy:
                 pass
             await self.stop_turn(
@@ -332,13 +382,15 @@ class ChatService:
         raise Busy()
 
     async def _start_when_free(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         key = (project_id, app_id)
         if self._queued.get(key, 0) >= MAX_QUEUED:
             raise Busy(
                 f"{MAX_QUEUED} prompts are already waiting in this conversation; try again later."
             )
+        with too_many_past_a_limit():
+            waiting = self.limits.take("queued", client)
         self._queued[key] = self._queued.get(key, 0) + 1
         line = self._queue_locks.setdefault(
             key, asyncio.Lock()
@@ -348,12 +400,13 @@ class ChatService:
                 deadline = time.monotonic() + QUEUE_WAIT_S
                 while True:
                     try:
-                        return await self._start(project_id, app_id, prompt, history_after)
+                        return await self._start(project_id, app_id, prompt, history_after, client)
                     except Busy:
                         if time.monotonic() > deadline:
                             raise
                     await self._wait_until_free(key)
         finally:
+            waiting.release()
             self._queued[key] -= 1
             if not self._queued[key]:
                 del self._queued[key]

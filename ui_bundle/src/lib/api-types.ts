@@ -1560,6 +1560,12 @@ export interface components {
             /** Cached Conversations */
             cached_conversations: number;
             /**
+             * Event Streams
+             * @description Open `GET /events` streams (every client together).
+             * @default 0
+             */
+            event_streams: number;
+            /**
              * Frozen Objects
              * @description Objects moved out of the garbage collector's reach at startup (`BURR_CHATBOT_GC_FREEZE`; 0 when off).
              */
@@ -1571,6 +1577,12 @@ export interface components {
             listeners: number;
             /** Max Streams */
             max_streams: number;
+            /**
+             * Resume Streams
+             * @description Open `GET /stream` and AI SDK resume streams (every client together).
+             * @default 0
+             */
+            resume_streams: number;
             /**
              * Streaming
              * @description Answers being generated.
@@ -2154,6 +2166,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Too many answers streaming, or the store failed; see Retry-After. */
             503: {
                 headers: {
@@ -2209,6 +2228,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Too many answers streaming, or the store failed; see Retry-After. */
             503: {
                 headers: {
@@ -2256,6 +2282,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
@@ -2425,6 +2458,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2612,6 +2652,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Too many answers streaming, or the store failed; see Retry-After. */
             503: {
                 headers: {
@@ -2722,6 +2769,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
