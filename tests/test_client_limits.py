@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import API, PROJECT, ChatServer, start_server
 
 from burr_streaming_chatbot.service import ChatService, TooMany
 from burr_streaming_chatbot.settings import Settings
-from conftest import API, PROJECT, ChatServer, start_server
 
 SLOW_WORDS_MS = "150"  # the offline model's pause between words: an answer takes seconds
 
