@@ -376,6 +376,12 @@ class ServerStatus(WireModel):
     )
 
 
+class UserInfo(WireModel):
+    """Answer of ``GET /me``: who is signed in."""
+
+    user: Optional[str] = Field(description="The signed-in user's id; null when users are off.")
+
+
 class StopResult(WireModel):
     """Answer of ``POST /stop``."""
 

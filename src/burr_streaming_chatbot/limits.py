@@ -49,20 +49,25 @@ class ClientLimits:
 
     def take(self, what: Literal["answers", "queued"], client: Optional[str]) -> Slot:
         """A running answer's or a queued prompt's slot for ``client``; :class:`LimitReached` past
-        its limit."""
+        its limit (never for ``None``, a caller that names no client)."""
         limit = self.limits[what]
-        if self._held[(what, client)] >= limit:
+        if client is not None and self._held[(what, client)] >= limit:
             noun = "answers running" if what == "answers" else "prompts waiting"
             raise LimitReached(
                 f"You have {limit} {noun} already (the limit per client); try again soon."
             )
         return self._slot((what, client))
 
+    def check(self, what: Literal["answers", "queued"], client: Optional[str]) -> None:
+        """:class:`LimitReached` if :meth:`take` would raise it now (nothing is taken)."""
+        self.take(what, client).release()
+
     def open_stream(self, kind: StreamKind, client: Optional[str]) -> Slot:
         """An open event stream's slot for ``client``; :class:`LimitReached` past its limit (one
         limit for both kinds together)."""
         limit = self.limits["streams"]
-        if self._held[("events", client)] + self._held[("stream", client)] >= limit:
+        held = self._held[("events", client)] + self._held[("stream", client)]
+        if client is not None and held >= limit:
             raise LimitReached(
                 f"You have {limit} event streams open already (the limit per client); "
                 "close some tabs or try again soon."

@@ -97,7 +97,7 @@ export interface paths {
         };
         /**
          * List Conversations
-         * @description The project's conversations, newest first.
+         * @description The project's conversations (the user's own when users are on), newest first.
          */
         get: operations["list_conversations_api_v0_streaming_chatbot_conversations__project_id__get"];
         put?: never;
@@ -204,6 +204,26 @@ export interface paths {
          * @description The conversation's messages (empty when it does not exist).
          */
         get: operations["chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signed In User
+         * @description Who is signed in: the user's id, or null when users are off.
+         */
+        get: operations["signed_in_user_api_v0_streaming_chatbot_me_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2005,6 +2025,17 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * UserInfo
+         * @description Answer of ``GET /me``: who is signed in.
+         */
+        UserInfo: {
+            /**
+             * User
+             * @description The signed-in user's id; null when users are off.
+             */
+            user: string | null;
+        };
+        /**
          * UserMessage
          * @description A message from the person using the application.
          */
@@ -2145,6 +2176,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["AgUiEventBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description A reply is already streaming in this conversation. */
             409: {
                 headers: {
@@ -2206,6 +2244,13 @@ export interface operations {
                 content: {
                     "text/event-stream": components["schemas"]["UIMessageChunkBlock"][];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description A reply is already streaming in this conversation. */
             409: {
@@ -2274,6 +2319,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2322,6 +2374,13 @@ export interface operations {
                     "application/json": components["schemas"]["BranchTree"];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description No such conversation. */
             404: {
                 headers: {
@@ -2368,6 +2427,13 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationSummary"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2409,6 +2475,13 @@ export interface operations {
                     "application/json": string;
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2449,6 +2522,13 @@ export interface operations {
                 content: {
                     "text/event-stream": components["schemas"]["ConversationChangeBlock"][];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -2495,6 +2575,13 @@ export interface operations {
                     "application/json": string;
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description No such conversation. */
             404: {
                 headers: {
@@ -2536,6 +2623,13 @@ export interface operations {
                     "application/json": components["schemas"]["GraphInfo"];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get: {
@@ -2561,6 +2655,13 @@ export interface operations {
                     "application/json": components["schemas"]["ChatItem"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2572,6 +2673,33 @@ export interface operations {
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    signed_in_user_api_v0_streaming_chatbot_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2596,6 +2724,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ModelInfo"];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2630,6 +2765,13 @@ export interface operations {
                 content: {
                     "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description A reply is already streaming in this conversation. */
             409: {
@@ -2686,6 +2828,13 @@ export interface operations {
                     "application/json": components["schemas"]["ServerStatus"];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     stop_answer_api_v0_streaming_chatbot_stop__project_id___app_id__post: {
@@ -2710,6 +2859,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["StopResult"];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -2753,6 +2909,13 @@ export interface operations {
                 content: {
                     "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description No answer is streaming or recently finished here. */
             404: {
