@@ -51,6 +51,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -278,15 +279,34 @@ async def one_turn(
     return rec
 
 
-def client_session(concurrency: int, timeout_s: float = 120.0) -> aiohttp.ClientSession:
+def client_session(
+    concurrency: int, timeout_s: float = 120.0, local_address: Optional[str] = None
+) -> aiohttp.ClientSession:
     """The load's HTTP client: aiohttp, whose reads cost a fraction of httpx's, so that the
-    load generator, on the same cores as the server, takes as little from it as it can."""
+    load generator, on the same cores as the server, takes as little from it as it can.
+    ``local_address``: the address its connections come from (see :func:`loopback_address`)."""
     return aiohttp.ClientSession(
         # As the page asks: event ids and keepalives (the other servers ignore the header).
         headers={"Accept": "text/event-stream"},
-        connector=aiohttp.TCPConnector(limit=concurrency + 4),
+        connector=aiohttp.TCPConnector(
+            limit=concurrency + 4,
+            local_addr=(local_address, 0) if local_address else None,
+        ),
         timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s, sock_connect=10.0),
     )
+
+
+def loopback_address(index: int) -> str:
+    """The source address of simulated client ``index``: 127.0.0.2, 127.0.0.3, ... (the server
+    holds each address to its per-client limits, so each simulated client needs its own)."""
+    number = index + 2
+    return f"127.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (only then can a client pick its address)."""
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.")
 
 
 async def run_phase(
@@ -303,24 +323,36 @@ async def run_phase(
         queue.put_nowait(item)
     records: list[TurnRecord] = []
 
-    async def worker() -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         while True:
             try:
                 app_id, count = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             for k in range(count):
-                records.append(await one_turn(client, opts, app_id, create=opts.create and k == 0, count=k))
+                records.append(await one_turn(session, opts, app_id, create=opts.create and k == 0, count=k))
+
+    # Each worker is a client of its own, from its own loopback address (one session, so one
+    # address, for them all when there is one worker or the server is elsewhere).
+    workers = max(1, concurrency)
+    own = workers > 1 and is_loopback(opts.url)
+    sessions = [
+        client_session(2, local_address=loopback_address(i)) if own else client
+        for i in range(workers)
+    ]
 
     # The records of a long load (tens of thousands of lists of floats) would make this
     # process's own full collections tens of milliseconds long, and deltas read after such a
     # pause look held back by the server. No automatic collection during a phase, one after.
     gc.disable()
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        await asyncio.gather(*(worker(session) for session in sessions))
     finally:
         gc.enable()
         gc.collect()
+        if own:
+            for session in sessions:
+                await session.close()
     return records
 
 

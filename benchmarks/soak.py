@@ -83,6 +83,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def loopback_address(index: int) -> str:
+    """The source address of simulated client ``index``: 127.0.0.2, 127.0.0.3, ..."""
+    number = index + 2
+    return f"127.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
+
+
 def rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -605,28 +611,38 @@ class Soak:
         return "stop"
 
     async def run(self) -> dict:
+        # Each worker is a client of its own: its connections come from its own loopback
+        # address (the server holds each address to its per-client limits).
         # (a double text holds up to 5 connections to one server: the prompt and 4 more)
-        limits = httpx.Limits(max_connections=self.args.concurrency * (6 if self.double else 2))
-        clients = [
-            httpx.AsyncClient(
-                base_url=server.url, timeout=60, limits=limits,
-                headers={"Accept": "text/event-stream"},  # ids, for Last-Event-ID
-            )
-            for server in self.servers
+        limits = httpx.Limits(max_connections=6 if self.double else 2)
+        by_worker = [
+            [
+                httpx.AsyncClient(
+                    base_url=server.url, timeout=60, limits=limits,
+                    headers={"Accept": "text/event-stream"},  # ids, for Last-Event-ID
+                    transport=httpx.AsyncHTTPTransport(
+                        limits=limits, local_address=loopback_address(worker)
+                    ),
+                )
+                for server in self.servers
+            ]
+            for worker in range(self.args.concurrency)
         ]
         try:
-            return await self._run(clients)
+            return await self._run(by_worker)
         finally:
-            for client in clients:
-                await client.aclose()
+            for clients in by_worker:
+                for client in clients:
+                    await client.aclose()
 
-    async def _run(self, clients: list[httpx.AsyncClient]) -> dict:
+    async def _run(self, by_worker: list[list[httpx.AsyncClient]]) -> dict:
+        clients = by_worker[0]
         queue = list(range(self.args.conversations))
         total = self.args.conversations * self.args.turns
         pids = [server.process.pid for server in self.servers]
         rss: list[dict[str, int]] = [{"start": rss_kib(pid)} for pid in pids]
 
-        async def worker() -> None:
+        async def worker(clients: list[httpx.AsyncClient]) -> None:
             while queue:
                 await self.conversation(clients, queue.pop())
 
@@ -641,7 +657,7 @@ class Soak:
 
         began = time.monotonic()
         sampler = asyncio.create_task(sample())
-        await asyncio.gather(*(worker() for _ in range(self.args.concurrency)))
+        await asyncio.gather(*(worker(clients) for clients in by_worker))
         await sampler
         await asyncio.sleep(1.0)  # let disconnected answers wind down
         for pid, numbers in zip(pids, rss):

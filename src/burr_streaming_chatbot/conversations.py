@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, Optional
 
 from burr.core import Application, ApplicationBuilder, State
@@ -122,7 +122,13 @@ class Conversations:
             return state
         return state.merge(State({HISTORY: [*history, item]}))
 
-    async def fork(self, project_id: str, app_id: str, at: int) -> str:
+    async def fork(
+        self,
+        project_id: str,
+        app_id: str,
+        at: int,
+        before_save: Optional[Callable[[str], Awaitable[None]]] = None,
+    ) -> str:
         """Make a branch of a conversation with its first ``at`` messages; returns its id.
 
         The branch is a Burr fork (``initialize_from(..., fork_from_app_id=...,
@@ -131,6 +137,7 @@ class Conversations:
         any fork; its state records where it came from (:data:`.BRANCH`), which is how branches
         are listed. The original is not touched. Raises ``LookupError`` for a conversation
         that does not exist and ``IndexError`` for ``at`` beyond its messages.
+        ``before_save(branch_id)`` runs once the fork is checked, before the branch is saved.
         """
         persister = await self.store.persister(project_id, create=False)
         partition_key = self.store.partition_key(project_id)
@@ -176,6 +183,8 @@ class Conversations:
             .abuild()
         )
         try:
+            if before_save is not None:
+                await before_save(branch_id)
             await persister.save(
                 partition_key,
                 branch_id,

@@ -372,6 +372,19 @@ class ServerStatus(WireModel):
         description="Projects whose SQLite file is open in this process (at most "
         "`BURR_CHATBOT_MAX_OPEN_PROJECTS`; 0 on PostgreSQL, whose pool serves every project).",
     )
+    event_streams: int = Field(
+        default=0, description="Open `GET /events` streams (every client together)."
+    )
+    resume_streams: int = Field(
+        default=0,
+        description="Open `GET /stream` and AI SDK resume streams (every client together).",
+    )
+
+
+class UserInfo(WireModel):
+    """Answer of ``GET /me``: who is signed in."""
+
+    user: Optional[str] = Field(description="The signed-in user's id; null when users are off.")
 
 
 class StopResult(WireModel):

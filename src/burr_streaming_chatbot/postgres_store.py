@@ -36,6 +36,7 @@ from .persistence import (
 )
 from .settings import public_url
 from .store import (
+    UNOWNED,
     Batch,
     Lease,
     Store,
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 TABLE = "burr_chatbot_state"
 LEASES = "burr_chatbot_leases"
 EVENTS = "burr_chatbot_events"
+OWNERS = "burr_chatbot_owners"
+"""Who created each conversation (users behind an authenticating proxy)."""
 CHANNEL = "burr_chatbot"
 SCHEMA_LOCK = 72410001
 """The advisory lock held while the schema is created: processes starting at once take turns."""
@@ -124,6 +127,14 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                             stop BOOLEAN NOT NULL DEFAULT FALSE,
                             finished_at TIMESTAMPTZ,
                             watched_at TIMESTAMPTZ,
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {OWNERS} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            user_id TEXT NOT NULL,
                             PRIMARY KEY (project_id, app_id)
                         )"""
                     )
@@ -599,3 +610,52 @@ class PostgresStore(Store):
             waiters.remove(event)
             if not waiters:
                 del self._waiters[token]
+
+    async def claim(self, project_id: str, app_id: str, user: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"""INSERT INTO {OWNERS} (project_id, app_id, user_id)
+                    SELECT $1, $2, $3 WHERE NOT EXISTS (
+                      SELECT 1 FROM {TABLE} WHERE partition_key = $1 AND app_id = $2)
+                    ON CONFLICT (project_id, app_id) DO NOTHING""",
+                project_id,
+                app_id,
+                user,
+            )
+            # (A statement of its own: it sees the row of a claim that won a race with this one.)
+            owner = await conn.fetchval(
+                f"SELECT user_id FROM {OWNERS} WHERE project_id = $1 AND app_id = $2",
+                project_id,
+                app_id,
+            )
+        return bool(owner == user)
+
+    async def owner_of(self, project_id: str, app_id: str) -> Optional[str]:
+        row = await self.pool.fetchrow(
+            f"""SELECT (SELECT user_id FROM {OWNERS} WHERE project_id = $1 AND app_id = $2),
+                       EXISTS (SELECT 1 FROM {TABLE} WHERE partition_key = $1 AND app_id = $2)""",
+            project_id,
+            app_id,
+        )
+        user, stored = (row[0], row[1]) if row is not None else (None, False)
+        return user if user is not None else (UNOWNED if stored else None)
+
+    async def owners(self, project_id: str, app_ids: Sequence[str]) -> dict[str, str]:
+        rows = await self.pool.fetch(
+            f"SELECT app_id, user_id FROM {OWNERS} WHERE project_id = $1 AND app_id = ANY($2)",
+            project_id,
+            list(app_ids),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def list_owned(self, project_id: str, user: str, limit: int) -> list[ConversationSummary]:
+        rows = await self.pool.fetch(
+            f"""{SUMMARIES}
+                JOIN {OWNERS} o ON o.project_id = s.partition_key AND o.app_id = s.app_id
+                WHERE s.partition_key = $1 AND o.user_id = $2
+                ORDER BY s.created_at DESC LIMIT $3""",
+            project_id,
+            user,
+            limit,
+        )
+        return [summary(*row) for row in rows]

@@ -7,9 +7,9 @@ the answer: JSON, or a turn's events in the wire protocol of the endpoint (:mod:
 
 import gc
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
@@ -31,13 +31,17 @@ from .events import (
     PromptInput,
     ServerStatus,
     StopResult,
+    UserInfo,
 )
 from .guard import NOSNIFF, AllowedHosts, refusal, refused_response, validation_error_response
+from .limits import Slot
 from .llm import ChatModel
 from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
 from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
+
+T = TypeVar("T")
 
 API_PREFIX = "/api/v0/streaming_chatbot"
 """Where Burr's built-in streaming example lives, and so where this router is mounted."""
@@ -51,6 +55,9 @@ TURN_REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"description": "A reply is already streaming in this conversation."},
     413: {"description": "The request body is too large."},
     422: {"description": "Bad id, prompt or body; nothing was written."},
+    429: {
+        "description": "This client has too many answers running or prompts waiting; see Retry-After."
+    },
     503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
 }
 """The answers of an endpoint that starts a turn, when it does not."""
@@ -60,20 +67,43 @@ STORE_FAILED: dict[int | str, dict[str, Any]] = {
 }
 """The answer of an endpoint that reads or writes the store, when the store fails."""
 
+TOO_MANY_STREAMS: dict[int | str, dict[str, Any]] = {
+    429: {"description": "This client has too many event streams open; see Retry-After."}
+}
+"""The answer of an endpoint that opens a long-lived stream, past the client's limit."""
+
 
 def create_router(
     settings: Optional[Settings] = None,
     llm: Optional[ChatModel] = None,
     service: Optional[ChatService] = None,
+    user: Optional[Any] = None,
 ) -> APIRouter:
     """The chatbot's endpoints; include them at :data:`API_PREFIX`.
 
     They serve ``service``, or a :class:`~.service.ChatService` built from ``settings`` (from
     the environment unless given) and ``llm`` (built from the settings unless given). Its
     store opens and its answers stop with the router's lifespan.
+
+    ``user``: a FastAPI dependency (``Depends(current_user)``) returning the signed-in user's
+    id; each user then sees only the conversations they created, and a request without a
+    user gets 401. Without it, the ``user_header`` setting names a header an authenticating
+    proxy sets; with neither, there are no users.
     """
     service = service or ChatService(settings, llm)
     settings = service.settings
+    signed_in = user if user is not None else Depends(user_from_header(settings.user_header))
+    users_on = user is not None or bool(settings.user_header)
+
+    def current_user(who: Annotated[Optional[str], signed_in]) -> Optional[str]:
+        """The signed-in user (None when users are off); 401 without one."""
+        if not users_on:
+            return None
+        if not isinstance(who, str) or not who.strip() or len(who) > MAX_USER_CHARS:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in first: no user was given.")
+        return who.strip()
+
+    User = Annotated[Optional[str], Depends(current_user)]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -91,12 +121,28 @@ def create_router(
         tags=["streaming_chatbot"],
         lifespan=lifespan,
         route_class=body_limited_route(settings.max_body_bytes, settings.allowed_hosts),
+        dependencies=[Depends(current_user)],  # (every endpoint: 401 without a user)
+        responses={401: {"description": "Users are on and the request has none."}},
     )
+
+    def client_of(request: Request, user: User) -> str:
+        """Who the per-client limits count: the user, else the remote address."""
+        if user is not None:
+            return user
+        return request.client.host if request.client is not None else ""
+
+    Client = Annotated[str, Depends(client_of)]
+
+    def counted(stream: EventStream, slot: Slot) -> EventStream:
+        stream.on_close = slot.release
+        return stream
 
     async def started_turn(
         project_id: ProjectId,
         app_id: AppId,
         body: PromptInput,
+        client: Client,
+        user: User,
         history_after: Annotated[
             int,
             Query(
@@ -116,13 +162,25 @@ def create_router(
         ] = "reject",
     ) -> LocalTurn:
         # A dependency, so a refusal is answered before the event stream starts.
-        return await service.start_turn(project_id, app_id, body.prompt, history_after, if_busy)
+        return await service.start_turn(
+            project_id, app_id, body.prompt, history_after, if_busy, user=user, client=client
+        )
 
-    async def turn_to_follow(project_id: ProjectId, app_id: AppId) -> FollowedTurn:
-        turn = await service.find_turn(project_id, app_id)
+    async def turn_to_follow(
+        project_id: ProjectId, app_id: AppId, user: Optional[str]
+    ) -> FollowedTurn:
+        turn = await service.find_turn(project_id, app_id, user=user)
         if turn is None:
             raise NotFound("No answer is streaming in this conversation.")
         return turn
+
+    async def held_while(slot: Slot, work: Awaitable[T]) -> T:
+        """``work``'s result; the slot is given back if it fails."""
+        try:
+            return await work
+        except BaseException:
+            slot.release()
+            raise
 
     @router.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -134,6 +192,11 @@ def create_router(
         """The Burr state machine every conversation runs."""
         return service.graph_info()
 
+    @router.get("/me", response_model=UserInfo)
+    async def signed_in_user(user: User) -> UserInfo:
+        """Who is signed in: the user's id, or null when users are off."""
+        return UserInfo(user=user)
+
     @router.get("/status", response_model=ServerStatus)
     async def server_status() -> ServerStatus:
         """What the server holds right now: running answers, listeners, cached conversations."""
@@ -144,21 +207,23 @@ def create_router(
         response_model=list[ConversationSummary],
         responses=STORE_FAILED,
     )
-    async def list_conversations(project_id: ProjectId) -> list[ConversationSummary]:
-        """The project's conversations, newest first."""
-        return await service.conversation_list(project_id)
+    async def list_conversations(project_id: ProjectId, user: User) -> list[ConversationSummary]:
+        """The project's conversations (the user's own when users are on), newest first."""
+        return await service.conversation_list(project_id, user=user)
 
     @router.post("/create/{project_id}/{app_id}", response_model=str, responses=STORE_FAILED)
-    async def create_conversation(project_id: ProjectId, app_id: AppId) -> str:
+    async def create_conversation(project_id: ProjectId, app_id: AppId, user: User) -> str:
         """Create (or load) a conversation; Burr's tracker records it. Returns the app id."""
-        return await service.create(project_id, app_id)
+        return await service.create(project_id, app_id, user=user)
 
     @router.get(
         "/history/{project_id}/{app_id}", response_model=list[ChatItem], responses=STORE_FAILED
     )
-    async def chat_history(project_id: ProjectId, app_id: AppId) -> list[dict[str, Any]]:
+    async def chat_history(
+        project_id: ProjectId, app_id: AppId, user: User
+    ) -> list[dict[str, Any]]:
         """The conversation's messages (empty when it does not exist)."""
-        return await service.history(project_id, app_id)
+        return await service.history(project_id, app_id, user=user)
 
     @router.post(
         "/response/{project_id}/{app_id}",
@@ -180,33 +245,44 @@ def create_router(
         responses={
             **event_stream_responses(ChatEventBlock),
             404: {"description": "No answer is streaming or recently finished here."},
+            **TOO_MANY_STREAMS,
             **STORE_FAILED,
         },
     )
     async def resume_stream(
-        turn: Annotated[FollowedTurn, Depends(turn_to_follow)],
+        project_id: ProjectId,
+        app_id: AppId,
+        client: Client,
+        user: User,
         last_event_id: Annotated[Optional[str], Header(max_length=64)] = None,
         accept: Annotated[Optional[str], Header(include_in_schema=False)] = None,
     ) -> EventStream:
         """Reattach to the answer being generated (or just finished) in a conversation: the
         events after ``Last-Event-ID`` (all of them without it), then the rest as they come."""
+        slot = service.open_stream("stream", client)
+        turn = await held_while(slot, turn_to_follow(project_id, app_id, user))
         start = turn.position(last_event_id)
-        return EventStream(
-            event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept))
+        return counted(
+            EventStream(
+                event_blocks(turn, start, settings.keepalive_s, wants_event_stream(accept))
+            ),
+            slot,
         )
 
     @router.post("/stop/{project_id}/{app_id}", response_model=StopResult, responses=STORE_FAILED)
-    async def stop_answer(project_id: ProjectId, app_id: AppId) -> StopResult:
+    async def stop_answer(project_id: ProjectId, app_id: AppId, user: User) -> StopResult:
         """Stop the answer streaming in a conversation; the text so far is kept, marked
         ``interrupted``. ``stopped`` is false when nothing was streaming."""
-        return StopResult(stopped=await service.stop_turn(project_id, app_id))
+        return StopResult(stopped=await service.stop_turn(project_id, app_id, user=user))
 
     @router.post(
         "/ag-ui/{project_id}",
         response_class=EventStream,
         responses={**event_stream_responses(agui.AgUiEventBlock), **TURN_REFUSALS},
     )
-    async def ag_ui_run(project_id: ProjectId, run: RunAgentInput) -> EventStream:
+    async def ag_ui_run(
+        project_id: ProjectId, run: RunAgentInput, client: Client, user: User
+    ) -> EventStream:
         """Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
         (``threadId`` is the conversation id). The stored history is the truth: it comes back
         in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent."""
@@ -215,7 +291,7 @@ def create_router(
             prompt = agui.prompt_of(run)
         except agui.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, app_id, prompt)
+        turn = await service.start_turn(project_id, app_id, prompt, user=user, client=client)
         return EventStream(agui.run_blocks(turn, agui.AgUiRun(run, prompt), settings.keepalive_s))
 
     @router.post(
@@ -223,14 +299,16 @@ def create_router(
         response_class=EventStream,
         responses={**event_stream_responses(ai_sdk.UIMessageChunkBlock), **TURN_REFUSALS},
     )
-    async def ai_sdk_chat(project_id: ProjectId, chat: ai_sdk.ChatRequest) -> EventStream:
+    async def ai_sdk_chat(
+        project_id: ProjectId, chat: ai_sdk.ChatRequest, client: Client, user: User
+    ) -> EventStream:
         """Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
         UI message stream (``id`` is the conversation id)."""
         try:
             prompt = ai_sdk.prompt_of(chat)
         except ai_sdk.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, chat.id, prompt)
+        turn = await service.start_turn(project_id, chat.id, prompt, user=user, client=client)
         return EventStream(
             ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS
         )
@@ -241,17 +319,23 @@ def create_router(
         responses={
             **event_stream_responses(ai_sdk.UIMessageChunkBlock),
             204: {"description": "No answer is streaming in this conversation."},
+            **TOO_MANY_STREAMS,
             **STORE_FAILED,
         },
     )
-    async def ai_sdk_resume(project_id: ProjectId, app_id: AppId) -> Response:
+    async def ai_sdk_resume(
+        project_id: ProjectId, app_id: AppId, client: Client, user: User
+    ) -> Response:
         """Resume the answer streaming in a conversation, from its start, as the AI SDK's
         ``resume: true`` expects; 204 when none is streaming."""
-        turn = await service.find_turn(project_id, app_id)
+        slot = service.open_stream("stream", client)
+        turn = await held_while(slot, service.find_turn(project_id, app_id, user=user))
         if turn is None or not turn.running:
+            slot.release()
             return Response(status_code=status.HTTP_204_NO_CONTENT)
-        return EventStream(
-            ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS
+        return counted(
+            EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS),
+            slot,
         )
 
     @router.post(
@@ -265,31 +349,37 @@ def create_router(
             **STORE_FAILED,
         },
     )
-    async def fork_conversation(project_id: ProjectId, app_id: AppId, fork: ForkInput) -> str:
+    async def fork_conversation(
+        project_id: ProjectId, app_id: AppId, fork: ForkInput, user: User
+    ) -> str:
         """Make a branch of a conversation: a Burr fork of it with its first ``at`` messages
         (then send a prompt to the branch to edit message ``at``, or answer it again). Returns
         the branch's conversation id; the original is not changed."""
-        return await service.fork(project_id, app_id, fork.at)
+        return await service.fork(project_id, app_id, fork.at, user=user)
 
     @router.get(
         "/branches/{project_id}/{app_id}",
         response_model=BranchTree,
         responses={404: {"description": "No such conversation."}, **STORE_FAILED},
     )
-    async def branch_tree(project_id: ProjectId, app_id: AppId) -> BranchTree:
+    async def branch_tree(project_id: ProjectId, app_id: AppId, user: User) -> BranchTree:
         """The tree of branches the conversation belongs to: its root and every branch of it."""
-        return await service.branches(project_id, app_id)
+        return await service.branches(project_id, app_id, user=user)
 
     @router.get(
         "/events/{project_id}/{app_id}",
         response_class=EventStream,
-        responses=event_stream_responses(ConversationChangeBlock),
+        responses={**event_stream_responses(ConversationChangeBlock), **TOO_MANY_STREAMS},
     )
-    async def conversation_events(project_id: ProjectId, app_id: AppId) -> EventStream:
+    async def conversation_events(
+        project_id: ProjectId, app_id: AppId, client: Client, user: User
+    ) -> EventStream:
         """A long-lived stream of the conversation's changes, made by any tab or process:
         ``turn_started`` (follow the answer with ``GET /stream``), ``turn_ended``,
         ``branch_created``."""
-        return EventStream(await service.changes(project_id, app_id))
+        slot = service.open_stream("events", client)
+        blocks = await held_while(slot, service.changes(project_id, app_id, user=user))
+        return counted(EventStream(blocks), slot)
 
     @router.api_route(
         "/{rest:path}",
@@ -301,6 +391,19 @@ def create_router(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No endpoint at {request.url.path}")
 
     return router
+
+
+MAX_USER_CHARS = 256
+"""The longest user id accepted."""
+
+
+def user_from_header(header: Optional[str]) -> Callable[[Request], Optional[str]]:
+    """A dependency reading the user from ``header`` (None when it is unset or missing)."""
+
+    def user_in_header(request: Request) -> Optional[str]:
+        return request.headers.get(header) if header else None
+
+    return user_in_header
 
 
 def checked_id(value: str, name: str) -> str:

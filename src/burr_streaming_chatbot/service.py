@@ -23,6 +23,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, Optional
 
@@ -40,8 +41,10 @@ from .events import (
     ServerStatus,
 )
 from .graph import build_graph
+from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
 from .settings import Settings, public_url
+from .sse import KEEPALIVE
 from .store import Key, StoreError, is_store_error, open_store
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
 
@@ -51,6 +54,8 @@ IfBusy = Literal["reject", "interrupt", "enqueue"]
 """What a prompt does when an answer is already streaming in its conversation."""
 MAX_QUEUED = 3
 """Prompts that may wait for one conversation in one process (``if_busy="enqueue"``)."""
+OWNERS_KEPT = 10_000
+"""Conversations whose owner each process keeps in memory."""
 QUEUE_WAIT_S = 300.0
 """The longest a queued prompt waits for the answers before it (then :class:`Busy`)."""
 
@@ -98,6 +103,28 @@ class Unavailable(Refused):
         super().__init__(detail, headers={"Retry-After": "1"})
 
 
+class TooMany(Refused):
+    """The client is past one of its limits (429 with ``Retry-After``); the detail names it."""
+
+    code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+RETRY_AFTER_S = 2
+"""What ``Retry-After`` says to a client past one of its limits."""
+
+
+@contextlib.contextmanager
+def too_many_past_a_limit() -> Iterator[None]:
+    """Turn :class:`~.limits.LimitReached` into :class:`TooMany`."""
+    try:
+        yield
+    except LimitReached as exc:
+        raise TooMany(str(exc)) from None
+
+
 @contextlib.contextmanager
 def unavailable_when_the_store_fails() -> Iterator[None]:
     """Turn a failure of the store into :class:`Unavailable` (the reason is logged, not
@@ -137,6 +164,14 @@ class ChatService:
         self._queued: dict[Key, int] = {}
         """Prompts of this process waiting for their conversation (``if_busy="enqueue"``)."""
         self._queue_locks: dict[Key, asyncio.Lock] = {}
+        self._owners: OrderedDict[Key, str] = OrderedDict()
+        """Owners of conversations read or claimed (they never change)."""
+        self.limits = ClientLimits(
+            answers=self.settings.max_answers_per_client,
+            queued=self.settings.max_queued_per_client,
+            streams=self.settings.max_streams_per_client,
+        )
+        """What each client holds in this process (``client``: the user, else its address)."""
 
     async def open(self) -> None:
         """Connect to the store and create its schema; raises :class:`~.store.StoreError`
@@ -190,59 +225,154 @@ class ChatService:
             tasks=len(asyncio.all_tasks()),
             frozen_objects=gc.get_freeze_count(),
             open_projects=self.store.open_projects,
+            event_streams=self.limits.open_streams("events"),
+            resume_streams=self.limits.open_streams("stream"),
         )
 
     # Conversations
 
-    async def conversation_list(self, project_id: str) -> list[ConversationSummary]:
-        """The project's conversations, newest first; :class:`Unavailable` if the store
-        fails."""
-        with unavailable_when_the_store_fails():
-            return await self.conversations.list(project_id)
-
-    async def create(self, project_id: str, app_id: str) -> str:
-        """Create (or load) a conversation; Burr's tracker records it. Returns its id;
+    async def conversation_list(
+        self, project_id: str, *, user: Optional[str] = None
+    ) -> list[ConversationSummary]:
+        """The project's conversations (``user``'s only, when given), newest first;
         :class:`Unavailable` if the store fails."""
         with unavailable_when_the_store_fails():
+            if user is not None:
+                return await self.store.list_owned(project_id, user, 200)
+            return await self.conversations.list(project_id)
+
+    async def create(self, project_id: str, app_id: str, *, user: Optional[str] = None) -> str:
+        """Create (or load) a conversation; Burr's tracker records it. Returns its id;
+        :class:`NotFound` when it is another user's, :class:`Unavailable` if the store
+        fails."""
+        with unavailable_when_the_store_fails():
+            if user is not None:
+                await self._claim(project_id, app_id, user)
             app = await self.conversations.application(project_id, app_id)
         busy = self.turns.busy((project_id, app_id))
         self.conversations.finish(project_id, app_id, app, completed=not busy)
         return app_id
 
-    async def history(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
-        """The conversation's messages (empty when it does not exist); :class:`Unavailable`
-        if the store fails."""
+    async def history(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> list[dict[str, Any]]:
+        """The conversation's messages (empty when it does not exist); :class:`NotFound` when
+        it is another user's, :class:`Unavailable` if the store fails."""
         with unavailable_when_the_store_fails():
+            if user is not None and await self._visible(project_id, app_id, user) == "new":
+                return []
             return await self.conversations.history(project_id, app_id)
 
-    async def fork(self, project_id: str, app_id: str, at: int) -> str:
+    async def fork(
+        self, project_id: str, app_id: str, at: int, *, user: Optional[str] = None
+    ) -> str:
         """A new branch of the conversation with its first ``at`` messages (Burr's fork);
-        returns the branch's id. :class:`NotFound`, or :class:`Invalid` for an ``at`` past
-        the end."""
+        returns the branch's id. With ``user``, the conversation must be theirs, and so is the
+        branch. :class:`NotFound`, or :class:`Invalid` for an ``at`` past the end."""
+
+        async def claim_branch(branch_id: str) -> None:
+            assert user is not None
+            await self._claim(project_id, branch_id, user)
+
         try:
             with unavailable_when_the_store_fails():
-                return await self.conversations.fork(project_id, app_id, at)
+                if user is not None and await self._visible(project_id, app_id, user) == "new":
+                    raise LookupError(app_id)
+                return await self.conversations.fork(
+                    project_id, app_id, at, claim_branch if user is not None else None
+                )
         except IndexError:  # (before LookupError, which it is)
             raise Invalid(f"at={at} is beyond the conversation's messages.") from None
         except LookupError:
             raise NotFound("No such conversation.") from None
 
-    async def branches(self, project_id: str, app_id: str) -> BranchTree:
-        """The tree of branches the conversation belongs to; :class:`NotFound` if none."""
+    async def branches(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> BranchTree:
+        """The tree of branches the conversation belongs to (``user``'s branches only, when
+        given); :class:`NotFound` if none."""
         try:
             with unavailable_when_the_store_fails():
-                return await self.conversations.tree(project_id, app_id)
+                if user is not None and await self._visible(project_id, app_id, user) == "new":
+                    raise LookupError(app_id)
+                tree = await self.conversations.tree(project_id, app_id)
+                if user is not None:
+                    ids = [branch.app_id for branch in tree.branches]
+                    owners = await self.store.owners(project_id, ids) if ids else {}
+                    tree.branches = [b for b in tree.branches if owners.get(b.app_id) == user]
+                return tree
         except LookupError:
             raise NotFound("No such conversation.") from None
 
-    async def changes(self, project_id: str, app_id: str) -> AsyncIterator[bytes]:
+    async def changes(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> AsyncIterator[bytes]:
         """The conversation's changes made by any tab or process, as SSE blocks, until the
-        reader goes away (see :mod:`.changes`)."""
+        reader goes away (see :mod:`.changes`). With ``user``: :class:`NotFound` for another
+        user's conversation; one nobody wrote yet is followed until its first change shows
+        it is someone else's."""
+        if user is not None:
+            with unavailable_when_the_store_fails():
+                visible = await self._visible(project_id, app_id, user)
         try:
-            root = (await self.branches(project_id, app_id)).root
+            root = (await self.branches(project_id, app_id, user=user)).root
         except NotFound:
             root = app_id  # (not saved yet: its first prompt will be a change)
-        return change_blocks(self.store, project_id, app_id, root, self.settings.keepalive_s)
+        blocks = change_blocks(self.store, project_id, app_id, root, self.settings.keepalive_s)
+        if user is None or visible == "mine":
+            return blocks
+        return self._while_visible(blocks, project_id, app_id, user)
+
+    async def _while_visible(
+        self, blocks: AsyncIterator[bytes], project_id: str, app_id: str, user: str
+    ) -> AsyncIterator[bytes]:
+        """``blocks`` of a conversation nobody owned when they were asked for, until one is
+        not ``user``'s to see."""
+        async for block in blocks:
+            if block != KEEPALIVE:
+                with unavailable_when_the_store_fails():
+                    if await self._visible(project_id, app_id, user) != "mine":
+                        return
+            yield block
+
+    # Owners (users behind an authenticating proxy)
+
+    async def _visible(self, project_id: str, app_id: str, user: str) -> Literal["mine", "new"]:
+        """``mine`` for ``user``'s conversation, ``new`` for one nobody wrote yet;
+        :class:`NotFound` for another user's, or one stored before users were on."""
+        key = (project_id, app_id)
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = await self.store.owner_of(project_id, app_id)
+            if owner is None:
+                return "new"
+            self._remember_owner(key, owner)
+        if owner != user:
+            raise NotFound("No such conversation.")
+        return "mine"
+
+    async def _claim(self, project_id: str, app_id: str, user: str) -> None:
+        """Make the conversation ``user``'s if nobody wrote it yet; :class:`NotFound` when it
+        is another user's (or was stored before users were on)."""
+        key = (project_id, app_id)
+        if self._owners.get(key) == user:
+            return
+        if not await self.store.claim(project_id, app_id, user):
+            raise NotFound("No such conversation.")
+        self._remember_owner(key, user)
+
+    def _remember_owner(self, key: Key, owner: str) -> None:
+        # An owner never changes: kept in memory, bounded.
+        self._owners[key] = owner
+        self._owners.move_to_end(key)
+        while len(self._owners) > OWNERS_KEPT:
+            self._owners.popitem(last=False)
+
+    def open_stream(self, kind: StreamKind, client: Optional[str]) -> Slot:
+        """Count an event stream ``client`` opens (release the slot when it closes);
+        :class:`TooMany` when the client has too many open."""
+        with too_many_past_a_limit():
+            return self.limits.open_stream(kind, client)
 
     # Turns
 
@@ -264,37 +394,56 @@ class ChatService:
         prompt: str,
         history_after: int = 0,
         if_busy: IfBusy = "reject",
+        *,
+        user: Optional[str] = None,
+        client: Optional[str] = None,
     ) -> LocalTurn:
         """Start answering ``prompt`` in a task of its own and return the turn (follow it for
         its events). While an answer streams in the conversation, anywhere: ``reject`` raises
         :class:`Busy`, ``interrupt`` stops it (keeping its text, marked interrupted) first,
         ``enqueue`` waits for it (at most :data:`MAX_QUEUED` waiting, then :class:`Busy`).
         :class:`Unavailable` when the server is full or the store fails; :class:`Invalid` for
-        a bad prompt. Nothing is written before the turn starts."""
+        a bad prompt; :class:`TooMany` when ``client`` (``user`` unless given) has too many
+        answers running or prompts waiting. Nothing is written before the turn starts."""
         prompt = self.checked_prompt(prompt)
+        client = client if client is not None else user
+        if user is not None:
+            with too_many_past_a_limit():  # (refused before the claim writes anything)
+                self.limits.check("queued" if if_busy == "enqueue" else "answers", client)
+            with unavailable_when_the_store_fails():
+                await self._claim(project_id, app_id, user)
         if if_busy == "interrupt":
-            return await self._start_interrupting(project_id, app_id, prompt, history_after)
+            return await self._start_interrupting(project_id, app_id, prompt, history_after, client)
         if if_busy == "enqueue":
-            return await self._start_when_free(project_id, app_id, prompt, history_after)
-        return await self._start(project_id, app_id, prompt, history_after)
+            return await self._start_when_free(project_id, app_id, prompt, history_after, client)
+        return await self._start(project_id, app_id, prompt, history_after, client)
 
-    async def find_turn(self, project_id: str, app_id: str) -> Optional[FollowedTurn]:
+    async def find_turn(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> Optional[FollowedTurn]:
         """The conversation's running answer, else its recently finished one, wherever it ran
-        (None when there is neither)."""
+        (None when there is neither); :class:`NotFound` when it is another user's."""
         with unavailable_when_the_store_fails():
+            if user is not None and await self._visible(project_id, app_id, user) == "new":
+                return None
             return await self.turns.find((project_id, app_id))
 
-    async def stop_turn(self, project_id: str, app_id: str) -> bool:
+    async def stop_turn(self, project_id: str, app_id: str, *, user: Optional[str] = None) -> bool:
         """Stop the answer streaming in the conversation, wherever it runs; its text so far is
-        kept, marked interrupted. False when nothing was streaming."""
+        kept, marked interrupted. False when nothing was streaming; :class:`NotFound` when it
+        is another user's."""
         with unavailable_when_the_store_fails():
+            if user is not None and await self._visible(project_id, app_id, user) == "new":
+                return False
             return await self.turns.stop((project_id, app_id))
 
     async def _start(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         key = (project_id, app_id)
         self._check_free(key)
+        with too_many_past_a_limit():
+            slot = self.limits.take("answers", client)
         self._starting.add(key)  # (this process's other requests: checked in memory)
         token = new_token()
         try:
@@ -308,11 +457,17 @@ class ChatService:
                     with contextlib.suppress(Exception):  # (free the conversation again)
                         await self.store.finish(project_id, app_id, token, None)
                     raise
+        except BaseException:
+            slot.release()
+            raise
         finally:
             self._starting.discard(key)
         self.conversations.running(project_id, app_id, app)
         request = TurnRequest(project_id, app_id, app, prompt, history_after)
-        return self.turns.begin(key, token, turn_events(request, self.conversations))
+        turn = self.turns.begin(key, token, turn_events(request, self.conversations))
+        assert turn.task is not None  # (started by begin)
+        turn.task.add_done_callback(lambda _: slot.release())
+        return turn
 
     def _check_free(self, key: Key) -> None:
         if self.turns.busy(key) or key in self._starting:
@@ -322,11 +477,11 @@ class ChatService:
             raise Unavailable(f"The server is answering {limit} prompts already; try again soon.")
 
     async def _start_interrupting(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         for _ in range(3):  # (another prompt may take the conversation between stop and start)
             try:
-                return await self._start(project_id, app_id, prompt, history_after)
+                return await self._start(project_id, app_id, prompt, history_after, client)
             except Busy:
                 pass
             await self.stop_turn(
@@ -335,13 +490,15 @@ class ChatService:
         raise Busy()
 
     async def _start_when_free(
-        self, project_id: str, app_id: str, prompt: str, history_after: int
+        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
     ) -> LocalTurn:
         key = (project_id, app_id)
         if self._queued.get(key, 0) >= MAX_QUEUED:
             raise Busy(
                 f"{MAX_QUEUED} prompts are already waiting in this conversation; try again later."
             )
+        with too_many_past_a_limit():
+            waiting = self.limits.take("queued", client)
         self._queued[key] = self._queued.get(key, 0) + 1
         line = self._queue_locks.setdefault(
             key, asyncio.Lock()
@@ -351,12 +508,13 @@ class ChatService:
                 deadline = time.monotonic() + QUEUE_WAIT_S
                 while True:
                     try:
-                        return await self._start(project_id, app_id, prompt, history_after)
+                        return await self._start(project_id, app_id, prompt, history_after, client)
                     except Busy:
                         if time.monotonic() > deadline:
                             raise
                     await self._wait_until_free(key)
         finally:
+            waiting.release()
             self._queued[key] -= 1
             if not self._queued[key]:
                 del self._queued[key]

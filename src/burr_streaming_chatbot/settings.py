@@ -78,6 +78,29 @@ class Settings(BaseSettings):
         "for its subdomains, `*` for any), and the only ones served on a non-loopback address "
         "when set; their origins may also send writes.",
     )
+    max_answers_per_client: int = Field(
+        default=16,
+        ge=1,
+        description="Answers one client (the user, else the remote address) may have running at "
+        "once in a process; 429 with Retry-After beyond.",
+    )
+    max_queued_per_client: int = Field(
+        default=16,
+        ge=0,
+        description="Prompts one client may have waiting (`if_busy=enqueue`) in a process.",
+    )
+    max_streams_per_client: int = Field(
+        default=64,
+        ge=1,
+        description="`GET /events` and `GET /stream` streams (the AI SDK's resume stream too) "
+        "one client may have open at once in a process.",
+    )
+    user_header: Optional[str] = Field(
+        default=None,
+        description="The request header an authenticating proxy puts the signed-in user in "
+        "(for example `X-Forwarded-User`): every request must carry it (else 401) and each user "
+        "sees only the conversations they created. Unset: no users.",
+    )
     resume_grace_s: float = Field(
         default=0.5,
         ge=0,

@@ -38,6 +38,7 @@ from .persistence import (
     messages_to_append,
 )
 from .store import (
+    UNOWNED,
     Batch,
     Lease,
     Store,
@@ -53,6 +54,8 @@ from .store import (
 TABLE = "burr_state"
 LEASES = "chat_leases"
 EVENTS = "chat_events"
+OWNERS = "chat_owners"
+"""Who created each conversation (users behind an authenticating proxy)."""
 POLL_S = 0.05
 """How often a reader on another process looks for new events."""
 BUSY_TIMEOUT_S = 10.0
@@ -221,6 +224,10 @@ class ChatStatePersister(AsyncSQLitePersister):
                     PRIMARY KEY (token, first)
                 )""",
                 f"CREATE INDEX IF NOT EXISTS {LEASES}_token ON {LEASES} (token)",
+                f"""CREATE TABLE IF NOT EXISTS {OWNERS} (
+                    app_id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL
+                )""",
                 # A turn's last batch ends its lease in the same statement, so one hand-off to
                 # the connection's thread writes both, atomically (see SQLiteStore.finish).
                 f"""CREATE TRIGGER IF NOT EXISTS {EVENTS}_end_turn AFTER INSERT ON {EVENTS}
@@ -648,3 +655,51 @@ class SQLiteStore(Store):
 
     async def wait(self, token: str, timeout: float) -> None:
         await asyncio.sleep(min(timeout, POLL_S))
+
+    async def claim(self, project_id: str, app_id: str, user: str) -> bool:
+        db = await self._db(project_id)
+        async with db.transaction():
+            await db.connection.execute(
+                f"""INSERT INTO {OWNERS} (app_id, user_id)
+                    SELECT ?1, ?2 WHERE NOT EXISTS (
+                      SELECT 1 FROM {TABLE} WHERE partition_key = ?3 AND app_id = ?1)
+                    ON CONFLICT (app_id) DO NOTHING""",
+                (app_id, user, db.PARTITION_KEY_DEFAULT),
+            )
+            row = await db.fetchone(f"SELECT user_id FROM {OWNERS} WHERE app_id = ?", (app_id,))
+        return row is not None and row[0] == user
+
+    async def owner_of(self, project_id: str, app_id: str) -> Optional[str]:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return None
+        async with db.lock:
+            row = await db.fetchone(
+                f"""SELECT (SELECT user_id FROM {OWNERS} WHERE app_id = ?1),
+                           EXISTS (SELECT 1 FROM {TABLE} WHERE partition_key = ?2 AND app_id = ?1)""",
+                (app_id, db.PARTITION_KEY_DEFAULT),
+            )
+        user, stored = row if row is not None else (None, False)
+        return user if user is not None else (UNOWNED if stored else None)
+
+    async def owners(self, project_id: str, app_ids: Sequence[str]) -> dict[str, str]:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return {}
+        marks = ",".join("?" * len(app_ids))
+        async with db.lock:
+            rows = await db.fetchall(
+                f"SELECT app_id, user_id FROM {OWNERS} WHERE app_id IN ({marks})", list(app_ids)
+            )
+        return {app_id: user for app_id, user in rows}
+
+    async def list_owned(self, project_id: str, user: str, limit: int) -> list[ConversationSummary]:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
+        query = f"""{SUMMARIES}
+            JOIN {OWNERS} o ON o.app_id = s.app_id
+            WHERE o.user_id = ? ORDER BY s.rowid DESC LIMIT ?"""
+        async with db.lock:
+            rows = await db.fetchall(query, (user, limit))
+        return [summary(*row) for row in rows]

@@ -11,11 +11,12 @@ Upstream, :class:`EventDecoder` reads a model server's stream a network read at 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, NamedTuple, Optional
 
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 KEEPALIVE = b": keepalive\n\n"
 """A comment line: ignored by every SSE client, keeps proxies from closing an idle stream."""
@@ -60,6 +61,15 @@ class EventStream(StreamingResponse):
             status_code=status_code,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
         )
+        self.on_close: Optional[Callable[[], None]] = None
+        """Called once the response is over, however it ended (the client left, say)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 def event_stream_responses(block: type[BaseModel]) -> dict[int | str, dict[str, Any]]:

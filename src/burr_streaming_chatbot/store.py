@@ -40,6 +40,11 @@ Event = TurnEvent
 """A recorded event (the store keeps a turn's events as the turn made them)."""
 
 
+UNOWNED = ""
+"""The owner of a conversation stored before users were turned on: nobody (no user id is
+empty)."""
+
+
 class StoreError(Exception):
     """The store cannot be used (unreachable, bad URL, schema not creatable)."""
 
@@ -282,6 +287,27 @@ class Store(ABC):
     def notifies(self) -> bool:
         """True when the engine pushes wake-ups and stop requests (no polling needed)."""
         return False
+
+    # -- owners (users behind an authenticating proxy) -------------------------------------
+
+    @abstractmethod
+    async def claim(self, project_id: str, app_id: str, user: str) -> bool:
+        """Make ``user`` the owner of the conversation unless it has one, in one transaction;
+        True when ``user`` owns it now. A conversation stored without an owner (before users
+        were turned on) is claimed by nobody: False."""
+
+    @abstractmethod
+    async def owner_of(self, project_id: str, app_id: str) -> Optional[str]:
+        """The conversation's owner; :data:`UNOWNED` for one stored without an owner; None
+        when it has neither an owner nor a stored state (nobody has written it yet)."""
+
+    @abstractmethod
+    async def owners(self, project_id: str, app_ids: Sequence[str]) -> dict[str, str]:
+        """The owners of those of ``app_ids`` that have one."""
+
+    @abstractmethod
+    async def list_owned(self, project_id: str, user: str, limit: int) -> list[ConversationSummary]:
+        """The project's conversations owned by ``user``, newest first."""
 
 
 def open_store(settings: Settings) -> Store:

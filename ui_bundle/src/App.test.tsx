@@ -30,6 +30,24 @@ describe('App', () => {
   beforeEach(() => window.history.replaceState(null, '', '/demos/streaming-chatbot/'))
   afterEach(() => window.history.replaceState(null, '', '/'))
 
+  it('shows who is signed in, and nothing when the server has no users', async () => {
+    const routes = {
+      'GET /model': () => jsonResponse(model),
+      'GET /graph': () => jsonResponse(graph),
+      'GET /conversations/demo_streaming_chatbot': () => jsonResponse([]),
+    }
+    const signedIn = fakeFetch({ ...routes, 'GET /me': () => jsonResponse({ user: 'alice@example.com' }) })
+    const { unmount } = render(<App config={config} fetchImpl={signedIn.fetch} />)
+    expect(await screen.findByTestId('signed-in')).toHaveTextContent('Signed in as alice@example.com')
+    unmount()
+
+    const noUsers = fakeFetch({ ...routes, 'GET /me': () => jsonResponse({ user: null }) })
+    render(<App config={config} fetchImpl={noUsers.fetch} />)
+    expect(await screen.findByTestId('offline-banner')).toBeInTheDocument()
+    await waitFor(() => expect(noUsers.calls.some((c) => c.path === '/me')).toBe(true))
+    expect(screen.queryByTestId('signed-in')).toBeNull()
+  })
+
   it('creates the conversation on first send, streams the answer and lights up the running action', async () => {
     const stream = controlledStream()
     let conversations = [] as { app_id: string; updated_at: string | null; title: string | null }[]

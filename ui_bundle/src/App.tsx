@@ -10,6 +10,7 @@ import { useChat } from './hooks/useChat'
 import { useConversations } from './hooks/useConversations'
 import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
+import { useSignedInUser } from './hooks/useSignedInUser'
 import { api } from './lib/api'
 import { siblingsAt } from './lib/branches'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
@@ -31,6 +32,7 @@ export interface AppProps {
 
 export function App({ config = defaultConfig, fetchImpl }: AppProps) {
   const model = useModelInfo(fetchImpl)
+  const signedIn = useSignedInUser(fetchImpl)
   const graph = useGraph(fetchImpl)
   const project = model.data?.project_id ?? (model.error ? FALLBACK_PROJECT : null)
   const conversations = useConversations(project, fetchImpl)
@@ -154,6 +156,15 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
                 : 'Loading model…'}
           </p>
         </div>
+        {signedIn.data?.user && (
+          <p
+            className="hidden max-w-48 truncate text-xs text-gray-600 dark:text-gray-300 sm:block"
+            data-testid="signed-in"
+            title={`Signed in as ${signedIn.data.user}`}
+          >
+            Signed in as <span className="font-medium">{signedIn.data.user}</span>
+          </p>
+        )}
         <button
           type="button"
           className={`${headerButton} lg:hidden`}

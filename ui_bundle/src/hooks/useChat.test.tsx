@@ -157,6 +157,28 @@ describe('useChat', () => {
     expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
   })
 
+  it('reports a 429 (a per-client limit) with the server detail, retryable', async () => {
+    let turn = 0
+    const detail = 'You have 16 answers running already (the limit per client); try again soon.'
+    const { fetch } = fakeFetch({
+      'POST /response/proj/app1': () => {
+        turn += 1
+        if (turn === 1) return jsonResponse({ detail }, 429)
+        return streamResponse([sse({ type: 'chat_history', value: [user('Q')] }), sse(message('A'))])
+      },
+    })
+    const { result } = setup(fetch)
+    await act(async () => {
+      await result.current.send('Q')
+    })
+    expect(result.current.error).toEqual({ code: 'http_429', message: detail, retryable: true })
+    await act(async () => {
+      await result.current.retry()
+    })
+    expect(result.current.error).toBeNull()
+    expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q', 'A'])
+  })
+
   it('reports a 422 with the server detail, not retryable', async () => {
     const { fetch } = fakeFetch({ 'POST /response/proj/app1': () => jsonResponse({ detail: 'The prompt has 40000 characters; the limit is 32000.' }, 422) })
     const { result } = setup(fetch)

@@ -97,7 +97,7 @@ export interface paths {
         };
         /**
          * List Conversations
-         * @description The project's conversations, newest first.
+         * @description The project's conversations (the user's own when users are on), newest first.
          */
         get: operations["list_conversations_api_v0_streaming_chatbot_conversations__project_id__get"];
         put?: never;
@@ -204,6 +204,26 @@ export interface paths {
          * @description The conversation's messages (empty when it does not exist).
          */
         get: operations["chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signed In User
+         * @description Who is signed in: the user's id, or null when users are off.
+         */
+        get: operations["signed_in_user_api_v0_streaming_chatbot_me_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1560,6 +1580,12 @@ export interface components {
             /** Cached Conversations */
             cached_conversations: number;
             /**
+             * Event Streams
+             * @description Open `GET /events` streams (every client together).
+             * @default 0
+             */
+            event_streams: number;
+            /**
              * Frozen Objects
              * @description Objects moved out of the garbage collector's reach at startup (`BURR_CHATBOT_GC_FREEZE`; 0 when off).
              */
@@ -1577,6 +1603,12 @@ export interface components {
              * @default 0
              */
             open_projects: number;
+            /**
+             * Resume Streams
+             * @description Open `GET /stream` and AI SDK resume streams (every client together).
+             * @default 0
+             */
+            resume_streams: number;
             /**
              * Streaming
              * @description Answers being generated.
@@ -1999,6 +2031,17 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * UserInfo
+         * @description Answer of ``GET /me``: who is signed in.
+         */
+        UserInfo: {
+            /**
+             * User
+             * @description The signed-in user's id; null when users are off.
+             */
+            user: string | null;
+        };
+        /**
          * UserMessage
          * @description A message from the person using the application.
          */
@@ -2139,6 +2182,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["AgUiEventBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description A reply is already streaming in this conversation. */
             409: {
                 headers: {
@@ -2155,6 +2205,13 @@ export interface operations {
             };
             /** @description Bad id, prompt or body; nothing was written. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2194,6 +2251,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["UIMessageChunkBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description A reply is already streaming in this conversation. */
             409: {
                 headers: {
@@ -2210,6 +2274,13 @@ export interface operations {
             };
             /** @description Bad id, prompt or body; nothing was written. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2254,6 +2325,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2262,6 +2340,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
@@ -2294,6 +2379,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["BranchTree"];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description No such conversation. */
             404: {
@@ -2341,6 +2433,13 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationSummary"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2381,6 +2480,13 @@ export interface operations {
                 content: {
                     "application/json": string;
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -2423,6 +2529,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["ConversationChangeBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2431,6 +2544,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2460,6 +2580,13 @@ export interface operations {
                 content: {
                     "application/json": string;
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description No such conversation. */
             404: {
@@ -2502,6 +2629,13 @@ export interface operations {
                     "application/json": components["schemas"]["GraphInfo"];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     chat_history_api_v0_streaming_chatbot_history__project_id___app_id__get: {
@@ -2527,6 +2661,13 @@ export interface operations {
                     "application/json": components["schemas"]["ChatItem"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2538,6 +2679,33 @@ export interface operations {
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    signed_in_user_api_v0_streaming_chatbot_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2562,6 +2730,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ModelInfo"];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2597,6 +2772,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description A reply is already streaming in this conversation. */
             409: {
                 headers: {
@@ -2613,6 +2795,13 @@ export interface operations {
             };
             /** @description Bad id, prompt or body; nothing was written. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2645,6 +2834,13 @@ export interface operations {
                     "application/json": components["schemas"]["ServerStatus"];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     stop_answer_api_v0_streaming_chatbot_stop__project_id___app_id__post: {
@@ -2669,6 +2865,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["StopResult"];
                 };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -2713,6 +2916,13 @@ export interface operations {
                     "text/event-stream": components["schemas"]["ChatEventBlock"][];
                 };
             };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description No answer is streaming or recently finished here. */
             404: {
                 headers: {
@@ -2728,6 +2938,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description This client has too many event streams open; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {

@@ -1,6 +1,6 @@
 import { config } from './config'
 import { httpErrorFrom, isAbortError, NetworkError } from './errors'
-import type { BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult } from './types'
+import type { BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
   apiBase?: string
@@ -33,6 +33,7 @@ const seg = encodeURIComponent
 
 export const api = {
   model: (options: ApiOptions = {}) => request<ModelInfo>('/model', { method: 'GET' }, options),
+  me: (options: ApiOptions = {}) => request<UserInfo>('/me', { method: 'GET' }, options),
   graph: (options: ApiOptions = {}) => request<GraphInfo>('/graph', { method: 'GET' }, options),
   conversations: (project: string, options: ApiOptions = {}) =>
     request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options),

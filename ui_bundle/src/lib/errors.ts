@@ -29,6 +29,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not found.',
   409: 'A reply is already streaming in this conversation.',
   422: 'The request was not accepted.',
+  429: 'Too many requests from you at once; try again soon.',
   503: 'The service is unavailable.',
 }
 

@@ -6,6 +6,7 @@ type Schemas = components['schemas']
 
 export type ChatItem = Schemas['ChatItem']
 export type ModelInfo = Schemas['ModelInfo']
+export type UserInfo = Schemas['UserInfo']
 export type GraphInfo = Schemas['GraphInfo']
 export type GraphTransition = Schemas['GraphTransition']
 export type ConversationSummary = Schemas['ConversationSummary']
