@@ -53,7 +53,8 @@ from burr.core import State  # noqa: E402
 
 from burr_streaming_chatbot.settings import Settings  # noqa: E402
 from burr_streaming_chatbot.events import TurnEvent  # noqa: E402
-from burr_streaming_chatbot.store import Batch, open_store  # noqa: E402
+from burr_streaming_chatbot.storage.interface import Batch  # noqa: E402
+from burr_streaming_chatbot.storage.engines import open_store  # noqa: E402
 from burr_streaming_chatbot.turns import new_token  # noqa: E402
 
 try:  # as the servers (uvicorn runs on uvloop where it is installed)

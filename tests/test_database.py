@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from burr_streaming_chatbot.postgres_store import PostgresStore
+from burr_streaming_chatbot.storage.postgres import PostgresStore
 from conftest import API, PROJECT, free_port, server_env, start_server
 from fake_openai import FakeUpstream
 from postgres import PostgresCluster, postgres_or_skip

@@ -41,7 +41,7 @@ def test_an_application_keeps_its_dependency_factories_in_a_dict() -> None:
 
 
 def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
-    """persistence.ChatTrackingClient overrides ``_ensure_dir_structure(app_id)``, calls
+    """storage.burr_hooks.ChatTrackingClient overrides ``_ensure_dir_structure(app_id)``, calls
     ``_log_child_relationships(fork, spawn, app_id, partition_key)``, closes ``f`` (the open
     log), writes ``GRAPH_FILENAME``/``METADATA_FILENAME``, and relies on Burr's
     ``post_application_create`` returning early once ``graph.json`` exists."""
@@ -66,7 +66,7 @@ def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
 
 
 def test_the_sqlite_persister_attributes_the_store_uses() -> None:
-    """sqlite_store.ChatStatePersister uses Burr's ``connection``, ``table_name``,
+    """storage.sqlite.ChatStatePersister uses Burr's ``connection``, ``table_name``,
     ``serde_kwargs`` and ``PARTITION_KEY_DEFAULT``."""
     params = inspect.signature(AsyncSQLitePersister.__init__).parameters
     assert list(params)[1:4] == ["connection", "table_name", "serde_kwargs"]

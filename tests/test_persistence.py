@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from burr.core import State
 
-from burr_streaming_chatbot.postgres_store import PostgresStore
-from burr_streaming_chatbot.sqlite_store import ChatStatePersister
-from burr_streaming_chatbot.store import ConflictError
+from burr_streaming_chatbot.storage.postgres import PostgresStore
+from burr_streaming_chatbot.storage.sqlite import ChatStatePersister
+from burr_streaming_chatbot.storage.interface import ConflictError
 from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from burr_streaming_chatbot.sqlite_store import SQLiteStore
+from burr_streaming_chatbot.storage.sqlite import SQLiteStore
 from conftest import API, PROJECT, ChatServer, start_server
 from fake_openai import FakeUpstream
 

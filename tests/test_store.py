@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from burr_streaming_chatbot.events import TurnEvent
-from burr_streaming_chatbot.postgres_store import PostgresStore
-from burr_streaming_chatbot.sqlite_store import SQLiteStore, state_db_path
-from burr_streaming_chatbot.store import Batch, Store, owner_is_gone, pack_events, unpack_events
+from burr_streaming_chatbot.storage.postgres import PostgresStore
+from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
+from burr_streaming_chatbot.storage.interface import Batch, Store, owner_is_gone, pack_events, unpack_events
 
 PROJECT = "store_test"
 

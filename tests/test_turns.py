@@ -36,7 +36,7 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
     import asyncio
 
     from burr_streaming_chatbot.events import ErrorEvent, ErrorValue, MessageEvent
-    from burr_streaming_chatbot.sqlite_store import SQLiteStore
+    from burr_streaming_chatbot.storage.sqlite import SQLiteStore
     from burr_streaming_chatbot.turns import TurnRunner, new_token
 
     store = SQLiteStore(tmp_path, "here:1:x")

@@ -29,7 +29,7 @@ from .events import (
     encode_json,
 )
 from .llm import UpstreamError
-from .store import ConflictError, is_store_error
+from .storage.interface import ConflictError, is_store_error
 from .turns import INTERNAL, STORAGE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from .events import ConversationChange, encode_json
 from .sse import KEEPALIVE
-from .store import Store, is_store_error
+from .storage.interface import Store, is_store_error
 
 BRANCHES_EVERY = 4
 """Branches are read every this many ticks (a turn's start is the change that must be quick)."""

@@ -3,7 +3,8 @@ which is persisted in the store, cached here between turns, and listed.
 
 State is persisted after the steps that matter (see :class:`.SaveAfter`) through the store's
 Burr persister, and every step is tracked in Burr's local tracking format so Burr's UI shows
-each conversation; see :mod:`.persistence` for how both stay constant-size per step. Resuming
+each conversation; see :mod:`.storage.messages` and :mod:`.storage.burr_hooks` for how both
+stay constant-size per step. Resuming
 reads one row and the messages, never the tracking log.
 
 Another process may have answered a conversation since this one last did: a cached state is
@@ -30,9 +31,10 @@ from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
 from .events import BranchTree, ConversationSummary, TurnEvent
 from .graph import TERMINAL_ACTIONS
-from .persistence import BRANCH, HISTORY, SEQUENCE, ChatTrackingClient, SaveAfter
 from .settings import Settings
-from .store import Key, Lease, Store
+from .storage.burr_hooks import ChatTrackingClient, SaveAfter
+from .storage.interface import Key, Lease, Store
+from .storage.messages import BRANCH, HISTORY, SEQUENCE
 
 SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
 """The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
@@ -69,11 +71,10 @@ class Conversations:
             return saved
         self._saved.pop(key, None)
         project_id, app_id = key
-        persister = await self.store.persister(project_id)
-        loaded = await persister.load(self.store.partition_key(project_id), app_id)
+        loaded = await self.store.load_state(project_id, app_id)
         if loaded is None:
             return Saved(State({HISTORY: []}), None)
-        return Saved(loaded["state"], loaded["sequence_id"])
+        return Saved(*loaded)
 
     async def application(
         self, project_id: str, app_id: str, lease: Optional[Lease] = None
@@ -92,15 +93,12 @@ class Conversations:
         state = saved.state
         if lease is not None and lease.orphan is not None:
             state = await self._with_partial_answer(project_id, lease.orphan, state)
-        persister = await self.store.persister(project_id)
         tracker = ChatTrackingClient(
             project=project_id,
             storage_dir=str(self.settings.storage_dir),
             recent_messages=self.settings.tracked_messages,
         )
-        save = SaveAfter(
-            persister, SAVED_AFTER, self.store.partition_key(project_id), saved.sequence_id
-        )
+        save = SaveAfter(self.store, project_id, SAVED_AFTER, saved.sequence_id)
         return await (
             ApplicationBuilder()
             .with_graph(self.graph)
@@ -139,17 +137,17 @@ class Conversations:
         that does not exist and ``IndexError`` for ``at`` beyond its messages.
         ``before_save(branch_id)`` runs once the fork is checked, before the branch is saved.
         """
-        persister = await self.store.persister(project_id, create=False)
-        partition_key = self.store.partition_key(project_id)
-        loaded = None if persister is None else await persister.load(partition_key, app_id)
+        loaded = await self.store.load_state(project_id, app_id)
         if loaded is None:
             raise LookupError(app_id)
-        history = loaded["state"].get(HISTORY, [])
+        stored_state = loaded[0]
+        partition_key = self.store.partition_key(project_id)
+        history = stored_state.get(HISTORY, [])
         if at > len(history):
             raise IndexError(at)
         kept = history[:at]
         parent_sequence_id = kept[-1].get(SEQUENCE) if kept else None
-        origin = loaded["state"].get(BRANCH) or {}
+        origin = stored_state.get(BRANCH) or {}
         branch_id = new_conversation_id()
         branch = {
             "root": origin.get("root") or app_id,
@@ -185,13 +183,12 @@ class Conversations:
         try:
             if before_save is not None:
                 await before_save(branch_id)
-            await persister.save(
-                partition_key,
+            await self.store.save_state(
+                project_id,
                 branch_id,
                 fork_point.sequence_id,
                 "prompt",
                 app.state,
-                "completed",
                 expected_sequence_id=None,
             )
         finally:
@@ -242,10 +239,7 @@ class Conversations:
         app = self._running.get((project_id, app_id))
         if app is not None:
             return list(app.state.get(HISTORY, []))
-        persister = await self.store.persister(project_id, create=False)
-        if persister is None:
-            return []  # (a project with no storage: a read creates none)
-        return await persister.messages(self.store.partition_key(project_id), app_id)
+        return await self.store.messages(project_id, app_id)
 
     async def list(self, project_id: str, limit: int = 200) -> list[ConversationSummary]:
         """The project's conversations that have at least one step, newest first."""

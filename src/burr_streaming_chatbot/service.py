@@ -45,7 +45,8 @@ from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
 from .settings import Settings, public_url
 from .sse import KEEPALIVE
-from .store import Key, StoreError, is_store_error, open_store
+from .storage.engines import open_store
+from .storage.interface import Key, StoreError, is_store_error
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class ChatService:
         """What each client holds in this process (``client``: the user, else its address)."""
 
     async def open(self) -> None:
-        """Connect to the store and create its schema; raises :class:`~.store.StoreError`
+        """Connect to the store and create its schema; raises :class:`~.storage.interface.StoreError`
         (logged in one line) when that fails."""
         try:
             await self.store.open()

@@ -37,7 +37,7 @@ from typing import Any, Optional, Union, overload
 
 from .events import EVENT_TYPES, ErrorEvent, ErrorValue, TurnEvent
 from .graph import ANSWER_COMPLETE
-from .store import Batch, Event, Key, Store, TurnRecord, is_store_error
+from .storage.interface import Batch, Event, Key, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..events import encode_json
-from ..store import Event
+from ..storage.interface import Event
 
 
 def typed(batch: Sequence[Event]) -> Iterator[tuple[str, Any]]:

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..events import data_as_json_text, encode_json
 from ..graph import retries
 from ..sse import KEEPALIVE
-from ..store import Event
+from ..storage.interface import Event
 from ..turns import FollowedTurn
 from . import data_block, typed
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..events import ActionValue, ErrorValue, MessageValue, Mode, data_as_json_text, encode_json
 from ..settings import ID_PATTERN
 from ..sse import KEEPALIVE
-from ..store import Event
+from ..storage.interface import Event
 from ..turns import FollowedTurn
 from . import data_block, typed
 

@@ -23,19 +23,9 @@ from burr.core import State
 from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
 
-from .events import ConversationSummary
-from .persistence import (
-    BRANCH,
-    LENGTH,
-    UNCHECKED,
-    decode_messages,
-    encode_message,
-    full_state,
-    lean_state,
-    messages_to_append,
-)
-from .settings import public_url
-from .store import (
+from ..events import ConversationSummary
+from ..settings import public_url
+from .interface import (
     UNOWNED,
     Batch,
     Lease,
@@ -47,6 +37,16 @@ from .store import (
     pack_events,
     summary,
     unpack_events,
+)
+from .messages import (
+    BRANCH,
+    LENGTH,
+    UNCHECKED,
+    decode_messages,
+    encode_message,
+    full_state,
+    lean_state,
+    messages_to_append,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ SUMMARIES = f"""
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
       ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
-"""What :func:`.store.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
+"""What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
 class ChatPostgresPersister(AsyncPostgreSQLPersister):

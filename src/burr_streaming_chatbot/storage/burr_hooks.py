@@ -1,14 +1,8 @@
-"""How a conversation is stored and tracked, so that neither grows with the square of its length.
+"""Burr's hooks into the store and the tracking folder, so that neither grows with the square
+of a conversation's length.
 
-Burr's persister and tracker write the whole state after every step, and the state holds the
-whole chat history: a conversation of n turns writes O(n²) bytes. Two small subclasses of
-Burr's own classes keep each step's writes constant:
-
-* The persisters of :mod:`.sqlite_store` and :mod:`.postgres_store` are Burr's own
-  ``AsyncSQLitePersister`` and ``AsyncPostgreSQLPersister`` with the history stored
-  append-only in a table of its own (one row per message, written once) and one state row per
-  conversation (the latest; older rows are deleted in the same transaction). The helpers
-  here are what both share.
+* :class:`SaveAfter` persists the state after the steps that matter, through the store's
+  :meth:`~.interface.Store.save_state` (each message stored once, :mod:`.messages`).
 * :class:`ChatTrackingClient` is Burr's ``LocalTrackingClient`` logging, after each step, the
   last few messages and the history's length instead of the whole history. Burr's UI still
   shows every step, its inputs, its result and the messages it added.
@@ -25,71 +19,8 @@ from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
 from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel, PointerModel
 
-from .store import ConflictError
-
-HISTORY = "chat_history"
-LENGTH = "chat_history_length"
-"""Stored in place of the history: how many messages it had at this step."""
-SEQUENCE = "sequence_id"
-"""In a stored message: the sequence id of the step that wrote it (never sent to clients)."""
-BRANCH = "branch"
-"""In a branch's state: ``{"root", "parent", "at", "parent_sequence_id"}``, where it was forked."""
-
-
-UNCHECKED: Any = object()
-"""``expected_sequence_id`` when a save need not check what is stored (a direct call)."""
-
-
-def lean_state(state: State) -> tuple[list[dict], State]:
-    """The history, and the state to store in its place: its other fields and its length.
-
-    Built by hand: Burr's wipe/update deep-copy the field they touch (the whole history)."""
-    history = state.get(HISTORY, [])
-    fields = {key: value for key, value in state.get_all().items() if key != HISTORY}
-    return history, State({**fields, LENGTH: len(history)})
-
-
-def full_state(lean: State, history: list[dict]) -> State:
-    """The state :func:`lean_state` split, put back together."""
-    fields = {key: value for key, value in lean.get_all().items() if key != LENGTH}
-    return State({**fields, HISTORY: history})
-
-
-def encode_message(message: dict) -> str:
-    """One stored message (as JSON text, so a history is read back with one parse)."""
-    return json.dumps(message, ensure_ascii=False)
-
-
-def messages_to_append(
-    app_id: str,
-    history: list[dict],
-    stored_messages: int,
-    stored_sequence_id: Optional[int],
-    expected_sequence_id: Any,
-    sequence_id: Optional[int] = None,
-) -> list[tuple[int, str]]:
-    """What a save appends to what is stored: the messages after the stored ones, as
-    ``(index, JSON)``, each stamped with ``sequence_id``, the step that wrote it (unless it has
-    one: a branch's copies keep their original's), which is where a fork before the next
-    message points in Burr. Raises :class:`.ConflictError` when what is stored is not what the state
-    came from: another sequence id than ``expected_sequence_id`` (unless :data:`UNCHECKED`), or
-    more messages than the state has."""
-    if expected_sequence_id is not UNCHECKED and stored_sequence_id != expected_sequence_id:
-        raise ConflictError(f"conversation {app_id} was saved by another process")
-    if len(history) < stored_messages:
-        raise ConflictError(f"conversation {app_id} has messages this state does not")
-    return [
-        (
-            index,
-            encode_message(message if SEQUENCE in message else {**message, SEQUENCE: sequence_id}),
-        )
-        for index, message in enumerate(history[stored_messages:], start=stored_messages)
-    ]
-
-
-def decode_messages(rows: Collection[str]) -> list[dict]:
-    """Stored messages read back: one parse of one array, a third of the time of one per message."""
-    return json.loads("[" + ",".join(rows) + "]")
+from .interface import Store
+from .messages import HISTORY, LENGTH
 
 
 class SaveAfter(PostRunStepHookAsync):
@@ -100,17 +31,18 @@ class SaveAfter(PostRunStepHookAsync):
 
     def __init__(
         self,
-        persister: Any,
+        store: Store,
+        project_id: str,
         actions: Collection[str],
-        partition_key: Optional[str] = None,
         expected_sequence_id: Optional[int] = None,
     ) -> None:
-        self.persister = persister
+        self.store = store
+        self.project_id = project_id
         self.actions = frozenset(actions)
-        self.partition_key = partition_key
         self.expected_sequence_id = expected_sequence_id
         """The sequence id the store must hold for a save to go ahead (optimistic concurrency:
-        another process's save in between is a :class:`.store.ConflictError`, not an overwrite)."""
+        another process's save in between is a :class:`.interface.ConflictError`, not an
+        overwrite)."""
 
     async def post_run_step(
         self,
@@ -124,13 +56,12 @@ class SaveAfter(PostRunStepHookAsync):
         **future_kwargs: Any,
     ) -> None:
         if exception is None and action.name in self.actions:
-            await self.persister.save(
-                self.partition_key,
+            await self.store.save_state(
+                self.project_id,
                 app_id,
                 sequence_id,
                 action.name,
                 state,
-                "completed",
                 expected_sequence_id=self.expected_sequence_id,
             )
             self.expected_sequence_id = sequence_id

@@ -4,7 +4,7 @@ Everything a second worker may need lives here, never only in one process's memo
 
 * **conversations**: each message stored once (appended, checked against the stored length
   in the same transaction) and one state row per conversation, through a subclass of Burr's
-  own persister for the engine (:mod:`.sqlite_store`, :mod:`.postgres_store`);
+  own persister for the engine (:mod:`.sqlite`, :mod:`.postgres`);
 * **the lease**: one row per conversation naming the turn that may answer it, its owner (a
   process) and when the lease expires; a prompt for a conversation leased by a live owner
   anywhere is refused. The same row carries the stop request and, once the turn ended, stays
@@ -29,10 +29,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from .events import ConversationSummary, TurnEvent
+from ..events import ConversationSummary, TurnEvent
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from burr.core import State
 
 Key = tuple[str, str]
 """A conversation: its project id and its app id."""
@@ -206,6 +206,47 @@ class Store(ABC):
         """The partition key the persister files a project's conversations under."""
         return None
 
+    # -- a conversation's state: one call each, through the engine's Burr persister ----------
+
+    async def load_state(self, project_id: str, app_id: str) -> Optional[tuple[State, int]]:
+        """The conversation's latest stored state (its whole history in it) and the sequence id
+        of the step that saved it; None when nothing is stored (a read creates no storage)."""
+        persister = await self.persister(project_id, create=False)
+        if persister is None:
+            return None
+        loaded = await persister.load(self.partition_key(project_id), app_id)
+        return None if loaded is None else (loaded["state"], loaded["sequence_id"])
+
+    async def save_state(
+        self,
+        project_id: str,
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        expected_sequence_id: Any,
+    ) -> None:
+        """Save the state a step left (its new messages appended, the state row replaced) in
+        one transaction, if the stored sequence id is still ``expected_sequence_id`` (None:
+        nothing stored yet); else nothing is written and :class:`ConflictError` is raised."""
+        persister = await self.persister(project_id)
+        await persister.save(
+            self.partition_key(project_id),
+            app_id,
+            sequence_id,
+            position,
+            state,
+            "completed",
+            expected_sequence_id=expected_sequence_id,
+        )
+
+    async def messages(self, project_id: str, app_id: str) -> list[dict[str, Any]]:
+        """The conversation's stored messages, in order (empty when nothing is stored)."""
+        persister = await self.persister(project_id, create=False)
+        if persister is None:
+            return []  # (a project with no storage: a read creates none)
+        return await persister.messages(self.partition_key(project_id), app_id)
+
     @abstractmethod
     async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
         """The stored sequence id of a conversation (None when it has no state row)."""
@@ -308,15 +349,3 @@ class Store(ABC):
     @abstractmethod
     async def list_owned(self, project_id: str, user: str, limit: int) -> list[ConversationSummary]:
         """The project's conversations owned by ``user``, newest first."""
-
-
-def open_store(settings: Settings) -> Store:
-    """The store for ``settings``: PostgreSQL when ``database_url`` is set, else SQLite."""
-    owner = new_owner_id(settings.worker_name or machine_name())
-    if settings.postgres_url:
-        from .postgres_store import PostgresStore
-
-        return PostgresStore(settings.postgres_url, owner, settings.database_pool_size)
-    from .sqlite_store import SQLiteStore
-
-    return SQLiteStore(settings.storage_dir, owner, settings.max_open_projects)
