@@ -41,8 +41,8 @@ from typing import Any, Optional
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from harness import CHATBOTS, ENCODER_ROWS, IMPLEMENTATIONS, LABELS, percentile  # noqa: E402
+import harness
+from harness import CHATBOTS, ENCODER_ROWS, IMPLEMENTATIONS, LABELS, percentile
 
 ENGINES = {"chatbot": "sqlite", "chatbot_pg": "postgres"}
 """The store engine of each of this project's servers."""
@@ -113,7 +113,9 @@ def stats(merged: dict[str, Any], tokens: int) -> dict[str, Any]:
         "turns": turns,
         "errors": merged["errors"] + merged["single_errors"],
         "cpu_ms_per_turn": merged["server_cpu_s"] * 1000 / turns if turns else None,
-        "cpu_ms_per_token": merged["server_cpu_s"] * 1000 / (turns * tokens) if turns and tokens else None,
+        "cpu_ms_per_token": merged["server_cpu_s"] * 1000 / (turns * tokens)
+        if turns and tokens
+        else None,
         "cpu_ms_per_delta_event": (
             merged["server_cpu_s"] * 1000 / merged["deltas"] if merged["deltas"] else None
         ),
@@ -148,7 +150,9 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
     return "-" if a is None or not b else f"{a / b:.2f}x"
 
 
-def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, Any]) -> None:
+def print_report(
+    results: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, Any]
+) -> None:
     print()
     print(f"machine: {info['machine_at_start']} (at the start)")
     print(
@@ -194,7 +198,9 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
     for impl, r in results.items():
         diff = (
             None
-            if relay is None or r["ttfd_single_p50_ms"] is None or relay["ttfd_single_p50_ms"] is None
+            if relay is None
+            or r["ttfd_single_p50_ms"] is None
+            or relay["ttfd_single_p50_ms"] is None
             else r["ttfd_single_p50_ms"] - relay["ttfd_single_p50_ms"]
         )
         print(
@@ -229,8 +235,11 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
             ),
             (
                 "inter-delta gap p99 <= 50 ms with 0 errors"
-                + ("" if args.concurrency >= 100 and args.delay_ms >= 20 else
-                   " (the issue asks it at --concurrency 100 --delay-ms 20)"),
+                + (
+                    ""
+                    if args.concurrency >= 100 and args.delay_ms >= 20
+                    else " (the issue asks it at --concurrency 100 --delay-ms 20)"
+                ),
                 chatbot["errors"] == 0
                 and chatbot["gap_p99_ms"] is not None
                 and chatbot["gap_p99_ms"] <= 50.0,
@@ -245,7 +254,11 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, i
         ]
         for name, ok, detail in checks:
             print(f"  [{'met' if ok else 'MISSED'}] {name}: {detail}")
-        if relay_aiohttp and chatbot["ttfd_single_p50_ms"] is not None and relay_aiohttp["ttfd_single_p50_ms"] is not None:
+        if (
+            relay_aiohttp
+            and chatbot["ttfd_single_p50_ms"] is not None
+            and relay_aiohttp["ttfd_single_p50_ms"] is not None
+        ):
             print(
                 "  (the issue's relay uses the SDK's default transport; against the relay on the "
                 f"SDK's aiohttp transport, as this server: CPU per turn "
@@ -306,10 +319,20 @@ def print_encoders(results: dict[str, dict[str, Any]], args: argparse.Namespace)
         )
 
 
-def run_script(script: str, engines: list[str], database_url: Optional[str], out: Path, *extra: str) -> dict[str, Any]:
+def run_script(
+    script: str, engines: list[str], database_url: Optional[str], out: Path, *extra: str
+) -> dict[str, Any]:
     """Run ``reattach.py`` or ``lease.py`` for ``engines``; what it wrote to ``out``."""
     engine = "both" if len(engines) > 1 else engines[0]
-    command = [sys.executable, str(harness.BENCH_DIR / script), "--engine", engine, "--json", str(out), *extra]
+    command = [
+        sys.executable,
+        str(harness.BENCH_DIR / script),
+        "--engine",
+        engine,
+        "--json",
+        str(out),
+        *extra,
+    ]
     if database_url:
         command += ["--database-url", database_url]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -355,7 +378,11 @@ def print_engines(results: dict[str, dict[str, Any]], info: dict[str, Any]) -> N
         f"{fmt(pg['holdback_max_ms'])} vs {fmt(sqlite['holdback_max_ms'])} ms"
     )
     for name, value in (("server process", pg["cpu_ms_per_turn"]), ("server + database", total)):
-        ok = value is not None and sqlite["cpu_ms_per_turn"] and value <= 1.2 * sqlite["cpu_ms_per_turn"]
+        ok = (
+            value is not None
+            and sqlite["cpu_ms_per_turn"]
+            and value <= 1.2 * sqlite["cpu_ms_per_turn"]
+        )
         print(
             f"  [{'met' if ok else 'MISSED'}] CPU per turn on PostgreSQL <= 1.2x SQLite ({name}): "
             f"{ratio(value, sqlite['cpu_ms_per_turn'])}"
@@ -365,12 +392,18 @@ def print_engines(results: dict[str, dict[str, Any]], info: dict[str, Any]) -> N
 def print_lease(lease: dict[str, Any]) -> None:
     """The lease's round trips per engine, and the target (see ``lease.py``)."""
     print()
-    print("the lease before the first delta (lease.py: store.acquire, the store opened as the server opens it):")
+    print(
+        "the lease before the first delta (lease.py: store.acquire, the store opened as the server opens it):"
+    )
     for engine, r in lease.items():
         if "skipped" in r:
             print(f"  {engine}: skipped ({r['skipped']})")
             continue
-        alone, net, loaded = r["alone"]["acquire_new"], r["alone"]["lease_net_new"], r.get("with_turns")
+        alone, net, loaded = (
+            r["alone"]["acquire_new"],
+            r["alone"]["lease_net_new"],
+            r.get("with_turns"),
+        )
         line = (
             f"  {engine:<9} acquire p50 / p99 / max {alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} / "
             f"{alone['max_ms']:.2f} ms (minus the sequence-id read it replaces: p50 {net['p50_ms']:.2f}); "
@@ -416,11 +449,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--reattach", type=int, default=20,
         help="two processes on one store: reattach trials per engine of this project (0: none)",
     )  # fmt: skip
-    parser.add_argument("--reattach-tokens", type=int, default=50, help="tokens per reattached answer")
-    parser.add_argument("--reattach-delay-ms", type=float, default=20.0, help="their pause between tokens")
-    parser.add_argument("--reattach-after", type=int, default=5, help="tokens read before reattaching")
     parser.add_argument(
-        "--reattach-jitter-ms", type=float, default=50.0, help="then a random pause of up to this long"
+        "--reattach-tokens", type=int, default=50, help="tokens per reattached answer"
+    )
+    parser.add_argument(
+        "--reattach-delay-ms", type=float, default=20.0, help="their pause between tokens"
+    )
+    parser.add_argument(
+        "--reattach-after", type=int, default=5, help="tokens read before reattaching"
+    )
+    parser.add_argument(
+        "--reattach-jitter-ms",
+        type=float,
+        default=50.0,
+        help="then a random pause of up to this long",
     )
     parser.add_argument(
         "--lease-cycles", type=int, default=500,
@@ -445,7 +487,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         impls[at:at] = list(ENCODER_ROWS)
     if args.baseline_src:
         if not (args.baseline_src / "burr_streaming_chatbot" / "router.py").is_file():
-            parser.error(f"--baseline-src: no burr_streaming_chatbot/router.py in {args.baseline_src}")
+            parser.error(
+                f"--baseline-src: no burr_streaming_chatbot/router.py in {args.baseline_src}"
+            )
         args.baseline_src = args.baseline_src.resolve()
         impls.append("chatbot_base")
     info: dict[str, Any] = {}
@@ -470,7 +514,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.baseline_src:  # its package first on the path (before the installed one)
             env["chatbot_base"] = {"PYTHONPATH": str(args.baseline_src)}
         if cluster is not None:
-            env["chatbot_pg"] = {"BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare")}
+            env["chatbot_pg"] = {
+                "BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare")
+            }
         fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
         for impl in impls:
             servers[impl] = harness.start_server(
@@ -541,7 +587,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         )  # fmt: skip
     if "lease" in extra:
         print_lease(extra["lease"])
-    print(f"\n(total {time.perf_counter() - began:.0f} s; files in {tmp if args.keep else 'a removed temporary directory'})")
+    print(
+        f"\n(total {time.perf_counter() - began:.0f} s; files in {tmp if args.keep else 'a removed temporary directory'})"
+    )
     if args.json:
         args.json.write_text(
             json.dumps(

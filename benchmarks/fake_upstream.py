@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import fake_openai  # noqa: E402
+import fake_openai
 
 _bind = getattr(fake_openai, "_bind", None)
 if _bind is not None:

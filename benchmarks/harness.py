@@ -14,8 +14,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import httpx
 
@@ -142,7 +143,7 @@ class Process:
         self.process: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
 
-    def start(self) -> "Process":
+    def start(self) -> Process:
         """Start it and read its ``PORT=`` line (does not wait for readiness)."""
         stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
@@ -208,7 +209,7 @@ class Process:
             self.process.stdout.close()
         self.process = None
 
-    def __enter__(self) -> "Process":
+    def __enter__(self) -> Process:
         return self
 
     def __exit__(self, *exc: object) -> None:

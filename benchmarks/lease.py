@@ -46,16 +46,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from harness import percentile  # noqa: E402
+import harness
+from burr.core import State
+from harness import percentile
 
-from burr.core import State  # noqa: E402
-
-from burr_streaming_chatbot.settings import Settings  # noqa: E402
-from burr_streaming_chatbot.events import TurnEvent  # noqa: E402
-from burr_streaming_chatbot.storage.interface import Batch  # noqa: E402
-from burr_streaming_chatbot.storage.engines import open_store  # noqa: E402
-from burr_streaming_chatbot.turns import new_token  # noqa: E402
+from burr_streaming_chatbot.events import TurnEvent
+from burr_streaming_chatbot.settings import Settings
+from burr_streaming_chatbot.storage.engines import open_store
+from burr_streaming_chatbot.storage.interface import Batch
+from burr_streaming_chatbot.turns import new_token
 
 try:  # as the servers (uvicorn runs on uvloop where it is installed)
     import uvloop
@@ -112,9 +111,17 @@ async def alone(store: Any, cycles: int, tag: str) -> dict[str, Any]:
         t2 = clock()
         # Not the lease: the turn's first save (after its `prompt` step), which also comes
         # before the first delta; what the engine costs there, for comparison.
-        state = State({"chat_history": [message("user", "What is Burr?")], "prompt": "What is Burr?"})
+        state = State(
+            {"chat_history": [message("user", "What is Burr?")], "prompt": "What is Burr?"}
+        )
         await persister.save(
-            partition, app_id, 0, "prompt", state, "completed", expected_sequence_id=lease.sequence_id
+            partition,
+            app_id,
+            0,
+            "prompt",
+            state,
+            "completed",
+            expected_sequence_id=lease.sequence_id,
         )
         t3 = clock()
         await store.finish(PROJECT, app_id, token, Batch(0, list(LAST_BATCH)))
@@ -158,7 +165,9 @@ async def cpu_per_lease(store: Any, cycles: int, tag: str) -> dict[str, Any]:
     }
 
 
-async def with_turns(store: Any, cycles: int, concurrency: int, turn_s: float, tag: str) -> dict[str, Any]:
+async def with_turns(
+    store: Any, cycles: int, concurrency: int, turn_s: float, tag: str
+) -> dict[str, Any]:
     """``cycles`` simulated turns, ``concurrency`` at a time, each holding its lease ``turn_s``
     while a publisher writes the running turns' events every 50 ms (see the description)."""
     acquire: list[float] = []
@@ -202,7 +211,10 @@ async def with_turns(store: Any, cycles: int, concurrency: int, turn_s: float, t
                     continue
                 # 50 ms of a 5 ms/token answer: 10 deltas per running turn
                 batches = [
-                    (token, Batch(first, [TurnEvent("delta", f" token{first + k}") for k in range(10)]))
+                    (
+                        token,
+                        Batch(first, [TurnEvent("delta", f" token{first + k}") for k in range(10)]),
+                    )
                     for token, first in live.items()
                 ]
                 t0 = clock()
@@ -232,7 +244,9 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     await store.open()
     try:
         tag = new_token()
-        await alone(store, min(20, max(1, args.cycles)), f"warm-{tag}")  # opens the files, fills the pool
+        await alone(
+            store, min(20, max(1, args.cycles)), f"warm-{tag}"
+        )  # opens the files, fills the pool
         out: dict[str, Any] = {"alone": await alone(store, args.cycles, f"alone-{tag}")}
         out["cpu"] = await cpu_per_lease(store, args.cycles, f"cpu-{tag}")
         if args.concurrency > 0 and args.cycles > 0:
@@ -247,7 +261,9 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any
         await store.aclose()
 
 
-def run(engine: str, args: argparse.Namespace, database_url: Optional[str], folder: Path) -> dict[str, Any]:
+def run(
+    engine: str, args: argparse.Namespace, database_url: Optional[str], folder: Path
+) -> dict[str, Any]:
     settings = Settings(
         storage_dir=folder / engine,
         database_url=database_url if engine == "postgres" else None,
@@ -299,10 +315,16 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--database-url", help="PostgreSQL database to use (default: a throwaway server)")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL database to use (default: a throwaway server)"
+    )
     parser.add_argument("--cycles", type=int, default=500, help="leases per phase")
-    parser.add_argument("--concurrency", type=int, default=20, help="turns at a time (0: skip that phase)")
-    parser.add_argument("--turn-ms", type=float, default=250.0, help="how long a simulated turn holds its lease")
+    parser.add_argument(
+        "--concurrency", type=int, default=20, help="turns at a time (0: skip that phase)"
+    )
+    parser.add_argument(
+        "--turn-ms", type=float, default=250.0, help="how long a simulated turn holds its lease"
+    )
     parser.add_argument("--json", help="write the results here (- for stdout, then no report)")
     args = parser.parse_args(argv)
     engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)

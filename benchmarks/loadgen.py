@@ -58,12 +58,15 @@ import aiohttp
 from burr_streaming_chatbot.sse import EventDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import API, cpu_seconds, tree_cpu_seconds  # noqa: E402
+import itertools
+
+from harness import API, cpu_seconds, tree_cpu_seconds
 
 try:  # the servers run on uvloop (uvicorn's default where it is installed); so does the load
     import uvloop
 except ImportError:  # pragma: no cover
     uvloop = None
+
 
 @dataclass
 class TurnRecord:
@@ -195,7 +198,7 @@ class AiSdkReader(TurnReader):
 READERS = {"native": TurnReader, "ag-ui": AgUiReader, "ai-sdk": AiSdkReader}
 
 
-def request_of(opts: "Options", app_id: str, count: int) -> tuple[str, dict]:
+def request_of(opts: Options, app_id: str, count: int) -> tuple[str, dict]:
     """The path (under the API) and JSON body that send the prompt of a conversation's turn
     ``count`` (0 for its first) in ``opts.protocol``."""
     if opts.protocol == "ag-ui":
@@ -208,7 +211,13 @@ def request_of(opts: "Options", app_id: str, count: int) -> tuple[str, dict]:
     if opts.protocol == "ai-sdk":
         body = {
             "id": app_id,
-            "messages": [{"id": f"u{count}", "role": "user", "parts": [{"type": "text", "text": opts.prompt}]}],
+            "messages": [
+                {
+                    "id": f"u{count}",
+                    "role": "user",
+                    "parts": [{"type": "text", "text": opts.prompt}],
+                }
+            ],
             "trigger": "submit-message",
         }
         return f"/ai-sdk/{opts.project}", body
@@ -265,7 +274,7 @@ async def one_turn(
         rec.deltas = len(arrivals)
         if arrivals:
             rec.ttfd = arrivals[0][0] - began
-            rec.gaps = [b[0] - a[0] for a, b in zip(arrivals, arrivals[1:])]
+            rec.gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
             if opts.tokens:
                 rec.holdback = holdback_lower_bounds(arrivals, opts.delay_s)
         text = "".join(value for _, value in arrivals)
@@ -274,7 +283,7 @@ async def one_turn(
         expect_end = opts.expect_message or opts.protocol != "native"
         if rec.error is None and expect_end and not reader.ended:
             rec.error = f"no {reader.END}"
-    except Exception as exc:  # noqa: BLE001 - every failure is an error of the turn
+    except Exception as exc:
         rec.error = f"{type(exc).__name__}: {exc}"
     return rec
 
@@ -316,7 +325,8 @@ async def run_phase(
     turns share a conversation (and run one after another)."""
     per = max(1, opts.turns_per_conversation)
     conversations = [
-        (f"{opts.tag}-{name}-{i}", min(per, turns - i * per)) for i in range((turns + per - 1) // per)
+        (f"{opts.tag}-{name}-{i}", min(per, turns - i * per))
+        for i in range((turns + per - 1) // per)
     ]
     queue: asyncio.Queue = asyncio.Queue()
     for item in conversations:
@@ -330,7 +340,9 @@ async def run_phase(
             except asyncio.QueueEmpty:
                 return
             for k in range(count):
-                records.append(await one_turn(session, opts, app_id, create=opts.create and k == 0, count=k))
+                records.append(
+                    await one_turn(session, opts, app_id, create=opts.create and k == 0, count=k)
+                )
 
     # Each worker is a client of its own, from its own loopback address (one session, so one
     # address, for them all when there is one worker or the server is elsewhere).
@@ -413,7 +425,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--pid", type=int, default=0, help="server pid whose CPU time to read")
     parser.add_argument(
-        "--db-pid", type=int, default=0, help="database server (postmaster) pid: its tree's CPU time"
+        "--db-pid",
+        type=int,
+        default=0,
+        help="database server (postmaster) pid: its tree's CPU time",
     )
     parser.add_argument("--project", default="bench_project")
     parser.add_argument("--prompt", default="What is Burr?")
@@ -431,7 +446,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--protocol", choices=PROTOCOLS, default="native",
         help="the wire protocol of the turns (ag-ui and ai-sdk: this project's server only)",
     )  # fmt: skip
-    parser.add_argument("--expect-message", action="store_true", help="native: a turn must end with message")
+    parser.add_argument(
+        "--expect-message", action="store_true", help="native: a turn must end with message"
+    )
     parser.add_argument("--tag", default="", help="prefix of the conversation ids")
     parser.add_argument("--timeout", type=float, default=120.0)
     return parser.parse_args(argv)

@@ -40,8 +40,8 @@ from typing import Any, Optional
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from loadgen import Options, client_session, one_turn  # noqa: E402
+import harness
+from loadgen import Options, client_session, one_turn
 
 PROJECT = "long_project"
 APP = "long-conversation"
@@ -104,7 +104,9 @@ class Storage:
 class Driver:
     """A server process plus an async client for it."""
 
-    def __init__(self, upstream: str, home: Path, log: Path, tokens: int, full_history: bool) -> None:
+    def __init__(
+        self, upstream: str, home: Path, log: Path, tokens: int, full_history: bool
+    ) -> None:
         self.upstream = upstream
         self.home = home
         self.log = log
@@ -268,7 +270,9 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         for key, name in (("tracking_bytes", "tracking"), ("state_row_bytes", "state rows")):
             if rows[0][key] is None:
                 continue
-            slope = (statistics.mean(r[key] for r in tail) - statistics.mean(r[key] for r in head)) / (
+            slope = (
+                statistics.mean(r[key] for r in tail) - statistics.mean(r[key] for r in head)
+            ) / (
                 statistics.mean(r["turn"] for r in tail) - statistics.mean(r["turn"] for r in head)
             )
             print(f"  {name}: each turn writes about {slope:,.0f} bytes more than the one before")
@@ -291,7 +295,9 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         )
     if out["restarts"]:
         next_ttfd = statistics.median(a["next_turn"]["ttfd"] for a in out["restarts"]) * 1000
-        fresh = statistics.median(a["new_conversation_turn"]["ttfd"] for a in out["restarts"]) * 1000
+        fresh = (
+            statistics.median(a["new_conversation_turn"]["ttfd"] for a in out["restarts"]) * 1000
+        )
         history = min(h[0] for a in out["restarts"] for h in a["history_stored"][:1]) * 1000
         print()
         print("issue 5 targets:")

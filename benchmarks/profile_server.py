@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+import harness
 
 AREAS: list[tuple[str, tuple[str, ...]]] = [
     # (name, substrings of "function (file)" frames); first match over the whole stack wins
@@ -172,16 +172,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=5.0)
-    parser.add_argument("--preload-turns", type=int, default=0, help="drive one chat this far first")
+    parser.add_argument(
+        "--preload-turns", type=int, default=0, help="drive one chat this far first"
+    )
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, help="keep the collapsed stacks here")
     args = parser.parse_args(argv)
     if args.protocol != "native" and args.impl not in harness.CHATBOTS:
-        parser.error("--protocol ag-ui and ai-sdk: this project's server only (--impl chatbot or chatbot_pg)")
+        parser.error(
+            "--protocol ag-ui and ai-sdk: this project's server only (--impl chatbot or chatbot_pg)"
+        )
     spy = py_spy()
     if spy is None:
-        print("py-spy is not installed: pip install -r benchmarks/requirements.txt", file=sys.stderr)
+        print(
+            "py-spy is not installed: pip install -r benchmarks/requirements.txt", file=sys.stderr
+        )
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -228,8 +234,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     turns = result["turns"]
     cpu_ms = result["server_cpu_s"] * 1000 / turns
     print(f"machine: {harness.machine_description()}")
-    where = f"continuing one conversation from turn {args.preload_turns + 1}" if args.preload_turns else (
-        f"{args.concurrency} at a time")
+    where = (
+        f"continuing one conversation from turn {args.preload_turns + 1}"
+        if args.preload_turns
+        else (f"{args.concurrency} at a time")
+    )
     print(
         f"profiled: {harness.LABELS[args.impl]}"
         f"{f' through {args.protocol}' if args.impl in harness.CHATBOTS else ''}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "

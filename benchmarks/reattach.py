@@ -50,11 +50,11 @@ from typing import Any, Optional
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from harness import API, percentile  # noqa: E402
-from loadgen import expected_text  # noqa: E402
+import harness
+from harness import API, percentile
+from loadgen import expected_text
 
-from burr_streaming_chatbot.sse import EventDecoder  # noqa: E402
+from burr_streaming_chatbot.sse import EventDecoder
 
 try:
     import uvloop
@@ -144,7 +144,7 @@ async def trial(
             await b.read(response)
 
     await asyncio.gather(follow_a(), follow_b())
-    error = a.error and f"A: {a.error}" or b.error and f"B: {b.error}"
+    error = (a.error and f"A: {a.error}") or (b.error and f"B: {b.error}")
     if error is None:
         want = expected_text(tokens)
         if a.text != want:
@@ -170,7 +170,8 @@ async def trial(
 async def measure(a_url: str, b_url: str, args: argparse.Namespace, tag: str) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=None, sock_read=60, sock_connect=10)
     async with aiohttp.ClientSession(
-        timeout=timeout, headers={"Accept": "text/event-stream"}  # ids, as the page asks
+        timeout=timeout,
+        headers={"Accept": "text/event-stream"},  # ids, as the page asks
     ) as session:
         jitter = args.jitter_ms / 1000
         cold = await trial(session, a_url, b_url, f"{tag}-cold", args.after, args.tokens, jitter)
@@ -180,7 +181,7 @@ async def measure(a_url: str, b_url: str, args: argparse.Namespace, tag: str) ->
                 await trial(session, a_url, b_url, f"{tag}-{i}", args.after, args.tokens, jitter)
             )
     ok = [r for r in results if "error" not in r]
-    errors = [r["error"] for r in results + [cold] if "error" in r]
+    errors = [r["error"] for r in [*results, cold] if "error" in r]
     first = [r["first_event_s"] * 1000 for r in ok]
     lags = [lag * 1000 for r in ok for lag in r["lags_s"]]
     return {
@@ -221,9 +222,13 @@ def run_engine(
                 extra["BURR_CHATBOT_WORKER_NAME"] = f"machine-{name}"
             servers.append(
                 harness.start_server(
-                    "chatbot", fake_url + "/v1", home, log=folder / f"{engine}-{name}.log",
-                    env=extra, name=f"{engine} {name}",
-                )  # fmt: skip
+                    "chatbot",
+                    fake_url + "/v1",
+                    home,
+                    log=folder / f"{engine}-{name}.log",
+                    env=extra,
+                    name=f"{engine} {name}",
+                )
             )
         for server in servers:
             server.wait_ready()
@@ -234,7 +239,9 @@ def run_engine(
             server.stop()
 
 
-def run(args: argparse.Namespace, engines: list[str], database_url: Optional[str] = None) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace, engines: list[str], database_url: Optional[str] = None
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-reattach-"))
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=folder / "fake_openai.log")
     cluster = None
@@ -272,7 +279,9 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
         f"{'two processes':<16}{'trials':>7}{'err':>5}{'1st event ms':>14}{'':>8}{'':>8}"
         f"{'cold':>7}{'live lag ms':>13}{'':>8}{'':>8}"
     )
-    print(f"{'':<16}{'':>7}{'':>5}{'p50':>14}{'p99':>8}{'max':>8}{'ms':>7}{'p50':>13}{'p99':>8}{'max':>8}")
+    print(
+        f"{'':<16}{'':>7}{'':>5}{'p50':>14}{'p99':>8}{'max':>8}{'ms':>7}{'p50':>13}{'p99':>8}{'max':>8}"
+    )
     for engine, r in results.items():
         label = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(engine, engine)
         if "skipped" in r:
@@ -289,7 +298,11 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
         if "skipped" in r:
             continue
         label = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(engine, engine)
-        ok = r["errors"] == 0 and r["first_event_max_ms"] is not None and r["first_event_max_ms"] <= 100
+        ok = (
+            r["errors"] == 0
+            and r["first_event_max_ms"] is not None
+            and r["first_event_max_ms"] <= 100
+        )
         print(
             f"  [{'met' if ok else 'MISSED'}] {label}: a reattach on another process delivers its "
             f"first replayed event <= 100 ms after the request: max {f(r['first_event_max_ms'])} ms "
@@ -300,9 +313,14 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, default=20, help="reattaches per engine")
     parser.add_argument("--tokens", type=int, default=50, help="tokens per answer")
-    parser.add_argument("--delay-ms", type=float, default=20.0, help="upstream pause between tokens")
     parser.add_argument(
-        "--after", type=int, default=5, help="tokens A reads before B's request (0: after A's first event)"
+        "--delay-ms", type=float, default=20.0, help="upstream pause between tokens"
+    )
+    parser.add_argument(
+        "--after",
+        type=int,
+        default=5,
+        help="tokens A reads before B's request (0: after A's first event)",
     )
     parser.add_argument(
         "--jitter-ms", type=float, default=50.0,
@@ -313,7 +331,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--database-url", help="PostgreSQL database to use (default: a throwaway server)")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL database to use (default: a throwaway server)"
+    )
     add_arguments(parser)
     parser.add_argument("--json", help="write the results here (- for stdout, then no report)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")

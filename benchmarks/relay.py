@@ -20,7 +20,9 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
-ROUTER_INSTRUCTIONS = "Reply with one mode: answer_question, generate_poem, generate_code or unknown."
+ROUTER_INSTRUCTIONS = (
+    "Reply with one mode: answer_question, generate_poem, generate_code or unknown."
+)
 ANSWER_INSTRUCTIONS = "Answer the user's question clearly and concisely. Use markdown."
 
 

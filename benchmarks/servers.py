@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import API, IMPLEMENTATIONS  # noqa: E402
+from harness import API, IMPLEMENTATIONS
 
 
 def log_gc_pauses(min_ms: float = 5.0) -> None:

@@ -55,6 +55,7 @@ check fails.
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -101,9 +102,18 @@ def rss_kib(pid: int) -> int:
 
 def start_fake(tokens: int, delay_ms: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", "0",
-         "--tokens", str(tokens), "--delay-ms", str(delay_ms)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "tests" / "fake_openai.py"),
+            "--port",
+            "0",
+            "--tokens",
+            str(tokens),
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     for line in process.stdout:  # type: ignore[union-attr]
         if line.startswith("PORT="):
@@ -138,20 +148,24 @@ def launch_server(
         for key, value in os.environ.items()
         if key not in ("BURR_CHATBOT_DATABASE_URL", "BURR_CHATBOT_WORKER_NAME")
     }
-    env.update({
-        "OPENAI_BASE_URL": fake_url + "/v1",
-        "OPENAI_API_KEY": "sk-soak",
-        "BURR_CHATBOT_STORAGE_DIR": str(storage),
-        "burr_path": str(storage),
-        "BURR_CHATBOT_REQUEST_TIMEOUT_S": "1",
-        "BURR_CHATBOT_MAX_RETRIES": "0",
-        **extra,
-    })
+    env.update(
+        {
+            "OPENAI_BASE_URL": fake_url + "/v1",
+            "OPENAI_API_KEY": "sk-soak",
+            "BURR_CHATBOT_STORAGE_DIR": str(storage),
+            "burr_path": str(storage),
+            "BURR_CHATBOT_REQUEST_TIMEOUT_S": "1",
+            "BURR_CHATBOT_MAX_RETRIES": "0",
+            **extra,
+        }
+    )
     log_path = storage / log_name
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=log,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     return process, f"http://127.0.0.1:{port}", log_path, log
 
@@ -226,8 +240,11 @@ class Prompt:
 
     @property
     def stopped(self) -> bool:
-        return self.final is not None and self.final["type"] == "error" and \
-            self.final["value"]["code"] == "stopped"
+        return (
+            self.final is not None
+            and self.final["type"] == "error"
+            and self.final["value"]["code"] == "stopped"
+        )
 
 
 class Soak:
@@ -240,8 +257,15 @@ class Soak:
         self.args = args
         self.random = random.Random(args.seed)
         self.sent: dict[str, list[str]] = {}  # prompts the server accepted, per conversation
-        self.counts = {"turns": 0, "messages": 0, "errors": 0, "disconnects": 0, "refused": 0,
-                       "switched": 0, "unexpected_stops": 0}
+        self.counts = {
+            "turns": 0,
+            "messages": 0,
+            "errors": 0,
+            "disconnects": 0,
+            "refused": 0,
+            "switched": 0,
+            "unexpected_stops": 0,
+        }
         self.refused: Counter = Counter()  # HTTP status of refused prompts
         self.error_codes: Counter = Counter()  # codes of error events on the turns' own streams
         self.conflicts: Counter = Counter()  # 409 responses, by how the previous turn ended
@@ -289,8 +313,10 @@ class Soak:
             disconnect = self.random.random() < self.args.disconnect_rate
             if self.random.random() < self.args.fault_rate:
                 fault = self.random.choice(FAULTS)
-                await clients[0].post(self.fake_url + "/_control", json={
-                    "fault": fault, "fault_count": 1, "hang_s": 3, "drop_after": 2})
+                await clients[0].post(
+                    self.fake_url + "/_control",
+                    json={"fault": fault, "fault_count": 1, "hang_s": 3, "drop_after": 2},
+                )
             if previous is not None and target != previous:
                 self.counts["switched"] += 1
             if self.double and self.random.random() < self.args.double_text_rate:
@@ -301,8 +327,11 @@ class Soak:
             self.done += 1
 
     async def read(
-        self, response: httpx.Response, limit: Optional[int] = None,
-        record: Optional["Prompt"] = None, ready: Optional[tuple[int, asyncio.Event]] = None,
+        self,
+        response: httpx.Response,
+        limit: Optional[int] = None,
+        record: Optional["Prompt"] = None,
+        ready: Optional[tuple[int, asyncio.Event]] = None,
     ) -> tuple[Optional[str], list[str], Optional[dict[str, Any]]]:
         """Read events (at most ``limit``): the id of the last one, the deltas' texts, and the
         final event (``message`` or ``error``) if it came. An event block is ``data: <json>``
@@ -334,8 +363,13 @@ class Soak:
         return last_id, texts, None
 
     async def turn(
-        self, clients: list[httpx.AsyncClient], target: int, app_id: str, prompt: str,
-        disconnect: bool, previous_end: str,
+        self,
+        clients: list[httpx.AsyncClient],
+        target: int,
+        app_id: str,
+        prompt: str,
+        disconnect: bool,
+        previous_end: str,
     ) -> str:
         """One prompt; returns how the turn ended: ``final``, ``refused``, ``no response``, or
         after a disconnect ``reattach`` (final event read on another server), ``stop`` or
@@ -352,8 +386,10 @@ class Soak:
                         if attempt == 0:
                             self.conflicted_turns[previous_end] += 1
                         if previous_end in SETTLED:
-                            self.finding(f"409 for {app_id} turn {len(self.sent[app_id])} on "
-                                         f"{name}, the previous turn ended: {previous_end}")
+                            self.finding(
+                                f"409 for {app_id} turn {len(self.sent[app_id])} on "
+                                f"{name}, the previous turn ended: {previous_end}"
+                            )
                         await asyncio.sleep(0.1)
                         continue
                     if response.status_code != 200:
@@ -363,10 +399,16 @@ class Soak:
                     accepted = True
                     record = self.accepted(Prompt(app_id, prompt, "reject", target))
                     last_id, texts, final = await self.read(
-                        response, 3 if disconnect else None, record)
+                        response, 3 if disconnect else None, record
+                    )
             except httpx.TransportError as exc:
-                self.no_response(f"POST /response ({'after' if accepted else 'before'} the "
-                                 "response headers)", app_id, name, sent_at, exc)
+                self.no_response(
+                    f"POST /response ({'after' if accepted else 'before'} the response headers)",
+                    app_id,
+                    name,
+                    sent_at,
+                    exc,
+                )
                 if not accepted:  # the prompt may or may not be in the history
                     self.uncertain.setdefault(app_id, set()).add(prompt)
                 return "no response"
@@ -426,7 +468,11 @@ class Soak:
         return self.args.if_busy
 
     async def double_text(
-        self, clients: list[httpx.AsyncClient], target: int, index: int, turn: int,
+        self,
+        clients: list[httpx.AsyncClient],
+        target: int,
+        index: int,
+        turn: int,
         previous_end: str,
     ) -> str:
         """A turn with a double text: the prompt, then once its stream has given 1 to 6 events
@@ -442,8 +488,11 @@ class Soak:
         else:
             extras = []
             for k in range(self.random.choice((1, 2))):
-                where = (self.random.randrange(n) if self.args.routing == "random"
-                         else (target + k + 1) % n)
+                where = (
+                    self.random.randrange(n)
+                    if self.args.routing == "random"
+                    else (target + k + 1) % n
+                )
                 extras.append((self.policy(), where))
         after = self.random.randint(1, 6)
         self.doubles["double texts"] += 1
@@ -451,14 +500,17 @@ class Soak:
         first = Prompt(app_id, f"What is {app_id} turn {turn}?", "reject", target, group=turn)
         group = self.groups[app_id][turn] = [first]
         ready = asyncio.Event()
-        tasks = [asyncio.create_task(self.send(clients, first, group, previous_end, (after, ready)))]
+        tasks = [
+            asyncio.create_task(self.send(clients, first, group, previous_end, (after, ready)))
+        ]
         await ready.wait()  # (set after `after` events, or when the first prompt is over)
         if first.position is not None:
             for k, (policy, where) in enumerate(extras):
                 if k and not burst:
                     await asyncio.sleep(self.random.uniform(0, 0.01))
-                extra = Prompt(app_id, f"What is {app_id} turn {turn}.{k + 1}?", policy, where,
-                               group=turn)
+                extra = Prompt(
+                    app_id, f"What is {app_id} turn {turn}.{k + 1}?", policy, where, group=turn
+                )
                 group.append(extra)
                 tasks.append(asyncio.create_task(self.send(clients, extra, group)))
         ends = await asyncio.gather(*tasks)
@@ -468,8 +520,12 @@ class Soak:
         return "final" if "final" in ends else ends[0]
 
     async def send(
-        self, clients: list[httpx.AsyncClient], record: Prompt, group: list[Prompt],
-        previous_end: str = "final", ready: Optional[tuple[int, asyncio.Event]] = None,
+        self,
+        clients: list[httpx.AsyncClient],
+        record: Prompt,
+        group: list[Prompt],
+        previous_end: str = "final",
+        ready: Optional[tuple[int, asyncio.Event]] = None,
     ) -> str:
         """POST one prompt of a double text and read its stream to the end. The first prompt
         (no ``if_busy``) is retried on 409 as :meth:`turn` does; the others are not."""
@@ -484,10 +540,14 @@ class Soak:
                 record.streaming_at_send = any(r.streaming for r in others)
                 if extra:
                     self.doubles[f"{record.policy} sent"] += 1
-                    self.doubles[f"{record.policy} sent while an answer streamed"] += \
+                    self.doubles[f"{record.policy} sent while an answer streamed"] += (
                         record.streaming_at_send
-                self.log(app_id, f"POST {record.text!r} if_busy={record.policy} to {name}"
-                         + (" while an answer streamed" if record.streaming_at_send else ""))
+                    )
+                self.log(
+                    app_id,
+                    f"POST {record.text!r} if_busy={record.policy} to {name}"
+                    + (" while an answer streamed" if record.streaming_at_send else ""),
+                )
                 accepted = False
                 try:
                     async with clients[record.server].stream(
@@ -506,24 +566,35 @@ class Soak:
                                 if attempt == 0:
                                     self.conflicted_turns[previous_end] += 1
                                 if previous_end in SETTLED:
-                                    self.finding(f"409 for {app_id} turn {record.group} on "
-                                                 f"{name}, the previous turn ended: {previous_end}")
+                                    self.finding(
+                                        f"409 for {app_id} turn {record.group} on "
+                                        f"{name}, the previous turn ended: {previous_end}"
+                                    )
                                 await asyncio.sleep(0.1)
                                 continue
                             self.double_409s[f"{record.policy}: {reason}"] += 1
                             # Allowed: the fourth enqueued prompt in one process, so three
                             # others to it were waiting (sent, no answer yet) meanwhile.
                             waiting = [
-                                r for r in group if r is not record and r.policy == "enqueue"
-                                and r.server == record.server and r.sent_at
+                                r
+                                for r in group
+                                if r is not record
+                                and r.policy == "enqueue"
+                                and r.server == record.server
+                                and r.sent_at
                                 and r.sent_at < record.answered_at
                                 and (r.answered_at or float("inf")) > record.sent_at
                             ]
-                            if not (record.policy == "enqueue" and reason == "queue full"
-                                    and len(waiting) >= 3):
-                                self.violation(app_id, "409 not allowed",
-                                               f"{record.text!r} if_busy={record.policy} on "
-                                               f"{name}: {detail}")
+                            if not (
+                                record.policy == "enqueue"
+                                and reason == "queue full"
+                                and len(waiting) >= 3
+                            ):
+                                self.violation(
+                                    app_id,
+                                    "409 not allowed",
+                                    f"{record.text!r} if_busy={record.policy} on {name}: {detail}",
+                                )
                             return "refused"
                         if status != 200:
                             self.counts["refused"] += 1
@@ -537,22 +608,34 @@ class Soak:
                         if extra:
                             self.doubles[f"{record.policy} accepted"] += 1
                         _, record.texts, record.final = await self.read(
-                            response, record=record, ready=ready)
+                            response, record=record, ready=ready
+                        )
                         record.final_at = time.monotonic()
                 except httpx.TransportError as exc:
-                    self.no_response(f"POST /response ({'after' if accepted else 'before'} the "
-                                     "response headers)", app_id, name, record.sent_at, exc)
+                    self.no_response(
+                        f"POST /response ({'after' if accepted else 'before'} the "
+                        "response headers)",
+                        app_id,
+                        name,
+                        record.sent_at,
+                        exc,
+                    )
                     if not accepted:
                         self.uncertain.setdefault(app_id, set()).add(record.text)
                     return "no response"
                 final = record.final
                 if final is None:
-                    self.finding(f"{app_id} on {name}: the stream of {record.text!r} ended "
-                                 "without a final event")
+                    self.finding(
+                        f"{app_id} on {name}: the stream of {record.text!r} ended "
+                        "without a final event"
+                    )
                     return "disconnect"
-                self.log(app_id, f"{record.text!r} ended: {final['type']} "
-                         + (final["value"]["code"] if final["type"] == "error" else "")
-                         + f" ({len(''.join(record.texts))} characters streamed)")
+                self.log(
+                    app_id,
+                    f"{record.text!r} ended: {final['type']} "
+                    + (final["value"]["code"] if final["type"] == "error" else "")
+                    + f" ({len(''.join(record.texts))} characters streamed)",
+                )
                 if final["type"] == "message":
                     self.counts["messages"] += 1
                 else:
@@ -573,11 +656,17 @@ class Soak:
         self, what: str, app_id: str, name: str, sent_at: float, exc: Exception
     ) -> None:
         self.transport_errors[f"{what}: {type(exc).__name__}"] += 1
-        self.finding(f"{what} for {app_id} on {name}: {type(exc).__name__} after "
-                     f"{time.monotonic() - sent_at:.1f} s")
+        self.finding(
+            f"{what} for {app_id} on {name}: {type(exc).__name__} after "
+            f"{time.monotonic() - sent_at:.1f} s"
+        )
 
     async def reattach(
-        self, client: httpx.AsyncClient, app_id: str, last_id: Optional[str], texts: list[str],
+        self,
+        client: httpx.AsyncClient,
+        app_id: str,
+        last_id: Optional[str],
+        texts: list[str],
         record: Optional["Prompt"] = None,
     ) -> str:
         headers = {"Last-Event-ID": last_id} if last_id else {}
@@ -596,8 +685,10 @@ class Soak:
             self.reattaches["message"] += 1
             if "".join(texts + rest) != final["value"]["item"]["content"]:
                 self.reattaches["text did not join up"] += 1
-                self.finding(f"reattach {app_id}: {''.join(texts)!r} + {''.join(rest)!r} "
-                             f"!= {final['value']['item']['content']!r}")
+                self.finding(
+                    f"reattach {app_id}: {''.join(texts)!r} + {''.join(rest)!r} "
+                    f"!= {final['value']['item']['content']!r}"
+                )
         else:
             self.reattaches[f"error {final['value']['code']}"] += 1
         return "reattach"
@@ -618,7 +709,9 @@ class Soak:
         by_worker = [
             [
                 httpx.AsyncClient(
-                    base_url=server.url, timeout=60, limits=limits,
+                    base_url=server.url,
+                    timeout=60,
+                    limits=limits,
                     headers={"Accept": "text/event-stream"},  # ids, for Last-Event-ID
                     transport=httpx.AsyncHTTPTransport(
                         limits=limits, local_address=loopback_address(worker)
@@ -648,7 +741,7 @@ class Soak:
 
         async def sample() -> None:
             while self.done < total:
-                for pid, numbers in zip(pids, rss):
+                for pid, numbers in zip(pids, rss, strict=False):
                     now = rss_kib(pid)
                     if "warm" not in numbers and self.done >= total * self.args.warmup:
                         numbers["warm"] = now
@@ -660,7 +753,7 @@ class Soak:
         await asyncio.gather(*(worker(clients) for clients in by_worker))
         await sampler
         await asyncio.sleep(1.0)  # let disconnected answers wind down
-        for pid, numbers in zip(pids, rss):
+        for pid, numbers in zip(pids, rss, strict=False):
             numbers["end"] = rss_kib(pid)
         elapsed = time.monotonic() - began
 
@@ -679,7 +772,7 @@ class Soak:
             interleaved += len([u for u in users if f"What is {app_id} " not in u])
             known = [u for u in users if u not in unknown]
             interleaved += int(known != [p for p in prompts if p in users])
-            for before, after in zip(history, history[1:]):
+            for before, after in itertools.pairwise(history):
                 if before["role"] == after["role"] == "assistant":
                     interleaved += 1
             if self.double:
@@ -690,9 +783,15 @@ class Soak:
                     if self.args.verbose:
                         print("history differs between servers:", app_id)
         statuses = [(await client.get(f"{API}/status")).json() for client in clients]
-        return {"elapsed_s": elapsed, "rss_kib": rss, "lost": lost, "interleaved": interleaved,
-                "duplicated": duplicated, "differ": differ, "statuses": statuses}
-
+        return {
+            "elapsed_s": elapsed,
+            "rss_kib": rss,
+            "lost": lost,
+            "interleaved": interleaved,
+            "duplicated": duplicated,
+            "differ": differ,
+            "statuses": statuses,
+        }
 
     def check_turns(self, app_id: str, history: list[dict[str, Any]]) -> None:
         """With double texts: each accepted prompt's answer is in the history once, as its
@@ -707,7 +806,9 @@ class Soak:
         violations_before = sum(self.violations.values())
 
         def users(items: list[dict[str, Any]]) -> list[str]:
-            return [m["content"] for m in items if m["role"] == "user" and m["content"] not in unknown]
+            return [
+                m["content"] for m in items if m["role"] == "user" and m["content"] not in unknown
+            ]
 
         def expected_answer(record: Prompt) -> Optional[tuple[str, bool]]:
             """(text, interrupted) of the answer ``record``'s stream says was kept, or None."""
@@ -744,38 +845,69 @@ class Soak:
             expected = expected_answer(record)
             answer = answers[0] if answers else None
             if expected is None and answer is not None:
-                self.violation(app_id, "answer kept for a turn that streamed none",
-                               f"{text!r}: {shown(answer)}")
+                self.violation(
+                    app_id,
+                    "answer kept for a turn that streamed none",
+                    f"{text!r}: {shown(answer)}",
+                )
             elif expected is not None and answer is None:
                 kind = "answer lost after a stop" if record.stopped else "answer missing"
-                self.violation(app_id, kind, f"{text!r} streamed {len(expected[0])} characters "
-                               f"and ended with {record.final['type']}"
-                               + (" stopped" if record.stopped else "") + ", nothing kept")
-            elif expected is not None and answer is not None and (
-                answer["content"] != expected[0] or bool(answer.get("interrupted")) != expected[1]
+                self.violation(
+                    app_id,
+                    kind,
+                    f"{text!r} streamed {len(expected[0])} characters "
+                    f"and ended with {record.final['type']}"
+                    + (" stopped" if record.stopped else "")
+                    + ", nothing kept",
+                )
+            elif (
+                expected is not None
+                and answer is not None
+                and (
+                    answer["content"] != expected[0]
+                    or bool(answer.get("interrupted")) != expected[1]
+                )
             ):
-                self.violation(app_id, "answer not as streamed", f"{text!r}: kept "
-                               f"{shown(answer)}, streamed {expected[0][:40]!r}"
-                               + (" (interrupted)" if expected[1] else ""))
+                self.violation(
+                    app_id,
+                    "answer not as streamed",
+                    f"{text!r}: kept "
+                    f"{shown(answer)}, streamed {expected[0][:40]!r}"
+                    + (" (interrupted)" if expected[1] else ""),
+                )
+
         # The messages before each prompt in the history, as (role, content, interrupted).
         def key(item: dict[str, Any]) -> tuple[str, str, bool]:
             return item["role"], item["content"], bool(item.get("interrupted"))
 
-        prefix = {item["content"]: [key(m) for m in history[:n]]
-                  for n, item in enumerate(history) if item["role"] == "user"}
+        prefix = {
+            item["content"]: [key(m) for m in history[:n]]
+            for n, item in enumerate(history)
+            if item["role"] == "user"
+        }
         for i, record in enumerate(records):
             if record.history is not None:
                 before = [r.text for r in records[:i] if r.text not in unknown]
                 if users(record.history) != before:
-                    self.violation(app_id, "turn started out of order", f"{record.text!r}: its "
-                                   f"chat_history has {users(record.history)}, accepted before "
-                                   f"it: {before}")
-                elif record.text in prefix and [key(m) for m in record.history] != prefix[record.text]:
+                    self.violation(
+                        app_id,
+                        "turn started out of order",
+                        f"{record.text!r}: its "
+                        f"chat_history has {users(record.history)}, accepted before "
+                        f"it: {before}",
+                    )
+                elif (
+                    record.text in prefix
+                    and [key(m) for m in record.history] != prefix[record.text]
+                ):
                     # (an answer before it was written after this turn had started)
-                    self.violation(app_id, "turn started before the previous one ended",
-                                   f"{record.text!r}: its chat_history ends with "
-                                   f"{shown(record.history[-1] if record.history else None)}, "
-                                   "the history has more before it")
+                    self.violation(
+                        app_id,
+                        "turn started before the previous one ended",
+                        f"{record.text!r}: its chat_history ends with "
+                        f"{shown(record.history[-1] if record.history else None)}, "
+                        "the history has more before it",
+                    )
             if record.group is None or record.position is None:
                 continue
             previous = records[i - 1] if i else None
@@ -789,14 +921,20 @@ class Soak:
             if record.stopped and record.listened:
                 # (an interrupt prompt that stopped it then failed to start counts too)
                 interrupters = [
-                    r for r in self.groups[app_id].get(record.group, []) if r is not record
-                    and r.policy == "interrupt" and r.sent_at < (record.final_at or 0)
+                    r
+                    for r in self.groups[app_id].get(record.group, [])
+                    if r is not record
+                    and r.policy == "interrupt"
+                    and r.sent_at < (record.final_at or 0)
                 ]
                 if interrupters:
                     self.doubles["answers interrupted (error stopped)"] += 1
                 else:
-                    self.violation(app_id, "stopped with no interrupt",
-                                   f"{record.text!r} ended with error stopped")
+                    self.violation(
+                        app_id,
+                        "stopped with no interrupt",
+                        f"{record.text!r} ended with error stopped",
+                    )
         if sum(self.violations.values()) > violations_before:
             self.violated[app_id].append("history: " + "; ".join(shown(m) for m in history))
 
@@ -814,28 +952,59 @@ def main() -> int:
     parser.add_argument("--delay-ms", type=float, default=2.0)
     parser.add_argument("--disconnect-rate", type=float, default=0.1)
     parser.add_argument("--fault-rate", type=float, default=0.1)
-    parser.add_argument("--reattach-rate", type=float, default=0.5,
-                        help="share of disconnected turns followed by a reattach on another server")
-    parser.add_argument("--stop-rate", type=float, default=0.2,
-                        help="share of disconnected turns followed by a stop on another server")
-    parser.add_argument("--double-text-rate", type=float, default=0.0,
-                        help="share of turns in which the client sends one or two more prompts "
-                        "(with if_busy) while the first answer streams")
-    parser.add_argument("--if-busy", choices=["interrupt", "enqueue", "mixed"], default="mixed",
-                        help="if_busy of those prompts (mixed: each one drawn)")
+    parser.add_argument(
+        "--reattach-rate",
+        type=float,
+        default=0.5,
+        help="share of disconnected turns followed by a reattach on another server",
+    )
+    parser.add_argument(
+        "--stop-rate",
+        type=float,
+        default=0.2,
+        help="share of disconnected turns followed by a stop on another server",
+    )
+    parser.add_argument(
+        "--double-text-rate",
+        type=float,
+        default=0.0,
+        help="share of turns in which the client sends one or two more prompts "
+        "(with if_busy) while the first answer streams",
+    )
+    parser.add_argument(
+        "--if-busy",
+        choices=["interrupt", "enqueue", "mixed"],
+        default="mixed",
+        help="if_busy of those prompts (mixed: each one drawn)",
+    )
     parser.add_argument("--processes", type=int, default=1, help="chatbot server processes")
-    parser.add_argument("--routing", choices=["alternate", "random"], default="alternate",
-                        help="which server each turn goes to")
+    parser.add_argument(
+        "--routing",
+        choices=["alternate", "random"],
+        default="alternate",
+        help="which server each turn goes to",
+    )
     store = parser.add_mutually_exclusive_group()
-    store.add_argument("--postgres", action="store_true",
-                       help="a throwaway PostgreSQL server (tests/postgres.py) as the store")
+    store.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL server (tests/postgres.py) as the store",
+    )
     store.add_argument("--database-url", help="an existing PostgreSQL database as the store")
-    parser.add_argument("--project", help="project id (default: soak, or soak-<time> on a "
-                        "database or storage folder that may hold earlier runs)")
-    parser.add_argument("--warmup", type=float, default=0.2, help="share of turns before RSS baseline")
+    parser.add_argument(
+        "--project",
+        help="project id (default: soak, or soak-<time> on a "
+        "database or storage folder that may hold earlier runs)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=0.2, help="share of turns before RSS baseline"
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--verbose", action="store_true", help="print each lost message, each 409 "
-                        "that should not have happened")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print each lost message, each 409 that should not have happened",
+    )
     parser.add_argument("--storage", help="keep the servers' storage and logs in this folder")
     args = parser.parse_args()
     if args.processes < 1:
@@ -870,8 +1039,9 @@ def main() -> int:
             finally:
                 for server in servers:
                     server.stop()
-            tracebacks = [server.log_path.read_text(errors="replace").count("Traceback")
-                          for server in servers]
+            tracebacks = [
+                server.log_path.read_text(errors="replace").count("Traceback") for server in servers
+            ]
     finally:
         if fake is not None:
             fake.terminate()
@@ -887,61 +1057,95 @@ def main() -> int:
         engine = "PostgreSQL (--database-url), a storage folder and HOME each"
     unexpected = sum(n for end, n in soak.conflicts.items() if end in SETTLED)
     expected = sum(n for end, n in soak.conflicts.items() if end not in SETTLED)
-    print(f"soak: {args.conversations} conversations x {args.turns} turns, "
-          f"{args.concurrency} at a time, {result['elapsed_s']:.1f} s "
-          f"({wall:.1f} s with start-up and shutdown)")
-    print(f"  {args.processes} server process(es) on {engine}; turns routed {args.routing}, "
-          f"{soak.counts['switched']} turns on another process than the conversation's previous one")
-    print(f"  turns accepted {soak.counts['turns']}, answered {soak.counts['messages']}, "
-          f"ended in error {soak.counts['errors']}, client disconnects {soak.counts['disconnects']}, "
-          f"refused {soak.counts['refused']} {dict(soak.refused) or ''}")
-    print(f"  error codes: {counter_text(soak.error_codes)}; "
-          f"stopped while the client listened: {soak.counts['unexpected_stops']}")
+    print(
+        f"soak: {args.conversations} conversations x {args.turns} turns, "
+        f"{args.concurrency} at a time, {result['elapsed_s']:.1f} s "
+        f"({wall:.1f} s with start-up and shutdown)"
+    )
+    print(
+        f"  {args.processes} server process(es) on {engine}; turns routed {args.routing}, "
+        f"{soak.counts['switched']} turns on another process than the conversation's previous one"
+    )
+    print(
+        f"  turns accepted {soak.counts['turns']}, answered {soak.counts['messages']}, "
+        f"ended in error {soak.counts['errors']}, client disconnects {soak.counts['disconnects']}, "
+        f"refused {soak.counts['refused']} {dict(soak.refused) or ''}"
+    )
+    print(
+        f"  error codes: {counter_text(soak.error_codes)}; "
+        f"stopped while the client listened: {soak.counts['unexpected_stops']}"
+    )
     where = "another process" if args.processes > 1 else "the same process"
-    print(f"  after a disconnect: reattach on {where} {sum(soak.reattaches.values())} "
-          f"({counter_text(soak.reattaches)}), stop on {where} {sum(soak.stop_results.values())} "
-          f"({counter_text(soak.stop_results)})")
-    print(f"  409 after the previous turn ended (final event, reattach, stop) or on a first turn: "
-          f"{unexpected} responses, {sum(n for e, n in soak.conflicted_turns.items() if e in SETTLED)} "
-          f"turns ({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e in SETTLED}))})")
-    print(f"  409 after a disconnect (retried every 0.1 s): {expected} responses, "
-          f"{sum(n for e, n in soak.conflicted_turns.items() if e not in SETTLED)} turns "
-          f"({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e not in SETTLED}))})")
-    print(f"  requests without a (complete) response in 60 s: {sum(soak.transport_errors.values())} "
-          f"({counter_text(soak.transport_errors)}); prompts that may or may not have been "
-          f"accepted: {sum(len(p) for p in soak.uncertain.values())}")
+    print(
+        f"  after a disconnect: reattach on {where} {sum(soak.reattaches.values())} "
+        f"({counter_text(soak.reattaches)}), stop on {where} {sum(soak.stop_results.values())} "
+        f"({counter_text(soak.stop_results)})"
+    )
+    print(
+        f"  409 after the previous turn ended (final event, reattach, stop) or on a first turn: "
+        f"{unexpected} responses, {sum(n for e, n in soak.conflicted_turns.items() if e in SETTLED)} "
+        f"turns ({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e in SETTLED}))})"
+    )
+    print(
+        f"  409 after a disconnect (retried every 0.1 s): {expected} responses, "
+        f"{sum(n for e, n in soak.conflicted_turns.items() if e not in SETTLED)} turns "
+        f"({counter_text(Counter({e: n for e, n in soak.conflicts.items() if e not in SETTLED}))})"
+    )
+    print(
+        f"  requests without a (complete) response in 60 s: {sum(soak.transport_errors.values())} "
+        f"({counter_text(soak.transport_errors)}); prompts that may or may not have been "
+        f"accepted: {sum(len(p) for p in soak.uncertain.values())}"
+    )
     print(f"  lost user messages: {result['lost']}")
     print(f"  duplicated user messages: {result['duplicated']}")
     print(f"  interleaved or out-of-order histories: {result['interleaved']}")
     if args.processes > 1:
         print(f"  histories that differ between processes: {result['differ']}")
     growths = []
-    for server, rss, status, traces in zip(servers, result["rss_kib"], result["statuses"], tracebacks):
+    for server, rss, status, traces in zip(
+        servers, result["rss_kib"], result["statuses"], tracebacks, strict=False
+    ):
         growth = (rss["end"] - rss["warm"]) / rss["warm"] if rss.get("warm") else float("nan")
         growths.append(growth)
-        print(f"  {server.name} RSS: start {rss['start'] / 1024:.1f} MiB, after warm-up "
-              f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
-              f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%")
+        print(
+            f"  {server.name} RSS: start {rss['start'] / 1024:.1f} MiB, after warm-up "
+            f"{rss.get('warm', 0) / 1024:.1f} MiB, peak {rss.get('peak', 0) / 1024:.1f} MiB, "
+            f"end {rss['end'] / 1024:.1f} MiB, growth after warm-up {growth * 100:+.1f}%"
+        )
         print(f"  {server.name} at the end: {status}; tracebacks in its log: {traces}")
     if soak.double:
         d = soak.doubles
-        print(f"  double texts (--double-text-rate {args.double_text_rate}, --if-busy "
-              f"{args.if_busy}): {d['double texts']} turns, {d['bursts of 4 enqueued']} of them "
-              f"4 enqueued prompts to one process; second prompts sent {d['interrupt sent'] + d['enqueue sent']}, "
-              f"accepted {d['interrupt accepted'] + d['enqueue accepted']}")
-        print(f"    interrupt: sent {d['interrupt sent']} ({d['interrupt sent while an answer streamed']} "
-              f"while an answer streamed), accepted {d['interrupt accepted']}; answers interrupted "
-              f"(stream ended with error stopped) {d['answers interrupted (error stopped)']}, "
-              f"the answer before had ended {d['interrupt: the answer before it had ended']}")
-        print(f"    enqueue: sent {d['enqueue sent']} ({d['enqueue sent while an answer streamed']} "
-              f"while an answer streamed), accepted {d['enqueue accepted']}, waited for an "
-              f"answer {d['enqueue: waited for an answer']}")
-        print(f"    409s of those prompts: {sum(soak.double_409s.values())} "
-              f"({counter_text(soak.double_409s)})")
-        print(f"  double-text violations: {sum(soak.violations.values())} "
-              f"({counter_text(soak.violations)})")
-        every = [(app_id, line) for app_id, what in soak.violated.items() for line in what
-                 if not line.startswith("history: ")]
+        print(
+            f"  double texts (--double-text-rate {args.double_text_rate}, --if-busy "
+            f"{args.if_busy}): {d['double texts']} turns, {d['bursts of 4 enqueued']} of them "
+            f"4 enqueued prompts to one process; second prompts sent {d['interrupt sent'] + d['enqueue sent']}, "
+            f"accepted {d['interrupt accepted'] + d['enqueue accepted']}"
+        )
+        print(
+            f"    interrupt: sent {d['interrupt sent']} ({d['interrupt sent while an answer streamed']} "
+            f"while an answer streamed), accepted {d['interrupt accepted']}; answers interrupted "
+            f"(stream ended with error stopped) {d['answers interrupted (error stopped)']}, "
+            f"the answer before had ended {d['interrupt: the answer before it had ended']}"
+        )
+        print(
+            f"    enqueue: sent {d['enqueue sent']} ({d['enqueue sent while an answer streamed']} "
+            f"while an answer streamed), accepted {d['enqueue accepted']}, waited for an "
+            f"answer {d['enqueue: waited for an answer']}"
+        )
+        print(
+            f"    409s of those prompts: {sum(soak.double_409s.values())} "
+            f"({counter_text(soak.double_409s)})"
+        )
+        print(
+            f"  double-text violations: {sum(soak.violations.values())} "
+            f"({counter_text(soak.violations)})"
+        )
+        every = [
+            (app_id, line)
+            for app_id, what in soak.violated.items()
+            for line in what
+            if not line.startswith("history: ")
+        ]
         for app_id, line in every[:30]:
             print(f"    {app_id} {line}")
         if len(every) > 30:

@@ -50,7 +50,9 @@ def main() -> None:
     print(f"python -c pass, {args.runs} runs each, median wall time")
     print(f"  hook off (BURR_DEMOS_AUTOLOAD=0): {base:8.2f} ms")
     print(f"  hook on:                          {hooked:8.2f} ms")
-    print(f"  difference:                       {hooked - base:+8.2f} ms  (ratio {hooked / base:.3f})")
+    print(
+        f"  difference:                       {hooked - base:+8.2f} ms  (ratio {hooked / base:.3f})"
+    )
     noise = statistics.median(again) - base
     print(f"  noise floor (hook off vs off):    {noise:+8.2f} ms")
     print(f"  -X importtime of the hook's modules (median of 15): {imports[7] / 1000:.2f} ms")

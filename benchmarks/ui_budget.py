@@ -62,7 +62,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from harness import machine_description  # noqa: E402
 
-
 # ----------------------------------------------------------------------------- (a) initial JS
 
 
@@ -77,7 +76,11 @@ class _InitialScripts(HTMLParser):
         values = {name: value or "" for name, value in attrs}
         if tag == "script" and values.get("src"):
             self.urls.append(values["src"])
-        elif tag == "link" and "modulepreload" in values.get("rel", "").split() and values.get("href"):
+        elif (
+            tag == "link"
+            and "modulepreload" in values.get("rel", "").split()
+            and values.get("href")
+        ):
             self.urls.append(values["href"])
 
 
@@ -234,7 +237,9 @@ class ChatbotProcess:
     def __init__(self, base_url: str, storage: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BURR_CHATBOT_"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BURR_CHATBOT_"))
+        }
         env.update(
             OPENAI_BASE_URL=base_url,
             OPENAI_API_KEY="sk-benchmark",
@@ -431,19 +436,27 @@ def print_run(run: StreamRun, delay_ms: float) -> None:
     rate = 1000.0 / delay_ms if delay_ms else float("inf")
     kind = "markdown" if run.markdown else "plain-word"
     print(f"  {run.label}: {run.tokens} {kind} tokens at {rate:.0f} tokens/s")
-    print(f"    stream: {run.duration_ms / 1000:.2f} s from Enter to the final message "
-          f"(first text after {run.first_text_ms:.0f} ms); code blocks rendered: {run.code_blocks}")
+    print(
+        f"    stream: {run.duration_ms / 1000:.2f} s from Enter to the final message "
+        f"(first text after {run.first_text_ms:.0f} ms); code blocks rendered: {run.code_blocks}"
+    )
     if run.last_byte_ms:
         lag = run.duration_ms - run.last_byte_ms
-        print(f"    the answer's last byte reached the browser {run.last_byte_ms / 1000:.2f} s "
-              f"after Enter; the page showed the final message {lag:.0f} ms later")
+        print(
+            f"    the answer's last byte reached the browser {run.last_byte_ms / 1000:.2f} s "
+            f"after Enter; the page showed the final message {lag:.0f} ms later"
+        )
     nominal = run.tokens * delay_ms / 1000
     if run.pace_s is not None:
         more = run.duration_ms / 1000 - run.pace_s
-        print(f"    nominal {nominal:.1f} s; the same answer read by a plain HTTP client: "
-              f"{run.pace_s:.2f} s (the page took {more:+.2f} s more)")
-    print(f"    long tasks during the stream: {len(run.tasks)}; longest {run.longest:.0f} ms; "
-          f"total blocking time {run.blocking:.0f} ms")
+        print(
+            f"    nominal {nominal:.1f} s; the same answer read by a plain HTTP client: "
+            f"{run.pace_s:.2f} s (the page took {more:+.2f} s more)"
+        )
+    print(
+        f"    long tasks during the stream: {len(run.tasks)}; longest {run.longest:.0f} ms; "
+        f"total blocking time {run.blocking:.0f} ms"
+    )
     if run.tasks:
         worst = sorted(run.tasks, key=lambda t: -t["ms"])[:8]
         longest = ", ".join(f"{t['ms']:.0f}" for t in worst)
@@ -451,11 +464,15 @@ def print_run(run: StreamRun, delay_ms: float) -> None:
         for task in worst[:4]:
             at = (task["start"] - run.sent) / 1000
             print(f"      {task['ms']:.0f} ms at {at:.1f} s: {task.get('frame', '?')}")
-    print(f"    long tasks while the page loaded (not counted): {len(run.load_tasks)}, "
-          f"longest {max((t['ms'] for t in run.load_tasks), default=0):.0f} ms")
+    print(
+        f"    long tasks while the page loaded (not counted): {len(run.load_tasks)}, "
+        f"longest {max((t['ms'] for t in run.load_tasks), default=0):.0f} ms"
+    )
     print(f"    load average (1 min) after the run: {run.load_after:.2f}")
-    print(f"    target: no main-thread task of {LONG_TASK_MS:.0f} ms or more while streaming -> "
-          f"{'PASS' if run.passed else 'FAIL'}")
+    print(
+        f"    target: no main-thread task of {LONG_TASK_MS:.0f} ms or more while streaming -> "
+        f"{'PASS' if run.passed else 'FAIL'}"
+    )
 
 
 def long_tasks(
@@ -474,7 +491,9 @@ def long_tasks(
         try:
             server.wait_ready()
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
                 try:
                     plan = [("baseline, short answer", baseline_tokens, True)]
                     if plain:
@@ -529,7 +548,8 @@ def _main_thread(events: list[dict[str, Any]]) -> Optional[tuple[int, int]]:
     mains = {
         (e["pid"], e["tid"])
         for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name"
+        if e.get("ph") == "M"
+        and e.get("name") == "thread_name"
         and e.get("args", {}).get("name") == "CrRendererMain"
     }
     busy: dict[tuple[int, int], float] = {}
@@ -558,7 +578,9 @@ def _samples(events: list[dict[str, Any]], pid: int, tid: int) -> list[tuple[flo
             for node in cpu.get("nodes", []):
                 nodes.setdefault(profile, {})[node["id"]] = node
             clock.setdefault(profile, start.get(profile, 0.0))
-            for sample, delta in zip(cpu.get("samples", []), data.get("timeDeltas", [])):
+            for sample, delta in zip(
+                cpu.get("samples", []), data.get("timeDeltas", []), strict=False
+            ):
                 clock[profile] += delta
                 raw.append((profile, sample, clock[profile]))
     out = []
@@ -649,7 +671,9 @@ def main() -> None:
     except FileNotFoundError:
         sys.exit("The page is not built: cd ui_bundle && npm run build")
     try:
-        burr: Optional[JsReport] = initial_js(burr_index(), "Burr's UI (burr/tracking/server/build)")
+        burr: Optional[JsReport] = initial_js(
+            burr_index(), "Burr's UI (burr/tracking/server/build)"
+        )
     except (ImportError, FileNotFoundError) as error:
         print(f"  (Burr's UI not measured: {error})")
         burr = None

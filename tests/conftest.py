@@ -21,9 +21,8 @@ from typing import Any, Optional
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
-
 from fake_openai import FakeUpstream
+from httpx_sse import connect_sse
 from postgres import PostgresCluster, postgres_or_skip
 from processes import stop_process_group
 
@@ -116,9 +115,15 @@ class ChatServer:
 
         def listen() -> None:
             with httpx.Client(base_url=self.url, timeout=30) as client:
-                with connect_sse(client, "POST", f"{self.api}/response/{project}/{app_id}",
-                                 json={"prompt": prompt}) as source:
-                    events.extend(json.loads(sse.data) | {"id": sse.id} for sse in source.iter_sse())
+                with connect_sse(
+                    client,
+                    "POST",
+                    f"{self.api}/response/{project}/{app_id}",
+                    json={"prompt": prompt},
+                ) as source:
+                    events.extend(
+                        json.loads(sse.data) | {"id": sse.id} for sse in source.iter_sse()
+                    )
 
         thread = threading.Thread(target=listen)
         thread.start()

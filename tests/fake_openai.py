@@ -46,7 +46,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Optional
 
 import anyio
 import uvicorn
@@ -78,8 +79,15 @@ MODES = ("answer_question", "generate_poem", "generate_code", "unknown")
 """The router replies the fake gives."""
 
 FAULTS = (
-    "auth", "rate_limit", "server_error", "timeout", "drop", "malformed", "bad_request",
-    "error_event", "stall",
+    "auth",
+    "rate_limit",
+    "server_error",
+    "timeout",
+    "drop",
+    "malformed",
+    "bad_request",
+    "error_event",
+    "stall",
 )
 """Values of the ``fault`` setting."""
 
@@ -143,7 +151,7 @@ class FakeConfig:
     should_retry: Optional[bool] = None
     """When set, error responses carry ``x-should-retry: true|false`` (the SDK obeys it)."""
 
-    def replace(self, **changes: Any) -> "FakeConfig":
+    def replace(self, **changes: Any) -> FakeConfig:
         """A copy with ``changes`` applied; :class:`ValueError` for unknown keys or bad values."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
@@ -160,7 +168,7 @@ class FakeConfig:
         return values
 
     @staticmethod
-    def _validated(values: dict[str, Any]) -> "FakeConfig":
+    def _validated(values: dict[str, Any]) -> FakeConfig:
         def number(name: str, integer: bool = False) -> Any:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -979,7 +987,7 @@ class FakeUpstream:
     def __repr__(self) -> str:
         return f"FakeUpstream({self.base_url!r})"
 
-    def start(self, timeout: float = 10.0) -> "FakeUpstream":
+    def start(self, timeout: float = 10.0) -> FakeUpstream:
         """Start serving; returns once the server accepts connections."""
         if self._thread is not None:
             return self
@@ -1010,7 +1018,7 @@ class FakeUpstream:
         self._thread = None
         self._socket.close()
 
-    def __enter__(self) -> "FakeUpstream":
+    def __enter__(self) -> FakeUpstream:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -1055,7 +1063,7 @@ class FakeUpstream:
             time.sleep(0.01)
         return True
 
-    async def wait_idle_async(self, timeout: float = 1.0) -> bool:
+    async def wait_idle_async(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 (a poll of the fake's counters, not an await to time out)
         """Like :meth:`wait_idle`, without blocking the event loop."""
         deadline = time.monotonic() + timeout
         while self.state.open_requests or self.state.open_streams:

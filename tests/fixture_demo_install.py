@@ -16,9 +16,22 @@ API = "/api/v0/fixture_demo"
 def install_fixture_demo(target: Path) -> Path:
     """Install the fixture demo into ``target`` (no network: no build isolation, no deps)."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps",
-         "--no-index", "--target", str(target), str(PACKAGE)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(PACKAGE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     assert (target / "fixture_demo" / "ui" / "index.html").is_file()
     return target

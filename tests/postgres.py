@@ -177,7 +177,7 @@ class PostgresCluster:
 
     # -- start -------------------------------------------------------------------------------
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if self._running:
             return self
         if self.bin is None:
@@ -211,9 +211,12 @@ class PostgresCluster:
     def _initdb(self) -> None:
         argv = [
             str(self.bin / "initdb"),
-            "-D", str(self.data_dir),
-            "-U", SERVER_USER,
-            "-E", "UTF8",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SERVER_USER,
+            "-E",
+            "UTF8",
             "--locale=C",
             "--no-sync",
             "--auth-local=trust",
@@ -276,9 +279,13 @@ class PostgresCluster:
             try:
                 done = self._run(
                     [
-                        str(self.bin / "pg_ctl"), "start",
-                        "-D", str(self.data_dir),
-                        "-w", "-t", str(int(self.start_timeout)),
+                        str(self.bin / "pg_ctl"),
+                        "start",
+                        "-D",
+                        str(self.data_dir),
+                        "-w",
+                        "-t",
+                        str(int(self.start_timeout)),
                     ],
                     timeout=self.start_timeout + 30,
                     capture_output=False,
@@ -298,8 +305,19 @@ class PostgresCluster:
     def psql(self, sql: str, database: str = "postgres", timeout: float = 60) -> str:
         """Run ``sql`` with ``psql`` over TCP; its unaligned, tuples-only output."""
         done = self._run(
-            [self.psql_binary(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-d", self.url_for(database), "-c", sql],
+            [
+                self.psql_binary(),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.url_for(database),
+                "-c",
+                sql,
+            ],
             timeout=timeout,
             as_server=False,
         )
@@ -346,7 +364,17 @@ class PostgresCluster:
         """Stop the server at once (``-m immediate``: connections drop, as in a crash), keeping
         its data for :meth:`resume`."""
         done = self._run(
-            [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "15"],
+            [
+                str(self.bin / "pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "15",
+            ],
             timeout=30,
         )
         if done.returncode != 0:
@@ -369,8 +397,17 @@ class PostgresCluster:
         if self._running or self._postmaster_pid() is not None:
             try:
                 done = self._run(
-                    [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data_dir),
-                     "-m", "immediate", "-w", "-t", "15"],
+                    [
+                        str(self.bin / "pg_ctl"),
+                        "stop",
+                        "-D",
+                        str(self.data_dir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "-t",
+                        "15",
+                    ],
                     timeout=30,
                 )
                 if done.returncode != 0:
@@ -385,7 +422,7 @@ class PostgresCluster:
                 break
             time.sleep(0.1)
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

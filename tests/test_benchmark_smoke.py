@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from postgres import find_pg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +43,7 @@ def verdicts(stdout: str, heading: str) -> list[str]:
     start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
     assert start is not None, f"no section {heading!r} in:\n{stdout}"
     names = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         match = VERDICT.match(line)
@@ -89,23 +88,32 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
         # the deltas were recognised (their text is checked against the fake's answer)
         assert result["delta_events_per_turn"] and result["delta_events_per_turn"] >= 1, impl
     encodings = verdicts(done.stdout, "this project on SQLite, one turn in three wire encodings")
-    assert judged(encodings, *(f"{p}: CPU per delta within 10% of native" for p in ENCODER_ROWS.values()))
+    assert judged(
+        encodings, *(f"{p}: CPU per delta within 10% of native" for p in ENCODER_ROWS.values())
+    )
     for impl, protocol in ENCODER_ROWS.items():  # each encoder against the native stream
         assert results[impl]["cpu_ms_per_delta_event"] is not None, impl
         assert f"{protocol} / native: " in done.stdout, done.stdout
     if postgres:
         assert results["chatbot_pg"]["db_cpu_ms_per_turn"] is not None
-        assert judged(verdicts(done.stdout, "this project on PostgreSQL (one process) vs on SQLite"),
-                      "CPU per turn on PostgreSQL <= 1.2x SQLite (server process)",
-                      "CPU per turn on PostgreSQL <= 1.2x SQLite (server + database)"), done.stdout
+        assert judged(
+            verdicts(done.stdout, "this project on PostgreSQL (one process) vs on SQLite"),
+            "CPU per turn on PostgreSQL <= 1.2x SQLite (server process)",
+            "CPU per turn on PostgreSQL <= 1.2x SQLite (server + database)",
+        ), done.stdout
     rows = [line[:16].rstrip() for line in done.stdout.splitlines()]
     for impl in expected:
         # one row in the table and one in the ratios
         assert rows.count(LABELS[impl]) == 2, (impl, done.stdout)
     # the issue's four targets, each judged on a measured figure (met or missed: never times)
     targets = verdicts(done.stdout, "issue 5 targets for this project")
-    assert judged(targets, "server CPU per turn", "time to first delta, one stream",
-                  "inter-delta gap p99", "no delta held back"), done.stdout
+    assert judged(
+        targets,
+        "server CPU per turn",
+        "time to first delta, one stream",
+        "inter-delta gap p99",
+        "no delta held back",
+    ), done.stdout
     # two processes on one store, per engine: a reattach on the other process, and the lease
     assert set(report["reattach"]) == engines
     for engine, result in report["reattach"].items():
@@ -116,11 +124,18 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
         assert result["alone"]["acquire_new"]["n"] == 10, engine
         assert result["with_turns"]["acquire"]["n"] == 10, engine
     label = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
-    assert judged(verdicts(done.stdout, "reattach on the other process"),
-                  *(f"{label[e]}: a reattach on another process" for e in engines)), done.stdout
-    assert judged(verdicts(done.stdout, "the lease before the first delta"),
-                  *(f"{e}: {what}" for e in engines for what in
-                    ("time to first delta added by the lease", "the same with turns running"))), done.stdout
+    assert judged(
+        verdicts(done.stdout, "reattach on the other process"),
+        *(f"{label[e]}: a reattach on another process" for e in engines),
+    ), done.stdout
+    assert judged(
+        verdicts(done.stdout, "the lease before the first delta"),
+        *(
+            f"{e}: {what}"
+            for e in engines
+            for what in ("time to first delta added by the lease", "the same with turns running")
+        ),
+    ), done.stdout
 
 
 def blocks(*data: str) -> list[bytes]:
@@ -161,7 +176,9 @@ def test_loadgen_reads_each_protocols_deltas_and_end() -> None:
     assert read_turn("ag-ui", AG_UI + AG_UI[-1:])[2] == "RUN_FINISHED after RUN_FINISHED"
     assert read_turn("ag-ui", AG_UI[1:])[2] == "first event MESSAGES_SNAPSHOT, not RUN_STARTED"
     assert read_turn("ai-sdk", AI_SDK + AI_SDK[-1:])[2] is not None
-    error = read_turn("ag-ui", [*AG_UI[:2], b'{"type":"RUN_ERROR","message":"m","code":"upstream"}'])
+    error = read_turn(
+        "ag-ui", [*AG_UI[:2], b'{"type":"RUN_ERROR","message":"m","code":"upstream"}']
+    )
     assert error == ("", False, "RUN_ERROR: upstream: m")
     error = read_turn("ai-sdk", [*AI_SDK[:1], b'{"type":"error","errorText":"boom"}', b"[DONE]"])
     assert error[1] is False and error[2] == "error chunk: boom"

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import API, PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
@@ -22,7 +21,9 @@ def exchange_texts(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in history]
 
 
-def three_exchanges(server: ChatServer, upstream: FakeUpstream, app_id: str) -> list[dict[str, Any]]:
+def three_exchanges(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> list[dict[str, Any]]:
     for n, prompt in enumerate(PROMPTS):
         upstream.control(text=f"Answer {n}.", delay_ms=0)
         assert server.turn(app_id, prompt)[-1]["type"] == "message"
@@ -37,7 +38,9 @@ def burr_apps(server: ChatServer) -> dict[str, dict[str, Any]]:
         response = server.client.get(f"/api/v0/{PROJECT}/{partition}/apps", params={"limit": 1000})
         if response.status_code == 200 and response.json()["applications"]:
             return {app["app_id"]: app for app in response.json()["applications"]}
-    raise AssertionError(f"Burr's API lists no applications: {response.status_code} {response.text[:300]}")
+    raise AssertionError(
+        f"Burr's API lists no applications: {response.status_code} {response.text[:300]}"
+    )
 
 
 def test_fork_at_every_index_keeps_the_prefix_and_burr_records_the_parent(
@@ -57,8 +60,14 @@ def test_fork_at_every_index_keeps_the_prefix_and_burr_records_the_parent(
     assert tree["root"] == app_id
     assert [b["app_id"] for b in tree["branches"]] == [app_id, *forks.values()]
     assert tree["branches"][0] | {"title": None, "updated_at": None} == {
-        "app_id": app_id, "title": None, "updated_at": None, "root": None, "parent": None, "fork_at": None}
-    for branch, at in zip(tree["branches"][1:], forks):
+        "app_id": app_id,
+        "title": None,
+        "updated_at": None,
+        "root": None,
+        "parent": None,
+        "fork_at": None,
+    }
+    for branch, at in zip(tree["branches"][1:], forks, strict=False):
         assert (branch["root"], branch["parent"], branch["fork_at"]) == (app_id, app_id, at)
     listed = {c["app_id"]: c for c in server.client.get(f"{API}/conversations/{PROJECT}").json()}
     assert listed[forks[2]]["parent"] == app_id and listed[forks[2]]["fork_at"] == 2
@@ -84,26 +93,42 @@ def test_a_branch_answers_on_and_branches_of_branches_share_the_root(
     upstream.control(text="Edited answer.", delay_ms=0)
     events = server.turn(edited, "What is two, really?")
     assert events[-1]["type"] == "message"
-    assert events[0]["value"] == [  # the chat_history the branch starts from
-        {**m, "reasoning": None} | {k: m[k] for k in m if k in ("mode", "model")}
-        for m in server.history(edited)[:2]
-    ]
+    assert (
+        events[0]["value"]
+        == [  # the chat_history the branch starts from
+            {**m, "reasoning": None} | {k: m[k] for k in m if k in ("mode", "model")}
+            for m in server.history(edited)[:2]
+        ]
+    )
     assert exchange_texts(server.history(edited)) == [
-        *exchange_texts(original[:2]), ("user", "What is two, really?"), ("assistant", "Edited answer.")]
+        *exchange_texts(original[:2]),
+        ("user", "What is two, really?"),
+        ("assistant", "Edited answer."),
+    ]
     # Answer the first prompt again: fork after it; the same prompt is answered, not added twice.
     again = server.client.post(f"{API}/fork/{PROJECT}/{edited}", json={"at": 1}).json()
     upstream.control(text="Another answer.", delay_ms=0)
     assert server.turn(again, PROMPTS[0])[-1]["type"] == "message"
-    assert exchange_texts(server.history(again)) == [("user", PROMPTS[0]), ("assistant", "Another answer.")]
+    assert exchange_texts(server.history(again)) == [
+        ("user", PROMPTS[0]),
+        ("assistant", "Another answer."),
+    ]
     # Edit the very first prompt: a branch of no messages, answered like a new conversation.
     first = server.client.post(f"{API}/fork/{PROJECT}/{app_id}", json={"at": 0}).json()
     upstream.control(text="From the start.", delay_ms=0)
     events = server.turn(first, "What is zero?")
     assert [e["value"]["sequence_id"] for e in events if e["type"] == "action"] == [0, 1, 2, 3]
-    assert exchange_texts(server.history(first)) == [("user", "What is zero?"), ("assistant", "From the start.")]
+    assert exchange_texts(server.history(first)) == [
+        ("user", "What is zero?"),
+        ("assistant", "From the start."),
+    ]
     tree = server.client.get(f"{API}/branches/{PROJECT}/{app_id}").json()
     assert [(b["app_id"], b["parent"], b["fork_at"]) for b in tree["branches"]] == [
-        (app_id, None, None), (edited, app_id, 2), (again, edited, 1), (first, app_id, 0)]
+        (app_id, None, None),
+        (edited, app_id, 2),
+        (again, edited, 1),
+        (first, app_id, 0),
+    ]
     assert server.history(app_id) == original
 
 
@@ -115,14 +140,19 @@ def test_bad_forks_are_refused_and_write_nothing(
     for body in ({"at": 7}, {"at": -1}, {"at": "two"}, {}, {"at": 1.5}):
         response = server.client.post(f"{API}/fork/{PROJECT}/{app_id}", json=body)
         assert response.status_code == 422, (body, response.text)
-    assert server.client.post(f"{API}/fork/{PROJECT}/no-such-chat", json={"at": 0}).status_code == 404
+    assert (
+        server.client.post(f"{API}/fork/{PROJECT}/no-such-chat", json={"at": 0}).status_code == 404
+    )
     assert server.client.post(f"{API}/fork/{PROJECT}/bad%20id", json={"at": 0}).status_code == 422
     assert server.client.get(f"{API}/branches/{PROJECT}/no-such-chat").status_code == 404
     assert server.client.get(f"{API}/conversations/{PROJECT}").json() == before
 
 
-def read_changes(server: ChatServer, app_id: str, until: int, out: list[dict[str, Any]]) -> threading.Thread:
+def read_changes(
+    server: ChatServer, app_id: str, until: int, out: list[dict[str, Any]]
+) -> threading.Thread:
     """Follow GET /events in a thread until ``until`` changes arrived."""
+
     def follow() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             with client.stream("GET", f"{API}/events/{PROJECT}/{app_id}") as response:
@@ -131,6 +161,7 @@ def read_changes(server: ChatServer, app_id: str, until: int, out: list[dict[str
                         out.append(json.loads(line[6:]) | {"at": time.monotonic()})
                         if len(out) >= until:
                             return
+
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
     return thread
@@ -174,11 +205,21 @@ def test_if_busy_keeps_every_message_once_in_order(
 
     def send(prompt: str) -> None:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            response = client.post(f"{API}/response/{PROJECT}/{app_id}", params={"if_busy": policy},
-                                   json={"prompt": prompt}, headers={"Accept": "text/event-stream"})
-            results[prompt] = [json.loads(line[6:]) for line in response.text.splitlines()
-                               if line.startswith("data: ")] if response.status_code == 200 else [
-                {"status": response.status_code}]
+            response = client.post(
+                f"{API}/response/{PROJECT}/{app_id}",
+                params={"if_busy": policy},
+                json={"prompt": prompt},
+                headers={"Accept": "text/event-stream"},
+            )
+            results[prompt] = (
+                [
+                    json.loads(line[6:])
+                    for line in response.text.splitlines()
+                    if line.startswith("data: ")
+                ]
+                if response.status_code == 200
+                else [{"status": response.status_code}]
+            )
 
     prompts = ["What is second?", "What is third?"]
     senders = []
@@ -203,7 +244,9 @@ def test_if_busy_keeps_every_message_once_in_order(
         assert users == ["What is first?", *prompts]
         assert history[-1]["role"] == "assistant" and not history[-1]["interrupted"]
         assert history[1]["role"] == "assistant" and history[1]["interrupted"]
-        assert first_events[-1]["type"] == "error" and first_events[-1]["value"]["code"] == "stopped"
+        assert (
+            first_events[-1]["type"] == "error" and first_events[-1]["value"]["code"] == "stopped"
+        )
         assert results[prompts[-1]][-1]["type"] == "message"
     assert len({(m["role"], m["content"]) for m in history if m["role"] == "user"}) == 3
 
@@ -219,8 +262,12 @@ def test_at_most_three_prompts_wait_then_409(
 
     def send(n: int) -> None:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            with client.stream("POST", f"{API}/response/{PROJECT}/{app_id}", params={"if_busy": "enqueue"},
-                               json={"prompt": f"What is {n}?"}) as response:
+            with client.stream(
+                "POST",
+                f"{API}/response/{PROJECT}/{app_id}",
+                params={"if_busy": "enqueue"},
+                json={"prompt": f"What is {n}?"},
+            ) as response:
                 statuses.append(response.status_code)
                 response.read()
 
@@ -253,12 +300,22 @@ def test_branches_on_both_engines_across_two_processes(
         fork = a.client.post(f"{API}/fork/{PROJECT}/{app_id}", json={"at": 4}).json()
         assert exchange_texts(b.history(fork)) == exchange_texts(original[:4])
         follower.join(10)
-        assert changes and changes[0]["type"] == "branch_created" and changes[0]["value"]["app_id"] == fork
+        assert (
+            changes
+            and changes[0]["type"] == "branch_created"
+            and changes[0]["value"]["app_id"] == fork
+        )
         upstream.control(text="On B.", delay_ms=0)
         assert b.turn(fork, "What is three, on B?")[-1]["type"] == "message"
         tree = a.client.get(f"{API}/branches/{PROJECT}/{fork}").json()
-        assert [(x["app_id"], x["fork_at"]) for x in tree["branches"]] == [(app_id, None), (fork, 4)]
-        assert exchange_texts(a.history(fork))[-2:] == [("user", "What is three, on B?"), ("assistant", "On B.")]
+        assert [(x["app_id"], x["fork_at"]) for x in tree["branches"]] == [
+            (app_id, None),
+            (fork, 4),
+        ]
+        assert exchange_texts(a.history(fork))[-2:] == [
+            ("user", "What is three, on B?"),
+            ("assistant", "On B."),
+        ]
         assert a.history(app_id) == original
     finally:
         a.close()

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import API, PROJECT, start_server
 from fake_openai import FakeUpstream
 

@@ -97,7 +97,9 @@ def client_at(server: ChatServer, address: str) -> httpx.Client:
 
 
 @contextlib.contextmanager
-def open_stream(client: httpx.Client, method: str, path: str, **kwargs: object) -> Iterator[httpx.Response]:
+def open_stream(
+    client: httpx.Client, method: str, path: str, **kwargs: object
+) -> Iterator[httpx.Response]:
     with client.stream(method, f"{API}/{path}", **kwargs) as response:  # type: ignore[arg-type]
         yield response
 
@@ -132,33 +134,57 @@ def test_answers_and_queued_prompts_past_the_limit_get_429_and_other_addresses_a
     with contextlib.ExitStack() as streams:
         for n in range(2):
             response = streams.enter_context(
-                open_stream(here, "POST", f"response/{PROJECT}/run-{n}", json={"prompt": "Tell me about Burr?"})
+                open_stream(
+                    here,
+                    "POST",
+                    f"response/{PROJECT}/run-{n}",
+                    json={"prompt": "Tell me about Burr?"},
+                )
             )
             assert response.status_code == 200
         files = state_files(tmp_path)
-        refused_for(here.post(f"{API}/response/{PROJECT}/run-2", json={"prompt": "One more?"}), "answers running")
-        refused_for(  # the AG-UI and AI SDK endpoints count the same answers
-            here.post(f"{API}/ai-sdk/{PROJECT}", json={
-                "id": "run-3", "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": "Hi?"}]}]
-            }),
+        refused_for(
+            here.post(f"{API}/response/{PROJECT}/run-2", json={"prompt": "One more?"}),
             "answers running",
         )
+        refused_for(  # the AG-UI and AI SDK endpoints count the same answers
+            here.post(
+                f"{API}/ai-sdk/{PROJECT}",
+                json={
+                    "id": "run-3",
+                    "messages": [
+                        {"id": "m", "role": "user", "parts": [{"type": "text", "text": "Hi?"}]}
+                    ],
+                },
+            ),
+            "answers running",
+        )
+
         # One prompt may wait behind a running answer (its answer starts when that one ends);
         # the next is past the limit.
         def wait_in_line() -> None:
-            with client_at(limited_server, "127.0.0.1") as client, contextlib.suppress(httpx.HTTPError):
-                client.post(f"{API}/response/{PROJECT}/run-0?if_busy=enqueue", json={"prompt": "Then?"})
+            with (
+                client_at(limited_server, "127.0.0.1") as client,
+                contextlib.suppress(httpx.HTTPError),
+            ):
+                client.post(
+                    f"{API}/response/{PROJECT}/run-0?if_busy=enqueue", json={"prompt": "Then?"}
+                )
 
         threading.Thread(target=wait_in_line, daemon=True).start()
         time.sleep(0.5)  # (it reached the server and waits)
         refused_for(
-            here.post(f"{API}/response/{PROJECT}/run-1?if_busy=enqueue", json={"prompt": "And then?"}),
+            here.post(
+                f"{API}/response/{PROJECT}/run-1?if_busy=enqueue", json={"prompt": "And then?"}
+            ),
             "prompts waiting",
         )
         assert state_files(tmp_path) == files  # the refused prompts wrote nothing
         assert limited_server.history("run-2") == []
         # Another address is another client: served.
-        with open_stream(there, "POST", f"response/{PROJECT}/other", json={"prompt": "Hello?"}) as response:
+        with open_stream(
+            there, "POST", f"response/{PROJECT}/other", json={"prompt": "Hello?"}
+        ) as response:
             assert response.status_code == 200
             next(response.iter_lines())
         assert status_of(limited_server)["streaming"] == 3
@@ -171,13 +197,27 @@ def test_streams_past_the_limit_get_429_are_counted_in_status_and_released_on_di
     limited_server: ChatServer,
 ) -> None:
     here, there = client_at(limited_server, "127.0.0.1"), client_at(limited_server, "127.0.0.2")
-    with open_stream(here, "POST", f"response/{PROJECT}/long", json={"prompt": "Tell me about Burr?"}) as answer:
+    with open_stream(
+        here, "POST", f"response/{PROJECT}/long", json={"prompt": "Tell me about Burr?"}
+    ) as answer:
         assert answer.status_code == 200
         with contextlib.ExitStack() as streams:
-            for path in (f"events/{PROJECT}/long", f"events/{PROJECT}/other", f"stream/{PROJECT}/long"):
+            for path in (
+                f"events/{PROJECT}/long",
+                f"events/{PROJECT}/other",
+                f"stream/{PROJECT}/long",
+            ):
                 response = streams.enter_context(open_stream(here, "GET", path))
                 assert response.status_code == 200, path
-            wait_until(lambda: (status_of(limited_server)["event_streams"], status_of(limited_server)["resume_streams"]) == (2, 1))
+            wait_until(
+                lambda: (
+                    (
+                        status_of(limited_server)["event_streams"],
+                        status_of(limited_server)["resume_streams"],
+                    )
+                    == (2, 1)
+                )
+            )
             refused_for(here.get(f"{API}/events/{PROJECT}/long"), "event streams open")
             refused_for(here.get(f"{API}/stream/{PROJECT}/long"), "event streams open")
             refused_for(here.get(f"{API}/ai-sdk/{PROJECT}/long/stream"), "event streams open")
@@ -186,7 +226,15 @@ def test_streams_past_the_limit_get_429_are_counted_in_status_and_released_on_di
                 assert response.status_code == 200
                 wait_until(lambda: status_of(limited_server)["event_streams"] == 3)
         # The client went away: its streams are given back, and it may open more.
-        wait_until(lambda: (status_of(limited_server)["event_streams"], status_of(limited_server)["resume_streams"]) == (0, 0))
+        wait_until(
+            lambda: (
+                (
+                    status_of(limited_server)["event_streams"],
+                    status_of(limited_server)["resume_streams"],
+                )
+                == (0, 0)
+            )
+        )
         with open_stream(here, "GET", f"ai-sdk/{PROJECT}/long/stream") as response:
             assert response.status_code == 200
             wait_until(lambda: status_of(limited_server)["resume_streams"] == 1)

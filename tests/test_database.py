@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from burr_streaming_chatbot.storage.postgres import PostgresStore
 from conftest import API, PROJECT, free_port, server_env, start_server
 from fake_openai import FakeUpstream
 from postgres import PostgresCluster, postgres_or_skip
 from test_reliability import SLOW, wait_for
+
+from burr_streaming_chatbot.storage.postgres import PostgresStore
 
 pytestmark = pytest.mark.e2e  # chatbot servers and PostgreSQL in subprocesses
 
@@ -32,7 +32,14 @@ def test_a_bad_database_url_stops_the_server_at_startup_with_one_clear_line(
 ) -> None:
     url = url.format(port=free_port())  # nobody listens there
     env = server_env(tmp_path, None, BURR_CHATBOT_DATABASE_URL=url)
-    command = [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "burr_streaming_chatbot",
+        "--no-open",
+        "--port",
+        str(free_port()),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
@@ -51,7 +58,9 @@ def test_the_database_going_away_mid_answer_ends_it_with_an_error_and_loses_noth
     server = None
     try:
         url = cluster.create_database()
-        server = start_server("cli", tmp_path, upstream, "database-away", BURR_CHATBOT_DATABASE_URL=url)
+        server = start_server(
+            "cli", tmp_path, upstream, "database-away", BURR_CHATBOT_DATABASE_URL=url
+        )
         upstream.control(text="Saved.", delay_ms=0)
         server.turn(app_id, "What is kept?")
         upstream.control(text=SLOW, delay_ms=40)
@@ -65,13 +74,22 @@ def test_the_database_going_away_mid_answer_ends_it_with_an_error_and_loses_noth
         assert events[-1]["type"] == "error"
         assert events[-1]["value"]["code"] == "storage_unavailable", events[-1]
         # Meanwhile, requests get a clear 503 and the server stays up.
-        response = server.client.post(f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Hello?"})
+        response = server.client.post(
+            f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Hello?"}
+        )
         assert response.status_code == 503 and "store is unavailable" in response.json()["detail"]
-        for method, path in [("POST", f"create/{PROJECT}/new-{app_id}"), ("GET", f"history/{PROJECT}/{app_id}"),
-                             ("GET", f"conversations/{PROJECT}"), ("POST", f"stop/{PROJECT}/{app_id}")]:
+        for method, path in [
+            ("POST", f"create/{PROJECT}/new-{app_id}"),
+            ("GET", f"history/{PROJECT}/{app_id}"),
+            ("GET", f"conversations/{PROJECT}"),
+            ("POST", f"stop/{PROJECT}/{app_id}"),
+        ]:
             response = server.client.request(method, f"{API}/{path}")
             assert response.status_code == 503, (path, response.text)
-            assert response.headers["retry-after"] == "1" and "store is unavailable" in response.json()["detail"]
+            assert (
+                response.headers["retry-after"] == "1"
+                and "store is unavailable" in response.json()["detail"]
+            )
         assert "Traceback" not in server.log()
 
         cluster.resume()
@@ -82,7 +100,9 @@ def test_the_database_going_away_mid_answer_ends_it_with_an_error_and_loses_noth
         upstream.control(text="Back.", delay_ms=0)
         deadline = time.monotonic() + 10
         while True:  # until the pool has replaced its dropped connections
-            response = server.client.post(f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Back?"})
+            response = server.client.post(
+                f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "Back?"}
+            )
             if response.status_code != 503 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, ChatServer, free_port, start_server
 from fake_openai import FakeUpstream
 
@@ -32,7 +31,9 @@ def test_fault_before_any_text_keeps_the_prompt_and_the_next_turn_works(
     }
     assert "sk-test" not in events[-1]["value"]["message"]
     assert [e["type"] for e in events].count("error") == 1
-    assert [(m["role"], m["content"]) for m in server.history(app_id)] == [("user", "What is failing?")]
+    assert [(m["role"], m["content"]) for m in server.history(app_id)] == [
+        ("user", "What is failing?")
+    ]
 
     # Retrying the same prompt answers it without adding the user's message twice.
     upstream.control(text="Now it works.")
@@ -65,7 +66,11 @@ def test_drop_mid_stream_keeps_the_partial_answer_marked_interrupted(
     server: ChatServer, upstream: FakeUpstream, app_id: str
 ) -> None:
     upstream.control(
-        text="one two three four five six", fault="drop", drop_after=3, fault_count=1, fault_on="stream"
+        text="one two three four five six",
+        fault="drop",
+        drop_after=3,
+        fault_count=1,
+        fault_on="stream",
     )
     events = server.turn(app_id, "What is dropping?")
     deltas = "".join(e["value"] for e in events if e["type"] == "delta")
@@ -80,7 +85,9 @@ def test_drop_mid_stream_keeps_the_partial_answer_marked_interrupted(
     assert server.turn(app_id, "What now?")[-1]["type"] == "message"
 
 
-def test_timeout_before_the_first_token(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+def test_timeout_before_the_first_token(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
     upstream.control(fault="timeout", hang_s=10, fault_count=1, fault_on="stream")
     began = time.monotonic()
     events = server.turn(app_id, "What is slow?")
@@ -89,8 +96,12 @@ def test_timeout_before_the_first_token(server: ChatServer, upstream: FakeUpstre
     assert [m["role"] for m in server.history(app_id)] == ["user"]
 
 
-def test_malformed_chunk_mid_stream(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
-    upstream.control(text="alpha beta gamma delta", fault="malformed", fault_count=1, fault_on="stream")
+def test_malformed_chunk_mid_stream(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(
+        text="alpha beta gamma delta", fault="malformed", fault_count=1, fault_on="stream"
+    )
     events = server.turn(app_id, "What is malformed?")
     assert events[-1]["type"] == "error"
     assert events[-1]["value"]["code"] == "upstream_bad_response"
@@ -99,12 +110,15 @@ def test_malformed_chunk_mid_stream(server: ChatServer, upstream: FakeUpstream, 
     assert deltas.split() == ["alpha", "beta"]
     history = server.history(app_id)
     assert [(m["role"], m["content"]) for m in history] == [
-        ("user", "What is malformed?"), ("assistant", deltas)
+        ("user", "What is malformed?"),
+        ("assistant", deltas),
     ]
     assert history[1]["interrupted"] is True
 
 
-def test_server_error_on_the_answer_stream(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+def test_server_error_on_the_answer_stream(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
     upstream.control(fault="server_error", fault_count=1, fault_on="stream")
     events = server.turn(app_id, "What is broken?")
     assert events[-1]["value"]["code"] == "upstream_unavailable"
@@ -128,8 +142,14 @@ def test_failures_are_recorded_by_burr_tracking(
 
 def test_connection_refused_then_the_model_comes_back(tmp_path: Path) -> None:
     port = free_port()
-    server = start_server("cli", tmp_path, None, "refused",
-                          OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="sk-x")
+    server = start_server(
+        "cli",
+        tmp_path,
+        None,
+        "refused",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1",
+        OPENAI_API_KEY="sk-x",
+    )
     try:
         events = server.turn("refused", "What is down?")
         assert events[-1]["value"] == {
@@ -141,7 +161,8 @@ def test_connection_refused_then_the_model_comes_back(tmp_path: Path) -> None:
             events = server.turn("refused", "What is down?")
         assert events[-1]["type"] == "message"
         assert [(m["role"], m["content"]) for m in server.history("refused")] == [
-            ("user", "What is down?"), ("assistant", "Back up.")
+            ("user", "What is down?"),
+            ("assistant", "Back up."),
         ]
     finally:
         server.close()

@@ -29,18 +29,28 @@ ENDLESS = "/events/{project_id}/{app_id}"
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
-def test_generated_requests_never_get_a_server_error(operation, chatbot_server, fake_upstream) -> None:
+def test_generated_requests_never_get_a_server_error(
+    operation, chatbot_server, fake_upstream
+) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck),
-              database=None)
+    @settings(
+        max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def check(case) -> None:
         if operation.path.endswith(ENDLESS):
             # A stream that only ends when the client leaves: its status and type, then go.
             kwargs = case.as_transport_kwargs(base_url=chatbot_server.url)
-            with httpx.stream(kwargs["method"], kwargs["url"], params=kwargs.get("params"),
-                              headers=kwargs.get("headers"), timeout=30) as response:
+            with httpx.stream(
+                kwargs["method"],
+                kwargs["url"],
+                params=kwargs.get("params"),
+                headers=kwargs.get("headers"),
+                timeout=30,
+            ) as response:
                 assert response.status_code < 500, (case.formatted_path, response.status_code)
-                expected = "text/event-stream" if response.status_code == 200 else "application/json"
+                expected = (
+                    "text/event-stream" if response.status_code == 200 else "application/json"
+                )
                 assert response.headers["content-type"].startswith(expected)
             return
         response = case.call(base_url=chatbot_server.url, timeout=30)
@@ -54,5 +64,9 @@ def test_generated_requests_never_get_a_server_error(operation, chatbot_server, 
 
 def test_the_schema_covers_the_api() -> None:
     paths = {op.path.rsplit("/api/v0/streaming_chatbot", 1)[1] for op in OPERATIONS}
-    assert {"/response/{project_id}/{app_id}", "/history/{project_id}/{app_id}",
-            "/stream/{project_id}/{app_id}", "/stop/{project_id}/{app_id}"} <= paths
+    assert {
+        "/response/{project_id}/{app_id}",
+        "/history/{project_id}/{app_id}",
+        "/stream/{project_id}/{app_id}",
+        "/stop/{project_id}/{app_id}",
+    } <= paths

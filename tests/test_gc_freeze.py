@@ -4,7 +4,6 @@
 import gc
 
 import pytest
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -15,8 +14,9 @@ from burr_streaming_chatbot.settings import Settings
 def frozen_after_startup(tmp_path, **settings) -> int:  # type: ignore[no-untyped-def]
     gc.unfreeze()
     app = FastAPI()
-    app.include_router(create_router(Settings(offline=True, storage_dir=tmp_path, **settings)),
-                       prefix=API_PREFIX)
+    app.include_router(
+        create_router(Settings(offline=True, storage_dir=tmp_path, **settings)), prefix=API_PREFIX
+    )
     with TestClient(app):
         count = gc.get_freeze_count()
     gc.unfreeze()

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
@@ -114,7 +113,9 @@ def test_a_reasoning_models_thinking_streams_before_the_answer_and_is_kept(
     server: ChatServer, upstream: FakeUpstream, app_id: str, field: str, session_storage: Path
 ) -> None:
     thinking = "The user asks about state machines. I should explain briefly."
-    upstream.control(text="A graph of states.", reasoning=thinking, reasoning_field=field, delay_ms=5)
+    upstream.control(
+        text="A graph of states.", reasoning=thinking, reasoning_field=field, delay_ms=5
+    )
     events = server.turn(app_id, "What is a state machine?")
 
     kinds = [e["type"] for e in events]

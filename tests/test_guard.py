@@ -34,8 +34,14 @@ def scope(
 ) -> dict[str, Any]:
     pairs = [] if host is None else [(b"host", host.encode("latin-1"))]
     pairs += [(k.replace("_", "-").encode(), v.encode("latin-1")) for k, v in headers.items()]
-    return {"type": "http", "method": method, "path": "/", "headers": pairs, "server": server,
-            "http_version": http_version}
+    return {
+        "type": "http",
+        "method": method,
+        "path": "/",
+        "headers": pairs,
+        "server": server,
+        "http_version": http_version,
+    }
 
 
 @pytest.mark.parametrize(
@@ -57,7 +63,9 @@ def scope(
         ("", None),
     ],
 )
-def test_host_values_are_parsed_strictly(value: str, parsed: Optional[tuple[str, Optional[int]]]) -> None:
+def test_host_values_are_parsed_strictly(
+    value: str, parsed: Optional[tuple[str, Optional[int]]]
+) -> None:
     assert split_host(value) == parsed
 
 
@@ -70,8 +78,17 @@ def test_on_a_loopback_address_loopback_names_are_served(host: str, local: str) 
 
 
 @pytest.mark.parametrize(
-    "host", ["rebind.attacker.example", "localhost.attacker.example", "127.0.0.1.nip.io",
-             "[::2]", "192.168.1.20", "0.0.0.0", "", None]
+    "host",
+    [
+        "rebind.attacker.example",
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io",
+        "[::2]",
+        "192.168.1.20",
+        "0.0.0.0",
+        "",
+        None,
+    ],
 )
 def test_on_a_loopback_address_other_names_are_refused(host: Optional[str]) -> None:
     assert host_refusal(host, "127.0.0.1", NONE)
@@ -162,7 +179,9 @@ def test_refusal_orders_host_then_origin_then_body_type() -> None:
     assert refusal(scope(None, http_version="1.0"), NONE) is None
 
 
-def run_guard(guard_scope: dict[str, Any], allowed_hosts: Optional[str] = None) -> tuple[bool, list[dict]]:
+def run_guard(
+    guard_scope: dict[str, Any], allowed_hosts: Optional[str] = None
+) -> tuple[bool, list[dict]]:
     """Send one request through RequestGuard; returns whether the app ran and what was sent."""
     ran = []
     sent: list[dict] = []
@@ -193,7 +212,9 @@ def test_the_middleware_on_a_non_loopback_address() -> None:
     assert ran
 
 
-def test_the_middleware_reads_the_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_middleware_reads_the_setting_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("BURR_CHATBOT_ALLOWED_HOSTS", "chat.example.com")
     assert run_guard(scope("chat.example.com"))[0]
     assert not run_guard(scope("other.example"))[0]
@@ -202,17 +223,26 @@ def test_the_middleware_reads_the_setting_from_the_environment(monkeypatch: pyte
 def test_a_foreign_websocket_is_closed_before_the_app_runs() -> None:
     ws = scope("rebind.attacker.example") | {"type": "websocket"}
     ran, sent = run_guard(ws, "")
-    assert not ran and sent == [{"type": "websocket.close", "code": 1008, "reason": sent[0]["reason"]}]
+    assert not ran and sent == [
+        {"type": "websocket.close", "code": 1008, "reason": sent[0]["reason"]}
+    ]
     cross = scope("localhost", origin="http://evil.example") | {"type": "websocket"}
     assert not run_guard(cross, "")[0]
 
 
 def test_validation_errors_keep_no_input_and_encode() -> None:
-    exc = RequestValidationError([
-        {"type": "string_type", "loc": ("body", "prompt"), "msg": "Input should be a valid string",
-         "input": "secret\ud800", "ctx": {"error": "x\ud800"}},
-        {"type": "extra_forbidden", "loc": ("body", "k\ud801", 0), "msg": "Extra", "input": 1},
-    ])
+    exc = RequestValidationError(
+        [
+            {
+                "type": "string_type",
+                "loc": ("body", "prompt"),
+                "msg": "Input should be a valid string",
+                "input": "secret\ud800",
+                "ctx": {"error": "x\ud800"},
+            },
+            {"type": "extra_forbidden", "loc": ("body", "k\ud801", 0), "msg": "Extra", "input": 1},
+        ]
+    )
     response = validation_error_response(exc)
     assert response.status_code == 422
     body = response.body.decode()

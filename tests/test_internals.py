@@ -45,9 +45,17 @@ def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
     ``_log_child_relationships(fork, spawn, app_id, partition_key)``, closes ``f`` (the open
     log), writes ``GRAPH_FILENAME``/``METADATA_FILENAME``, and relies on Burr's
     ``post_application_create`` returning early once ``graph.json`` exists."""
-    assert list(inspect.signature(LocalTrackingClient._ensure_dir_structure).parameters) == ["self", "app_id"]
+    assert list(inspect.signature(LocalTrackingClient._ensure_dir_structure).parameters) == [
+        "self",
+        "app_id",
+    ]
     assert list(inspect.signature(LocalTrackingClient._log_child_relationships).parameters)[:5] == [
-        "self", "fork_parent_pointer_model", "spawn_parent_pointer_model", "app_id", "partition_key"]
+        "self",
+        "fork_parent_pointer_model",
+        "spawn_parent_pointer_model",
+        "app_id",
+        "partition_key",
+    ]
     assert LocalTrackingClient.GRAPH_FILENAME == "graph.json"
     assert LocalTrackingClient.METADATA_FILENAME == "metadata.json"
     tracker = LocalTrackingClient(project="p", storage_dir=str(tmp_path))
@@ -58,8 +66,12 @@ def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
     # With graph.json there, Burr's own method writes no metadata (ours does, with the fork's parent).
     (folder / "metadata.json").unlink()
     LocalTrackingClient(project="p", storage_dir=str(tmp_path)).post_application_create(
-        app_id="internals", partition_key=None, state=app.state, application_graph=app.graph,
-        parent_pointer=None, spawning_parent_pointer=None,
+        app_id="internals",
+        partition_key=None,
+        state=app.state,
+        application_graph=app.graph,
+        parent_pointer=None,
+        spawning_parent_pointer=None,
     )
     assert (folder / "graph.json").exists() and not (folder / "metadata.json").exists()
     json.loads((folder / "graph.json").read_text())
@@ -77,6 +89,7 @@ def test_a_request_reads_its_body_from_underscore_body() -> None:
     """router.body_limited_route stores the body it read, with its limit, in ``request._body``,
     which ``Request.body()`` then returns (FastAPI's own ``max_body_size`` answers a declared
     oversize body with plain text, not the JSON error every other 4xx here is)."""
+
     async def receive() -> dict:
         raise AssertionError("the body was read again")
 

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ARTIFACTS, ChatServer, burr_command, free_port, server_env
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from conftest import ARTIFACTS, ChatServer, burr_command, free_port, server_env
 from fixture_demo_install import API, install_fixture_demo
 
 pytestmark = pytest.mark.e2e  # (starts servers and pip)
@@ -43,8 +42,13 @@ def _serve(command: list[str], tmp_path: Path, site: Path, name: str, **extra: s
     """Run a server, call the fixture demo's API, stop it with SIGTERM; returns the lifespan log."""
     log = tmp_path / "lifespan.log"
     port = free_port()
-    env = server_env(tmp_path / "storage", None, PYTHONPATH=f"{site}:{tmp_path}",
-                     FIXTURE_DEMO_LIFESPAN_LOG=str(log), **extra)
+    env = server_env(
+        tmp_path / "storage",
+        None,
+        PYTHONPATH=f"{site}:{tmp_path}",
+        FIXTURE_DEMO_LIFESPAN_LOG=str(log),
+        **extra,
+    )
     command = [part.replace("{port}", str(port)) for part in command]
     server = ChatServer(command, env, port, ARTIFACTS / "logs" / f"lifespan-{name}.log", api=API)
     server.start()
@@ -67,7 +71,7 @@ def test_under_burr_startup_and_shutdown_run_once(tmp_path: Path, fixture_site: 
     assert len({line.split()[1] for line in log.read_text().splitlines()}) == 1
 
 
-PARENT_APP = '''
+PARENT_APP = """
 from fastapi import FastAPI
 from burr.tracking.server.run import mount_burr_ui
 from burr_streaming_chatbot.plugins import mount_demos
@@ -75,7 +79,7 @@ from burr_streaming_chatbot.plugins import mount_demos
 app = FastAPI()
 ui = mount_burr_ui(app, path="/burr")
 mount_demos(ui)  # a no-op when the startup hook already mounted the demos
-'''
+"""
 ATTACH = """
 from burr_streaming_chatbot.plugins import attach_lifespans
 attach_lifespans(app, ui)
@@ -98,15 +102,22 @@ def test_under_mount_burr_ui_startup_and_shutdown_run_once(
     command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--port", "{port}"]
     log = tmp_path / "lifespan.log"
     port = free_port()
-    env = server_env(tmp_path / "storage", None, PYTHONPATH=f"{fixture_site}:{tmp_path}",
-                     FIXTURE_DEMO_LIFESPAN_LOG=str(log), BURR_DEMOS_AUTOLOAD=autoload)
+    env = server_env(
+        tmp_path / "storage",
+        None,
+        PYTHONPATH=f"{fixture_site}:{tmp_path}",
+        FIXTURE_DEMO_LIFESPAN_LOG=str(log),
+        BURR_DEMOS_AUTOLOAD=autoload,
+    )
     command = [part.replace("{port}", str(port)) for part in command]
     server_log = ARTIFACTS / "logs" / f"lifespan-mount-{autoload}-{attach}.log"
     server = ChatServer(command, env, port, server_log, api="/burr" + API)
     server.start()
     try:
-        assert server.client.get(f"/burr{API}/model").json() == {"demo": "fixture-demo",
-                                                                 "started": True}
+        assert server.client.get(f"/burr{API}/model").json() == {
+            "demo": "fixture-demo",
+            "started": True,
+        }
         assert server.client.get(f"/burr{API}/model").json()["started"] is True
         assert _events(log) == ["startup"]
         demos = server.client.get("/burr/api/v0/demos").json()

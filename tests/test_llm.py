@@ -3,34 +3,50 @@
 import asyncio
 
 import pytest
-
 from conftest import free_port
 from fake_openai import FakeUpstream
+
 from burr_streaming_chatbot.llm import OpenAIChatModel, Thought, UpstreamError, Usage
 from burr_streaming_chatbot.settings import Settings
 
 
 def model(upstream_url: str, transport: str, timeout_s: float = 5) -> OpenAIChatModel:
     settings = Settings(
-        openai_base_url=upstream_url, openai_api_key="sk-test", http_transport=transport,
-        max_retries=0, request_timeout_s=timeout_s,
+        openai_base_url=upstream_url,
+        openai_api_key="sk-test",
+        http_transport=transport,
+        max_retries=0,
+        request_timeout_s=timeout_s,
     )
     return OpenAIChatModel(settings)
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-async def test_each_transport_routes_streams_and_closes(upstream: FakeUpstream, transport: str) -> None:
+async def test_each_transport_routes_streams_and_closes(
+    upstream: FakeUpstream, transport: str
+) -> None:
     upstream.control(text="One two three.", delay_ms=20)
     llm = model(upstream.base_url, transport)
     try:
         assert llm.transport == transport and f"transport={transport!r}" in repr(llm)
         assert await llm.choose_mode("What is Burr?") == "answer_question"
-        pieces = [text async for text in llm.stream_answer("answer_question", [
-            {"role": "user", "content": "What is Burr?"},
-        ])]
+        pieces = [
+            text
+            async for text in llm.stream_answer(
+                "answer_question",
+                [
+                    {"role": "user", "content": "What is Burr?"},
+                ],
+            )
+        ]
         assert pieces[:3] == ["One ", "two ", "three."]
-        assert pieces[3:] == [Usage(prompt_tokens=pieces[3].prompt_tokens, completion_tokens=3,
-                                    total_tokens=pieces[3].prompt_tokens + 3)]
+        assert pieces[3:] == [
+            Usage(
+                prompt_tokens=pieces[3].prompt_tokens,
+                completion_tokens=3,
+                total_tokens=pieces[3].prompt_tokens + 3,
+            )
+        ]
         assert pieces[3].prompt_tokens > 0
         assert upstream.stats()["last_authorization"] == "Bearer sk-test"
     finally:
@@ -58,7 +74,9 @@ async def test_tokens_that_arrive_while_the_reader_is_busy_come_as_one_piece(
     llm = model(upstream.base_url, "aiohttp")
     try:
         pieces = []
-        async for text in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi?"}]):
+        async for text in llm.stream_answer(
+            "answer_question", [{"role": "user", "content": "Hi?"}]
+        ):
             pieces.append(text)
             if len(pieces) == 1:
                 await asyncio.sleep(0.08)  # a busy server: about 8 tokens pile up meanwhile
@@ -71,21 +89,32 @@ async def test_tokens_that_arrive_while_the_reader_is_busy_come_as_one_piece(
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-@pytest.mark.parametrize(("fault", "code"), [
-    ("error_event", "upstream_bad_response"),  # an error chunk, as OpenAI and vLLM send one
-    ("drop", "upstream_unavailable"),  # the connection cut
-    ("stall", "upstream_timeout"),  # nothing more sent, connection open
-])
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ("error_event", "upstream_bad_response"),  # an error chunk, as OpenAI and vLLM send one
+        ("drop", "upstream_unavailable"),  # the connection cut
+        ("stall", "upstream_timeout"),  # nothing more sent, connection open
+    ],
+)
 async def test_an_answer_that_fails_mid_stream_keeps_its_text(
     upstream: FakeUpstream, transport: str, fault: str, code: str
 ) -> None:
-    upstream.control(text="alpha beta gamma delta", fault=fault, drop_after=2, hang_s=10,
-                     fault_count=1, fault_on="stream")
+    upstream.control(
+        text="alpha beta gamma delta",
+        fault=fault,
+        drop_after=2,
+        hang_s=10,
+        fault_count=1,
+        fault_on="stream",
+    )
     llm = model(upstream.base_url, transport, timeout_s=0.5)
     try:
         pieces = []
         with pytest.raises(UpstreamError) as raised:
-            async for text in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi?"}]):
+            async for text in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            ):
                 pieces.append(text)
         assert "".join(pieces) == "alpha beta "
         assert raised.value.code == code and raised.value.retryable
@@ -98,11 +127,20 @@ async def test_an_answer_that_fails_mid_stream_keeps_its_text(
 async def test_a_reasoning_models_thinking_comes_first_as_thoughts_then_usage(
     upstream: FakeUpstream, transport: str, field: str
 ) -> None:
-    upstream.control(text="Paris.", reasoning="The capital of France is Paris.",
-                     reasoning_field=field, delay_ms=5)
+    upstream.control(
+        text="Paris.",
+        reasoning="The capital of France is Paris.",
+        reasoning_field=field,
+        delay_ms=5,
+    )
     llm = model(upstream.base_url, transport)
     try:
-        pieces = [p async for p in llm.stream_answer("answer_question", [{"role": "user", "content": "Capital?"}])]
+        pieces = [
+            p
+            async for p in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Capital?"}]
+            )
+        ]
         usage = pieces.pop()
         thoughts = [p for p in pieces if isinstance(p, Thought)]
         texts = [p for p in pieces if not isinstance(p, Thought)]
@@ -115,13 +153,22 @@ async def test_a_reasoning_models_thinking_comes_first_as_thoughts_then_usage(
         await llm.aclose()
 
 
-async def test_without_stream_usage_nothing_is_asked_and_no_usage_comes(upstream: FakeUpstream) -> None:
+async def test_without_stream_usage_nothing_is_asked_and_no_usage_comes(
+    upstream: FakeUpstream,
+) -> None:
     upstream.control(text="One two.")
-    settings = Settings(openai_base_url=upstream.base_url, openai_api_key="sk-test",
-                        max_retries=0, stream_usage=False)
+    settings = Settings(
+        openai_base_url=upstream.base_url,
+        openai_api_key="sk-test",
+        max_retries=0,
+        stream_usage=False,
+    )
     llm = OpenAIChatModel(settings)
     try:
-        pieces = [p async for p in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi"}])]
+        pieces = [
+            p
+            async for p in llm.stream_answer("answer_question", [{"role": "user", "content": "Hi"}])
+        ]
         assert pieces and not any(isinstance(p, Usage) for p in pieces)
         assert "".join(pieces) == "One two."
     finally:

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import API, start_server
 
 pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses

@@ -20,7 +20,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-d", str(out)],
-        cwd=ROOT, check=True, capture_output=True, timeout=900,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=900,
     )
     return out
 
@@ -33,7 +36,9 @@ def test_wheel_ships_the_page_the_hook_and_the_entry_point(dist: Path) -> None:
         declared = archive.read(entry_points).decode()
         hook = archive.read("burr_streaming_chatbot_hook.pth").decode()
     assert "burr_streaming_chatbot/ui/index.html" in names
-    assert any(n.startswith("burr_streaming_chatbot/ui/assets/") and n.endswith(".js") for n in names)
+    assert any(
+        n.startswith("burr_streaming_chatbot/ui/assets/") and n.endswith(".js") for n in names
+    )
     assert "[burr.demos]\nstreaming-chatbot = burr_streaming_chatbot.demo:demo" in declared
     assert hook.startswith("import os, sys;") and "BURR_DEMOS_AUTOLOAD" in hook
     assert not any("node_modules" in n for n in names)

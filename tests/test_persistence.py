@@ -3,17 +3,17 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from burr.core import State
-
-from burr_streaming_chatbot.storage.postgres import PostgresStore
-from burr_streaming_chatbot.storage.sqlite import ChatStatePersister
-from burr_streaming_chatbot.storage.interface import ConflictError
 from conftest import PROJECT, start_server
 from fake_openai import FakeUpstream
+
+from burr_streaming_chatbot.storage.interface import ConflictError
+from burr_streaming_chatbot.storage.postgres import PostgresStore
+from burr_streaming_chatbot.storage.sqlite import ChatStatePersister
 
 
 @pytest.mark.e2e  # chatbot servers in subprocesses
@@ -35,11 +35,18 @@ def test_conversation_resumes_after_restart(upstream: FakeUpstream, tmp_path: Pa
         upstream.control(text="Three.")
         events = server.turn("resume-me", "What is three?")
         assert events[0]["value"] == before
-        assert [m["content"] for m in server.history("resume-me")][-2:] == ["What is three?", "Three."]
+        assert [m["content"] for m in server.history("resume-me")][-2:] == [
+            "What is three?",
+            "Three.",
+        ]
         # The model saw the whole conversation, including turns from before the restart.
         sent = upstream.stats()["request_bodies"][-1]["messages"]
         assert [m["content"] for m in sent[1:]] == [
-            "What is one?", "One.", "What is two?", "Two.", "What is three?"
+            "What is one?",
+            "One.",
+            "What is two?",
+            "Two.",
+            "What is three?",
         ]
     finally:
         server.close()
@@ -53,7 +60,9 @@ def test_conversation_resumes_after_restart(upstream: FakeUpstream, tmp_path: Pa
 
 
 @pytest.mark.e2e  # the chatbot server in a subprocess
-def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstream, tmp_path: Path) -> None:
+def test_writes_per_turn_do_not_grow_with_the_conversation(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
     import sqlite3
 
     server = start_server("cli", tmp_path, upstream, "growth")
@@ -79,7 +88,8 @@ def test_writes_per_turn_do_not_grow_with_the_conversation(upstream: FakeUpstrea
     with sqlite3.connect(next(tmp_path.glob(".streaming-chatbot.*.sqlite3"))) as db:
         assert db.execute("SELECT COUNT(*) FROM burr_state WHERE app_id='long'").fetchone() == (1,)
         assert db.execute(
-            "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'").fetchone() == (60,)
+            "SELECT COUNT(*) FROM burr_state_messages WHERE app_id='long'"
+        ).fetchone() == (60,)
 
 
 # PostgreSQL runs in a subprocess: its case is e2e.
@@ -111,9 +121,13 @@ async def test_concurrent_saves_of_many_conversations_stay_whole(persister: Any)
         history: list[dict] = []
         for turn in range(6):
             history = [*history, {"role": "user", "content": f"{app} q{turn}"}]
-            await persister.save(None, app, 2 * turn, "prompt", State({"chat_history": history}), "completed")
+            await persister.save(
+                None, app, 2 * turn, "prompt", State({"chat_history": history}), "completed"
+            )
             history = [*history, {"role": "assistant", "content": f"{app} a{turn}"}]
-            await persister.save(None, app, 2 * turn + 1, "answer", State({"chat_history": history}), "completed")
+            await persister.save(
+                None, app, 2 * turn + 1, "answer", State({"chat_history": history}), "completed"
+            )
 
     apps = [f"app{i}" for i in range(40)]
     await asyncio.gather(*(converse(app) for app in apps))
@@ -141,7 +155,9 @@ async def test_a_save_cancelled_half_way_leaves_the_last_whole_one(persister: An
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         other = [{"role": "user", "content": "other"}]
-        await persister.save(None, f"other{point}", 0, "prompt", State({"chat_history": other}), "completed")
+        await persister.save(
+            None, f"other{point}", 0, "prompt", State({"chat_history": other}), "completed"
+        )
         loaded = await persister.load(None, app)
         assert loaded is not None
         pair = (loaded["sequence_id"], [m["content"] for m in loaded["state"]["chat_history"]])
@@ -157,20 +173,48 @@ async def test_a_save_from_a_stale_state_is_a_conflict_and_writes_nothing(persis
     await persister.save(None, "both", 3, "answer", State({"chat_history": base}), "completed")
     mine = [*base, {"role": "user", "content": "mine"}]
     theirs = [*base, {"role": "user", "content": "theirs"}]
-    await persister.save(None, "both", 4, "prompt", State({"chat_history": mine}), "completed",
-                         expected_sequence_id=3)
+    await persister.save(
+        None,
+        "both",
+        4,
+        "prompt",
+        State({"chat_history": mine}),
+        "completed",
+        expected_sequence_id=3,
+    )
     with pytest.raises(ConflictError):
-        await persister.save(None, "both", 4, "prompt", State({"chat_history": theirs}),
-                             "completed", expected_sequence_id=3)
+        await persister.save(
+            None,
+            "both",
+            4,
+            "prompt",
+            State({"chat_history": theirs}),
+            "completed",
+            expected_sequence_id=3,
+        )
     # Two first saves of a new conversation: the second is one too.
     with pytest.raises(ConflictError):
-        await persister.save(None, "fresh", 0, "prompt", State({"chat_history": mine}),
-                             "completed", expected_sequence_id=None)
-        await persister.save(None, "fresh", 0, "prompt", State({"chat_history": theirs}),
-                             "completed", expected_sequence_id=None)
+        await persister.save(
+            None,
+            "fresh",
+            0,
+            "prompt",
+            State({"chat_history": mine}),
+            "completed",
+            expected_sequence_id=None,
+        )
+        await persister.save(
+            None,
+            "fresh",
+            0,
+            "prompt",
+            State({"chat_history": theirs}),
+            "completed",
+            expected_sequence_id=None,
+        )
     loaded = await persister.load(None, "both")
     assert loaded["sequence_id"] == 4
     assert [m["content"] for m in loaded["state"]["chat_history"]] == ["q0", "a0", "mine"]
-    assert [m["content"] for m in (await persister.load(None, "fresh"))["state"]["chat_history"]] == [
-        "q0", "a0", "mine"
-    ]
+    assert [
+        m["content"] for m in (await persister.load(None, "fresh"))["state"]["chat_history"]
+    ] == ["q0", "a0", "mine"]

@@ -6,12 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ARTIFACTS, ChatServer, free_port, server_env
+from fake_openai import FakeUpstream
 from fastapi import FastAPI
 
 from burr_streaming_chatbot.plugins import Demo, discover_demos, load_demos, mount_demos
 from burr_streaming_chatbot.router import API_PREFIX
-from conftest import ARTIFACTS, ChatServer, free_port, server_env
-from fake_openai import FakeUpstream
 
 
 def test_this_package_is_discovered_from_installed_metadata() -> None:
@@ -22,7 +22,8 @@ def test_this_package_is_discovered_from_installed_metadata() -> None:
 
 
 def test_another_package_can_register_a_demo(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "other_demo.py").write_text(textwrap.dedent('''
+    (tmp_path / "other_demo.py").write_text(
+        textwrap.dedent("""
         from fastapi import APIRouter
         from burr_streaming_chatbot.plugins import Demo
 
@@ -37,7 +38,8 @@ def test_another_package_can_register_a_demo(tmp_path: Path, monkeypatch) -> Non
 
         demo = Demo(name="other", title="Other", api_prefix="/api/v0/other",
                     create_router=make_router)
-    '''))
+    """)
+    )
     info = tmp_path / "other_demo-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other-demo\nVersion: 1.0\n")
@@ -59,8 +61,12 @@ def test_another_package_can_register_a_demo(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_mount_demos_is_idempotent() -> None:
-    demo = Demo(name="x", title="X", api_prefix="/api/x", create_router=lambda: __import__(
-        "fastapi").APIRouter())
+    demo = Demo(
+        name="x",
+        title="X",
+        api_prefix="/api/x",
+        create_router=lambda: __import__("fastapi").APIRouter(),
+    )
     app = FastAPI()
     assert mount_demos(app, [demo]) == [demo]
     count = len(app.router.routes)
@@ -90,7 +96,8 @@ def test_startup_hook_mounts_on_import_and_can_be_switched_off(tmp_path: Path) -
 
 @pytest.mark.e2e  # uvicorn in a subprocess
 def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: FakeUpstream) -> None:
-    (tmp_path / "parent_app.py").write_text(textwrap.dedent('''
+    (tmp_path / "parent_app.py").write_text(
+        textwrap.dedent("""
         from fastapi import FastAPI
         from burr.tracking.server.run import mount_burr_ui
 
@@ -101,12 +108,26 @@ def test_mounted_under_a_prefix_with_mount_burr_ui(tmp_path: Path, upstream: Fak
             return {"app": "parent"}
 
         mount_burr_ui(app, path="/burr")
-    '''))
+    """)
+    )
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--app-dir", str(tmp_path),
-               "--port", str(port)]
-    server = ChatServer(command, server_env(tmp_path / "home", upstream), port,
-                        ARTIFACTS / "logs" / "mount_burr_ui.log", api="/burr" + API_PREFIX)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "parent_app:app",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        str(port),
+    ]
+    server = ChatServer(
+        command,
+        server_env(tmp_path / "home", upstream),
+        port,
+        ARTIFACTS / "logs" / "mount_burr_ui.log",
+        api="/burr" + API_PREFIX,
+    )
     server.start()
     try:
         assert server.client.get("/").json() == {"app": "parent"}
@@ -131,7 +152,8 @@ def test_any_object_or_mapping_with_the_fields_is_a_demo_and_failures_say_why(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    (tmp_path / "plain_demo.py").write_text(textwrap.dedent('''
+    (tmp_path / "plain_demo.py").write_text(
+        textwrap.dedent("""
         from types import SimpleNamespace
         from fastapi import APIRouter
 
@@ -152,7 +174,8 @@ def test_any_object_or_mapping_with_the_fields_is_a_demo_and_failures_say_why(
             return dict(as_mapping, name="plain-factory", api_prefix="/api/v0/pf")
         bad_name = dict(as_mapping, name="no spaces/here")
         no_router = {"name": "x", "title": "X", "api_prefix": "/api/v0/x"}
-    '''))
+    """)
+    )
     info = tmp_path / "plain_demo-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-demo\nVersion: 1.0\n")
@@ -184,11 +207,13 @@ def test_any_object_or_mapping_with_the_fields_is_a_demo_and_failures_say_why(
 
 
 def test_the_pth_line_calls_one_named_function() -> None:
-    line = (Path(__file__).resolve().parent.parent / "src" / "burr_streaming_chatbot_hook.pth")
+    line = Path(__file__).resolve().parent.parent / "src" / "burr_streaming_chatbot_hook.pth"
     text = line.read_text().strip()
     assert "\n" not in text and "lambda" not in text and "type(" not in text
-    assert text.endswith('__import__("burr_streaming_chatbot._burr_hook", '
-                         'fromlist=["install"]).install(sys.meta_path)')
+    assert text.endswith(
+        '__import__("burr_streaming_chatbot._burr_hook", '
+        'fromlist=["install"]).install(sys.meta_path)'
+    )
 
 
 def test_install_puts_one_finder_and_respects_the_switch(monkeypatch) -> None:
@@ -244,8 +269,13 @@ def test_the_command_lists_registered_demos(tmp_path: Path) -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[burr.demos]\ngone = no_such_module:demo\n")
     env = {**server_env(tmp_path, None), "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "burr_streaming_chatbot", "demos"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "burr_streaming_chatbot", "demos"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr  # one failed
     listing = json.loads(result.stdout)
     assert "streaming-chatbot" in [d["name"] for d in listing["demos"]]

@@ -5,7 +5,6 @@ import socket
 import subprocess
 
 import pytest
-
 from postgres import postgres_or_skip
 
 pytestmark = pytest.mark.e2e  # a PostgreSQL server in a subprocess
@@ -13,9 +12,21 @@ pytestmark = pytest.mark.e2e  # a PostgreSQL server in a subprocess
 
 def select_one(psql: str, url: str) -> str:
     done = subprocess.run(
-        [psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url,
-         "-c", "SELECT 1, current_database()"],
-        capture_output=True, text=True, timeout=60,
+        [
+            psql,
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            "SELECT 1, current_database()",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()

@@ -1,17 +1,15 @@
 """The SSE transcript and the other endpoints, as a client sees them over HTTP."""
 
+import codecs
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import codecs
-
 import pytest
-from httpx_sse import connect_sse
-
 from conftest import API, PROJECT, ChatServer
 from fake_openai import FakeUpstream
+from httpx_sse import connect_sse
 
 pytestmark = pytest.mark.e2e  # the chatbot server in a subprocess (and Node)
 
@@ -21,7 +19,9 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
 ) -> None:
     upstream.control(text="Hello there, streaming world!")
     with server.client.stream(
-        "POST", f"{API}/response/{PROJECT}/{app_id}", json={"prompt": "What is Burr?"},
+        "POST",
+        f"{API}/response/{PROJECT}/{app_id}",
+        json={"prompt": "What is Burr?"},
         headers={"Accept": "text/event-stream"},
     ) as response:
         assert response.status_code == 200
@@ -37,7 +37,7 @@ def test_transcript_keeps_the_posts_wire_format_and_adds_typed_events(
         assert [line.split(":")[0] for line in lines] == ["data", "id"], block
         data = [line for line in lines if line.startswith("data: ")]
         assert len(data) == 1, block
-        event = json.loads(data[0][len("data: "):])
+        event = json.loads(data[0][len("data: ") :])
         assert set(event) == {"type", "value"}
         events.append(event)
 
@@ -77,7 +77,9 @@ def test_history_after_sends_only_the_messages_the_client_lacks(
 
     def first_event(after: str) -> dict:
         url = f"{API}/response/{PROJECT}/{app_id}?history_after={after}"
-        with connect_sse(server.client, "POST", url, json={"prompt": f"Three after {after}?"}) as source:
+        with connect_sse(
+            server.client, "POST", url, json={"prompt": f"Three after {after}?"}
+        ) as source:
             events = [json.loads(sse.data) for sse in source.iter_sse()]
         assert events[-1]["type"] == "message"
         return events[0]
@@ -118,7 +120,11 @@ def test_model_and_graph_endpoints(server: ChatServer) -> None:
     graph = server.client.get(f"{API}/graph").json()
     assert graph["entrypoint"] == "prompt"
     assert set(graph["streaming_actions"]) == {
-        "answer_question", "generate_poem", "generate_code", "prompt_for_more", "unsafe_response"
+        "answer_question",
+        "generate_poem",
+        "generate_code",
+        "prompt_for_more",
+        "unsafe_response",
     }
     edges = {(t["from"], t["to"]) for t in graph["transitions"]}
     assert ("check_safety", "unsafe_response") in edges
@@ -129,13 +135,25 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
     served = server.client.get("/openapi.json").json()["components"]["schemas"]
     # Burr's own example also has a ChatItem, so FastAPI may qualify the names with the module.
     names = {name.split("__")[-1] for name in served}
-    assert {"ChatHistoryEvent", "ActionEvent", "ModeEvent", "DeltaEvent", "MessageEvent",
-            "ErrorEvent", "ErrorValue", "MessageValue", "ChatItem"} <= names
+    assert {
+        "ChatHistoryEvent",
+        "ActionEvent",
+        "ModeEvent",
+        "DeltaEvent",
+        "MessageEvent",
+        "ErrorEvent",
+        "ErrorValue",
+        "MessageValue",
+        "ChatItem",
+    } <= names
 
     # The schema the page's types are generated from (ui_bundle/openapi.json).
     printed = subprocess.run(
         [sys.executable, "-m", "burr_streaming_chatbot", "openapi"],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     schema = json.loads(printed.stdout)
     response = schema["paths"][f"{API}/response/{{project_id}}/{{app_id}}"]["post"]["responses"]
@@ -146,7 +164,15 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
     assert item["required"] == ["data"]  # `id` only for clients that accept text/event-stream
     assert "text/event-stream" in item["properties"]["id"]["description"]
     mapping = item["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
-    assert set(mapping) == {"chat_history", "action", "mode", "reasoning", "delta", "message", "error"}
+    assert set(mapping) == {
+        "chat_history",
+        "action",
+        "mode",
+        "reasoning",
+        "delta",
+        "message",
+        "error",
+    }
     # The two ecosystem protocols: their bodies and their events.
     schemas = schema["components"]["schemas"]
     for path, body, events in (
@@ -157,12 +183,34 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
         assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(body)
         ref = post["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]["$ref"]
         assert ref.endswith(events) and "422" in post["responses"]
-    agui_types = set(schemas["AgUiEventBlock"]["properties"]["data"]["contentSchema"]["discriminator"]["mapping"])
-    assert {"RUN_STARTED", "STEP_STARTED", "STATE_DELTA", "REASONING_MESSAGE_CONTENT",
-            "TEXT_MESSAGE_CONTENT", "RUN_FINISHED", "RUN_ERROR"} <= agui_types
-    chunk_types = set(schemas["UIMessageChunkBlock"]["properties"]["data"]["contentSchema"]["discriminator"]["mapping"])
-    assert {"start", "start-step", "data-burr-action", "data-burr-mode", "reasoning-delta",
-            "text-delta", "finish", "error", "abort"} <= chunk_types
+    agui_types = set(
+        schemas["AgUiEventBlock"]["properties"]["data"]["contentSchema"]["discriminator"]["mapping"]
+    )
+    assert {
+        "RUN_STARTED",
+        "STEP_STARTED",
+        "STATE_DELTA",
+        "REASONING_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_CONTENT",
+        "RUN_FINISHED",
+        "RUN_ERROR",
+    } <= agui_types
+    chunk_types = set(
+        schemas["UIMessageChunkBlock"]["properties"]["data"]["contentSchema"]["discriminator"][
+            "mapping"
+        ]
+    )
+    assert {
+        "start",
+        "start-step",
+        "data-burr-action",
+        "data-burr-mode",
+        "reasoning-delta",
+        "text-delta",
+        "finish",
+        "error",
+        "abort",
+    } <= chunk_types
     resume = schema["paths"][f"{API}/ai-sdk/{{project_id}}/{{app_id}}/stream"]["get"]["responses"]
     assert "204" in resume
     committed = Path(__file__).resolve().parent.parent / "ui_bundle" / "openapi.json"

@@ -6,15 +6,15 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
-
 from conftest import API, PROJECT, ChatServer, start_server
 from fake_openai import FakeUpstream
+from httpx_sse import connect_sse
 
 pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
 
@@ -82,7 +82,10 @@ def test_stop_endpoint_ends_the_stream_with_a_stopped_error(
     listener.join(5)
     assert not listener.is_alive()
     assert events[-1]["type"] == "error" and events[-1]["value"] == {
-        "code": "stopped", "message": "The answer was stopped.", "retryable": True}
+        "code": "stopped",
+        "message": "The answer was stopped.",
+        "retryable": True,
+    }
     assert upstream.stats()["open_streams"] == 0
     assert server.history(app_id)[-1]["interrupted"] is True
     assert server.client.post(f"{API}/stop/{PROJECT}/{app_id}").json() == {"stopped": False}
@@ -94,8 +97,9 @@ def test_reattach_gets_the_rest_exactly_once(
     upstream.control(text=SLOW, delay_ms=30)
     first, last_id = read_some(server, app_id, "What is resuming?", deltas=4)
     rest = []
-    with connect_sse(server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
-                     headers={"Last-Event-ID": last_id}) as source:
+    with connect_sse(
+        server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}", headers={"Last-Event-ID": last_id}
+    ) as source:
         assert source.response.status_code == 200
         rest = [json.loads(sse.data) for sse in source.iter_sse()]
     text = "".join(e["value"] for e in first + rest if e["type"] == "delta")
@@ -107,8 +111,9 @@ def test_reattach_gets_the_rest_exactly_once(
         replay = [json.loads(sse.data) for sse in source.iter_sse()]
     assert replay[0]["type"] == "chat_history" and replay[-1]["type"] == "message"
     assert "".join(e["value"] for e in replay if e["type"] == "delta") == SLOW
-    with connect_sse(server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
-                     headers={"Last-Event-ID": last_id}) as source:
+    with connect_sse(
+        server.client, "GET", f"{API}/stream/{PROJECT}/{app_id}", headers={"Last-Event-ID": last_id}
+    ) as source:
         late = [json.loads(sse.data) for sse in source.iter_sse()]
     assert "".join(e["value"] for e in first + late if e["type"] == "delta") == SLOW
     assert [e["type"] for e in late if e["type"] != "delta"] == ["message"]
@@ -124,8 +129,9 @@ def test_second_prompt_in_one_conversation_is_409_and_others_run_in_parallel(
 
     def run(conversation: str, prompt: str) -> None:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            with connect_sse(client, "POST", f"{API}/response/{PROJECT}/{conversation}",
-                             json={"prompt": prompt}) as source:
+            with connect_sse(
+                client, "POST", f"{API}/response/{PROJECT}/{conversation}", json={"prompt": prompt}
+            ) as source:
                 for _ in source.iter_sse():
                     pass
         finished.append(conversation)
@@ -144,27 +150,39 @@ def test_second_prompt_in_one_conversation_is_409_and_others_run_in_parallel(
     slow.join(10)
     assert finished == [app_id + "-b", app_id]
     history = server.history(app_id)
-    assert [(m["role"], m["content"]) for m in history] == [("user", "What is slow?"), ("assistant", SLOW)]
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "What is slow?"),
+        ("assistant", SLOW),
+    ]
 
 
 @pytest.fixture(scope="module")
 def tight_server(fake_upstream: FakeUpstream, tmp_path_factory) -> ChatServer:
     server = start_server(
-        "cli", tmp_path_factory.mktemp("tight"), fake_upstream, "tight",
-        BURR_CHATBOT_MAX_STREAMS="1", BURR_CHATBOT_CACHE_SIZE="2",
-        BURR_CHATBOT_MAX_BODY_BYTES="4096", BURR_CHATBOT_MAX_PROMPT_CHARS="2000",
+        "cli",
+        tmp_path_factory.mktemp("tight"),
+        fake_upstream,
+        "tight",
+        BURR_CHATBOT_MAX_STREAMS="1",
+        BURR_CHATBOT_CACHE_SIZE="2",
+        BURR_CHATBOT_MAX_BODY_BYTES="4096",
+        BURR_CHATBOT_MAX_PROMPT_CHARS="2000",
         BURR_CHATBOT_KEEPALIVE_S="0.2",
     )
     yield server
     server.close()
 
 
-def test_stream_limit_is_503_with_retry_after(tight_server: ChatServer, upstream: FakeUpstream) -> None:
+def test_stream_limit_is_503_with_retry_after(
+    tight_server: ChatServer, upstream: FakeUpstream
+) -> None:
     upstream.control(text=SLOW, delay_ms=30)
     first = threading.Thread(target=lambda: tight_server.turn("limit-a", "What is first?"))
     first.start()
     wait_for(lambda: status(tight_server)["streaming"] == 1)
-    refused = tight_server.client.post(f"{API}/response/{PROJECT}/limit-b", json={"prompt": "And me?"})
+    refused = tight_server.client.post(
+        f"{API}/response/{PROJECT}/limit-b", json={"prompt": "And me?"}
+    )
     first.join(10)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert tight_server.history("limit-b") == []
@@ -175,7 +193,9 @@ def test_an_idle_stream_gets_keepalive_comments_that_parsers_skip(
 ) -> None:
     upstream.control(text="Slow to start.", first_token_delay_ms=900)
     with tight_server.client.stream(
-        "POST", f"{API}/response/{PROJECT}/keepalive", json={"prompt": "What is slow?"},
+        "POST",
+        f"{API}/response/{PROJECT}/keepalive",
+        json={"prompt": "What is slow?"},
         headers={"Accept": "text/event-stream"},
     ) as response:
         raw = "".join(response.iter_text())
@@ -214,7 +234,8 @@ def test_cache_is_bounded_and_evicted_conversations_reload(
             assert status(tight_server)["cached_conversations"] <= 2
     for name in ("cache-a", "cache-b", "cache-c"):
         assert [m["content"] for m in tight_server.history(name) if m["role"] == "user"] == [
-            f"What is {name} 0?", f"What is {name} 1?"
+            f"What is {name} 0?",
+            f"What is {name} 1?",
         ]
 
 
@@ -237,7 +258,9 @@ def test_kill_9_mid_answer_then_restart(upstream: FakeUpstream, tmp_path: Path) 
         history = server.history("crash")
         # The completed turn is intact; the user's message of the killed turn is kept.
         assert [(m["role"], m["content"]) for m in history][:3] == [
-            ("user", "What is one?"), ("assistant", "Done."), ("user", "What is two?")
+            ("user", "What is one?"),
+            ("assistant", "Done."),
+            ("user", "What is two?"),
         ]
         upstream.control(text="Three.", delay_ms=0)
         events = server.turn("crash", "What is three?")

@@ -38,7 +38,11 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 def entries(folder: Path) -> set[str]:
     """Every file and folder under ``folder`` (a new empty folder counts too)."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if "-wal" not in p.name and "-shm" not in p.name}
+    return {
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if "-wal" not in p.name and "-shm" not in p.name
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +53,19 @@ def burr_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def burr(burr_storage: Path) -> Iterator[ChatServer]:
     """The ``burr`` command on 127.0.0.1, the offline model slowed so an answer can be stopped."""
-    server = start_server("burr", burr_storage, None, "guard-burr", BURR_CHATBOT_OFFLINE_DELAY_MS="20")
+    server = start_server(
+        "burr", burr_storage, None, "guard-burr", BURR_CHATBOT_OFFLINE_DELAY_MS="20"
+    )
     yield server
     server.close()
 
 
 def assert_refused(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, (response.request.url, response.status_code, response.text[:300])
+    assert response.status_code == status, (
+        response.request.url,
+        response.status_code,
+        response.text[:300],
+    )
     assert response.headers["content-type"] == "application/json"
     assert isinstance(response.json()["detail"], str) and response.json()["detail"]
 
@@ -63,8 +73,17 @@ def assert_refused(response: httpx.Response, status: int) -> None:
 # -- DNS rebinding: a foreign Host ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("host", [FOREIGN, f"{FOREIGN}:7241", "localhost.attacker.example",
-                                  "127.0.0.1.nip.io", "[::2]", "bad host"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        FOREIGN,
+        f"{FOREIGN}:7241",
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io",
+        "[::2]",
+        "bad host",
+    ],
+)
 def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
     burr: ChatServer, burr_storage: Path, host: str
 ) -> None:
@@ -100,14 +119,18 @@ CROSS_SITE_REQUESTS = {
     "text-plain-with-origin": ({"content-type": "text/plain", "origin": EVIL}, b"{}", 403),
     "null-origin": ({**FORM, "origin": "null"}, b"", 403),
     "same-site-other-port": (
-        {"origin": "http://127.0.0.1:1", "sec-fetch-site": "same-site"}, b"", 403
+        {"origin": "http://127.0.0.1:1", "sec-fetch-site": "same-site"},
+        b"",
+        403,
     ),
     "fetch-site-without-origin": ({"sec-fetch-site": "cross-site"}, b"", 403),
     "json-from-evil": ({"content-type": "application/json", "origin": EVIL}, b"{}", 403),
     # A browser that sends neither header (an old one): the form's body type gives it away.
     "form-without-origin": (FORM, b"a=1", 415),
     "multipart-without-origin": (
-        {"content-type": "multipart/form-data; boundary=x"}, b"--x--\r\n", 415
+        {"content-type": "multipart/form-data; boundary=x"},
+        b"--x--\r\n",
+        415,
     ),
     "text-plain-without-origin": ({"content-type": "text/plain"}, b'{"prompt": "hi"}', 415),
 }
@@ -189,13 +212,19 @@ def test_the_pages_own_requests_and_clients_without_origin_still_work(
     localhost = f"localhost:{burr.port}"
     response = burr.client.post(
         f"{API}/create/{PROJECT}/via-localhost",
-        headers={"host": localhost, "origin": f"http://{localhost}", "sec-fetch-site": "same-origin"},
+        headers={
+            "host": localhost,
+            "origin": f"http://{localhost}",
+            "sec-fetch-site": "same-origin",
+        },
     )
     assert response.status_code == 200, response.text
     # Burr's own UI saves an annotation with a JSON body, same-origin.
     annotation = {"span_id": None, "step_name": "prompt", "tags": ["ok"], "observations": []}
     saved = burr.client.post(
-        f"/api/v0/{PROJECT}/same-origin/__none__/0/annotations", json=annotation, headers=same_origin
+        f"/api/v0/{PROJECT}/same-origin/__none__/0/annotations",
+        json=annotation,
+        headers=same_origin,
     )
     assert saved.status_code == 200, saved.text
     # curl and the SDKs: no Origin, no Sec-Fetch-Site.
@@ -208,10 +237,13 @@ def test_the_pages_own_requests_and_clients_without_origin_still_work(
 LONE_SURROGATE = b'{"prompt": "x\\ud800y"}'  # the JSON escape of a lone surrogate, as sent
 
 
-def test_a_lone_surrogate_is_a_422_that_echoes_nothing(burr: ChatServer, burr_storage: Path) -> None:
+def test_a_lone_surrogate_is_a_422_that_echoes_nothing(
+    burr: ChatServer, burr_storage: Path
+) -> None:
     before = snapshot(burr_storage)
     response = burr.client.post(
-        f"{API}/response/{PROJECT}/surrogate", content=LONE_SURROGATE,
+        f"{API}/response/{PROJECT}/surrogate",
+        content=LONE_SURROGATE,
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
@@ -227,7 +259,8 @@ def test_a_lone_surrogate_is_a_422_that_echoes_nothing(burr: ChatServer, burr_st
     assert burrs.status_code == 422, burrs.text
     assert "input" not in burrs.json()["detail"][0]
     keyed = burr.client.post(
-        f"{API}/fork/{PROJECT}/surrogate", content=b'{"at": "\\ud800", "\\ud801": 1}',
+        f"{API}/fork/{PROJECT}/surrogate",
+        content=b'{"at": "\\ud800", "\\ud801": 1}',
         headers={"content-type": "application/json"},
     )
     assert keyed.status_code == 422, keyed.text
@@ -282,7 +315,10 @@ def test_the_page_and_its_assets_carry_the_security_headers(burr: ChatServer) ->
 def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChatServer, Path]]:
     storage = tmp_path_factory.mktemp("guard-listed")
     server = start_server(
-        "cli", storage, None, "guard-listed",
+        "cli",
+        storage,
+        None,
+        "guard-listed",
         BURR_CHATBOT_ALLOWED_HOSTS="chat.example.com, *.corp.example",
     )
     yield server, storage
@@ -291,15 +327,25 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChatServe
 
 def test_allowed_hosts_widen_the_loopback_case(listed: tuple[ChatServer, Path]) -> None:
     server, storage = listed
-    for host in ["chat.example.com", "chat.example.com:443", "a.corp.example", "x.y.corp.example",
-                 "127.0.0.1", f"localhost:{server.port}"]:
+    for host in [
+        "chat.example.com",
+        "chat.example.com:443",
+        "a.corp.example",
+        "x.y.corp.example",
+        "127.0.0.1",
+        f"localhost:{server.port}",
+    ]:
         for path in ["/api/v0/projects", f"{API}/model", PAGE]:
             assert server.client.get(path, headers={"host": host}).status_code == 200, (host, path)
     before = entries(storage)
     for host in [FOREIGN, "corp.example", "chat.example.com.evil.example"]:
         assert_refused(server.client.get(f"{API}/conversations/junk", headers={"host": host}), 400)
     # The listed name's pages may write, from the proxy's public name; other sites may not.
-    public = {"host": "127.0.0.1", "origin": "https://chat.example.com", "sec-fetch-site": "same-origin"}
+    public = {
+        "host": "127.0.0.1",
+        "origin": "https://chat.example.com",
+        "sec-fetch-site": "same-origin",
+    }
     assert server.client.post(f"{API}/create/{PROJECT}/public", headers=public).status_code == 200
     for origin in [EVIL, "https://corp.example"]:
         assert_refused(
@@ -335,14 +381,20 @@ def test_the_router_alone_refuses_foreign_hosts_cross_site_writes_and_surrogates
     storage = tmp_path / "storage"
     try:
         before = entries(storage)
-        for method, path in [("GET", f"{API}/conversations/junk"), ("GET", f"{API}/history/junk/a"),
-                             ("POST", f"{API}/create/junk/a")]:
+        for method, path in [
+            ("GET", f"{API}/conversations/junk"),
+            ("GET", f"{API}/history/junk/a"),
+            ("POST", f"{API}/create/junk/a"),
+        ]:
             assert_refused(server.client.request(method, path, headers={"host": FOREIGN}), 400)
         for headers in [{"origin": EVIL}, {"sec-fetch-site": "cross-site"}]:
-            assert_refused(server.client.post(f"{API}/create/junk/a", headers={**headers, **FORM}), 403)
+            assert_refused(
+                server.client.post(f"{API}/create/junk/a", headers={**headers, **FORM}), 403
+            )
         assert_refused(server.client.post(f"{API}/create/junk/a", headers=FORM), 415)
         surrogate = server.client.post(
-            f"{API}/response/{PROJECT}/s", content=LONE_SURROGATE,
+            f"{API}/response/{PROJECT}/s",
+            content=LONE_SURROGATE,
             headers={"content-type": "application/json"},
         )
         assert surrogate.status_code == 422 and "input" not in surrogate.json()["detail"][0]
@@ -361,7 +413,9 @@ def test_the_router_alone_with_any_host_allowed(tmp_path: Path) -> None:
         response = server.client.post(f"{API}/create/{PROJECT}/a", headers={"host": FOREIGN})
         assert response.status_code == 200
         assert_refused(
-            server.client.post(f"{API}/create/{PROJECT}/b", headers={"host": FOREIGN, "origin": EVIL}),
+            server.client.post(
+                f"{API}/create/{PROJECT}/b", headers={"host": FOREIGN, "origin": EVIL}
+            ),
             403,
         )
         same = {"host": FOREIGN, "origin": f"http://{FOREIGN}"}
@@ -401,7 +455,9 @@ def test_a_burr_ui_mounted_into_an_app_is_guarded(tmp_path: Path) -> None:
     port = free_port()
     env = server_env(tmp_path / "storage", None, PYTHONPATH=str(tmp_path))
     command = [sys.executable, "-m", "uvicorn", "parent_app:app", "--port", str(port)]
-    server = ChatServer(command, env, port, ARTIFACTS / "logs" / "guard-mounted.log", api="/burr" + API)
+    server = ChatServer(
+        command, env, port, ARTIFACTS / "logs" / "guard-mounted.log", api="/burr" + API
+    )
     server.start()
     try:
         for path in ["/burr/api/v0/projects", f"/burr{API}/model", f"/burr{PAGE}"]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from burr_streaming_chatbot.storage.sqlite import SQLiteStore
 from conftest import API, PROJECT, ChatServer, start_server
 from fake_openai import FakeUpstream
+
+from burr_streaming_chatbot.storage.sqlite import SQLiteStore
 
 
 def everything_under(folder: Path) -> set[str]:
@@ -165,7 +165,10 @@ def test_a_prompt_with_nul_is_refused_and_a_model_s_nul_is_stored_safely(
         assert events[-1]["type"] == "message", events[-1]
         streamed = "".join(e["value"] for e in events if e["type"] == "delta")
         assert streamed == "zero \ufffd byte"
-        assert [m["content"] for m in server.history(app_id)] == ["What is a NUL?", "zero \ufffd byte"]
+        assert [m["content"] for m in server.history(app_id)] == [
+            "What is a NUL?",
+            "zero \ufffd byte",
+        ]
         listed = server.client.get(f"{API}/conversations/{PROJECT}").json()
         assert app_id in [c["app_id"] for c in listed]
     finally:

@@ -13,11 +13,11 @@ from typing import Optional
 
 import pytest
 import uvicorn
+from conftest import free_port
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from conftest import free_port
 from processes import stop_process_group
+
 from burr_streaming_chatbot.router import API_PREFIX, create_router
 from burr_streaming_chatbot.settings import Settings
 
@@ -26,7 +26,9 @@ def test_startup_moves_the_loaded_objects_out_of_the_collectors_reach(tmp_path: 
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
     app = FastAPI()
-    app.include_router(create_router(Settings(storage_dir=tmp_path, offline=True)), prefix=API_PREFIX)
+    app.include_router(
+        create_router(Settings(storage_dir=tmp_path, offline=True)), prefix=API_PREFIX
+    )
     try:
         with TestClient(app) as client:  # runs the router's lifespan
             frozen = gc.get_freeze_count()
@@ -68,8 +70,11 @@ def test_turns_leave_nothing_for_the_cycle_collector(
         settings = Settings(storage_dir=tmp_path, offline=True)
     else:
         settings = Settings(
-            storage_dir=tmp_path, openai_base_url=upstream_process, openai_api_key="sk-test",
-            http_transport=model, max_retries=0,
+            storage_dir=tmp_path,
+            openai_base_url=upstream_process,
+            openai_api_key="sk-test",
+            http_transport=model,
+            max_retries=0,
         )
     app = FastAPI()
     app.include_router(create_router(settings), prefix=API_PREFIX)
@@ -131,7 +136,15 @@ def test_turns_leave_nothing_for_the_cycle_collector(
 
 
 OURS = (
-    "burr", "burr_streaming_chatbot", "openai", "httpx", "httpx2", "httpx_aiohttp", "aiohttp", "uvicorn",
-    "starlette", "fastapi",
+    "burr",
+    "burr_streaming_chatbot",
+    "openai",
+    "httpx",
+    "httpx2",
+    "httpx_aiohttp",
+    "aiohttp",
+    "uvicorn",
+    "starlette",
+    "fastapi",
 )
 """The packages a turn runs through."""

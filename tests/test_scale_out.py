@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
-
 from conftest import API, ARTIFACTS, PROJECT, ChatServer, free_port, server_env, start_server
 from fake_openai import FakeUpstream
+from httpx_sse import connect_sse
 from test_reliability import SLOW, read_some, wait_for
 
 pytestmark = pytest.mark.e2e  # several chatbot processes on one store (and PostgreSQL)
@@ -42,8 +41,13 @@ def machines(
             home = shared if not engine else tmp_path / f"home-{name}"
             servers.append(
                 start_server(
-                    "cli", home, upstream, f"{request.node.name}-{name}",
-                    BURR_CHATBOT_WORKER_NAME=f"machine-{name}", HOME=str(home), **engine,
+                    "cli",
+                    home,
+                    upstream,
+                    f"{request.node.name}-{name}",
+                    BURR_CHATBOT_WORKER_NAME=f"machine-{name}",
+                    HOME=str(home),
+                    **engine,
                 )
             )
         yield servers[0], servers[1]
@@ -52,7 +56,9 @@ def machines(
             server.close()
 
 
-def race(servers: list[ChatServer], conversations: int, prompts: int) -> dict[tuple[str, int], tuple[int, bytes]]:
+def race(
+    servers: list[ChatServer], conversations: int, prompts: int
+) -> dict[tuple[str, int], tuple[int, bytes]]:
     """``prompts`` prompts for each conversation, all at once, spread over ``servers``."""
     results: dict[tuple[str, int], tuple[int, bytes]] = {}
     barrier = threading.Barrier(conversations * prompts)
@@ -98,7 +104,8 @@ def check_one_answer_each(
         assert answer == WORDS
         history = reader.history(conversation)
         assert [(m["role"], m["content"]) for m in history] == [
-            ("user", f"What is {conversation} {winner}?"), ("assistant", WORDS)
+            ("user", f"What is {conversation} {winner}?"),
+            ("assistant", WORDS),
         ]
 
 
@@ -113,7 +120,10 @@ def test_one_answer_per_conversation_across_two_processes(
     upstream.control(text="Again.", delay_ms=0)
     for n, server in enumerate(machines):
         assert server.turn(f"race-{n}", "And again?")[-1]["type"] == "message"
-        assert [m["content"] for m in machines[1 - n].history(f"race-{n}")][-2:] == ["And again?", "Again."]
+        assert [m["content"] for m in machines[1 - n].history(f"race-{n}")][-2:] == [
+            "And again?",
+            "Again.",
+        ]
         assert len(machines[1 - n].history(f"race-{n}")) == 4
 
 
@@ -134,9 +144,15 @@ def test_reattach_and_stop_from_the_other_process(
     assert second[0]["type"] == "chat_history" and second[-1]["type"] == "message"
     assert second[-1]["id"] == first[-1]["id"]
     # With Last-Event-ID, only the rest, exactly once.
-    middle = next(i for i, e in enumerate(first) if e["type"] == "delta" and e["value"].startswith("word5"))
-    with connect_sse(b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
-                     headers={"Last-Event-ID": first[middle]["id"]}) as source:
+    middle = next(
+        i for i, e in enumerate(first) if e["type"] == "delta" and e["value"].startswith("word5")
+    )
+    with connect_sse(
+        b.client,
+        "GET",
+        f"{API}/stream/{PROJECT}/{app_id}",
+        headers={"Last-Event-ID": first[middle]["id"]},
+    ) as source:
         rest = [json.loads(sse.data) for sse in source.iter_sse()]
     assert text(first[: middle + 1]) + text(rest) == SLOW
     assert b.history(app_id)[-1]["content"] == SLOW
@@ -163,8 +179,12 @@ def test_a_killed_process_s_lease_expires_and_its_partial_answer_is_kept(
     lease = {"BURR_CHATBOT_LEASE_S": "2", **engine}
     home_a = tmp_path / ("a" if engine else "shared")
     home_b = tmp_path / ("b" if engine else "shared")
-    a = start_server("cli", home_a, upstream, "lease-a", BURR_CHATBOT_WORKER_NAME="machine-a", **lease)
-    b = start_server("cli", home_b, upstream, "lease-b", BURR_CHATBOT_WORKER_NAME="machine-b", **lease)
+    a = start_server(
+        "cli", home_a, upstream, "lease-a", BURR_CHATBOT_WORKER_NAME="machine-a", **lease
+    )
+    b = start_server(
+        "cli", home_b, upstream, "lease-b", BURR_CHATBOT_WORKER_NAME="machine-b", **lease
+    )
     try:
         upstream.control(text=SLOW, reasoning="Thinking first.", delay_ms=50)
         events, _ = read_some(a, app_id, "What is dying?", deltas=4)
@@ -238,7 +258,11 @@ def test_creating_a_conversation_from_two_processes_at_once_never_fails(
             barrier.wait()
             statuses.append(client.post(f"{API}/create/{PROJECT}/{name}").status_code)
 
-    threads = [threading.Thread(target=create, args=(server, name)) for name in names for server in machines]
+    threads = [
+        threading.Thread(target=create, args=(server, name))
+        for name in names
+        for server in machines
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -256,8 +280,9 @@ def test_a_reader_on_another_process_keeps_the_answer_going(
     a, b = machines
     upstream.control(text=SLOW, delay_ms=50)  # 2 s of answer
     first, last_id = read_some(a, app_id, "What is followed?", deltas=3)
-    with connect_sse(b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}",
-                     headers={"Last-Event-ID": last_id}) as source:
+    with connect_sse(
+        b.client, "GET", f"{API}/stream/{PROJECT}/{app_id}", headers={"Last-Event-ID": last_id}
+    ) as source:
         rest = [json.loads(sse.data) for sse in source.iter_sse()]
     assert rest[-1]["type"] == "message", rest[-1]
     assert "".join(e["value"] for e in first + rest if e["type"] == "delta") == SLOW

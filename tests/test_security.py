@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import API, ChatServer
 from fake_openai import FakeUpstream
 
@@ -20,8 +19,14 @@ def test_the_api_key_is_sent_upstream_and_nowhere_else(
     assert upstream.stats()["last_authorization"] == f"Bearer {SECRET}"
     assert SECRET not in str(events)
 
-    for path in ["/demos/streaming-chatbot/", f"{API}/model", f"{API}/graph", f"{API}/status",
-                 "/openapi.json", f"{API}/conversations/demo_streaming_chatbot"]:
+    for path in [
+        "/demos/streaming-chatbot/",
+        f"{API}/model",
+        f"{API}/graph",
+        f"{API}/status",
+        "/openapi.json",
+        f"{API}/conversations/demo_streaming_chatbot",
+    ]:
         assert SECRET not in server.client.get(path, follow_redirects=True).text, path
 
     files = [p for p in session_storage.rglob("*") if p.is_file()]
@@ -30,7 +35,9 @@ def test_the_api_key_is_sent_upstream_and_nowhere_else(
         assert SECRET.encode() not in path.read_bytes(), path
 
 
-def test_model_output_is_stored_as_text(server: ChatServer, upstream: FakeUpstream, app_id: str) -> None:
+def test_model_output_is_stored_as_text(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
     evil = '<img src=x onerror="alert(1)"> <script>alert(2)</script>'
     upstream.control(text=evil)
     events = server.turn(app_id, "What is html?")

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from burr_streaming_chatbot.events import TurnEvent
-from burr_streaming_chatbot.service import MAX_QUEUED, Busy, ChatService, Invalid, NotFound, Unavailable
+from burr_streaming_chatbot.service import (
+    MAX_QUEUED,
+    Busy,
+    ChatService,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 from burr_streaming_chatbot.settings import Settings
 from burr_streaming_chatbot.turns import FollowedTurn
 
@@ -17,7 +24,9 @@ PROJECT = "svc"
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[ChatService]:
-    chat = ChatService(Settings(offline=True, offline_delay_ms=2, storage_dir=tmp_path, max_streams=2))
+    chat = ChatService(
+        Settings(offline=True, offline_delay_ms=2, storage_dir=tmp_path, max_streams=2)
+    )
     await chat.open()
     yield chat
     await chat.close()
@@ -31,7 +40,9 @@ def text_of(events: list[TurnEvent]) -> str:
     return "".join(event.data for event in events if event.type == "delta")
 
 
-async def test_a_turn_is_one_sequence_of_events_and_its_answer_is_stored(service: ChatService) -> None:
+async def test_a_turn_is_one_sequence_of_events_and_its_answer_is_stored(
+    service: ChatService,
+) -> None:
     turn = await service.start_turn(PROJECT, "c1", "What is Burr?")
     events = await events_of(turn)
     types = [event.type for event in events]
@@ -43,7 +54,8 @@ async def test_a_turn_is_one_sequence_of_events_and_its_answer_is_stored(service
     assert message["item"]["content"] == text_of(events)
     history = await service.history(PROJECT, "c1")
     assert [(m["role"], m["content"]) for m in history] == [
-        ("user", "What is Burr?"), ("assistant", text_of(events))
+        ("user", "What is Burr?"),
+        ("assistant", text_of(events)),
     ]
     assert [c.app_id for c in await service.conversation_list(PROJECT)] == ["c1"]
     assert await service.find_turn(PROJECT, "c1") is turn  # (kept a while for late readers)
@@ -72,7 +84,7 @@ async def test_one_answer_at_a_time_per_conversation_and_a_full_server_says_retr
     assert full.value.status_code == 503 and full.value.headers == {"Retry-After": "1"}
     await events_of(first)
     await events_of(other)
-    assert [m["content"] for m in await service.history(PROJECT, "c1")][0] == "What is Burr?"
+    assert next(m["content"] for m in await service.history(PROJECT, "c1")) == "What is Burr?"
     assert len(await service.history(PROJECT, "c1")) == 2  # the refused prompt left nothing
     assert await service.history(PROJECT, "c3") == []
 
@@ -95,23 +107,28 @@ async def test_enqueued_prompts_are_answered_in_order_and_the_queue_is_bounded(
     assert prompts == ["one?", "two?", "three?", "four?"]
 
 
-async def test_interrupt_and_stop_keep_the_text_so_far_marked_interrupted(service: ChatService) -> None:
+async def test_interrupt_and_stop_keep_the_text_so_far_marked_interrupted(
+    service: ChatService,
+) -> None:
     first = await service.start_turn(PROJECT, "i", "Tell me about Burr?")
     reader = asyncio.create_task(events_of(first))
-    while not any(event.type == "delta" for event in first.events):
+    while not any(event.type == "delta" for event in first.events):  # noqa: ASYNC110 (a test polls)
         await asyncio.sleep(0.005)
     second = await service.start_turn(PROJECT, "i", "Shorter, please?", if_busy="interrupt")
     stopped = await reader
     assert stopped[-1].type == "error" and stopped[-1].parsed()["value"]["code"] == "stopped"
     # The second turn runs; stop it midway too.
-    while not any(event.type == "delta" for event in second.events):
+    while not any(event.type == "delta" for event in second.events):  # noqa: ASYNC110 (a test polls)
         await asyncio.sleep(0.005)
     assert await service.stop_turn(PROJECT, "i") is True
     await events_of(second)
     assert await service.stop_turn(PROJECT, "i") is False  # nothing streams any more
     history = await service.history(PROJECT, "i")
     assert [(m["role"], m.get("interrupted", False)) for m in history] == [
-        ("user", False), ("assistant", True), ("user", False), ("assistant", True)
+        ("user", False),
+        ("assistant", True),
+        ("user", False),
+        ("assistant", True),
     ]
     assert history[1]["content"] and history[1]["content"] == text_of(stopped)
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import ARTIFACTS, API, PROJECT, ChatServer, free_port, server_env, start_server
+from conftest import API, ARTIFACTS, PROJECT, ChatServer, free_port, server_env, start_server
 from fake_openai import FakeUpstream
 
 pytestmark = pytest.mark.e2e  # chatbot servers in subprocesses
@@ -50,7 +49,9 @@ def stop_mid_answer(server: ChatServer, app_id: str) -> None:
         with httpx.Client(base_url=server.url, timeout=None) as client:
             try:
                 with client.stream(
-                    "POST", f"{api}/response/{PROJECT}/{app_id}", json={"prompt": "Tell me a story?"}
+                    "POST",
+                    f"{api}/response/{PROJECT}/{app_id}",
+                    json={"prompt": "Tell me a story?"},
                 ) as response:
                     for line in response.iter_lines():
                         if '"type":"delta"' in line:
@@ -59,7 +60,10 @@ def stop_mid_answer(server: ChatServer, app_id: str) -> None:
             except httpx.HTTPError:
                 pass
 
-    threads = [threading.Thread(target=open_page, daemon=True), threading.Thread(target=answer, daemon=True)]
+    threads = [
+        threading.Thread(target=open_page, daemon=True),
+        threading.Thread(target=answer, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -128,11 +132,21 @@ def test_mount_burr_ui_with_demos_keeps_the_streaming_answer_at_a_stop(
     (tmp_path / "app.py").write_text(README_APP)
     upstream.control(delay_ms=100, tokens=400)
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port),
-               "--timeout-graceful-shutdown", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--port",
+        str(port),
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
     env = server_env(tmp_path, upstream, PYTHONPATH=str(tmp_path), BURR_DEMOS_AUTOLOAD=autoload)
     log = ARTIFACTS / "logs" / f"shutdown-mounted-{autoload}.log"
     server = ChatServer(command, env, port, log, api="/burr" + API).start()
     app_id = f"shutdown-mounted-{autoload}"
     stop_mid_answer(server, app_id)
-    assert_kept_interrupted(saved_history(tmp_path, upstream, app_id, f"shutdown-mounted-{autoload}-again"))
+    assert_kept_interrupted(
+        saved_history(tmp_path, upstream, app_id, f"shutdown-mounted-{autoload}-again")
+    )

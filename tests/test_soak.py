@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from postgres import SKIP_REASON, find_pg_bin
 
 pytestmark = pytest.mark.e2e  # the soak script and its servers in subprocesses
@@ -34,6 +33,8 @@ CHECKS = {
 
 
 DOUBLE = ("--conversations", "6", "--turns", "6", "--double-text-rate", "0.5")
+
+
 def run_soak(storage: Path, *args: str, timeout: float, expect_turns: bool = True) -> str:
     """Run the soak; its report, after checking its exit code and the three counts."""
     done = subprocess.run(
@@ -99,7 +100,8 @@ def test_soak_double_texts_mixed_on_postgres(tmp_path: Path) -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(SKIP_REASON + ", and CI=true: .ci/run should have installed it")
         pytest.skip(SKIP_REASON)
-    report = run_soak(tmp_path, *DOUBLE, "--if-busy", "mixed", "--postgres", timeout=60,
-                      expect_turns=False)
+    report = run_soak(
+        tmp_path, *DOUBLE, "--if-busy", "mixed", "--postgres", timeout=60, expect_turns=False
+    )
     assert "on PostgreSQL" in report
     check_double_texts(report, "mixed")

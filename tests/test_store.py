@@ -9,16 +9,24 @@ from pathlib import Path
 import pytest
 
 from burr_streaming_chatbot.events import TurnEvent
+from burr_streaming_chatbot.storage.interface import (
+    Batch,
+    Store,
+    owner_is_gone,
+    pack_events,
+    unpack_events,
+)
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
-from burr_streaming_chatbot.storage.interface import Batch, Store, owner_is_gone, pack_events, unpack_events
 
 PROJECT = "store_test"
 
 
 # PostgreSQL runs in a subprocess: its case is e2e.
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Store]]:
     """Two processes' stores on one database (two owners on two machines)."""
     if request.param == "sqlite":
         pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
@@ -47,7 +55,11 @@ async def test_a_lease_is_exclusive_until_it_ends_or_expires(stores: tuple[Store
     await asyncio.sleep(0.2)
     assert await a.acquire(PROJECT, "c", "t4", lease_s=30) is None
     record = await a.current(PROJECT, "c")
-    assert record is not None and (record.token, record.done, record.expired) == ("t2", False, False)
+    assert record is not None and (record.token, record.done, record.expired) == (
+        "t2",
+        False,
+        False,
+    )
     await asyncio.sleep(0.4)  # b stopped renewing (it died): the lease expires
     record = await a.current(PROJECT, "c")
     assert record is not None and record.expired
@@ -106,7 +118,7 @@ async def test_a_stop_request_reaches_the_owner(stores: tuple[Store, Store]) -> 
 
 def test_packed_events_round_trip() -> None:
     events = [
-        TurnEvent("delta", "a\n\"b\""),
+        TurnEvent("delta", 'a\n"b"'),
         TurnEvent("mode", '{"type":"mode","value":"ü"}'),
         TurnEvent("delta", ""),
         TurnEvent("delta", "\u2028"),
@@ -123,7 +135,9 @@ def test_only_a_gone_process_of_the_same_machine_is_gone() -> None:
     assert not owner_is_gone("there:999999999:x", "here:1:y")  # another machine: wait
 
 
-async def test_a_new_sqlite_file_opens_while_another_process_holds_a_lock_on_it(tmp_path: Path) -> None:
+async def test_a_new_sqlite_file_opens_while_another_process_holds_a_lock_on_it(
+    tmp_path: Path,
+) -> None:
     """Two processes opening a new project's file at once: the first's lock makes SQLite refuse
     the second's switch to WAL at once ("database is locked", its busy timeout unused). The
     second waits for the lock instead (this answered a 500 to one create in twenty)."""

@@ -21,7 +21,7 @@ def test_packed_events_read_back_as_recorded() -> None:
     assert len(packed) == len(events)
     assert [packed[i] for i in range(len(events))] == events
     assert packed[2:] == events[2:]
-    assert packed[len(events):] == []
+    assert packed[len(events) :] == []
     assert packed[-1] == events[-1]
     assert [event.type for event in packed] == [event.type for event in events]
     with pytest.raises(IndexError):
@@ -29,7 +29,9 @@ def test_packed_events_read_back_as_recorded() -> None:
     assert list(PackedEvents([])) == []
 
 
-async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_lease(tmp_path) -> None:
+async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_lease(
+    tmp_path,
+) -> None:
     """Readers on other processes must never see an answer end while its lease still holds
     (a client that saw the end may send its next prompt there at once): the keeper, which
     publishes new events every few milliseconds here, leaves the last one to the turn's end."""
@@ -52,13 +54,24 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
     store.finish = finish_and_look  # type: ignore[method-assign]
     turns = TurnRunner(grace_s=1, store=store, publish_s=0.002)
     ends = [
-        MessageEvent.model_validate({"value": {
-            "item": {"content": "ab", "role": "assistant"}, "mode": "unknown", "model": "m",
-            "ttft_ms": None, "deltas": 2, "sequence_id": 3, "path": []}}),
+        MessageEvent.model_validate(
+            {
+                "value": {
+                    "item": {"content": "ab", "role": "assistant"},
+                    "mode": "unknown",
+                    "model": "m",
+                    "ttft_ms": None,
+                    "deltas": 2,
+                    "sequence_id": 3,
+                    "path": [],
+                }
+            }
+        ),
         ErrorEvent(value=ErrorValue(code="internal", message="x", retryable=True)),
     ]
     for number, end in enumerate(ends):
-        async def events():  # type: ignore[no-untyped-def]
+
+        async def events(end=end):  # type: ignore[no-untyped-def]
             yield TurnEvent("delta", "a")
             await asyncio.sleep(0.02)
             yield TurnEvent("delta", "b")
@@ -141,9 +154,21 @@ async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() ->
 
     async def events():  # type: ignore[no-untyped-def]
         yield TurnEvent("delta", "text")
-        yield TurnEvent.of(MessageEvent.model_validate({"value": {
-            "item": {"content": "text", "role": "assistant"}, "mode": "unknown", "model": "m",
-            "ttft_ms": None, "deltas": 1, "sequence_id": 3, "path": []}}))
+        yield TurnEvent.of(
+            MessageEvent.model_validate(
+                {
+                    "value": {
+                        "item": {"content": "text", "role": "assistant"},
+                        "mode": "unknown",
+                        "model": "m",
+                        "ttft_ms": None,
+                        "deltas": 1,
+                        "sequence_id": 3,
+                        "path": [],
+                    }
+                }
+            )
+        )
 
     turn = LocalTurn(("p", "c"), grace_s=1)
     turn.start(events(), lambda _: None, before_end)

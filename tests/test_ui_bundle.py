@@ -20,7 +20,10 @@ pytestmark = [
 def node_modules() -> Path:
     # Installed when missing, or older than the lock file (a dependency was added since).
     installed = BUNDLE / "node_modules" / ".package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < (BUNDLE / "package-lock.json").stat().st_mtime:
+    if (
+        not installed.is_file()
+        or installed.stat().st_mtime < (BUNDLE / "package-lock.json").stat().st_mtime
+    ):
         subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=BUNDLE, check=True)
     return BUNDLE / "node_modules"
 

@@ -41,7 +41,10 @@ async def test_the_service_keeps_each_users_conversations_apart(service: ChatSer
     branch = await service.fork(PROJECT, "a1", 0, user="alice")
     assert await service.create(PROJECT, "b1", user="bob") == "b1"
 
-    assert {c.app_id for c in await service.conversation_list(PROJECT, user="alice")} == {"a1", branch}
+    assert {c.app_id for c in await service.conversation_list(PROJECT, user="alice")} == {
+        "a1",
+        branch,
+    }
     assert await service.conversation_list(PROJECT, user="bob") == []  # (b1 has no state yet)
     assert len(await service.history(PROJECT, "a1", user="alice")) == 2
     tree = await service.branches(PROJECT, branch, user="alice")
@@ -68,7 +71,14 @@ async def test_the_service_keeps_each_users_conversations_apart(service: ChatSer
 # -- real servers ----------------------------------------------------------------------------
 
 
-def start(command: list[str], env: dict[str, str], port: int, name: str, probe: dict[str, str], cwd: Path | None = None) -> ChatServer:
+def start(
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    name: str,
+    probe: dict[str, str],
+    cwd: Path | None = None,
+) -> ChatServer:
     """A server whose every request needs a user: it is probed with ``probe``'s headers."""
     server = ChatServer(command, env, port, ARTIFACTS / "logs" / f"{name}.log")
     server.client.headers.update(probe)
@@ -84,23 +94,37 @@ def chatbot_with_users(storage: Path, name: str, **extra: str) -> ChatServer:
     return start(command, env, port, name, {HEADER: "probe"})
 
 
-def as_user(server: ChatServer, user: str | None, headers_of=lambda user: {HEADER: user}) -> httpx.Client:  # type: ignore[no-untyped-def]
-    return httpx.Client(base_url=server.url + API, timeout=30, headers=headers_of(user) if user else {})
+def as_user(
+    server: ChatServer, user: str | None, headers_of=lambda user: {HEADER: user}
+) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return httpx.Client(
+        base_url=server.url + API, timeout=30, headers=headers_of(user) if user else {}
+    )
 
 
 def turn(client: httpx.Client, app_id: str, prompt: str) -> list[dict[str, Any]]:
     response = client.post(f"/response/{PROJECT}/{app_id}", json={"prompt": prompt})
     assert response.status_code == 200, response.text
-    return [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    return [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
 
 
 def ai_sdk_body(app_id: str, text: str) -> dict[str, Any]:
-    return {"id": app_id, "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": text}]}]}
+    return {
+        "id": app_id,
+        "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": text}]}],
+    }
 
 
 def ag_ui_body(app_id: str, text: str) -> dict[str, Any]:
     return {
-        "threadId": app_id, "runId": "r1", "state": {}, "tools": [], "context": [], "forwardedProps": {},
+        "threadId": app_id,
+        "runId": "r1",
+        "state": {},
+        "tools": [],
+        "context": [],
+        "forwardedProps": {},
         "messages": [{"id": "m1", "role": "user", "content": text}],
     }
 
@@ -125,7 +149,12 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
 def assert_not_found_everywhere(client: httpx.Client, app_id: str) -> None:
     for method, path, body in every_endpoint(app_id):
         response = client.request(method, path, json=body)
-        assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
+        assert response.status_code == 404, (
+            method,
+            path,
+            response.status_code,
+            response.text[:200],
+        )
         assert response.json() == {"detail": "No such conversation."}, path
 
 
@@ -135,7 +164,9 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
     port = free_port()
     plain = ChatServer(
         [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(port)],
-        server_env(tmp_path, None, **engine), port, ARTIFACTS / "logs" / "users-before.log",
+        server_env(tmp_path, None, **engine),
+        port,
+        ARTIFACTS / "logs" / "users-before.log",
     ).start()
     try:
         plain.turn("old", "Before users?")
@@ -146,8 +177,13 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
     alice, bob, nobody = as_user(server, "alice"), as_user(server, "bob"), as_user(server, None)
     try:
         # No user: 401 everywhere, nothing written.
-        for method, path, body in [("GET", "/model", None), ("GET", "/me", None), ("GET", f"/conversations/{PROJECT}", None),
-                                   ("GET", "/status", None), *every_endpoint("n1")]:
+        for method, path, body in [
+            ("GET", "/model", None),
+            ("GET", "/me", None),
+            ("GET", f"/conversations/{PROJECT}", None),
+            ("GET", "/status", None),
+            *every_endpoint("n1"),
+        ]:
             response = nobody.request(method, path, json=body)
             assert response.status_code == 401, (path, response.text)
             assert response.json() == {"detail": "Sign in first: no user was given."}
@@ -156,8 +192,12 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
         # Alice's conversations, by every protocol, and a branch of one.
         assert alice.post(f"/create/{PROJECT}/a1").status_code == 200
         assert turn(alice, "a1", "What is Burr?")[-1]["type"] == "message"
-        assert alice.post(f"/ag-ui/{PROJECT}", json=ag_ui_body("a-agui", "Hello?")).status_code == 200
-        assert alice.post(f"/ai-sdk/{PROJECT}", json=ai_sdk_body("a-sdk", "Hello?")).status_code == 200
+        assert (
+            alice.post(f"/ag-ui/{PROJECT}", json=ag_ui_body("a-agui", "Hello?")).status_code == 200
+        )
+        assert (
+            alice.post(f"/ai-sdk/{PROJECT}", json=ai_sdk_body("a-sdk", "Hello?")).status_code == 200
+        )
         branch = alice.post(f"/fork/{PROJECT}/a1", json={"at": 0}).json()
         turn(alice, branch, "What is Hamilton?")
         turn(bob, "b1", "What is Burr?")
@@ -212,7 +252,9 @@ def test_an_app_passes_its_own_user_dependency(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port)]
     env = server_env(tmp_path / "storage", None)
-    server = start(command, env, port, "users-app", {"Authorization": "Bearer token-a"}, cwd=tmp_path)
+    server = start(
+        command, env, port, "users-app", {"Authorization": "Bearer token-a"}, cwd=tmp_path
+    )
 
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}

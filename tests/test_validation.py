@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import API, PROJECT, ChatServer
 
 pytestmark = pytest.mark.e2e  # the chatbot server runs in a subprocess
@@ -71,7 +70,8 @@ def test_the_longest_valid_id_works(server: ChatServer) -> None:
     assert events[-1]["type"] == "message"
     history = server.history(LONGEST_ID)
     assert [(m["role"], m["content"]) for m in history] == [
-        ("user", "hello"), ("assistant", events[-1]["value"]["item"]["content"])
+        ("user", "hello"),
+        ("assistant", events[-1]["value"]["item"]["content"]),
     ]
 
 
@@ -86,10 +86,17 @@ def test_the_longest_valid_id_works(server: ChatServer) -> None:
     ],
 )
 def test_bad_bodies_are_4xx_json_and_write_nothing(
-    server: ChatServer, session_storage: Path, app_id: str, content: bytes, headers: dict, status: int
+    server: ChatServer,
+    session_storage: Path,
+    app_id: str,
+    content: bytes,
+    headers: dict,
+    status: int,
 ) -> None:
     before = snapshot(session_storage)
-    response = server.client.post(f"{API}/response/{PROJECT}/{app_id}", content=content, headers=headers)
+    response = server.client.post(
+        f"{API}/response/{PROJECT}/{app_id}", content=content, headers=headers
+    )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     assert response.json()["detail"]

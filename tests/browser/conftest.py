@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import ARTIFACTS
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ChatServer, start_server
 from fake_openai import FakeUpstream
 
@@ -68,15 +67,21 @@ def axe_script() -> Path:
     """axe-core's browser build, from the page's npm packages (installed from the lock file
     when an older install lacks it)."""
     if not AXE.is_file():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=UI_BUNDLE, check=True, timeout=600)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=UI_BUNDLE, check=True, timeout=600
+        )
     assert AXE.is_file(), f"{AXE} is missing after npm ci"
     return AXE
 
 
 @pytest.fixture(scope="module")
-def burr_upstream(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+def burr_upstream(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatServer]:
     """The ``burr`` command, its model the fake OpenAI-compatible server."""
-    server = start_server("burr", tmp_path_factory.mktemp("a11y-upstream"), fake_upstream, "a11y_upstream")
+    server = start_server(
+        "burr", tmp_path_factory.mktemp("a11y-upstream"), fake_upstream, "a11y_upstream"
+    )
     yield server
     server.close()
 
@@ -124,7 +129,9 @@ def scan(page: Any, state: str, test: str) -> list[str]:
     found = []
     for theme in THEMES:
         page.emulate_media(color_scheme=theme)
-        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (theme == "dark")
+        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (
+            theme == "dark"
+        )
         # Colour transitions (the graph's nodes) end first: axe reads the colours shown.
         page.evaluate(
             "Promise.allSettled(document.getAnimations()"
@@ -134,7 +141,9 @@ def scan(page: Any, state: str, test: str) -> list[str]:
         if result["violations"]:
             found.append(f"[{state}, {theme}]\n{report(result['violations'])}")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{_file_name(test)}-{state}-{theme}.png"), full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{_file_name(test)}-{state}-{theme}.png"), full_page=True
+        )
     page.emulate_media(color_scheme="light")
     return found
 

@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import pytest
-
 from conftest import PROJECT, ChatServer
 from fake_openai import FakeUpstream
 
@@ -37,8 +36,7 @@ pytestmark = pytest.mark.browser
 def user_texts(page: Any) -> list[str]:
     """The text of each user message (without its buttons)."""
     return [
-        text.strip()
-        for text in page.locator('[data-testid="user-message"] > p').all_inner_texts()
+        text.strip() for text in page.locator('[data-testid="user-message"] > p').all_inner_texts()
     ]
 
 
@@ -84,7 +82,10 @@ def test_editing_the_first_message_makes_a_branch_and_the_switcher_goes_back_and
     assert [m["content"] for m in server.history(original)] == [
         text for exchange in exchanges for text in exchange
     ]
-    assert [m["content"] for m in server.history(branch)] == ["What is Apache Burr?", "A branch answer."]
+    assert [m["content"] for m in server.history(branch)] == [
+        "What is Apache Burr?",
+        "A branch answer.",
+    ]
     tree = server.client.get(f"{server.api}/branches/{PROJECT}/{branch}").json()
     assert tree["root"] == original
     assert [(b["app_id"], b["parent"], b["fork_at"]) for b in tree["branches"]] == [
@@ -187,7 +188,10 @@ def test_a_prompt_sent_in_one_tab_appears_and_streams_in_another_without_a_reloa
             assert answer_text(finished_answers(each).first) == "First answer."
             expect(each.get_by_test_id("chat-error")).to_have_count(0)
         assert [m["content"] for m in server.history(app_id)] == [
-            "First question?", "First answer.", "Second question?", words,
+            "First question?",
+            "First answer.",
+            "Second question?",
+            words,
         ]
     finally:
         other_context.close()
@@ -222,13 +226,17 @@ def test_sending_while_an_answer_streams_interrupts_it_and_answers_the_new_promp
     assert answer_text(second) == "Token0 token1 token2 token3 token4"
     expect(page.get_by_test_id("chat-error")).to_have_count(0)
     assert statuses == [200, 200], statuses
-    assert any("if_busy=interrupt" in url for url in page.evaluate(
-        "performance.getEntriesByType('resource').map(e => e.name)"
-    ))
+    assert any(
+        "if_busy=interrupt" in url
+        for url in page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    )
 
     history = server.history(conversation_id(page))
     assert [(m["role"], m["interrupted"]) for m in history] == [
-        ("user", False), ("assistant", True), ("user", False), ("assistant", False),
+        ("user", False),
+        ("assistant", True),
+        ("user", False),
+        ("assistant", False),
     ], history
     assert history[1]["content"].startswith(kept.split(" token")[0])
 
@@ -255,11 +263,14 @@ def test_regenerating_an_earlier_answer_makes_a_branch_that_ends_with_its_prompt
     assert answer_text(finished_answers(page).last) == "Green."
     # The prompt is stored once in the branch; the switcher is on the answer.
     assert [(m["role"], m["content"]) for m in server.history(branch)] == [
-        ("user", "Name a colour?"), ("assistant", "Green."),
+        ("user", "Name a colour?"),
+        ("assistant", "Green."),
     ]
     answer = finished_answers(page).last
     expect(answer.get_by_test_id("branch-position")).to_have_text("2 / 2")
-    expect(page.get_by_test_id("user-message-row").get_by_test_id("branch-switcher")).to_have_count(0)
+    expect(page.get_by_test_id("user-message-row").get_by_test_id("branch-switcher")).to_have_count(
+        0
+    )
 
     answer.get_by_role("button", name="Previous branch").click()
     expect(page).to_have_url(f"{server.url}{PAGE_PATH}?c={original}")

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import ARTIFACTS, ChatServer, free_port, server_env
 from fake_openai import FakeUpstream
+from playwright.sync_api import expect
 
-APP = '''
+APP = """
 from burr.tracking.server.run import app
 from burr_streaming_chatbot.router import API_PREFIX, create_router
 
@@ -28,14 +27,16 @@ app.include_router(create_router(), prefix=API_PREFIX)
 ours = app.router.routes[before:]
 del app.router.routes[before:]
 app.router.routes[0:0] = ours  # in front of Burr's built-in /api/v0/streaming_chatbot routes
-'''
+"""
 
 
 @pytest.fixture
 def burr_ui(upstream: FakeUpstream, tmp_path: Path) -> Iterator[ChatServer]:
     (tmp_path / "burr_with_chatbot.py").write_text(APP)
     port = free_port()
-    env = server_env(tmp_path / "storage", upstream, BURR_DEMOS_AUTOLOAD="0", PYTHONPATH=str(tmp_path))
+    env = server_env(
+        tmp_path / "storage", upstream, BURR_DEMOS_AUTOLOAD="0", PYTHONPATH=str(tmp_path)
+    )
     command = [sys.executable, "-m", "uvicorn", "burr_with_chatbot:app", "--port", str(port)]
     server = ChatServer(command, env, port, ARTIFACTS / "logs" / "burr-builtin-page.log")
     server.start()

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
 from conftest import ChatServer, start_server
 from fake_openai import FakeUpstream
 
@@ -141,7 +140,9 @@ def test_answer_streams_in_with_its_details_and_the_graph_follows(
     assert answer_text(answer) == THIRTY_WORDS
     expect(answer.get_by_test_id("answer-mode")).to_contain_text("answer_question")
     expect(answer.get_by_test_id("answer-model")).to_contain_text("answer-model")
-    expect(answer.get_by_test_id("answer-ttft")).to_have_text(re.compile(r"First token:\s*[\d.]+ m?s"))
+    expect(answer.get_by_test_id("answer-ttft")).to_have_text(
+        re.compile(r"First token:\s*[\d.]+ m?s")
+    )
     # Once the answer is done, nothing is marked as running.
     expect(page.locator('[data-testid="graph-node"][aria-current="step"]')).to_have_count(0)
     expect(page.get_by_test_id("user-message")).to_have_text(["What is Burr?"])
@@ -256,7 +257,7 @@ def test_reload_and_deep_link_show_the_whole_conversation(
     prompts = ["What is a state machine?", "Write a poem about graphs"]
     answers = ["A graph of actions and transitions.", "Nodes hum softly, edges sing along."]
     open_chat(page, server)
-    for number, (prompt, text) in enumerate(zip(prompts, answers), start=1):
+    for number, (prompt, text) in enumerate(zip(prompts, answers, strict=False), start=1):
         upstream.control(text=text)
         send(page, prompt)
         wait_for_answers(page, number)
@@ -430,9 +431,11 @@ def test_reload_mid_answer_reattaches_and_shows_the_answer_without_repeating_tex
         reattached: list[int] = []
         page.on(
             "response",
-            lambda r: reattached.append(r.status)
-            if r.request.method == "GET" and "/stream/" in r.url and app_id in r.url
-            else None,
+            lambda r: (
+                reattached.append(r.status)
+                if r.request.method == "GET" and "/stream/" in r.url and app_id in r.url
+                else None
+            ),
         )
         started = time.monotonic()
         page.reload()
@@ -600,7 +603,10 @@ def test_a_reasoning_models_thinking_streams_in_a_collapsed_block_kept_after_a_r
     # What the page showed, commit by commit: the block came before any answer text, said
     # "thinking" while its word count grew, and "done" once the text started.
     seen = page.evaluate("window.__thinking")
-    print("observed (state, words, answer length):", [(s["state"], s["words"], s["answer"]) for s in seen])
+    print(
+        "observed (state, words, answer length):",
+        [(s["state"], s["words"], s["answer"]) for s in seen],
+    )
     first_block = next(i for i, s in enumerate(seen) if s["state"] is not None)
     first_text = next(i for i, s in enumerate(seen) if s["answer"] > 0)
     assert first_block < first_text, "the Thinking block appeared only with the answer"

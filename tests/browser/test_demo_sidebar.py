@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ARTIFACTS, ChatServer, burr_command, free_port, server_env
 from fixture_demo_install import API, install_fixture_demo
 
@@ -20,9 +19,20 @@ def _burr_site(version: str, target: Path) -> str:
     if version == "installed":
         return ""
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         f"apache-burr=={version}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"apache-burr=={version}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0:
         pytest.skip(f"pip could not install apache-burr=={version}: {result.stderr[-300:]}")

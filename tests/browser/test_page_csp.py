@@ -36,10 +36,16 @@ def burr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 
 def test_the_page_works_under_its_csp_with_no_violation(page: Any, burr: ChatServer) -> None:
     console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
     page.add_init_script(f"({VIOLATIONS})()")
     response = page.goto(burr.url + PAGE_PATH)
-    assert response is not None and "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
+    assert (
+        response is not None
+        and "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
+    )
     box = page.get_by_role("textbox", name="Message")
     expect(box).to_be_visible()
     expect(page.get_by_test_id("model-line")).not_to_contain_text("Loading")
@@ -66,8 +72,10 @@ def test_another_site_may_not_frame_the_page(page: Any, burr: ChatServer) -> Non
     blocked: list[str] = []
     page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
     page.goto(burr.url + "/api/v0/ready")  # an origin of this server, to write a frame into
-    page.set_content(f'<iframe id="other" src="http://localhost:{burr.port}{PAGE_PATH}"></iframe>'
-                     f'<iframe id="same" src="{burr.url}{PAGE_PATH}"></iframe>')
+    page.set_content(
+        f'<iframe id="other" src="http://localhost:{burr.port}{PAGE_PATH}"></iframe>'
+        f'<iframe id="same" src="{burr.url}{PAGE_PATH}"></iframe>'
+    )
     same = page.frame_locator("#same")
     expect(same.get_by_role("textbox", name="Message")).to_be_visible()
     for _ in range(50):  # up to 5 s for Chromium's report

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ARTIFACTS, ChatServer, burr_command, free_port, server_env
 
 from .conftest import DESKTOP, PAGE_PATH
@@ -79,9 +78,7 @@ def test_each_user_sees_who_they_are_and_only_their_conversations(
         bob.context.close()
 
 
-def test_the_page_names_nobody_when_users_are_off(
-    browser: Any, burr_offline: ChatServer
-) -> None:
+def test_the_page_names_nobody_when_users_are_off(browser: Any, burr_offline: ChatServer) -> None:
     page = browser.new_page(viewport=DESKTOP)
     try:
         page.goto(burr_offline.url + PAGE_PATH)
