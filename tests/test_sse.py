@@ -2,7 +2,7 @@
 
 import pytest
 
-from burr_streaming_chatbot.sse import Event, EventDecoder
+from burr_streaming_chatbot.sse import EventDecoder, UpstreamEvent
 
 STREAM = (
     b": a comment, as keepalives are\n\n"
@@ -13,14 +13,14 @@ STREAM = (
     b"data: [DONE]\n\n"
 )
 EVENTS = [
-    Event("", b'{"choices":[{"delta":{"content":"Hi"}}]}'),
-    Event("error", b"first line\nsecond line"),
-    Event("", b""),
-    Event("", b"[DONE]"),
+    UpstreamEvent("", b'{"choices":[{"delta":{"content":"Hi"}}]}'),
+    UpstreamEvent("error", b"first line\nsecond line"),
+    UpstreamEvent("", b""),
+    UpstreamEvent("", b"[DONE]"),
 ]
 
 
-def feed_all(decoder: EventDecoder, chunks: list[bytes]) -> list[Event]:
+def feed_all(decoder: EventDecoder, chunks: list[bytes]) -> list[UpstreamEvent]:
     return [event for chunk in chunks for event in decoder.feed(chunk)]
 
 
@@ -35,9 +35,12 @@ def test_every_split_of_the_stream_gives_the_same_events(newline: bytes) -> None
 
 def test_a_read_returns_every_event_it_completed_and_keeps_the_rest() -> None:
     decoder = EventDecoder()
-    assert decoder.feed(b"data: a\n\ndata: b\n\ndata: c") == [Event("", b"a"), Event("", b"b")]
+    assert decoder.feed(b"data: a\n\ndata: b\n\ndata: c") == [
+        UpstreamEvent("", b"a"),
+        UpstreamEvent("", b"b"),
+    ]
     assert decoder.feed(b"\n") == []
-    assert decoder.feed(b"\n") == [Event("", b"c")]
+    assert decoder.feed(b"\n") == [UpstreamEvent("", b"c")]
 
 
 def test_an_event_that_never_ends_is_refused() -> None:

@@ -211,8 +211,9 @@ def _aiohttp_client() -> Any:
     """The SDK's aiohttp transport (``openai[aiohttp]``), or None where it is missing (an SDK
     older than the transport, or aiohttp not installed): then the SDK's default one is used.
 
-    Streaming is where it shows: the SDK's share of the server's CPU per streamed turn went from
-    19 to 12 ms (``benchmarks/profile_server.py``, 50 tokens)."""
+    Streaming is where it shows: the SDK's share of the server's CPU per streamed turn is about
+    a third lower (``benchmarks/profile_server.py``; figures in ``benchmarks/RESULTS.md``,
+    "Streaming performance, second round")."""
     factory = getattr(openai, "DefaultAioHttpClient", None)
     if factory is None:
         return None

@@ -109,10 +109,10 @@ def create_router(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.open()
         if settings.gc_freeze:
-            # Everything loaded so far (Burr, FastAPI, pydantic, the SDK: ~170,000 objects) lives
-            # as long as the process; out of the collector's reach, full collections scan only
-            # what was made since (they took 70 to 120 ms, holding every stream's next delta that
-            # long). Process-wide, so only where this project owns the process (the setting).
+            # Everything loaded so far (Burr, FastAPI, pydantic, the SDK) lives as long as the
+            # process; out of the collector's reach, full collections scan only what was made
+            # since (benchmarks/RESULTS.md, "Garbage collection pauses (held-back deltas)").
+            # Process-wide, so only where this project owns the process (the setting).
             gc.freeze()
         yield
         await service.close()

@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=60.0, gt=0)
     http_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="The SDK's HTTP transport: aiohttp (the SDK's `DefaultAioHttpClient`, about "
-        "40% less CPU in the SDK per streamed token) or its default httpx one.",
+        description="The SDK's HTTP transport: aiohttp (the SDK's `DefaultAioHttpClient`, less "
+        "CPU in the SDK per streamed token: benchmarks/RESULTS.md) or its default httpx one.",
     )
     max_retries: int = Field(default=1, ge=0, description="SDK retries before the first token.")
     gc_freeze: bool = Field(

@@ -91,8 +91,8 @@ def event_stream_responses(block: type[BaseModel]) -> dict[int | str, dict[str, 
     }
 
 
-class Event(NamedTuple):
-    """One server-sent event as read: its ``event`` field ("" when absent) and its data."""
+class UpstreamEvent(NamedTuple):
+    """One server-sent event read from the model server's stream: its ``event`` field ("" when absent) and its data."""
 
     name: str
     data: bytes
@@ -114,7 +114,7 @@ class EventDecoder:
         self._pending = b""  # the start of an event, line ends already made LF
         self._after_cr = False  # the last read ended in CR: a LF first in the next is its pair
 
-    def feed(self, chunk: bytes) -> list[Event]:
+    def feed(self, chunk: bytes) -> list[UpstreamEvent]:
         """The events completed by ``chunk``; a partial one waits for the next read."""
         if not chunk:
             return []
@@ -131,9 +131,9 @@ class EventDecoder:
         return [event for event in map(_parse_block, blocks) if event is not None]
 
 
-def _parse_block(block: bytes) -> Event | None:
+def _parse_block(block: bytes) -> UpstreamEvent | None:
     if block.startswith(b"data: ") and b"\n" not in block:  # what model servers send
-        return Event("", block[6:])
+        return UpstreamEvent("", block[6:])
     name = ""
     data: list[bytes] = []
     for line in block.split(b"\n"):
@@ -146,4 +146,4 @@ def _parse_block(block: bytes) -> Event | None:
             data.append(value)
         elif field == b"event":
             name = value.decode(errors="replace")
-    return Event(name, b"\n".join(data)) if data else None
+    return UpstreamEvent(name, b"\n".join(data)) if data else None

@@ -130,7 +130,8 @@ def summary(
 
 
 def machine_name() -> str:
-    """This machine's name in leases, unless ``BURR_CHATBOT_WORKER_NAME`` names it."""
+    """This machine's host name: its name in leases unless ``BURR_CHATBOT_WORKER_NAME`` (the
+    ``worker_name`` setting, read by :func:`.engines.open_store`) gives another."""
     return socket.gethostname()
 
 
