@@ -21,6 +21,13 @@ export interface Conversation {
   isNew: boolean
 }
 
+/** What a request needs: the conversation shown, once its project is known. */
+interface Target {
+  client: ApiClient
+  project: string
+  appId: string
+}
+
 /** What the page is told about, besides the chat state. */
 export interface TurnCallbacks {
   /** Called before the first prompt goes out, to create the conversation on the server. */
@@ -140,6 +147,12 @@ export class TurnController {
     return this.current?.phase === 'streaming'
   }
 
+  /** The conversation shown, when its project is known (else nothing is asked). */
+  private target(): Target | null {
+    const shown = this.conversation
+    return shown?.project ? { client: shown.client, project: shown.project, appId: shown.appId } : null
+  }
+
   /**
    * Shows a conversation: what the page did for the one before is dropped, then the prompt
    * queued for it is sent (`sendWhenOpen`), or its history is loaded and an answer still
@@ -189,12 +202,12 @@ export class TurnController {
    * appears here and its answer streams in, until the returned function is called.
    */
   follow(): () => void {
-    const conversation = this.conversation
-    if (!conversation?.project) return () => undefined
+    const target = this.target()
+    if (!target) return () => undefined
     const abort = new AbortController()
-    void conversation.client.followConversation({
-      project: conversation.project,
-      appId: conversation.appId,
+    void target.client.followConversation({
+      project: target.project,
+      appId: target.appId,
       signal: abort.signal,
       // Changes may have been missed while the stream was down.
       onOpen: (again) => {
@@ -217,9 +230,9 @@ export class TurnController {
    * no project yet, or an answer streams and `interrupt` is false).
    */
   async send(prompt: string, options: SendOptions = {}): Promise<boolean> {
-    const conversation = this.conversation
-    if (!prompt.trim() || !conversation?.project) return false
-    const { client, project, appId } = conversation
+    const target = this.target()
+    if (!prompt.trim() || !target) return false
+    const { client, project, appId } = target
     // What the page shows, without the answer a new prompt cuts short (the server sends it again).
     const known = historyAfter(this.state.messages)
     const running = this.current
@@ -235,7 +248,7 @@ export class TurnController {
       }
     }
     running?.abort.abort() // (asking whether an answer streams: this prompt comes first)
-    const turn = this.begin('streaming', conversation, prompt, true)
+    const turn = this.begin('streaming', target, prompt, true)
     this.dispatch({ type: 'send_start', prompt, optimistic: !options.retry })
     const onEvent: EventHandler = (event, id) => {
       if (id && this.current === turn) this.knownTurns.add(turnOf(id))
@@ -289,12 +302,12 @@ export class TurnController {
     const turn = this.current
     if (turn?.phase !== 'streaming' || turn.abort.signal.aborted) return
     turn.abort.abort()
-    const conversation = this.conversation
-    if (!conversation?.project) return
+    const target = this.target()
+    if (!target) return
     // Closing the stream alone leaves the server's turn running for a grace period (a reader
     // may reattach), and a prompt sent meanwhile would get a 409: stop it explicitly.
-    const pending: Promise<unknown> = conversation.client
-      .stop(conversation.project, conversation.appId)
+    const pending: Promise<unknown> = target.client
+      .stop(target.project, target.appId)
       .catch(() => undefined)
       .finally(() => {
         if (this.stopping === pending) this.stopping = null
@@ -303,12 +316,10 @@ export class TurnController {
   }
 
   /** A new turn, now the current one. */
-  private begin(phase: TurnPhase, conversation: Conversation, prompt: string | null, sent: boolean): Turn {
+  private begin(phase: TurnPhase, target: Target, prompt: string | null, sent: boolean): Turn {
     const abort = new AbortController()
     const reader = turnReader({
-      client: conversation.client,
-      project: conversation.project ?? '',
-      appId: conversation.appId,
+      ...target,
       signal: abort.signal,
       isCurrent: () => this.current === turn,
       dispatch: this.dispatch,
@@ -346,10 +357,10 @@ export class TurnController {
    * before `expectTurn` (the turn another tab announced): ask again shortly.
    */
   private async probe(opened: number, history: ChatItem[], expectTurn?: string): Promise<boolean> {
-    const conversation = this.conversation
-    if (!conversation?.project || opened !== this.opened || this.streaming) return false
+    const target = this.target()
+    if (!target || opened !== this.opened || this.streaming) return false
     this.current?.abort.abort() // (an earlier probe)
-    const turn = this.begin('probing', conversation, null, false)
+    const turn = this.begin('probing', target, null, false)
     let early = false
     let stopped = false
     const onEvent: EventHandler = (event, id) => {
@@ -372,9 +383,9 @@ export class TurnController {
     }
     let ending: TurnEnding
     try {
-      const outcome = await conversation.client.resumeChat({
-        project: conversation.project,
-        appId: conversation.appId,
+      const outcome = await target.client.resumeChat({
+        project: target.project,
+        appId: target.appId,
         signal: turn.abort.signal,
         onEvent,
       })
@@ -412,12 +423,12 @@ export class TurnController {
    * While this page streams an answer it waits for its end (catchUp).
    */
   private async resync(expectTurn?: string): Promise<void> {
-    const conversation = this.conversation
-    if (!conversation?.project) return
+    const target = this.target()
+    if (!target) return
     if (this.streaming) return this.announce(expectTurn)
     const opened = this.opened
     try {
-      const items = await conversation.client.history(conversation.project, conversation.appId)
+      const items = await target.client.history(target.project, target.appId)
       if (opened !== this.opened) return
       if (this.streaming) return this.announce(expectTurn)
       this.dispatch({ type: 'history_synced', items })
