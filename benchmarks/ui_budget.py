@@ -333,7 +333,9 @@ def stream_once(
     trace: Optional[Path] = None,
 ) -> StreamRun:
     fake.control(markdown=markdown, tokens=tokens, delay_ms=delay_ms, text=None)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # The page's CSP (script-src 'self' plus one hash) would block the observer script and
+    # Playwright's string predicates; the measuring context alone ignores it.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     try:
         context.add_init_script(OBSERVER)
         page = context.new_page()

@@ -11,7 +11,7 @@ import { useConversations } from './hooks/useConversations'
 import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
 import { useSignedInUser } from './hooks/useSignedInUser'
-import { api } from './lib/api'
+import { ApiClient } from './lib/api'
 import { siblingsAt } from './lib/branches'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
 import { whenIdle } from './lib/idle'
@@ -31,12 +31,14 @@ export interface AppProps {
 }
 
 export function App({ config = defaultConfig, fetchImpl }: AppProps) {
-  const model = useModelInfo(fetchImpl)
-  const signedIn = useSignedInUser(fetchImpl)
-  const graph = useGraph(fetchImpl)
+  // Every request of the page goes through this one client (its base URL and fetch).
+  const client = useMemo(() => new ApiClient({ apiBase: config.apiBase, fetchImpl }), [config.apiBase, fetchImpl])
+  const model = useModelInfo(client)
+  const signedIn = useSignedInUser(client)
+  const graph = useGraph(client)
   const project = model.data?.project_id ?? (model.error ? FALLBACK_PROJECT : null)
-  const conversations = useConversations(project, fetchImpl)
-  const branches = useBranches(project, conversations.currentId, conversations.isNew, fetchImpl, config.apiBase)
+  const conversations = useConversations(project, client)
+  const branches = useBranches(project, conversations.currentId, conversations.isNew, client)
   const { reload: reloadBranches } = branches
   const { refresh: refreshConversations } = conversations
   const onBranchCreated = useCallback(() => {
@@ -50,8 +52,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     ensureConversation: conversations.ensureCreated,
     onTurnEnd: conversations.refresh,
     onBranchCreated,
-    apiBase: config.apiBase,
-    ...(fetchImpl ? { fetchImpl } : {}),
+    client,
   })
   const [drawer, setDrawer] = useState<Drawer>('none')
   const streaming = chat.status === 'streaming'
@@ -81,7 +82,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
       if (!project) return
       setBranchError(null)
       try {
-        const id = await api.fork(project, currentId, at, { apiBase: config.apiBase, ...(fetchImpl ? { fetchImpl } : {}) })
+        const id = await client.fork(project, currentId, at)
         sendWhenOpen(id, prompt)
         selectConversation(id)
         onBranchCreated()
@@ -89,7 +90,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
         setBranchError(error instanceof Error ? error.message : 'The branch could not be made.')
       }
     },
-    [project, currentId, config.apiBase, fetchImpl, sendWhenOpen, selectConversation, onBranchCreated],
+    [project, currentId, client, sendWhenOpen, selectConversation, onBranchCreated],
   )
   // Another conversation shown: the error was about the one before.
   const [branchErrorFor, setBranchErrorFor] = useState(currentId)

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react'
-import { api } from '../lib/api'
+import type { ApiClient } from '../lib/api'
 import { isAbortError } from '../lib/errors'
 import type { BranchTree } from '../lib/types'
 
@@ -11,7 +11,7 @@ export interface UseBranches {
 }
 
 /** The branch tree (`GET /branches`) of the conversation shown. */
-export function useBranches(project: string | null, appId: string, isNew: boolean, fetchImpl?: typeof fetch, apiBase?: string): UseBranches {
+export function useBranches(project: string | null, appId: string, isNew: boolean, client: ApiClient): UseBranches {
   const [tree, setTree] = useState<BranchTree | null>(null)
   const [version, setVersion] = useState(0)
 
@@ -26,15 +26,15 @@ export function useBranches(project: string | null, appId: string, isNew: boolea
   useEffect(() => {
     if (!project || isNew) return
     const abort = new AbortController()
-    api
-      .branches(project, appId, { signal: abort.signal, ...(apiBase ? { apiBase } : {}), ...(fetchImpl ? { fetchImpl } : {}) })
+    client
+      .branches(project, appId, { signal: abort.signal })
       .then((next) => setTree(next))
       .catch((error: unknown) => {
         // A tree that cannot be read shows no switcher; the conversation itself still works.
         if (!isAbortError(error)) setTree(null)
       })
     return () => abort.abort()
-  }, [project, appId, isNew, version, fetchImpl, apiBase])
+  }, [project, appId, isNew, version, client])
 
   const reload = useCallback(() => setVersion((v) => v + 1), [])
   return { tree, reload }

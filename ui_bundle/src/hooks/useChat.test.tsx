@@ -1,7 +1,9 @@
 import { act, renderHook, waitFor } from '@testing-library/react'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { turnReader, useChat, type UseChat, type UseChatOptions } from './useChat'
-import type { ChatAction } from './chatState'
+import { useChat, type UseChat, type UseChatOptions } from './useChat'
+import { ApiClient } from '../lib/api'
+import type { ChatAction } from '../lib/chatState'
+import { turnReader } from '../lib/turnReader'
 import { controlledStream, fakeFetch, jsonResponse, sse, streamResponse } from '../test/sse'
 import type { ChatEvent, ChatItem } from '../lib/types'
 
@@ -49,9 +51,17 @@ async function startTurn(
   return { sent }
 }
 
+/** One client per fake fetch: the hook sees the same API across renders. */
+const clients = new WeakMap<typeof fetch, ApiClient>()
+function clientFor(fetchImpl: typeof fetch): ApiClient {
+  let client = clients.get(fetchImpl)
+  if (!client) clients.set(fetchImpl, (client = new ApiClient({ fetchImpl })))
+  return client
+}
+
 function setup(fetchImpl: typeof fetch, extra: Partial<UseChatOptions> = {}) {
   return renderHook((props: UseChatOptions) => useChat(props), {
-    initialProps: { project: 'proj', appId: 'app1', isNew: true, fetchImpl, ...extra },
+    initialProps: { project: 'proj', appId: 'app1', isNew: true, client: clientFor(fetchImpl), ...extra },
   })
 }
 
@@ -359,8 +369,7 @@ describe('turnReader', () => {
     const reader = turnReader({
       project: 'proj',
       appId: 'app1',
-      apiBase: undefined,
-      fetchImpl: undefined,
+      client: new ApiClient(),
       signal: new AbortController().signal,
       isCurrent: () => true,
       dispatch: (action) => actions.push(action),
@@ -392,8 +401,7 @@ describe('useChat, a reasoning model\'s thinking', () => {
     const reader = turnReader({
       project: 'proj',
       appId: 'app1',
-      apiBase: undefined,
-      fetchImpl: undefined,
+      client: new ApiClient(),
       signal: new AbortController().signal,
       isCurrent: () => true,
       dispatch: (action) => actions.push(action),
@@ -664,7 +672,7 @@ describe('useChat, reattaching to an answer', () => {
     const statuses: string[] = []
     const onTurnEnd = vi.fn()
     const { result } = renderHook(() => {
-      const chat = useChat({ project: 'proj', appId: 'old', isNew: false, fetchImpl: fetch, onTurnEnd })
+      const chat = useChat({ project: 'proj', appId: 'old', isNew: false, client: clientFor(fetch), onTurnEnd })
       statuses.push(chat.status)
       return chat
     })
@@ -927,7 +935,7 @@ describe('useChat, sending in a branch', () => {
     act(() => {
       result.current.sendWhenOpen('fork1', 'Q2 edited')
     })
-    rerender({ project: 'proj', appId: 'fork1', isNew: false, fetchImpl: fetch, live: false })
+    rerender({ project: 'proj', appId: 'fork1', isNew: false, client: clientFor(fetch), live: false })
     await waitFor(() => expect(calls.some((c) => c.path.startsWith('/response/proj/fork1'))).toBe(true))
     expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q2 edited'])
     await act(async () => {
@@ -952,7 +960,7 @@ describe('useChat, sending in a branch', () => {
     act(() => {
       result.current.sendWhenOpen('fork2', 'Q1')
     })
-    rerender({ project: 'proj', appId: 'fork2', isNew: false, fetchImpl: fetch, live: false })
+    rerender({ project: 'proj', appId: 'fork2', isNew: false, client: clientFor(fetch), live: false })
     await waitFor(() => expect(result.current.status).toBe('idle'))
     await waitFor(() => expect(result.current.messages.map((m) => m.item.content)).toEqual(['Q1', 'A1 again']))
   })

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
-import { api } from '../lib/api'
+import type { ApiClient } from '../lib/api'
 import { isAbortError } from '../lib/errors'
 import { isValidId, newConversationId } from '../lib/ids'
 import type { ConversationSummary } from '../lib/types'
@@ -44,7 +44,7 @@ function currentFromUrl(): Current {
   return id ? { id, isNew: false } : { id: newConversationId(), isNew: true }
 }
 
-export function useConversations(project: string | null, fetchImpl?: typeof fetch): UseConversations {
+export function useConversations(project: string | null, client: ApiClient): UseConversations {
   const [current, setCurrent] = useState<Current>(currentFromUrl)
   const [conversations, setConversations] = useState<ConversationSummary[]>([])
   const [loading, setLoading] = useState(project !== null)
@@ -57,17 +57,17 @@ export function useConversations(project: string | null, fetchImpl?: typeof fetc
   }, [current])
 
   // Loading from the render that asks for a list (not from the effect that fetches it).
-  const [request, setRequest] = useState({ project, version, fetchImpl })
-  if (request.project !== project || request.version !== version || request.fetchImpl !== fetchImpl) {
-    setRequest({ project, version, fetchImpl })
+  const [request, setRequest] = useState({ project, version, client })
+  if (request.project !== project || request.version !== version || request.client !== client) {
+    setRequest({ project, version, client })
     if (project) setLoading(true)
   }
 
   useEffect(() => {
     if (!project) return
     const abort = new AbortController()
-    api
-      .conversations(project, { signal: abort.signal, ...(fetchImpl ? { fetchImpl } : {}) })
+    client
+      .conversations(project, { signal: abort.signal })
       .then((list) => {
         setConversations(list)
         setError(null)
@@ -79,7 +79,7 @@ export function useConversations(project: string | null, fetchImpl?: typeof fetc
         if (!abort.signal.aborted) setLoading(false)
       })
     return () => abort.abort()
-  }, [project, version, fetchImpl])
+  }, [project, version, client])
 
   useEffect(() => {
     const onPopState = () => setCurrent(currentFromUrl())
@@ -103,13 +103,13 @@ export function useConversations(project: string | null, fetchImpl?: typeof fetc
       if (!project || created.current.has(appId)) return
       const now = currentRef.current
       if (now.id === appId && now.isNew) {
-        await api.create(project, appId, fetchImpl ? { fetchImpl } : {})
+        await client.create(project, appId)
         window.history.replaceState(null, '', urlWith(appId))
         setCurrent((prev) => (prev.id === appId ? { id: appId, isNew: false } : prev))
       }
       created.current.add(appId)
     },
-    [project, fetchImpl],
+    [project, client],
   )
 
   const refresh = useCallback(() => setVersion((v) => v + 1), [])

@@ -1,57 +1,115 @@
 import { config } from './config'
 import { httpErrorFrom, isAbortError, NetworkError } from './errors'
+import { followConversation, resumeChat, streamChat, type FollowRequest, type ResumeRequest, type StreamOutcome, type StreamRequest } from './stream'
 import type { BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
-  apiBase?: string
   signal?: AbortSignal
+  /** This call's base URL instead of the client's. */
+  apiBase?: string
+  /** This call's `fetch` instead of the client's. */
   fetchImpl?: typeof fetch
 }
 
-function url(path: string, options: ApiOptions): string {
-  return `${options.apiBase ?? config.apiBase}${path}`
-}
-
-async function request<T>(path: string, init: RequestInit, options: ApiOptions): Promise<T> {
-  const doFetch = options.fetchImpl ?? fetch
-  let response: Response
-  try {
-    response = await doFetch(url(path, options), {
-      ...init,
-      headers: { Accept: 'application/json', ...(init.headers ?? {}) },
-      signal: options.signal ?? null,
-    })
-  } catch (error) {
-    if (isAbortError(error)) throw error
-    throw new NetworkError(undefined, { cause: error })
-  }
-  if (!response.ok) throw await httpErrorFrom(response)
-  return (await response.json()) as T
-}
+/** What a stream request needs besides the client's base URL and `fetch`. */
+type Bound<T> = Omit<T, 'apiBase' | 'fetchImpl'>
 
 const seg = encodeURIComponent
 
-export const api = {
-  model: (options: ApiOptions = {}) => request<ModelInfo>('/model', { method: 'GET' }, options),
-  me: (options: ApiOptions = {}) => request<UserInfo>('/me', { method: 'GET' }, options),
-  graph: (options: ApiOptions = {}) => request<GraphInfo>('/graph', { method: 'GET' }, options),
-  conversations: (project: string, options: ApiOptions = {}) =>
-    request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options),
-  create: (project: string, appId: string, options: ApiOptions = {}) =>
-    request<string>(`/create/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
-  history: (project: string, appId: string, options: ApiOptions = {}) =>
-    request<ChatItem[]>(`/history/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options),
+/**
+ * The chatbot's API, as one object that holds the base URL and the `fetch` every request goes
+ * through: the JSON endpoints, the answer's stream (`POST /response`), reattaching to it
+ * (`GET /stream`) and following a conversation's changes (`GET /events`).
+ */
+export class ApiClient {
+  /** The API's URL, including any sub-path prefix, without a trailing slash. */
+  readonly apiBase: string
+  /** Called as a plain function (never as a method of the client). */
+  readonly fetchImpl: typeof fetch
+
+  /** Without arguments: the injected base URL (`config.apiBase`) and the browser's `fetch`. */
+  constructor(options: { apiBase?: string | undefined; fetchImpl?: typeof fetch | undefined } = {}) {
+    this.apiBase = options.apiBase ?? config.apiBase
+    // The global is looked up at each call, not now (a test may replace it after the page loads).
+    this.fetchImpl = options.fetchImpl ?? ((input, init) => fetch(input, init))
+  }
+
+  private async request<T>(path: string, init: RequestInit, options: ApiOptions): Promise<T> {
+    const doFetch = options.fetchImpl ?? this.fetchImpl
+    let response: Response
+    try {
+      response = await doFetch(`${options.apiBase ?? this.apiBase}${path}`, {
+        ...init,
+        headers: { Accept: 'application/json', ...(init.headers ?? {}) },
+        signal: options.signal ?? null,
+      })
+    } catch (error) {
+      if (isAbortError(error)) throw error
+      throw new NetworkError(undefined, { cause: error })
+    }
+    if (!response.ok) throw await httpErrorFrom(response)
+    return (await response.json()) as T
+  }
+
+  model(options: ApiOptions = {}): Promise<ModelInfo> {
+    return this.request<ModelInfo>('/model', { method: 'GET' }, options)
+  }
+
+  /** `GET /me`: who is signed in (`user` is null when the server has no users). */
+  me(options: ApiOptions = {}): Promise<UserInfo> {
+    return this.request<UserInfo>('/me', { method: 'GET' }, options)
+  }
+
+  graph(options: ApiOptions = {}): Promise<GraphInfo> {
+    return this.request<GraphInfo>('/graph', { method: 'GET' }, options)
+  }
+
+  conversations(project: string, options: ApiOptions = {}): Promise<ConversationSummary[]> {
+    return this.request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  create(project: string, appId: string, options: ApiOptions = {}): Promise<string> {
+    return this.request<string>(`/create/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options)
+  }
+
+  history(project: string, appId: string, options: ApiOptions = {}): Promise<ChatItem[]> {
+    return this.request<ChatItem[]>(`/history/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
   /** Stops the answer streaming in a conversation; resolves once the server has ended it. */
-  stop: (project: string, appId: string, options: ApiOptions = {}) =>
-    request<StopResult>(`/stop/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options),
+  stop(project: string, appId: string, options: ApiOptions = {}): Promise<StopResult> {
+    return this.request<StopResult>(`/stop/${seg(project)}/${seg(appId)}`, { method: 'POST' }, options)
+  }
+
   /** Forks a conversation: a new one with its first `at` messages (a Burr fork); resolves with its id. */
-  fork: (project: string, appId: string, at: number, options: ApiOptions = {}) =>
-    request<string>(
+  fork(project: string, appId: string, at: number, options: ApiOptions = {}): Promise<string> {
+    return this.request<string>(
       `/fork/${seg(project)}/${seg(appId)}`,
       { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ at }) },
       options,
-    ),
+    )
+  }
+
   /** The tree of branches a conversation belongs to (the root first, then in creation order). */
-  branches: (project: string, appId: string, options: ApiOptions = {}) =>
-    request<BranchTree>(`/branches/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options),
+  branches(project: string, appId: string, options: ApiOptions = {}): Promise<BranchTree> {
+    return this.request<BranchTree>(`/branches/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
+  /** `POST /response`: sends a prompt and reads its answer's events (see `streamChat`). */
+  streamChat(request: Bound<StreamRequest>): Promise<StreamOutcome> {
+    return streamChat({ ...request, apiBase: this.apiBase, fetchImpl: this.fetchImpl })
+  }
+
+  /** `GET /stream`: reattaches to the answer streaming in a conversation (see `resumeChat`). */
+  resumeChat(request: Bound<ResumeRequest>): Promise<StreamOutcome> {
+    return resumeChat({ ...request, apiBase: this.apiBase, fetchImpl: this.fetchImpl })
+  }
+
+  /** `GET /events`: follows a conversation's changes until the signal aborts (see `followConversation`). */
+  followConversation(request: Bound<FollowRequest>): Promise<void> {
+    return followConversation({ ...request, apiBase: this.apiBase, fetchImpl: this.fetchImpl })
+  }
 }
+
+/** The page's client: the injected base URL and the browser's `fetch`. */
+export const api = new ApiClient()

@@ -1,5 +1,5 @@
-import { HttpError, NetworkError } from '../lib/errors'
-import type { ChatEvent, ChatItem, MessageValue } from '../lib/types'
+import { HttpError, NetworkError } from './errors'
+import type { ChatEvent, ChatItem, MessageValue } from './types'
 
 /** What the page shows under an answer it saw being streamed. */
 export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'deltas' | 'path' | 'sequence_id' | 'usage'>
