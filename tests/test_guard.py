@@ -166,6 +166,23 @@ def test_only_json_bodies_are_taken(content_type: Optional[str], refused: bool) 
     assert content_type_refusal("GET", content_type) is None
 
 
+@pytest.mark.parametrize(
+    ("content_type", "refused"),
+    [
+        ("application/octet-stream", False),  # what aiohttp sends with an empty POST
+        ("application/json", False),
+        ("application/x-www-form-urlencoded", True),  # a form post: refused even empty
+        ("multipart/form-data; boundary=x", True),
+        ("Text/Plain; charset=utf-8", True),
+    ],
+)
+def test_a_bodyless_write_may_carry_another_type_but_never_a_form_s(
+    content_type: str, refused: bool
+) -> None:
+    assert bool(content_type_refusal("POST", content_type, has_body=False)) is refused
+    assert content_type_refusal("POST", "application/octet-stream", has_body=True) is not None
+
+
 def test_refusal_orders_host_then_origin_then_body_type() -> None:
     form = {"content_type": "text/plain", "origin": "http://evil.example"}
     assert refusal(scope("evil.example", method="POST", **form), NONE)[0] == 400

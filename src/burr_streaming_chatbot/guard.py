@@ -197,13 +197,31 @@ def is_json_type(content_type: str) -> bool:
     )
 
 
-def content_type_refusal(method: str, content_type: Optional[str]) -> Optional[str]:
-    """Why a state-changing request's body type is refused (only JSON is taken), or None."""
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+"""The body types a page of any site may send without asking first (CORS "simple" requests)."""
+
+
+def content_type_refusal(
+    method: str, content_type: Optional[str], has_body: bool = True
+) -> Optional[str]:
+    """Why a state-changing request's body type is refused, or None: a body must be JSON, and
+    a form's type is refused even without a body (a form post). A request without a body may
+    carry another type (some clients label an empty POST ``application/octet-stream``)."""
     if method not in STATE_CHANGING or not content_type or not content_type.strip():
         return None
     if is_json_type(content_type):
         return None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not has_body and media_type not in FORM_TYPES:
+        return None
     return f"Request bodies must be JSON (Content-Type: application/json), not {content_type!r}."
+
+
+def _has_body(headers: Mapping[str, list[str]]) -> bool:
+    length = _one(headers, "content-length")
+    if length is not None and length.strip().isdigit():
+        return int(length) > 0
+    return length is not None or _one(headers, "transfer-encoding") is not None
 
 
 def _headers(scope: Scope) -> dict[str, list[str]]:
@@ -241,7 +259,7 @@ def refusal(scope: Scope, allowed: AllowedHosts) -> Optional[tuple[int, str]]:
     if reason:
         return 403, reason
     if scope["type"] == "http":
-        reason = content_type_refusal(method, _one(headers, "content-type"))
+        reason = content_type_refusal(method, _one(headers, "content-type"), _has_body(headers))
         if reason:
             return 415, reason
     return None
