@@ -100,3 +100,41 @@ def test_only_the_storage_package_reaches_into_its_engines() -> None:
             continue
         assert not graph[name] & {"storage.sqlite", "storage.postgres"}, name
         assert ".persister(" not in path.read_text(encoding="utf-8"), f"{name} drives a persister"
+
+
+LAYERS = {
+    1: ["settings", "events", "sse"],
+    2: ["llm", "graph"],
+    3: ["storage"],
+    4: ["conversations", "answering", "turns", "changes"],
+    5: ["limits", "service"],
+    6: ["guard", "encoders", "router"],
+    7: ["plugins", "demo", "_burr_hook", "cli", "__main__", ""],
+}
+"""The layers of docs/architecture.md (a package stands for its modules; "" is the package)."""
+
+
+def layer_of(module: str) -> int:
+    for layer, names in LAYERS.items():
+        if module in names or module.split(".")[0] in names:
+            return layer
+    raise AssertionError(f"{module!r} is in no layer of docs/architecture.md")
+
+
+def test_each_module_imports_only_from_its_layer_and_below() -> None:
+    upward = [
+        f"{name} (layer {layer_of(name)}) imports {imported} (layer {layer_of(imported)})"
+        for name, imports in import_graph().items()
+        for imported in imports
+        if layer_of(imported) > layer_of(name)
+    ]
+    assert upward == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        name = path.relative_to(PACKAGE).as_posix()
+        assert f"`{path.name}`" in page or f"`{name}`" in page, f"{name} is not on the page"
