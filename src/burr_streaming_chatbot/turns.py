@@ -174,6 +174,8 @@ class LocalTurn:
             self._move(Signal.LAST_EVENT)
             self.events.append(event)  # type: ignore[union-attr]  # (a list until the turn ends)
             return
+        if self.state is TurnState.ENDING:
+            raise IllegalTransition("an event after the turn's last one")
         self.events.append(event)  # type: ignore[union-attr]
         self._wake()
 
