@@ -105,9 +105,9 @@ def _finish(state: State, item: dict) -> State:
 @streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
 async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
     """Stream the answer model's reply for ``mode`` (bound per node of the graph): its
-    thinking as ``{"reasoning": text}`` items, its text as ``{"delta": text}`` items. The
-    result has the answer (its thinking in ``reasoning``) and the tokens it cost (``usage``,
-    when the model server says).
+    thinking as ``{"reasoning": text}`` items, its text as ``{"delta": text}`` items, then
+    :data:`ANSWERED`. The result has the answer (its thinking in ``reasoning``) and the tokens
+    it cost (``usage``, when the model server says).
 
     If the model fails after some text arrived, that text is kept, marked ``interrupted``, and
     the result carries the ``error``; if it fails before any text, the action fails (Burr's

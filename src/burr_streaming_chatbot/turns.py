@@ -7,8 +7,11 @@ Burr runs the graph); this module runs it and lets clients read it:
 * :class:`LocalTurn`: a turn running (or just finished) in this process: its task and its events;
 * :class:`RemoteTurn`: a turn of another process, read from the store;
 * :data:`FollowedTurn`: either, as readers (the encoders) see them: ``follow``, ``event_id``;
-* :class:`TurnRunner`: this process's turns: starts them, finds one (here or in the store),
-  stops one (wherever it runs), and keeps their part of the store up to date.
+* :class:`TurnRunner`: this process's turns: runs each in its task, finds one (here or in the
+  store), stops one (wherever it runs), and keeps their part of the store up to date.
+
+Where a running turn is in its life, and so what a stop does to it, is its
+:class:`~.lifecycle.TurnState`, changed only through the table in :mod:`.lifecycle`.
 
 A turn's events are kept in order, so any number of listeners can follow it, and a client whose
 connection dropped can reattach and receive the rest exactly once (``Last-Event-ID``). When the
