@@ -104,9 +104,9 @@ def test_only_the_storage_package_reaches_into_its_engines() -> None:
 
 LAYERS = {
     1: ["settings", "events", "sse"],
-    2: ["llm", "graph"],
+    2: ["llm", "errors", "graph"],
     3: ["storage"],
-    4: ["conversations", "answering", "turns", "changes"],
+    4: ["lifecycle", "conversations", "answering", "turns", "changes"],
     5: ["limits", "service"],
     6: ["guard", "encoders", "router"],
     7: ["plugins", "demo", "_burr_hook", "cli", "__main__", ""],

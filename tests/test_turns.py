@@ -99,14 +99,12 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
     cancelled once, however many stops come (a second cancel landed in the first one's save)."""
     import asyncio
 
-    from burr_streaming_chatbot.events import ActionEvent, ActionValue
-    from burr_streaming_chatbot.graph import ANSWER_COMPLETE
+    from burr_streaming_chatbot.lifecycle import Signal
     from burr_streaming_chatbot.turns import LocalTurn
 
     async def answer(saving: asyncio.Event, saved: list[str], cut: bool):  # type: ignore[no-untyped-def]
-        # An action past `prompt`: the turn then knows the prompt is saved and a stop cancels
-        # at once (before it, a stop waits for the prompt's save).
-        yield TurnEvent.of(ActionEvent(value=ActionValue(action="answer_question", sequence_id=3)))
+        # The prompt is saved: a stop now cancels at once (before, it waits for the save).
+        yield Signal.PROMPT_SAVED
         try:
             yield TurnEvent("delta", "some text")
             if cut:
@@ -115,7 +113,7 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  (as graph.answer)
             saved.append("cut")
-        ANSWER_COMPLETE.get()()  # type: ignore[misc]
+        yield Signal.ANSWERED  # (as graph.answer, with no await since the stop)
         saving.set()
         await asyncio.sleep(0.05)  # the save, which a cancel would cut
         saved.append("answer")
@@ -124,7 +122,7 @@ async def test_a_stop_never_cuts_the_save_of_a_whole_or_already_cut_answer() -> 
     for cut in (False, True):
         saving, saved = asyncio.Event(), []
         turn = LocalTurn(("p", "c"), grace_s=1)
-        turn.start(answer(saving, saved, cut), lambda _: None)
+        turn.task = asyncio.create_task(turn.record(answer(saving, saved, cut)))
         if cut:
             await asyncio.sleep(0.02)
             assert turn.stop() is True  # the first stop cuts the answer
@@ -147,11 +145,6 @@ async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() ->
     recording = asyncio.Event()
     recorded = asyncio.Event()
 
-    async def before_end(_: LocalTurn) -> None:
-        recording.set()
-        await asyncio.sleep(0.1)
-        recorded.set()
-
     async def events():  # type: ignore[no-untyped-def]
         yield TurnEvent("delta", "text")
         yield TurnEvent.of(
@@ -170,8 +163,15 @@ async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() ->
             )
         )
 
+    async def run(turn: LocalTurn) -> None:  # (as TurnRunner does, the store a short sleep)
+        await turn.record(events())
+        recording.set()
+        await asyncio.sleep(0.1)
+        recorded.set()
+        turn.end()
+
     turn = LocalTurn(("p", "c"), grace_s=1)
-    turn.start(events(), lambda _: None, before_end)
+    turn.task = asyncio.create_task(run(turn))
     await recording.wait()
     got = []
     async for _, batch in turn.follow(0):

@@ -2,8 +2,10 @@
 
 :func:`turn_events` is the only producer of a turn's :class:`~.events.TurnEvent` s: the
 history, each Burr action as it starts, the mode, the model's thinking and text as they stream,
-and last one ``message`` or one ``error``. :mod:`.turns` runs it in a task of its own and
-records the events; :mod:`.encoders` write them in each wire protocol.
+and last one ``message`` or one ``error``; and, between them, when the user's message is saved
+and when the answer is whole (the :class:`~.lifecycle.Signal` s a stop depends on, see
+:mod:`.lifecycle`). :mod:`.turns` runs it in a task of its own and records the events;
+:mod:`.encoders` write them in each wire protocol.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any, Optional
 
 from burr.core import Application
 
-from .conversations import Conversations
+from .conversations import OpenApplication
+from .errors import CONFLICT, INTERNAL, STORAGE_UNAVAILABLE, error_event, upstream
 from .events import (
     ActionEvent,
     ActionValue,
-    ErrorEvent,
     ErrorValue,
     MessageEvent,
     MessageValue,
@@ -28,68 +30,58 @@ from .events import (
     TurnEvent,
     encode_json,
 )
+from .graph import is_answered
+from .lifecycle import Signal, TurnItem
 from .llm import UpstreamError
 from .storage.interface import ConflictError, is_store_error
-from .turns import INTERNAL, STORAGE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
-
-CONFLICT = ErrorValue(
-    code="conflict",
-    message="Another server wrote this conversation meanwhile; nothing of this turn was saved "
-    "after that. Reload the conversation.",
-    retryable=True,
-)
 
 
 @dataclass
 class TurnRequest:
-    """What a turn answers: the conversation (its Burr application, leased for this turn), the
-    prompt, how many messages the client has already, and when the request began."""
+    """What a turn answers: the conversation (its Burr application, opened for this turn with
+    its lease held), the prompt, how many messages the client has already, and when the request
+    began."""
 
     project_id: str
     app_id: str
-    app: Application
+    conversation: OpenApplication
     prompt: str
     history_after: int = 0
     started: float = field(default_factory=time.perf_counter)
 
 
-async def turn_events(
-    request: TurnRequest, conversations: Conversations
-) -> AsyncIterator[TurnEvent]:
+async def turn_events(request: TurnRequest) -> AsyncIterator[TurnItem]:
     """Run one turn of the state machine and describe it as events, the last a ``message`` or
-    an ``error`` (every failure becomes one; nothing is raised but a cancellation).
+    an ``error`` (every failure becomes one; nothing is raised but a cancellation), with the
+    signals of the turn's life in between.
 
-    It runs in its own task (see :mod:`.turns`), which ends, and so frees the conversation for
-    its next prompt, as soon as the last event is recorded, before any client reads it.
+    The turn's application is finished here, when the graph stops, whatever stopped it: a turn
+    that ended normally keeps its state for the next one; after any other end (a failure, a
+    stop) the next turn reloads the persisted state, which is then the truth. This runs in the
+    turn's own task (see :mod:`.turns`).
     """
-    app = request.app
-    completed = False
     try:
-        async for event in _graph_events(request, app):
-            yield event
-        completed = True
+        async with request.conversation as app:
+            async for item in _graph_events(request, app):
+                yield item
     except UpstreamError as exc:
-        yield _error(ErrorValue(code=exc.code, message=exc.message, retryable=exc.retryable))
+        yield error_event(upstream(exc))
     except ConflictError:
-        yield _error(CONFLICT)
+        yield error_event(CONFLICT)
     except Exception as exc:
         if is_store_error(exc):
             logger.warning(
                 "Turn in %s/%s: the store failed: %s", request.project_id, request.app_id, exc
             )
-            yield _error(STORAGE_UNAVAILABLE)
+            yield error_event(STORAGE_UNAVAILABLE)
         else:
             logger.exception("Turn failed in %s/%s", request.project_id, request.app_id)
-            yield _error(INTERNAL)
-    finally:
-        # An unfinished turn (failed, or cancelled because the client went away) leaves the
-        # persisted state as the truth: the next turn reloads it.
-        conversations.finish(request.project_id, request.app_id, app, completed)
+            yield error_event(INTERNAL)
 
 
-async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator[TurnEvent]:
+async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator[TurnItem]:
     """The turn's events up to its end; raises what the state machine raised."""
     inputs = {"prompt": request.prompt}
     if _next_action(app).name != "prompt":
@@ -105,7 +97,9 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
         yield TurnEvent.of(ActionEvent(value=action))
         if not next_action.streaming:
             ran, result, _ = await app.astep(inputs=inputs)  # type: ignore[misc]  # (never None: no halt)
-            if ran.name == "decide_mode" and result is not None:
+            if ran.name == "prompt":  # (its step persists the user's message)
+                yield Signal.PROMPT_SAVED
+            elif ran.name == "decide_mode" and result is not None:
                 yield TurnEvent.of(ModeEvent(value=result["mode"]))
             continue
         _, container = await app.astream_result(halt_after=[next_action.name], inputs=inputs)
@@ -113,20 +107,22 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
         deltas = 0
         async for item in container:
             delta = item.get("delta")
-            if delta is None:  # the model's thinking
+            if delta is not None:
+                if first is None:
+                    first = time.perf_counter()
+                deltas += 1
+                yield TurnEvent("delta", delta)
+            elif is_answered(item):
+                yield Signal.ANSWERED
+            else:  # the model's thinking
                 yield reasoning_event(item["reasoning"])
-                continue
-            if first is None:
-                first = time.perf_counter()
-            deltas += 1
-            yield TurnEvent("delta", delta)
         result, _ = await container.get()
         break
     if result is None:  # (a streaming action always has a result; its type does not say so)
         raise RuntimeError(f"{path[-1]} ended without a result")
     if result.get("error"):
         # The partial answer is persisted, marked interrupted; the turn still failed.
-        yield _error(ErrorValue(**result["error"]))
+        yield error_event(ErrorValue(**result["error"]))
         return
     response = result["response"]
     yield TurnEvent.of(
@@ -143,10 +139,6 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
             )
         )
     )
-
-
-def _error(value: ErrorValue) -> TurnEvent:
-    return TurnEvent.of(ErrorEvent(value=value))
 
 
 def reasoning_event(text: str) -> TurnEvent:

@@ -76,13 +76,14 @@ class Conversations:
             return Saved(State({HISTORY: []}), None)
         return Saved(*loaded)
 
-    async def application(
+    async def open(
         self, project_id: str, app_id: str, lease: Optional[Lease] = None
-    ) -> Application:
-        """A Burr application for one turn of the conversation, starting at ``prompt`` with
-        its last state. Hand it back with :meth:`finish` when the turn ends.
+    ) -> OpenApplication:
+        """The conversation's Burr application, starting at ``prompt`` with its last state
+        (Burr's tracker records the conversation); close it, or run a turn in it, with the
+        :class:`OpenApplication` returned.
 
-        ``lease`` is the one the turn holds; without one (a conversation only opened), the
+        ``lease`` is the one a turn holds; without one (a conversation only opened), the
         stored sequence id is read to check the cache. When the lease was taken over from a
         process that died mid-answer, the text that process had published is kept as an
         answer marked ``interrupted``, as if that process had been stopped.
@@ -99,7 +100,7 @@ class Conversations:
             recent_messages=self.settings.tracked_messages,
         )
         save = SaveAfter(self.store, project_id, SAVED_AFTER, saved.sequence_id)
-        return await (
+        app = await (
             ApplicationBuilder()
             .with_graph(self.graph)
             .with_state(state)
@@ -109,6 +110,14 @@ class Conversations:
             .with_identifiers(app_id=app_id, sequence_id=saved.sequence_id)
             .abuild()
         )
+        return OpenApplication(self, key, app)
+
+    async def open_turn(self, project_id: str, app_id: str, lease: Lease) -> OpenApplication:
+        """:meth:`open` for a turn holding ``lease``: from now until the turn leaves the
+        :class:`OpenApplication`, :meth:`history` reads the turn's state."""
+        opened = await self.open(project_id, app_id, lease)
+        self._running[opened.key] = opened.app
+        return opened
 
     async def _with_partial_answer(self, project_id: str, token: str, state: State) -> State:
         history = state.get(HISTORY, [])
@@ -209,17 +218,11 @@ class Conversations:
             branches = await self.store.branches(project_id, own.root)
         return BranchTree(root=own.root or app_id, branches=branches)
 
-    def running(self, project_id: str, app_id: str, app: Application) -> None:
-        """Note that ``app`` is running a turn (what :meth:`history` reads meanwhile)."""
-        self._running[(project_id, app_id)] = app
-
-    def finish(self, project_id: str, app_id: str, app: Application, completed: bool) -> None:
-        """End a turn's application. A completed turn's state is kept for the next turn; after
-        any other end, the next turn reloads the last persisted state."""
-        key = (project_id, app_id)
+    def _close(self, key: Key, app: Application, keep: bool) -> None:
+        """End an application (see :meth:`OpenApplication.close`)."""
         if self._running.get(key) is app:
             del self._running[key]
-        if completed:
+        if keep:
             self._saved[key] = Saved(app.state, app.sequence_id)
             self._saved.move_to_end(key)
             while len(self._saved) > self.settings.cache_size:
@@ -248,6 +251,39 @@ class Conversations:
     def clear(self) -> None:
         """Forget the cached states (the store is closed by its owner)."""
         self._saved.clear()
+
+
+class OpenApplication:
+    """A conversation's Burr application, opened by :meth:`Conversations.open` (in the request,
+    so that a refusal comes before anything streams) and finished once, by whoever holds it.
+
+    A turn runs in it as an async context manager (``async with opened as app:``), in the task
+    that runs the turn; leaving finishes it: a turn that ended normally keeps its state for the
+    next turn, while after any other end (an exception, a cancellation) the next turn reloads
+    what was persisted, which is then the truth. :meth:`close` finishes it without a turn.
+    """
+
+    __slots__ = ("_closed", "_conversations", "app", "key")
+
+    def __init__(self, conversations: Conversations, key: Key, app: Application) -> None:
+        self._conversations = conversations
+        self.key = key
+        self.app = app
+        self._closed = False
+
+    async def __aenter__(self) -> Application:
+        return self.app
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]], *_: object) -> None:
+        self.close(keep=exc_type is None)
+
+    def close(self, keep: bool) -> None:
+        """Finish the application (once; again does nothing): keep its state for the next turn
+        (``keep``), or drop it so the next turn reloads the persisted one; close its tracking
+        log and free it."""
+        if not self._closed:
+            self._closed = True
+            self._conversations._close(self.key, self.app, keep)
 
 
 def partial_answer(events: Sequence[TurnEvent]) -> Optional[dict[str, Any]]:

@@ -9,29 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Optional
 
 from burr.core import State, default, when
 from burr.core.action import action, streaming_action
 from burr.core.graph import Graph, GraphBuilder
 
+from .errors import stopped_upstream
 from .llm import ChatModel, Thought, UpstreamError, Usage
 
 StreamStep = AsyncGenerator[tuple[dict, Optional[State]], None]
 
-ANSWER_COMPLETE: ContextVar[Optional[Callable[[], None]]] = ContextVar(
-    "answer_complete", default=None
-)
-"""Called (in the task running the turn) once the answer is whole, or cut by a stop: from then
-on a stop has nothing left to cut, and must not cancel the step that saves the answer."""
+ANSWERED: dict[str, bool] = {"answered": True}
+"""The item a streaming answer yields once its text is whole, or cut by a stop, with no await
+since the last piece or the stop (so nothing can cut in): from then on a stop has nothing left
+to cut, and must not cancel the step that saves the answer. :mod:`.answering` turns it into
+:data:`.lifecycle.Signal.ANSWERED`."""
 
 
-def _answer_complete() -> None:
-    callback = ANSWER_COMPLETE.get()
-    if callback is not None:
-        callback()
+def is_answered(item: dict) -> bool:
+    """True for :data:`ANSWERED` (as Burr hands a streamed item back)."""
+    return item.get("answered") is True
 
 
 ANSWER_MODES = ("answer_question", "generate_poem", "generate_code")
@@ -106,9 +105,9 @@ def _finish(state: State, item: dict) -> State:
 @streaming_action(reads=["chat_history"], writes=["chat_history", "response"])
 async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
     """Stream the answer model's reply for ``mode`` (bound per node of the graph): its
-    thinking as ``{"reasoning": text}`` items, its text as ``{"delta": text}`` items. The
-    result has the answer (its thinking in ``reasoning``) and the tokens it cost (``usage``,
-    when the model server says).
+    thinking as ``{"reasoning": text}`` items, its text as ``{"delta": text}`` items, then
+    :data:`ANSWERED`. The result has the answer (its thinking in ``reasoning``) and the tokens
+    it cost (``usage``, when the model server says).
 
     If the model fails after some text arrived, that text is kept, marked ``interrupted``, and
     the result carries the ``error``; if it fails before any text, the action fails (Burr's
@@ -137,8 +136,8 @@ async def answer(state: State, llm: ChatModel, mode: str) -> StreamStep:
         if not pieces:
             raise
         _uncancel()
-        error = UpstreamError("stopped", "The answer was stopped.", retryable=True)
-    _answer_complete()  # (no await since the last piece or the stop: nothing can cut in)
+        error = stopped_upstream()
+    yield ANSWERED, None  # (no await since the last piece or the stop: nothing can cut in)
     item: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(pieces),
@@ -163,7 +162,7 @@ async def _stream_fixed(state: State, text: str, mode: str) -> StreamStep:
     for piece in re.findall(r"\S+\s*", text):
         await asyncio.sleep(0)
         yield {"delta": piece}, None
-    _answer_complete()
+    yield ANSWERED, None
     item = {"role": "assistant", "content": text, "type": "text", "mode": mode, "model": "none"}
     yield {"response": item}, _finish(state, item)
 

@@ -249,9 +249,9 @@ class ChatService:
         with unavailable_when_the_store_fails():
             if user is not None:
                 await self._claim(project_id, app_id, user)
-            app = await self.conversations.application(project_id, app_id)
-        busy = self.turns.busy((project_id, app_id))
-        self.conversations.finish(project_id, app_id, app, completed=not busy)
+            opened = await self.conversations.open(project_id, app_id)
+        # (while a turn runs here, its state is newer than the one just loaded)
+        opened.close(keep=not self.turns.busy((project_id, app_id)))
         return app_id
 
     async def history(
@@ -453,7 +453,7 @@ class ChatService:
                 if lease is None:  # answering in another process
                     raise Busy()
                 try:
-                    app = await self.conversations.application(project_id, app_id, lease)
+                    opened = await self.conversations.open_turn(project_id, app_id, lease)
                 except BaseException:
                     with contextlib.suppress(Exception):  # (free the conversation again)
                         await self.store.finish(project_id, app_id, token, None)
@@ -463,9 +463,8 @@ class ChatService:
             raise
         finally:
             self._starting.discard(key)
-        self.conversations.running(project_id, app_id, app)
-        request = TurnRequest(project_id, app_id, app, prompt, history_after)
-        turn = self.turns.begin(key, token, turn_events(request, self.conversations))
+        request = TurnRequest(project_id, app_id, opened, prompt, history_after)
+        turn = self.turns.begin(key, token, turn_events(request))
         assert turn.task is not None  # (started by begin)
         turn.task.add_done_callback(lambda _: slot.release())
         return turn

@@ -7,8 +7,11 @@ Burr runs the graph); this module runs it and lets clients read it:
 * :class:`LocalTurn`: a turn running (or just finished) in this process: its task and its events;
 * :class:`RemoteTurn`: a turn of another process, read from the store;
 * :data:`FollowedTurn`: either, as readers (the encoders) see them: ``follow``, ``event_id``;
-* :class:`TurnRunner`: this process's turns: starts them, finds one (here or in the store),
-  stops one (wherever it runs), and keeps their part of the store up to date.
+* :class:`TurnRunner`: this process's turns: runs each in its task, finds one (here or in the
+  store), stops one (wherever it runs), and keeps their part of the store up to date.
+
+Where a running turn is in its life, and so what a stop does to it, is its
+:class:`~.lifecycle.TurnState`, changed only through the table in :mod:`.lifecycle`.
 
 A turn's events are kept in order, so any number of listeners can follow it, and a client whose
 connection dropped can reattach and receive the rest exactly once (``Last-Event-ID``). When the
@@ -35,14 +38,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
-from .events import EVENT_TYPES, ErrorEvent, ErrorValue, TurnEvent
-from .graph import ANSWER_COMPLETE
+from .errors import INTERNAL, LOST, STOPPED, STORAGE_UNAVAILABLE, error_event
+from .events import EVENT_TYPES, ErrorValue, TurnEvent
+from .lifecycle import (
+    FROM_THE_PRODUCER,
+    STOP_ACCEPTED,
+    IllegalTransition,
+    Signal,
+    TurnItem,
+    TurnState,
+    cancels,
+    next_state,
+)
 from .storage.interface import Batch, Event, Key, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
 
 
-STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
 WATCH_S = 0.2
 """How often a reader on another process says it still follows a turn."""
 PRUNE_EVERY_S = 10.0
@@ -50,19 +62,8 @@ PRUNE_EVERY_S = 10.0
 NO_ID = -1
 """The "index" of an event that is not the turn's own (a reader's error): sent without an id,
 so a client's Last-Event-ID stays the turn's last real event."""
-INTERNAL = ErrorValue(code="internal", message="The server failed; see its log.", retryable=True)
-STORAGE_UNAVAILABLE = ErrorValue(
-    code="storage_unavailable",
-    message="The conversation store failed; what was saved before is kept. Try again soon.",
-    retryable=True,
-)
 END_TIMEOUT_S = 5.0
 """The longest a turn's last event waits for the store to record the turn's end."""
-LOST = ErrorValue(
-    code="worker_lost",
-    message="The server that was answering stopped before the answer ended; send the prompt again.",
-    retryable=True,
-)
 
 
 def new_token() -> str:
@@ -80,26 +81,32 @@ def position_after(token: str, last_event_id: Optional[str]) -> int:
     return 0
 
 
+FollowedElsewhere = Callable[["LocalTurn"], Awaitable[bool]]
+"""Asked when a turn's last listener here left a grace period ago: does a reader on another
+process follow it? (The turn then waits another grace period instead of stopping.)"""
+
+
 class LocalTurn:
-    """One turn's task and its events, numbered from 0."""
+    """One turn of this process: its task, its events (numbered from 0) and where it is in its
+    life (:attr:`state`, a :class:`~.lifecycle.TurnState`; every change of it goes through
+    :meth:`_move`, by the table in :mod:`.lifecycle`).
+
+    :class:`TurnRunner` runs it: :meth:`record` the producer's events, record the end in the
+    store, then :meth:`end`.
+    """
 
     __slots__ = (
-        "_answered",
+        "_asking",
+        "_followed_elsewhere",
         "_grace_s",
-        "_on_idle",
-        "_saving_prompt",
-        "_stop_pending",
-        "_stop_sent",
         "_stop_timer",
         "_waiters",
-        "done",
-        "ending",
         "events",
-        "failed",
         "finished_at",
         "key",
         "listeners",
         "published",
+        "state",
         "task",
         "token",
     )
@@ -109,7 +116,7 @@ class LocalTurn:
         key: Key,
         grace_s: float,
         token: Optional[str] = None,
-        on_idle: Optional[Callable[["LocalTurn"], None]] = None,
+        followed_elsewhere: Optional[FollowedElsewhere] = None,
     ) -> None:
         self.key = key
         self.token = token or new_token()
@@ -117,78 +124,73 @@ class LocalTurn:
         self.events: Union[list[Event], PackedEvents] = []
         self.published = 0
         """How many of the events are in the store."""
-        self.done = False
-        self.ending = False
-        """True once the last event is recorded: the rest goes to the store with the lease's end."""
-        self.failed = False
-        """True once an error event is recorded."""
+        self.state = TurnState.SAVING_PROMPT
         self.finished_at: Optional[float] = None
         self.listeners = 0
         self.task: Optional[asyncio.Task] = None
         self._grace_s = grace_s
-        self._on_idle = on_idle
-        """Called instead of :meth:`stop` when the grace period after the last listener ends
-        (to ask whether readers elsewhere follow the turn)."""
+        self._followed_elsewhere = followed_elsewhere
+        """Asked before a turn nobody here listens to is stopped (without it, it is stopped)."""
         self._waiters: list[asyncio.Future] = []
         self._stop_timer: Optional[asyncio.TimerHandle] = None
-        self._saving_prompt = True  # until the `prompt` step has persisted the user's message
-        self._stop_pending = False
-        self._stop_sent = False  # the task was cancelled once: a second cancel could cut the save
-        self._answered = False  # the answer is whole (or cut): nothing left for a stop to do
+        self._asking: Optional[asyncio.Task] = None
 
-    def start(
-        self,
-        events: AsyncIterator[TurnEvent],
-        on_done: Callable[["LocalTurn"], None],
-        before_end: Optional[Callable[["LocalTurn"], Awaitable[None]]] = None,
-    ) -> None:
-        """Run ``events`` in a task of its own, recording each event. ``before_end`` runs once
-        the last event is recorded, before any listener is woken for it."""
+    def _move(self, signal: Signal) -> None:
+        """The one place the turn's state changes; cancels the task on entering STOPPING."""
+        before = self.state
+        self.state = next_state(before, signal)
+        if cancels(before, self.state) and self.task is not None:
+            self.task.cancel()
 
-        async def drive() -> None:
-            ANSWER_COMPLETE.set(self._answer_complete)  # (this task's context only)
-            try:
-                async for event in events:
-                    self._append(event)
-                    if self._saving_prompt and _after_prompt(event):
-                        self._saving_prompt = False
-                        if self._stop_pending:
-                            self._cancel()
-            except asyncio.CancelledError:
-                # Stopped before the answer began streaming: nothing partial to keep.
-                if not self.failed:
-                    self._append(TurnEvent.of(ErrorEvent(value=STOPPED)))
-            except Exception:  # run_turn turns errors into events; this is a last resort
-                logger.exception("Turn %s/%s failed", *self.key)
-                self._append(TurnEvent.of(ErrorEvent(value=INTERNAL)))
-            finally:
-                if before_end is not None:
-                    try:
-                        await asyncio.wait_for(asyncio.shield(before_end(self)), END_TIMEOUT_S)
-                    except (Exception, asyncio.CancelledError):
-                        logger.warning(
-                            "Turn %s/%s: could not record its end in the store", *self.key
-                        )
-                self.done = True
-                # A finished turn is kept a while for late readers: its events packed, no task.
-                self.events = PackedEvents(self.events)
-                self.task = None
-                self.finished_at = time.monotonic()
-                self._cancel_stop_timer()
-                self._wake()
-                on_done(self)
+    async def record(self, events: AsyncIterator[TurnItem]) -> None:
+        """Record the producer's events, and follow the signals of its life, until the last
+        event is recorded (the turn is then ENDING). Every turn ends with one last event: a
+        turn cancelled before its answer streamed ends with ``stopped``, a producer that fails
+        or ends without a last event with ``internal``."""
+        try:
+            async for item in events:
+                if isinstance(item, Signal):
+                    if item not in FROM_THE_PRODUCER:
+                        raise IllegalTransition(f"the producer cannot say {item.name}")
+                    self._move(item)
+                else:
+                    self._append(item)
+        except asyncio.CancelledError:
+            # Stopped before the answer began streaming: nothing partial to keep.
+            self._end_with(STOPPED)
+        except Exception:  # the producer turns errors into events; this is a last resort
+            logger.exception("Turn %s/%s failed", *self.key)
+            self._end_with(INTERNAL)
+        if self.state is not TurnState.ENDING:
+            logger.error("Turn %s/%s ended without a last event", *self.key)
+            self._end_with(INTERNAL)
 
-        self.task = asyncio.get_running_loop().create_task(drive(), name=f"turn {self.key}")
+    def _end_with(self, error: ErrorValue) -> None:
+        """Record ``error`` as the last event, unless the last event is recorded already."""
+        if self.state is not TurnState.ENDING:
+            self._append(error_event(error))
 
     def _append(self, event: TurnEvent) -> None:
         """Record an event and wake the listeners; the last one (a ``message`` or an
-        ``error``) wakes nobody until the store has recorded the turn's end (``before_end``)."""
-        if event.type != "delta":  # (the most frequent: nothing else to look at)
-            self.failed = self.failed or event.type == "error"
-            self.ending = event.is_last
-        self.events.append(event)  # type: ignore[union-attr]  # (a list until the turn ends)
-        if not self.ending:
-            self._wake()
+        ``error``) wakes nobody until the store has recorded the turn's end (:meth:`end`)."""
+        if event.type != "delta" and event.is_last:  # (a delta: the most frequent)
+            self._move(Signal.LAST_EVENT)
+            self.events.append(event)  # type: ignore[union-attr]  # (a list until the turn ends)
+            return
+        if self.state is TurnState.ENDING:
+            raise IllegalTransition("an event after the turn's last one")
+        self.events.append(event)  # type: ignore[union-attr]
+        self._wake()
+
+    def end(self) -> None:
+        """The store has recorded the turn's end (or gave up): listeners get the last event. A
+        finished turn is kept a while for late readers: its events packed, no task."""
+        self._move(Signal.ENDED)
+        self.events = PackedEvents(self.events)
+        self.task = None
+        self.finished_at = time.monotonic()
+        self._cancel_stop_timer()
+        self._wake()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -198,8 +200,8 @@ class LocalTurn:
 
     @property
     def running(self) -> bool:
-        """True until the turn's last event is recorded."""
-        return not self.done
+        """True until the turn's end is recorded."""
+        return self.state is not TurnState.DONE
 
     def position(self, last_event_id: Optional[str]) -> int:
         """The index of the first event a client that saw ``last_event_id`` still needs."""
@@ -232,53 +234,39 @@ class LocalTurn:
                     idle.last_sent = loop.time()
                     index += len(batch)
                     continue
-                if self.done:
+                if not self.running:
                     return
                 # One future per listener: a listener that is cancelled cancels only its own.
                 waiter = loop.create_future()
                 self._waiters.append(waiter)
                 idle.waiter = waiter
                 await waiter
-                if index >= self._visible() and not self.done:
+                if index >= self._visible() and self.running:
                     yield index, []  # woken by the idle timer: nothing new
                     idle.last_sent = loop.time()
         finally:
             idle.cancel()
             self.listeners -= 1
-            if self.listeners == 0 and not self.done:
+            if self.listeners == 0 and self.running:
                 self._schedule_stop()
 
     def _visible(self) -> int:
         """How many events listeners may have: the last is held back until the store has
         recorded the turn's end (see :meth:`_append`), from a listener that came meanwhile (a
         reattach) too, or its client could send the next prompt while the lease still holds."""
-        return len(self.events) - (1 if self.ending and not self.done else 0)
+        return len(self.events) - (1 if self.state is TurnState.ENDING else 0)
 
     def stop(self) -> bool:
-        """Cancel the turn (and so its upstream request); False when it already ended.
+        """Stop the turn (cancel its task, and so its upstream request); False when there is
+        nothing left to stop.
 
         The user's message is never lost: until the ``prompt`` step has saved it, the stop
         waits for it. Nor is the answer: once it is whole (or cut by a first stop) it is saved
-        and sent, and a stop then returns False.
+        and sent, and a stop then returns False. See the table in :mod:`.lifecycle`.
         """
         self._cancel_stop_timer()
-        if self.done or self.task is None or self._answered:
-            return False
-        if self._saving_prompt:
-            self._stop_pending = True
-        else:
-            self._cancel()
-        return True
-
-    def _cancel(self) -> None:
-        """Cancel the task, once: the answering step catches one cancel and saves what it had;
-        another, landing in that save, would lose the answer."""
-        if not self._stop_sent and self.task is not None:
-            self._stop_sent = True
-            self.task.cancel()
-
-    def _answer_complete(self) -> None:
-        self._answered = True
+        self._move(Signal.STOP)
+        return self.state in STOP_ACCEPTED
 
     def _schedule_stop(self) -> None:
         self._cancel_stop_timer()
@@ -288,23 +276,28 @@ class LocalTurn:
             self._stop_timer = asyncio.get_running_loop().call_later(self._grace_s, self._idle)
 
     def _idle(self) -> None:
+        """The grace period after the last listener left ended: stop, unless a reader on
+        another process follows the turn (then wait another grace period)."""
         self._stop_timer = None
-        if self.listeners or self.done:
+        if self.listeners or not self.running:
             return
-        if self._on_idle is not None:
-            self._on_idle(self)
+        if self._followed_elsewhere is None:
+            self.stop()
+        elif self._asking is None:
+            self._asking = asyncio.get_running_loop().create_task(self._stop_unless_followed())
+
+    async def _stop_unless_followed(self) -> None:
+        assert self._followed_elsewhere is not None  # (asked only with one)
+        try:
+            followed = await self._followed_elsewhere(self)
+        finally:
+            self._asking = None
+        if self.listeners or not self.running:
+            return
+        if followed:
+            self._schedule_stop()
         else:
             self.stop()
-
-    def still_idle(self) -> None:
-        """Stop now if nobody listens; called back by ``on_idle`` once it has asked."""
-        if not self.listeners and not self.done:
-            self.stop()
-
-    def keep_going(self) -> None:
-        """Wait another grace period before stopping (readers elsewhere follow the turn)."""
-        if not self.listeners and not self.done:
-            self._schedule_stop()
 
     def _cancel_stop_timer(self) -> None:
         if self._stop_timer is not None:
@@ -437,7 +430,7 @@ class RemoteTurn:
             if not is_store_error(exc):
                 raise
             logger.warning("Following %s/%s from the store failed: %s", *self.key, exc)
-            yield NO_ID, [TurnEvent.of(ErrorEvent(value=STORAGE_UNAVAILABLE))]
+            yield NO_ID, [error_event(STORAGE_UNAVAILABLE)]
 
     async def _follow(
         self, start: int, idle_s: Optional[float]
@@ -465,7 +458,7 @@ class RemoteTurn:
                     last_sent = loop.time()
             if ended:
                 if record is not None and record.token == self.token and record.expired:
-                    yield NO_ID, [TurnEvent.of(ErrorEvent(value=LOST))]
+                    yield NO_ID, [error_event(LOST)]
                 return
             timeout = self.wait_s if idle_s is None else min(self.wait_s, idle_s)
             await self.store.wait(self.token, timeout)
@@ -504,7 +497,6 @@ class TurnRunner:
         self._writing = asyncio.Lock()
         """Held for each write of event logs: a turn's batches go in order, never twice."""
         self._keeper: Optional[asyncio.Task] = None
-        self._asking: set[asyncio.Task] = set()
         self._pruned = float("-inf")
         self._last_warning = 0.0
         store.on_stop_request(self._stop_requested)
@@ -513,18 +505,29 @@ class TurnRunner:
         """True while a turn of this conversation is running in this process."""
         return key in self.live
 
-    def begin(self, key: Key, token: str, events: AsyncIterator[TurnEvent]) -> LocalTurn:
-        """Start a turn whose lease is taken; the caller checked :meth:`busy` without
-        awaiting since."""
-        turn = LocalTurn(key, self.grace_s, token, self._idle)
+    def begin(self, key: Key, token: str, events: AsyncIterator[TurnItem]) -> LocalTurn:
+        """Start a turn whose lease is taken, in a task of its own; the caller checked
+        :meth:`busy` without awaiting since."""
+        turn = LocalTurn(key, self.grace_s, token, self._followed_elsewhere)
         self.live[key] = turn
         self.finished.pop(key, None)
-        turn.start(events, self._finish, self._end_in_store)
+        loop = asyncio.get_running_loop()
+        turn.task = loop.create_task(self._run(turn, events), name=f"turn {key}")
         if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="turn keeper")
+            self._keeper = loop.create_task(self._keep(), name="turn keeper")
         return turn
 
-    def _finish(self, turn: LocalTurn) -> None:
+    async def _run(self, turn: LocalTurn, events: AsyncIterator[TurnItem]) -> None:
+        """A turn's task, from its first event to its end: record the events; write the last
+        ones and the end of the lease to the store *before* any listener gets the last event
+        (so a client that saw the answer end may send its next prompt to any process); then
+        end the turn and keep it a while for late readers."""
+        await turn.record(events)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._end_in_store(turn)), END_TIMEOUT_S)
+        except (Exception, asyncio.CancelledError):
+            logger.warning("Turn %s/%s: could not record its end in the store", *turn.key)
+        turn.end()
         if self.live.get(turn.key) is turn:
             del self.live[turn.key]
         self.finished[turn.key] = turn
@@ -544,7 +547,7 @@ class TurnRunner:
         from memory when it is this process's, else from the store."""
         self._prune()
         local = self.live.get(key) or self.finished.get(key)
-        if local is not None and not local.done:
+        if local is not None and local.running:
             return local
         record = await self.store.current(*key)
         if record is None:
@@ -576,22 +579,14 @@ class TurnRunner:
             record = await self.store.current(*key)
         return True
 
-    def _idle(self, turn: LocalTurn) -> None:
-        """The grace period after a turn's last listener here ended: stop it, unless a reader
-        on another process followed it within that time."""
-        task = asyncio.get_running_loop().create_task(self._stop_unless_watched(turn))
-        self._asking.add(task)
-        task.add_done_callback(self._asking.discard)
-
-    async def _stop_unless_watched(self, turn: LocalTurn) -> None:
+    async def _followed_elsewhere(self, turn: LocalTurn) -> bool:
+        """True when a reader on another process followed ``turn`` within its last grace period
+        (a store that fails says no)."""
         within = self.grace_s + 2 * WATCH_S
         watched = await self._guarded(
             self.store.watched(turn.key[0], turn.key[1], turn.token, within)
         )
-        if watched:
-            turn.keep_going()
-        else:
-            turn.still_idle()
+        return bool(watched)
 
     def _stop_requested(self, project_id: str, app_id: str) -> None:
         turn = self.live.get((project_id, app_id))
@@ -652,7 +647,8 @@ class TurnRunner:
             projects: dict[str, list[tuple[LocalTurn, int]]] = {}
             for turn in self.live.values():
                 # (an ending turn's last events go with the end of its lease, never before)
-                if not turn.ending and len(turn.events) > turn.published:
+                ending = turn.state is TurnState.ENDING
+                if not ending and len(turn.events) > turn.published:
                     projects.setdefault(turn.key[0], []).append((turn, len(turn.events)))
             for project_id, turns in projects.items():
                 batches = [
