@@ -50,11 +50,11 @@ import harness
 from burr.core import State
 from harness import percentile
 
-from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.settings import Settings
 from burr_streaming_chatbot.storage.engines import open_store
 from burr_streaming_chatbot.storage.interface import Batch
 from burr_streaming_chatbot.turns import new_token
+from burr_streaming_chatbot.wire import TurnEvent
 
 try:  # as the servers (uvicorn runs on uvloop where it is installed)
     import uvloop

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from burr_streaming_chatbot.encoders import typed
 from burr_streaming_chatbot.encoders.agui import AgUiEvent, AgUiRun
 from burr_streaming_chatbot.encoders.ai_sdk import DeltaChunk, UIMessageChunk, UIMessageWriter
-from burr_streaming_chatbot.events import TurnEvent
+from burr_streaming_chatbot.wire import TurnEvent
 
 TEXTS = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     [

@@ -10,7 +10,6 @@ import pytest
 from burr_streaming_chatbot import lifecycle
 from burr_streaming_chatbot.answering import TurnRequest, turn_events
 from burr_streaming_chatbot.errors import INTERNAL, error_event
-from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.lifecycle import (
     STOP_ACCEPTED,
     TRANSITIONS,
@@ -23,6 +22,7 @@ from burr_streaming_chatbot.lifecycle import (
 from burr_streaming_chatbot.service import ChatService
 from burr_streaming_chatbot.settings import Settings
 from burr_streaming_chatbot.turns import LocalTurn
+from burr_streaming_chatbot.wire import TurnEvent
 
 REFUSED = [pair for pair in itertools.product(TurnState, Signal) if pair not in TRANSITIONS]
 

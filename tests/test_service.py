@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.service import (
     MAX_QUEUED,
     Busy,
@@ -18,6 +17,7 @@ from burr_streaming_chatbot.service import (
 )
 from burr_streaming_chatbot.settings import Settings
 from burr_streaming_chatbot.turns import FollowedTurn
+from burr_streaming_chatbot.wire import TurnEvent
 
 PROJECT = "svc"
 

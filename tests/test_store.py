@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.storage.interface import (
     Batch,
     Store,
@@ -18,6 +17,7 @@ from burr_streaming_chatbot.storage.interface import (
 )
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
+from burr_streaming_chatbot.wire import TurnEvent
 
 PROJECT = "store_test"
 

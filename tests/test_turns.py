@@ -2,8 +2,8 @@
 
 import pytest
 
-from burr_streaming_chatbot.events import TurnEvent
 from burr_streaming_chatbot.turns import PackedEvents
+from burr_streaming_chatbot.wire import TurnEvent
 
 
 def test_packed_events_read_back_as_recorded() -> None:
@@ -37,9 +37,9 @@ async def test_a_turn_s_last_event_reaches_the_store_only_with_the_end_of_its_le
     publishes new events every few milliseconds here, leaves the last one to the turn's end."""
     import asyncio
 
-    from burr_streaming_chatbot.events import ErrorEvent, ErrorValue, MessageEvent
     from burr_streaming_chatbot.storage.sqlite import SQLiteStore
     from burr_streaming_chatbot.turns import TurnRunner, new_token
+    from burr_streaming_chatbot.wire import ErrorEvent, ErrorValue, MessageEvent
 
     store = SQLiteStore(tmp_path, "here:1:x")
     await store.open()
@@ -139,8 +139,8 @@ async def test_a_listener_that_comes_while_the_end_is_recorded_waits_for_it() ->
     otherwise send the next prompt while the conversation's lease still holds (a 409)."""
     import asyncio
 
-    from burr_streaming_chatbot.events import MessageEvent
     from burr_streaming_chatbot.turns import LocalTurn
+    from burr_streaming_chatbot.wire import MessageEvent
 
     recording = asyncio.Event()
     recorded = asyncio.Event()

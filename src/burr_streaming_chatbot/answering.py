@@ -1,6 +1,6 @@
 """What a turn does: run the graph once for a prompt and describe it as events.
 
-:func:`turn_events` is the only producer of a turn's :class:`~.events.TurnEvent` s: the
+:func:`turn_events` is the only producer of a turn's :class:`~.wire.TurnEvent` s: the
 history, each Burr action as it starts, the mode, the model's thinking and text as they stream,
 and last one ``message`` or one ``error``; and, between them, when the user's message is saved
 and when the answer is whole (the :class:`~.lifecycle.Signal` s a stop depends on, see
@@ -20,7 +20,11 @@ from burr.core import Application
 
 from .conversations import OpenApplication
 from .errors import CONFLICT, INTERNAL, STORAGE_UNAVAILABLE, error_event, upstream
-from .events import (
+from .graph import is_answered
+from .lifecycle import Signal, TurnItem
+from .llm import UpstreamError
+from .storage.interface import ConflictError, is_store_error
+from .wire import (
     ActionEvent,
     ActionValue,
     ErrorValue,
@@ -30,10 +34,6 @@ from .events import (
     TurnEvent,
     encode_json,
 )
-from .graph import is_answered
-from .lifecycle import Signal, TurnItem
-from .llm import UpstreamError
-from .storage.interface import ConflictError, is_store_error
 
 logger = logging.getLogger(__name__)
 
@@ -142,16 +142,17 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
 
 
 def reasoning_event(text: str) -> TurnEvent:
-    """A :class:`~.events.ReasoningEvent`, serialized without pydantic (there is one per
+    """A :class:`~.wire.ReasoningEvent`, serialized without pydantic (there is one per
     network read while a model thinks)."""
     return TurnEvent("reasoning", '{"type":"reasoning","value":' + encode_json(text) + "}")
 
 
 def history_event(history: list[dict[str, Any]], after: int = 0) -> TurnEvent:
-    """The ``chat_history`` event (a :class:`~.events.ChatHistoryEvent`) with the messages from
+    """The ``chat_history`` event (a :class:`~.wire.ChatHistoryEvent`) with the messages from
     index ``after`` on, serialized straight from the stored messages: they were validated when
-    written, and a long conversation has thousands, which pydantic would take ~100 ms to
-    validate again on every turn (and a client that has them need not receive them again)."""
+    written, and a long conversation has thousands, which pydantic would validate again on
+    every turn (``benchmarks/RESULTS.md``, "One long conversation"); a client that has them
+    need not receive them again."""
     start = min(after, len(history))
     items = [
         {

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from .events import ConversationChange, encode_json
 from .sse import KEEPALIVE
 from .storage.interface import Store, is_store_error
+from .wire import ConversationChange, encode_json
 
 BRANCHES_EVERY = 4
 """Branches are read every this many ticks (a turn's start is the change that must be quick)."""

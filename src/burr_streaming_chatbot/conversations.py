@@ -4,17 +4,17 @@ which is persisted in the store, cached here between turns, and listed.
 State is persisted after the steps that matter (see :class:`.SaveAfter`) through the store's
 Burr persister, and every step is tracked in Burr's local tracking format so Burr's UI shows
 each conversation; see :mod:`.storage.messages` and :mod:`.storage.burr_hooks` for how both
-stay constant-size per step. Resuming
-reads one row and the messages, never the tracking log.
+stay constant-size per step. Resuming reads one row and the messages, never the tracking log.
 
 Another process may have answered a conversation since this one last did: a cached state is
 used only when its sequence id is the one stored (the lease hands it over at no extra cost),
 and every save is checked against the stored sequence id (:class:`.ConflictError`).
 
 Between turns only the state is kept, not the application: building one from the shared graph
-takes well under a millisecond, while a kept application is about 120 objects (its own copy of
-the graph, its builder, its hooks) that every full garbage collection has to scan, which held
-every stream's next delta 40 to 70 ms with a few hundred conversations in memory.
+is cheap, while a kept application is many objects (its own copy of the graph, its builder,
+its hooks) that every full garbage collection has to scan, and with a few hundred
+conversations in memory those collections held every stream's next delta (figures in
+``benchmarks/RESULTS.md``, "Streaming performance, fourth round: garbage collection").
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from burr.core import Application, ApplicationBuilder, State
 from burr.core.graph import Graph
 from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
-from .events import BranchTree, ConversationSummary, TurnEvent
 from .graph import TERMINAL_ACTIONS
 from .settings import Settings
 from .storage.burr_hooks import ChatTrackingClient, SaveAfter
 from .storage.interface import Key, Lease, Store
 from .storage.messages import BRANCH, HISTORY, SEQUENCE
+from .wire import BranchTree, ConversationSummary, TurnEvent
 
 SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
 """The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
@@ -361,7 +361,7 @@ class ForkPoint(AsyncBaseStateLoader):
 def _release(app: Application) -> None:
     """Break the one reference cycle of a Burr application (it reaches itself through its
     dependency factories, apache-burr 0.42 and 0.43), so reference counting frees it as soon as the
-    turn lets go, instead of leaving ~120 objects for the full garbage collector."""
+    turn lets go, instead of leaving its objects for the full garbage collector."""
     factories = getattr(app, "_dependency_factory", None)
     if isinstance(factories, dict):
         factories.clear()

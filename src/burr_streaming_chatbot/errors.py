@@ -7,8 +7,8 @@ request never gets this far (it is an HTTP answer, see :class:`.service.Refused`
 
 from __future__ import annotations
 
-from .events import ErrorEvent, ErrorValue, TurnEvent
 from .llm import UpstreamError
+from .wire import ErrorEvent, ErrorValue, TurnEvent
 
 STOPPED = ErrorValue(code="stopped", message="The answer was stopped.", retryable=True)
 """The turn was stopped (a client asked, its last reader left, or the server shut down)."""

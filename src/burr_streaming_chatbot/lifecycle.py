@@ -35,7 +35,7 @@ from __future__ import annotations
 import enum
 from typing import Union
 
-from .events import TurnEvent
+from .wire import TurnEvent
 
 
 class TurnState(enum.Enum):

@@ -18,9 +18,9 @@ from typing import Any, Optional, Protocol, Union
 import httpx
 import openai
 
-from .events import MODES, ErrorCode
 from .settings import Settings, public_url
 from .sse import EventDecoder
+from .wire import MODES, ErrorCode
 
 try:  # openai 3 sends its requests through httpx2, earlier versions through httpx
     import httpx2
@@ -113,7 +113,7 @@ class ChatModel(Protocol):
     """The OpenAI-compatible endpoint (None for the offline model)."""
 
     async def choose_mode(self, prompt: str) -> str:
-        """Return one of :data:`~burr_streaming_chatbot.events.MODES` for the prompt."""
+        """Return one of :data:`~burr_streaming_chatbot.wire.MODES` for the prompt."""
         ...
 
     def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:

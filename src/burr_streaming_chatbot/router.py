@@ -19,7 +19,14 @@ from fastapi.routing import APIRoute
 
 from .encoders import agui, ai_sdk
 from .encoders.native import event_blocks
-from .events import (
+from .guard import NOSNIFF, AllowedHosts, refusal, refused_response, validation_error_response
+from .limits import Slot
+from .llm import ChatModel
+from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
+from .settings import ID_PATTERN, Settings
+from .sse import EventStream, event_stream_responses, wants_event_stream
+from .turns import FollowedTurn, LocalTurn
+from .wire import (
     BranchTree,
     ChatEventBlock,
     ChatItem,
@@ -33,13 +40,6 @@ from .events import (
     StopResult,
     UserInfo,
 )
-from .guard import NOSNIFF, AllowedHosts, refusal, refused_response, validation_error_response
-from .limits import Slot
-from .llm import ChatModel
-from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
-from .settings import ID_PATTERN, Settings
-from .sse import EventStream, event_stream_responses, wants_event_stream
-from .turns import FollowedTurn, LocalTurn
 
 T = TypeVar("T")
 

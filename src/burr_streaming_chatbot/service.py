@@ -32,14 +32,6 @@ from fastapi import HTTPException, status
 from .answering import TurnRequest, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
-from .events import (
-    BranchTree,
-    ConversationSummary,
-    GraphInfo,
-    GraphTransition,
-    ModelInfo,
-    ServerStatus,
-)
 from .graph import build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
@@ -48,6 +40,14 @@ from .sse import KEEPALIVE
 from .storage.engines import open_store
 from .storage.interface import Key, StoreError, is_store_error
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
+from .wire import (
+    BranchTree,
+    ConversationSummary,
+    GraphInfo,
+    GraphTransition,
+    ModelInfo,
+    ServerStatus,
+)
 
 logger = logging.getLogger(__name__)
 

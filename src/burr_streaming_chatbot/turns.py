@@ -14,7 +14,7 @@ Where a running turn is in its life, and so what a stop does to it, is its
 :class:`~.lifecycle.TurnState`, changed only through the table in :mod:`.lifecycle`.
 
 A turn's events are kept in order, so any number of listeners can follow it, and a client whose
-connection dropped can reattach and receive the rest exactly once (``Last-Event-ID``). When the
+connection dropped can reattach and receive the rest exactly once (``Last-TurnEvent-ID``). When the
 last listener leaves, the turn is stopped after a short grace period (less than a second by
 default), which cancels the upstream request; a stopped answer keeps the text it had, marked
 ``interrupted``. Finished turns are kept for a while so a late reattach still gets the end.
@@ -39,7 +39,6 @@ from itertools import accumulate
 from typing import Any, Optional, Union, overload
 
 from .errors import INTERNAL, LOST, STOPPED, STORAGE_UNAVAILABLE, error_event
-from .events import EVENT_TYPES, ErrorValue, TurnEvent
 from .lifecycle import (
     FROM_THE_PRODUCER,
     STOP_ACCEPTED,
@@ -50,7 +49,8 @@ from .lifecycle import (
     cancels,
     next_state,
 )
-from .storage.interface import Batch, Event, Key, Store, TurnRecord, is_store_error
+from .storage.interface import Batch, Key, Store, TurnRecord, is_store_error
+from .wire import EVENT_TYPES, ErrorValue, TurnEvent
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ PRUNE_EVERY_S = 10.0
 """How often the event logs of turns that ended over a minute ago are deleted (at most)."""
 NO_ID = -1
 """The "index" of an event that is not the turn's own (a reader's error): sent without an id,
-so a client's Last-Event-ID stays the turn's last real event."""
+so a client's Last-TurnEvent-ID stays the turn's last real event."""
 END_TIMEOUT_S = 5.0
 """The longest a turn's last event waits for the store to record the turn's end."""
 
@@ -121,7 +121,7 @@ class LocalTurn:
         self.key = key
         self.token = token or new_token()
         """Names this turn in event ids (``<token>.<n>``), so ids of another turn are not mixed up."""
-        self.events: Union[list[Event], PackedEvents] = []
+        self.events: Union[list[TurnEvent], PackedEvents] = []
         self.published = 0
         """How many of the events are in the store."""
         self.state = TurnState.SAVING_PROMPT
@@ -213,7 +213,7 @@ class LocalTurn:
 
     async def follow(
         self, start: int = 0, idle_s: Optional[float] = None
-    ) -> AsyncIterator[tuple[int, list[Event]]]:
+    ) -> AsyncIterator[tuple[int, list[TurnEvent]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends.
 
         Events that pile up while the listener is busy come as one batch, so a slow reader
@@ -305,7 +305,7 @@ class LocalTurn:
             self._stop_timer = None
 
 
-class PackedEvents(Sequence[Event]):
+class PackedEvents(Sequence[TurnEvent]):
     """A finished turn's events in three flat objects: their data end to end in one string,
     where each ends, and each one's type. Read back as they were recorded.
 
@@ -316,7 +316,7 @@ class PackedEvents(Sequence[Event]):
 
     __slots__ = ("_ends", "_text", "_types")
 
-    def __init__(self, events: Sequence[Event]) -> None:
+    def __init__(self, events: Sequence[TurnEvent]) -> None:
         self._text = "".join(event.data for event in events)
         self._ends = array("Q", accumulate(len(event.data) for event in events))
         self._types = bytes(_TYPE_CODES[event.type] for event in events)
@@ -325,10 +325,10 @@ class PackedEvents(Sequence[Event]):
         return len(self._ends)
 
     @overload
-    def __getitem__(self, index: int) -> Event: ...
+    def __getitem__(self, index: int) -> TurnEvent: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Event]: ...
-    def __getitem__(self, index: Union[int, slice]) -> Union[Event, list[Event]]:
+    def __getitem__(self, index: slice) -> list[TurnEvent]: ...
+    def __getitem__(self, index: Union[int, slice]) -> Union[TurnEvent, list[TurnEvent]]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:
@@ -418,7 +418,7 @@ class RemoteTurn:
 
     async def follow(
         self, start: int = 0, idle_s: Optional[float] = None
-    ) -> AsyncIterator[tuple[int, list[Event]]]:
+    ) -> AsyncIterator[tuple[int, list[TurnEvent]]]:
         """Yield ``(index of the first, events)`` batches from ``start`` until the turn ends;
         an empty batch after ``idle_s`` seconds without events. A turn whose process died
         (its lease expired unfinished) ends with a ``worker_lost`` error, and a store that
@@ -434,7 +434,7 @@ class RemoteTurn:
 
     async def _follow(
         self, start: int, idle_s: Optional[float]
-    ) -> AsyncIterator[tuple[int, list[Event]]]:
+    ) -> AsyncIterator[tuple[int, list[TurnEvent]]]:
         loop = asyncio.get_running_loop()
         project_id, app_id = self.key
         index = start

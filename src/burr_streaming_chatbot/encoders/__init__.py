@@ -1,6 +1,6 @@
 """One turn, three wire protocols: each module here writes a turn's events in one protocol.
 
-A turn's events are :class:`~..events.TurnEvent` s (see :mod:`..answering` and :mod:`..turns`).
+A turn's events are :class:`~..wire.TurnEvent` s (see :mod:`..answering` and :mod:`..turns`).
 An encoder follows a turn (``turn.follow``) and turns each batch of events into its protocol's
 bytes, so stopping, reattaching, limits and persistence are the turn's, the same on every
 endpoint:
@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..events import encode_json
-from ..storage.interface import Event
+from ..wire import TurnEvent, encode_json
 
 
-def typed(batch: Sequence[Event]) -> Iterator[tuple[str, Any]]:
+def typed(batch: Sequence[TurnEvent]) -> Iterator[tuple[str, Any]]:
     """The events of a batch as ``(type, value)``, consecutive deltas joined into one
     ``("delta", text)``; the other events as their parsed JSON (a handful per turn, and one per
     network read while a model thinks)."""

@@ -45,11 +45,10 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..events import data_as_json_text, encode_json
 from ..graph import retries
 from ..sse import KEEPALIVE
-from ..storage.interface import Event
 from ..turns import FollowedTurn
+from ..wire import TurnEvent, data_as_json_text, encode_json
 from . import data_block, typed
 
 AgUiEvent = Union[
@@ -129,7 +128,7 @@ class AgUiRun:
         """``RUN_STARTED``."""
         return _bytes([RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id)])
 
-    def encode(self, batch: Sequence[Event]) -> bytes:
+    def encode(self, batch: Sequence[TurnEvent]) -> bytes:
         """The AG-UI events of one batch of the turn's events, as SSE bytes."""
         out: list[Union[BaseEvent, bytes]] = []
         for kind, value in typed(batch):

@@ -18,11 +18,18 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..events import ActionValue, ErrorValue, MessageValue, Mode, data_as_json_text, encode_json
 from ..settings import ID_PATTERN
 from ..sse import KEEPALIVE
-from ..storage.interface import Event
 from ..turns import FollowedTurn
+from ..wire import (
+    ActionValue,
+    ErrorValue,
+    MessageValue,
+    Mode,
+    TurnEvent,
+    data_as_json_text,
+    encode_json,
+)
 from . import data_block, typed
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
@@ -207,7 +214,7 @@ class UIMessageWriter:
         self.step = False
         self.open: Optional[str] = None  # the part being streamed: TEXT or REASONING
 
-    def encode(self, batch: Sequence[Event]) -> bytes:
+    def encode(self, batch: Sequence[TurnEvent]) -> bytes:
         """The chunks of one batch of the turn's events, as SSE bytes."""
         out: list[Union[_Chunk, bytes]] = []
         for kind, value in typed(batch):

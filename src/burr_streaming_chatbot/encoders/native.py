@@ -1,14 +1,14 @@
 """The native stream: Burr's streaming example's wire format, ``data: <json>`` blocks whose JSON
-has ``type`` and ``value`` (see :mod:`..events`)."""
+has ``type`` and ``value`` (see :mod:`..wire`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Optional
 
-from ..events import encode_json
 from ..sse import KEEPALIVE, encode_event
 from ..turns import FollowedTurn
+from ..wire import encode_json
 
 
 async def event_blocks(

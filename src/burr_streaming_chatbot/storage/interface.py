@@ -29,15 +29,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..events import ConversationSummary, TurnEvent
+from ..wire import ConversationSummary, TurnEvent
 
 if TYPE_CHECKING:
     from burr.core import State
 
 Key = tuple[str, str]
 """A conversation: its project id and its app id."""
-Event = TurnEvent
-"""A recorded event (the store keeps a turn's events as the turn made them)."""
 
 
 UNOWNED = ""
@@ -92,7 +90,7 @@ class Batch:
     """Events of one turn published together: those numbered ``first`` on."""
 
     first: int
-    events: list[Event]
+    events: list[TurnEvent]
 
 
 def is_store_error(exc: BaseException) -> bool:
@@ -156,7 +154,7 @@ def owner_is_gone(owner: str, me: str) -> bool:
     return False
 
 
-def pack_events(events: Sequence[Event]) -> str:
+def pack_events(events: Sequence[TurnEvent]) -> str:
     """A batch as one JSON array: a delta as its text, another event as ``[type, its JSON]``."""
     return (
         "["
@@ -170,7 +168,7 @@ def pack_events(events: Sequence[Event]) -> str:
     )
 
 
-def unpack_events(payload: str) -> list[Event]:
+def unpack_events(payload: str) -> list[TurnEvent]:
     """What :func:`pack_events` packed."""
     return [
         TurnEvent("delta", item) if type(item) is str else TurnEvent(*item)

@@ -23,8 +23,8 @@ from burr.core import State
 from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_asyncpg import AsyncPostgreSQLPersister
 
-from ..events import ConversationSummary
 from ..settings import public_url
+from ..wire import ConversationSummary
 from .interface import (
     UNOWNED,
     Batch,

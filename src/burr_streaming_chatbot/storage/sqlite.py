@@ -26,7 +26,7 @@ from burr.core import State
 from burr.core.persistence import PersistedStateData
 from burr.integrations.persisters.b_aiosqlite import AsyncSQLitePersister
 
-from ..events import ConversationSummary
+from ..wire import ConversationSummary
 from .interface import (
     UNOWNED,
     Batch,

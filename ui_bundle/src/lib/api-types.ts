@@ -1024,7 +1024,7 @@ export interface components {
              */
             ttft_ms: number | null;
             /** @description The answer model's token usage (None when the server does not report it, and for fixed answers). */
-            usage: components["schemas"]["burr_streaming_chatbot__events__TokenUsage"] | null;
+            usage: components["schemas"]["burr_streaming_chatbot__wire__TokenUsage"] | null;
         };
         /**
          * MessagesSnapshotEvent
@@ -2135,7 +2135,7 @@ export interface components {
          * TokenUsage
          * @description The tokens an answer cost, as the model server counted them.
          */
-        burr_streaming_chatbot__events__TokenUsage: {
+        burr_streaming_chatbot__wire__TokenUsage: {
             /** Completion Tokens */
             completion_tokens: number;
             /** Prompt Tokens */
