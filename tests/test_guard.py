@@ -8,9 +8,11 @@ from typing import Any, Optional
 import pytest
 from fastapi.exceptions import RequestValidationError
 
+from burr_streaming_chatbot import guard
 from burr_streaming_chatbot.guard import (
     AllowedHosts,
     RequestGuard,
+    checked,
     content_type_refusal,
     cross_site_refusal,
     host_refusal,
@@ -227,6 +229,31 @@ def test_the_middleware_on_a_non_loopback_address() -> None:
     assert b"rebind.attacker.example" in sent[1]["body"]
     ran, sent = run_guard(scope("chat.example.com", server=(LAN, 7241)), "chat.example.com")
     assert ran
+
+
+def test_the_route_class_does_not_check_again_what_the_middleware_served() -> None:
+    """Under ``burr`` a request of the router passes the middleware, then the route class:
+    the second check is skipped only when the first used the same hosts."""
+    served: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        served.update(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict) -> None:
+        return None
+
+    foreign = scope("rebind.attacker.example", server=(LAN, 7241))
+    asyncio.run(RequestGuard(app, "")(foreign, receive, send))  # any Host on a LAN address
+    assert checked(served, AllowedHosts.parse("")) is None  # (skipped: the same hosts)
+    assert checked(served, AllowedHosts.parse("chat.example.com"))[0] == 400  # (checked)
+    assert checked(scope("rebind.attacker.example"), NONE)[0] == 400  # (no middleware ran)
+    marked = {**scope("rebind.attacker.example"), guard.CHECKED: NONE}
+    assert refusal(marked, NONE)[0] == 400 and checked(marked, NONE) is None  # (not again)
 
 
 def test_the_middleware_reads_the_setting_from_the_environment(

@@ -94,6 +94,10 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", f"{API}/conversations/junkproj1"),
         ("GET", f"{API}/history/junkproj2/a"),
         ("GET", f"{API}/model"),
+        ("GET", f"{API}/me"),
+        ("GET", f"{API}/status"),
+        ("GET", f"{API}/events/junkproj4/a"),
+        ("GET", f"{API}/stream/junkproj5/a"),
         ("GET", PAGE),
         ("POST", f"{API}/create/junkproj3/a"),
     ]:

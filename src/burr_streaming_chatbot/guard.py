@@ -275,6 +275,19 @@ def refused_response(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"detail": reason}, status_code=status, headers=dict([NOSNIFF]))
 
 
+CHECKED = "burr_chatbot.guard_checked"
+"""The ASGI scope key :class:`RequestGuard` sets to the hosts it checked a served request
+against; :func:`checked` then answers without checking again."""
+
+
+def checked(scope: Scope, allowed: AllowedHosts) -> Optional[tuple[int, str]]:
+    """:func:`refusal`, unless :class:`RequestGuard` already served this request against the
+    same hosts (under ``burr`` every request of the router passes both)."""
+    if scope.get(CHECKED) == allowed:
+        return None
+    return refusal(scope, allowed)
+
+
 class RequestGuard:
     """ASGI middleware: answers a request :func:`refusal` refuses with its JSON error, before
     anything of the app runs, and adds ``X-Content-Type-Options: nosniff`` to every answer.
@@ -294,7 +307,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         refused = refusal(scope, self.allowed)
-        if refused is not None:
+        if refused is None:
+            scope[CHECKED] = self.allowed  # (the router's route class need not check again)
+        else:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": refused[1][:120]})
             else:

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 
 from .encoders import agui, ai_sdk
 from .encoders.native import event_blocks
-from .guard import NOSNIFF, AllowedHosts, refusal, refused_response, validation_error_response
+from .guard import NOSNIFF, AllowedHosts, checked, refused_response, validation_error_response
 from .limits import Slot
 from .llm import ChatModel
 from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
@@ -425,7 +425,7 @@ def body_limited_route(limit: int, allowed_hosts: str = "") -> type[APIRoute]:
             handle = super().get_route_handler()
 
             async def handler(request: Request) -> Response:
-                refused = refusal(request.scope, allowed)
+                refused = checked(request.scope, allowed)
                 if refused is not None:
                     return refused_response(*refused)
                 if request.method in ("POST", "PUT", "PATCH"):

@@ -104,6 +104,10 @@ class Unavailable(Refused):
         super().__init__(detail, headers={"Retry-After": "1"})
 
 
+RETRY_AFTER_S = 2
+"""What ``Retry-After`` says to a client past one of its limits."""
+
+
 class TooMany(Refused):
     """The client is past one of its limits (429 with ``Retry-After``); the detail names it."""
 
@@ -111,10 +115,6 @@ class TooMany(Refused):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
-RETRY_AFTER_S = 2
-"""What ``Retry-After`` says to a client past one of its limits."""
 
 
 @contextlib.contextmanager
