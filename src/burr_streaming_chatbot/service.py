@@ -260,7 +260,7 @@ class ChatService:
         """The conversation's messages (empty when it does not exist); :class:`NotFound` when
         it is another user's, :class:`Unavailable` if the store fails."""
         with unavailable_when_the_store_fails():
-            if user is not None and await self._visible(project_id, app_id, user) == "new":
+            if await self._unwritten_for(user, project_id, app_id):
                 return []
             return await self.conversations.history(project_id, app_id)
 
@@ -277,7 +277,7 @@ class ChatService:
 
         try:
             with unavailable_when_the_store_fails():
-                if user is not None and await self._visible(project_id, app_id, user) == "new":
+                if await self._unwritten_for(user, project_id, app_id):
                     raise LookupError(app_id)
                 return await self.conversations.fork(
                     project_id, app_id, at, claim_branch if user is not None else None
@@ -294,7 +294,7 @@ class ChatService:
         given); :class:`NotFound` if none."""
         try:
             with unavailable_when_the_store_fails():
-                if user is not None and await self._visible(project_id, app_id, user) == "new":
+                if await self._unwritten_for(user, project_id, app_id):
                     raise LookupError(app_id)
                 tree = await self.conversations.tree(project_id, app_id)
                 if user is not None:
@@ -351,6 +351,12 @@ class ChatService:
         if owner != user:
             raise NotFound("No such conversation.")
         return "mine"
+
+    async def _unwritten_for(self, user: Optional[str], project_id: str, app_id: str) -> bool:
+        """With users on: True when nobody has written the conversation yet (``user`` then sees
+        it as empty), False when it is ``user``'s, :class:`NotFound` when it is another's.
+        Always False with users off."""
+        return user is not None and await self._visible(project_id, app_id, user) == "new"
 
     async def _claim(self, project_id: str, app_id: str, user: str) -> None:
         """Make the conversation ``user``'s if nobody wrote it yet; :class:`NotFound` when it
@@ -425,7 +431,7 @@ class ChatService:
         """The conversation's running answer, else its recently finished one, wherever it ran
         (None when there is neither); :class:`NotFound` when it is another user's."""
         with unavailable_when_the_store_fails():
-            if user is not None and await self._visible(project_id, app_id, user) == "new":
+            if await self._unwritten_for(user, project_id, app_id):
                 return None
             return await self.turns.find((project_id, app_id))
 
@@ -434,7 +440,7 @@ class ChatService:
         kept, marked interrupted. False when nothing was streaming; :class:`NotFound` when it
         is another user's."""
         with unavailable_when_the_store_fails():
-            if user is not None and await self._visible(project_id, app_id, user) == "new":
+            if await self._unwritten_for(user, project_id, app_id):
                 return False
             return await self.turns.stop((project_id, app_id))
 
