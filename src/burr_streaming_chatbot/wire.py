@@ -32,12 +32,31 @@ Mode = Literal["answer_question", "generate_poem", "generate_code", "unknown"]
 MODES: tuple[str, ...] = ("answer_question", "generate_poem", "generate_code", "unknown")
 
 
+class ToolCall(WireModel):
+    """A tool call an answer asked for (in its message's ``tool_calls``)."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The arguments as the model wrote them (JSON text).")
+    needs_approval: bool = Field(description="True when a person must approve it before it runs.")
+
+
+TOOL_FIELDS = ("tool_calls", "tool_call_id", "name", "status", "duration_ms", "reason")
+"""The fields of :class:`ChatItem` present only on the messages that have them."""
+
+
+def _tool_fields_optional(schema: dict) -> None:
+    schema["required"] = [name for name in schema.get("properties", {}) if name not in TOOL_FIELDS]
+
+
 class ChatItem(WireModel):
-    """One message of a conversation, as Burr's built-in example stores it in state."""
+    """One message of a conversation, as Burr's built-in example stores it in state; a message
+    of role ``tool`` is a tool's result (or error, or denial), and an answer that called tools
+    lists them in ``tool_calls``."""
 
     content: str
     type: Literal["image", "text", "code", "error"] = "text"
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "tool"]
     mode: Optional[str] = Field(default=None, description="The mode that produced an answer.")
     model: Optional[str] = Field(default=None, description="The model that produced an answer.")
     interrupted: bool = Field(
@@ -46,6 +65,22 @@ class ChatItem(WireModel):
     reasoning: Optional[str] = Field(
         default=None, description="What a reasoning model thought before this answer."
     )
+    tool_calls: Optional[list[ToolCall]] = Field(
+        default=None, description="The tools this answer called (only on such answers)."
+    )
+    tool_call_id: Optional[str] = Field(
+        default=None, description="A tool message's call (only on tool messages)."
+    )
+    name: Optional[str] = Field(default=None, description="A tool message's tool.")
+    status: Optional[Literal["ok", "error", "denied"]] = Field(
+        default=None, description="A tool message's outcome: the result, an error, or denied."
+    )
+    duration_ms: Optional[float] = Field(
+        default=None, description="How long a tool message's call ran (null when it did not)."
+    )
+    reason: Optional[str] = Field(default=None, description="Why a tool call was denied.")
+
+    model_config = ConfigDict(json_schema_extra=_tool_fields_optional)
 
 
 def _start_is_optional(schema: dict) -> None:
@@ -116,6 +151,12 @@ class TokenUsage(WireModel):
     )
 
 
+def _awaiting_is_optional(schema: dict) -> None:
+    # Absent unless the turn waits for approval (the bytes of other turns' messages unchanged).
+    schema["required"] = [n for n in schema.get("properties", {}) if n != "awaiting_approval"]
+    schema["properties"]["awaiting_approval"].pop("default", None)
+
+
 class MessageValue(WireModel):
     """The final assistant message with what a page needs to explain it."""
 
@@ -136,6 +177,13 @@ class MessageValue(WireModel):
         description="The answer model's token usage (None when the server does not report it, "
         "and for fixed answers).",
     )
+    awaiting_approval: Optional[list[str]] = Field(
+        default=None,
+        description="Only when the turn stopped to wait for a person: the tool calls waiting "
+        "for approval (`POST /approve`).",
+    )
+
+    model_config = ConfigDict(json_schema_extra=_awaiting_is_optional)
 
 
 class MessageEvent(WireModel):
@@ -143,6 +191,104 @@ class MessageEvent(WireModel):
 
     type: Literal["message"] = "message"
     value: MessageValue
+
+
+class ToolCallStartValue(WireModel):
+    """A tool call begins (its arguments follow)."""
+
+    id: str
+    name: str
+
+
+class ToolCallStartEvent(WireModel):
+    """The model began a tool call."""
+
+    type: Literal["tool_call_start"] = "tool_call_start"
+    value: ToolCallStartValue
+
+
+class ToolCallArgsValue(WireModel):
+    """A piece of a tool call's arguments (JSON text), in order."""
+
+    id: str
+    delta: str
+
+
+class ToolCallArgsEvent(WireModel):
+    """More of a tool call's arguments."""
+
+    type: Literal["tool_call_args"] = "tool_call_args"
+    value: ToolCallArgsValue
+
+
+class ToolCallEvent(WireModel):
+    """A tool call's arguments are complete."""
+
+    type: Literal["tool_call"] = "tool_call"
+    value: ToolCall
+
+
+class ApprovalRequest(WireModel):
+    """A tool call waiting for a person to approve or deny it."""
+
+    id: str = Field(description="The tool call's id (what `POST /approve` names).")
+    name: str
+    arguments: str
+    message: str = Field(description="What is asked, in words.")
+
+
+class ToolApprovalRequestEvent(WireModel):
+    """The turn stops here until a person approves or denies this call."""
+
+    type: Literal["tool_approval_request"] = "tool_approval_request"
+    value: ApprovalRequest
+
+
+class ToolResultValue(WireModel):
+    """What a tool returned (the text the model is given)."""
+
+    id: str
+    name: str
+    result: str
+    duration_ms: float
+
+
+class ToolResultEvent(WireModel):
+    """A tool call ran."""
+
+    type: Literal["tool_result"] = "tool_result"
+    value: ToolResultValue
+
+
+class ToolErrorValue(WireModel):
+    """Why a tool call failed (the model is told)."""
+
+    id: str
+    name: str
+    error: str
+    duration_ms: Optional[float]
+
+
+class ToolErrorEvent(WireModel):
+    """A tool call failed: unknown tool, bad arguments, the tool raised or took too long."""
+
+    type: Literal["tool_error"] = "tool_error"
+    value: ToolErrorValue
+
+
+class ToolDeniedValue(WireModel):
+    """A tool call a person denied (or a new prompt superseded)."""
+
+    id: str
+    name: str
+    reason: Optional[str]
+
+
+class ToolDeniedEvent(WireModel):
+    """A tool call was denied; the model is told."""
+
+    type: Literal["tool_denied"] = "tool_denied"
+    value: ToolDeniedValue
 
 
 ErrorCode = Literal[
@@ -175,7 +321,22 @@ class ErrorEvent(WireModel):
     value: ErrorValue
 
 
-EventType = Literal["chat_history", "action", "mode", "reasoning", "delta", "message", "error"]
+EventType = Literal[
+    "chat_history",
+    "action",
+    "mode",
+    "reasoning",
+    "delta",
+    "message",
+    "error",
+    "tool_call_start",
+    "tool_call_args",
+    "tool_call",
+    "tool_approval_request",
+    "tool_result",
+    "tool_error",
+    "tool_denied",
+]
 EVENT_TYPES: tuple[EventType, ...] = (
     "chat_history",
     "action",
@@ -184,6 +345,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "delta",
     "message",
     "error",
+    "tool_call_start",
+    "tool_call_args",
+    "tool_call",
+    "tool_approval_request",
+    "tool_result",
+    "tool_error",
+    "tool_denied",
 )
 LAST_TYPES = frozenset({"message", "error"})
 """The types of a turn's last event: one of them ends every turn."""
@@ -236,6 +404,13 @@ ChatEvent = Annotated[
         DeltaEvent,
         MessageEvent,
         ErrorEvent,
+        ToolCallStartEvent,
+        ToolCallArgsEvent,
+        ToolCallEvent,
+        ToolApprovalRequestEvent,
+        ToolResultEvent,
+        ToolErrorEvent,
+        ToolDeniedEvent,
     ],
     Field(discriminator="type"),
 ]
@@ -272,6 +447,29 @@ class PromptInput(BaseModel):
     """Body of ``POST /response/{project_id}/{app_id}``."""
 
     prompt: str = Field(min_length=1, description="The user's message (not blank).")
+
+
+class Decision(BaseModel):
+    """A person's answer to a tool call waiting for approval."""
+
+    tool_call_id: str = Field(min_length=1, max_length=128)
+    approved: bool
+    reason: Optional[str] = Field(
+        default=None, max_length=1000, description="Why (optional; the model is told)."
+    )
+
+
+class ApprovalInput(Decision):
+    """Body of ``POST /approve/{project_id}/{app_id}``."""
+
+
+class NoteInfo(WireModel):
+    """A note the ``save_note`` tool saved."""
+
+    id: Union[int, str]
+    text: str
+    app_id: str = Field(description="The conversation it was saved from.")
+    created_at: str
 
 
 class ConversationSummary(WireModel):
