@@ -187,7 +187,7 @@ describe('App', () => {
   })
 
   it('Edit makes a branch: forks at the message, opens it (?c=), sends the edited prompt there; the switcher goes back', async () => {
-    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text', mode: null, model: null, interrupted: false, reasoning: null })
+    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text' as const, mode: null, model: null, interrupted: false, reasoning: null })
     const summary = (app_id: string, fork?: number) => ({
       app_id,
       title: 'Q1',
@@ -247,7 +247,7 @@ describe('App', () => {
   })
 
   it('Regenerate on an earlier answer forks at that answer and asks its prompt again there', async () => {
-    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text', mode: null, model: null, interrupted: false, reasoning: null })
+    const item = (role: 'user' | 'assistant', content: string) => ({ role, content, type: 'text' as const, mode: null, model: null, interrupted: false, reasoning: null })
     const { fetch, calls } = fakeFetch({
       'GET /model': () => jsonResponse(model),
       'GET /graph': () => jsonResponse(graph),

@@ -1,5 +1,5 @@
 import { HttpError, NetworkError } from './errors'
-import type { ChatEvent, ChatItem, MessageValue } from './types'
+import type { ApprovalRequest, ChatEvent, ChatItem, MessageValue, ToolCall, ToolStatus } from './types'
 
 /** What the page shows under an answer it saw being streamed. */
 export type AnswerMeta = Pick<MessageValue, 'mode' | 'model' | 'ttft_ms' | 'deltas' | 'path' | 'sequence_id' | 'usage'>
@@ -39,6 +39,15 @@ export interface ChatState {
   historyLoading: boolean
   /** The last turn was stopped before any text: shown as a neutral note, not as a failure. */
   stoppedEarly: boolean
+  /** The tool calls waiting for a person to approve or deny them (the graph halted before them). */
+  approvals: ApprovalRequest[]
+  /** The tool calls whose arguments are still streaming. */
+  liveToolCalls: string[]
+  /**
+   * The message built from this turn's tool events that further calls of the same round join
+   * (the model's text before them and its `tool_calls`); null when none is open.
+   */
+  toolRound: number | null
 }
 
 export const initialChatState: ChatState = {
@@ -53,6 +62,9 @@ export const initialChatState: ChatState = {
   lastPrompt: null,
   historyLoading: false,
   stoppedEarly: false,
+  approvals: [],
+  liveToolCalls: [],
+  toolRound: null,
 }
 
 export type ChatAction =
@@ -62,6 +74,10 @@ export type ChatAction =
   /** The history loaded again while the conversation is shown (another tab changed it). */
   | { type: 'history_synced'; items: ChatItem[] }
   | { type: 'send_start'; prompt: string; optimistic: boolean }
+  /** A person approved or denied a waiting tool call; the answer continues in a new turn. */
+  | { type: 'approve_start'; toolCallId: string }
+  /** `GET /approvals`: the calls waiting now (read while no answer streams). */
+  | { type: 'approvals_loaded'; approvals: ApprovalRequest[] }
   /** The page reattached to an answer the server is streaming (after a reload). */
   | { type: 'resume_start'; prompt: string | null }
   /** `prompt` is null when this page does not know the turn's prompt (a reattached turn). */
@@ -106,6 +122,8 @@ function stopped(state: ChatState): ChatState {
     error: null,
     activeAction: null,
     stoppedEarly: !state.streamingText,
+    liveToolCalls: [],
+    toolRound: null,
   }
 }
 
@@ -119,6 +137,8 @@ function failed(state: ChatState, error: ChatError): ChatState {
     status: 'error',
     error,
     activeAction: null,
+    liveToolCalls: [],
+    toolRound: null,
   }
 }
 
@@ -167,6 +187,8 @@ function turnStarted(state: ChatState, messages: DisplayMessage[], lastPrompt: s
     lastPrompt,
     historyLoading: false,
     stoppedEarly: false,
+    liveToolCalls: [],
+    toolRound: null,
   }
 }
 
@@ -174,18 +196,29 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
   switch (action.type) {
     case 'reset':
       return { ...initialChatState, historyLoading: action.loading }
-    case 'history_loaded':
-      return { ...state, messages: action.items.map((item) => ({ item })), historyLoading: false, stoppedEarly: false }
-    case 'history_synced':
-      return { ...state, messages: mergeHistory(state.messages, action.items), historyLoading: false }
+    case 'history_loaded': {
+      const messages = action.items.map((item) => ({ item }))
+      return { ...state, messages, historyLoading: false, stoppedEarly: false, approvals: stillWaiting(state.approvals, messages) }
+    }
+    case 'history_synced': {
+      const messages = mergeHistory(state.messages, action.items)
+      return { ...state, messages, historyLoading: false, approvals: stillWaiting(state.approvals, messages) }
+    }
+    case 'approvals_loaded':
+      return { ...state, approvals: stillWaiting(action.approvals, state.messages) }
+    case 'approve_start':
+      return {
+        ...turnStarted(state, state.messages, state.lastPrompt),
+        approvals: state.approvals.filter((a) => a.id !== action.toolCallId),
+      }
     case 'history_failed':
       return { ...state, historyLoading: false, status: 'error', error: action.error }
     case 'send_start':
-      return turnStarted(
-        state,
-        action.optimistic ? [...state.messages, { item: userItem(action.prompt) }] : state.messages,
-        action.prompt,
-      )
+      // A new prompt supersedes the calls still waiting (the server records them as denied).
+      return {
+        ...turnStarted(state, action.optimistic ? [...state.messages, { item: userItem(action.prompt) }] : state.messages, action.prompt),
+        approvals: [],
+      }
     case 'resume_start':
       return turnStarted(state, state.messages, action.prompt ?? state.lastPrompt)
     case 'event':
@@ -221,6 +254,32 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
       return { ...state, streamingReasoning: state.streamingReasoning + event.value }
     case 'delta':
       return { ...state, streamingText: state.streamingText + event.value }
+    case 'tool_call_start':
+      return withCall(state, { id: event.value.id, name: event.value.name, arguments: '', needs_approval: false }, true)
+    case 'tool_call_args': {
+      const at = callAt(state.messages, event.value.id)
+      if (at < 0) return state
+      return { ...state, messages: updateCall(state.messages, at, event.value.id, (call) => ({ ...call, arguments: call.arguments + event.value.delta })) }
+    }
+    case 'tool_call':
+      return withCall(state, event.value, false)
+    case 'tool_approval_request': {
+      const request = event.value
+      if (hasOutcome(state.messages, request.id)) return state
+      return { ...state, approvals: [...state.approvals.filter((a) => a.id !== request.id), request] }
+    }
+    case 'tool_result': {
+      const { id, name, result, duration_ms } = event.value
+      return withOutcome(state, toolItem(id, name, 'ok', result, duration_ms, null))
+    }
+    case 'tool_error': {
+      const { id, name, error, duration_ms } = event.value
+      return withOutcome(state, toolItem(id, name, 'error', error, duration_ms, null))
+    }
+    case 'tool_denied': {
+      const { id, name, reason } = event.value
+      return withOutcome(state, toolItem(id, name, 'denied', reason ? `Denied: ${reason}` : 'Denied.', null, reason))
+    }
     case 'message': {
       const { mode, model, ttft_ms, deltas, path, sequence_id } = event.value
       // The server's item carries the whole thinking; one that lacks it (an older server) keeps
@@ -230,9 +289,14 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
           ? { ...event.value.item, reasoning: state.streamingReasoning }
           : event.value.item
       const usage = event.value.usage ?? null
+      const shown: DisplayMessage = { item, meta: { mode, model, ttft_ms, deltas, path, sequence_id, usage } }
+      // An answer that halted for approval is the message its tool calls were shown in: replaced.
+      const first = item.tool_calls?.[0]
+      const at = first ? callAt(state.messages, first.id) : -1
+      const messages = at >= 0 ? state.messages.map((m, i) => (i === at ? shown : m)) : [...state.messages, shown]
       return {
         ...state,
-        messages: [...state.messages, { item, meta: { mode, model, ttft_ms, deltas, path, sequence_id, usage } }],
+        messages,
         streamingText: '',
         streamingReasoning: '',
         status: 'idle',
@@ -240,6 +304,9 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
         mode,
         activeAction: null,
         path,
+        approvals: withAwaited(state.approvals, item, event.value.awaiting_approval ?? [], messages),
+        liveToolCalls: [],
+        toolRound: null,
       }
     }
     case 'error':
@@ -247,6 +314,125 @@ function applyEvent(state: ChatState, event: ChatEvent, prompt: string | null): 
       return failed(state, { ...event.value })
     default:
       return state
+  }
+}
+
+// ------------------------------------------------------------------------------ tool calls
+
+function toolItem(id: string, name: string, status: ToolStatus, content: string, durationMs: number | null, reason: string | null): ChatItem {
+  return {
+    role: 'tool',
+    content,
+    type: 'text',
+    mode: null,
+    model: null,
+    interrupted: false,
+    reasoning: null,
+    tool_call_id: id,
+    name,
+    status,
+    duration_ms: durationMs,
+    reason,
+  }
+}
+
+/** The first message of the last turn shown (after its prompt): tool call ids are looked up from there. */
+function turnStart(messages: DisplayMessage[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]?.item.role === 'user') return i + 1
+  return 0
+}
+
+/** The message of the last turn whose `tool_calls` hold `id`; -1 when none does. */
+export function callAt(messages: DisplayMessage[], id: string): number {
+  for (let i = messages.length - 1; i >= turnStart(messages); i--) {
+    if (messages[i]?.item.tool_calls?.some((call) => call.id === id)) return i
+  }
+  return -1
+}
+
+/** Whether a tool message (result, error or denial) answers call `id`. */
+function hasOutcome(messages: DisplayMessage[], id: string): boolean {
+  return messages.some((m) => m.item.role === 'tool' && m.item.tool_call_id === id)
+}
+
+/** The approvals whose calls have no outcome among `messages` yet. */
+function stillWaiting(approvals: ApprovalRequest[], messages: DisplayMessage[]): ApprovalRequest[] {
+  const answered = new Set(messages.flatMap((m) => (m.item.role === 'tool' && m.item.tool_call_id ? [m.item.tool_call_id] : [])))
+  const kept = approvals.filter((a) => !answered.has(a.id))
+  return kept.length === approvals.length ? approvals : kept
+}
+
+/** The approvals once a message says which calls wait (`awaiting_approval`). */
+function withAwaited(approvals: ApprovalRequest[], item: ChatItem, awaited: string[], messages: DisplayMessage[]): ApprovalRequest[] {
+  const missing = awaited.filter((id) => !approvals.some((a) => a.id === id))
+  const added = missing.flatMap((id) => {
+    const call = item.tool_calls?.find((c) => c.id === id)
+    return call ? [{ id, name: call.name, arguments: call.arguments, message: `Run ${call.name}?` }] : []
+  })
+  return stillWaiting(added.length ? [...approvals, ...added] : approvals, messages)
+}
+
+function updateCall(messages: DisplayMessage[], at: number, id: string, change: (call: ToolCall) => ToolCall): DisplayMessage[] {
+  return messages.map((m, i) => {
+    if (i !== at) return m
+    const calls = (m.item.tool_calls ?? []).map((call) => (call.id === id ? change(call) : call))
+    return { ...m, item: { ...m.item, tool_calls: calls } }
+  })
+}
+
+/**
+ * A tool call of the answer streaming (`live` while its arguments stream): added to the message
+ * of this round's calls; the first call of a round makes that message, with the text the model
+ * wrote before it (as the server stores it: one assistant message with its `tool_calls`).
+ */
+function withCall(state: ChatState, call: ToolCall, live: boolean): ChatState {
+  const liveToolCalls = live
+    ? state.liveToolCalls.includes(call.id) ? state.liveToolCalls : [...state.liveToolCalls, call.id]
+    : state.liveToolCalls.filter((id) => id !== call.id)
+  const known = callAt(state.messages, call.id)
+  if (known >= 0) {
+    // The complete call after its start: its arguments as the server parsed them.
+    const messages = live ? state.messages : updateCall(state.messages, known, call.id, () => call)
+    return { ...state, messages, liveToolCalls }
+  }
+  const round = state.toolRound
+  const open = round !== null ? state.messages[round] : undefined
+  if (open && round === state.messages.length - 1 && !state.streamingText) {
+    const item = { ...open.item, tool_calls: [...(open.item.tool_calls ?? []), call] }
+    return { ...state, messages: state.messages.map((m, i) => (i === round ? { ...m, item } : m)), liveToolCalls }
+  }
+  const item: ChatItem = {
+    role: 'assistant',
+    content: state.streamingText,
+    type: 'text',
+    mode: state.mode,
+    model: null,
+    interrupted: false,
+    reasoning: state.streamingReasoning || null,
+    tool_calls: [call],
+  }
+  return {
+    ...state,
+    messages: [...state.messages, { item }],
+    streamingText: '',
+    streamingReasoning: '',
+    liveToolCalls,
+    toolRound: state.messages.length,
+  }
+}
+
+/** A call's outcome (a tool message, as the server stores it); the call no longer waits. */
+function withOutcome(state: ChatState, item: ChatItem): ChatState {
+  const id = item.tool_call_id ?? ''
+  const start = turnStart(state.messages)
+  const known = state.messages.findIndex((m, i) => i >= start && m.item.role === 'tool' && m.item.tool_call_id === id)
+  const messages = known >= 0 ? state.messages.map((m, i) => (i === known ? { item } : m)) : [...state.messages, { item }]
+  return {
+    ...state,
+    messages,
+    approvals: state.approvals.filter((a) => a.id !== id),
+    liveToolCalls: state.liveToolCalls.filter((call) => call !== id),
+    toolRound: null,
   }
 }
 

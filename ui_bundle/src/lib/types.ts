@@ -20,6 +20,20 @@ export type DeltaEvent = Schemas['DeltaEvent']
 export type ReasoningEvent = Schemas['ReasoningEvent']
 export type MessageEvent = Schemas['MessageEvent']
 export type ErrorEvent = Schemas['ErrorEvent']
+export type ToolCallStartEvent = Schemas['ToolCallStartEvent']
+export type ToolCallArgsEvent = Schemas['ToolCallArgsEvent']
+export type ToolCallEvent = Schemas['ToolCallEvent']
+export type ToolApprovalRequestEvent = Schemas['ToolApprovalRequestEvent']
+export type ToolResultEvent = Schemas['ToolResultEvent']
+export type ToolErrorEvent = Schemas['ToolErrorEvent']
+export type ToolDeniedEvent = Schemas['ToolDeniedEvent']
+
+/** A tool call an answer asked for (an item of an assistant message's `tool_calls`). */
+export type ToolCall = NonNullable<ChatItem['tool_calls']>[number]
+/** A tool call waiting for a person to approve or deny it. */
+export type ApprovalRequest = Schemas['ApprovalRequest']
+/** How a tool message ended: its result, an error, or a denial. */
+export type ToolStatus = NonNullable<ChatItem['status']>
 
 export type ActionValue = ActionEvent['value']
 export type MessageValue = MessageEvent['value']
@@ -37,6 +51,13 @@ export type ChatEvent =
   | ReasoningEvent
   | MessageEvent
   | ErrorEvent
+  | ToolCallStartEvent
+  | ToolCallArgsEvent
+  | ToolCallEvent
+  | ToolApprovalRequestEvent
+  | ToolResultEvent
+  | ToolErrorEvent
+  | ToolDeniedEvent
 
 export type ChatEventType = ChatEvent['type']
 
@@ -49,6 +70,13 @@ export const CHAT_EVENT_TYPES: readonly ChatEventType[] = [
   'delta',
   'message',
   'error',
+  'tool_call_start',
+  'tool_call_args',
+  'tool_call',
+  'tool_approval_request',
+  'tool_result',
+  'tool_error',
+  'tool_denied',
 ] satisfies readonly ChatEventType[]
 
 /** `GET /branches/{project}/{app}`: the whole tree, root first, then in creation order. */
