@@ -68,6 +68,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/approvals/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pending Approvals
+         * @description The conversation's tool calls waiting for a person's approval (after a reload).
+         */
+        get: operations["pending_approvals_api_v0_streaming_chatbot_approvals__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/approve/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Tool Call
+         * @description Approve or deny a tool call waiting for a person (from any tab, process or machine,
+         *     also after a restart): the call runs, or the model is told it was denied, and the
+         *     answer goes on, streamed as ``POST /response`` streams it.
+         */
+        post: operations["approve_tool_call_api_v0_streaming_chatbot_approve__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/branches/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -244,6 +286,27 @@ export interface paths {
          * @description Which models answer, and whether it is the offline demo model.
          */
         get: operations["model_info_api_v0_streaming_chatbot_model_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/notes/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Notes
+         * @description The notes the ``save_note`` tool saved (from the user's conversations when users are
+         *     on), newest first.
+         */
+        get: operations["list_notes_api_v0_streaming_chatbot_notes__project_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -447,6 +510,21 @@ export interface components {
          */
         AgUiEventBlock: {
             data: string;
+        };
+        /**
+         * ApprovalInput
+         * @description Body of ``POST /approve/{project_id}/{app_id}``.
+         */
+        ApprovalInput: {
+            /** Approved */
+            approved: boolean;
+            /**
+             * Reason
+             * @description Why (optional; the model is told).
+             */
+            reason?: string | null;
+            /** Tool Call Id */
+            tool_call_id: string;
         };
         /**
          * ApprovalRequest
@@ -1229,6 +1307,23 @@ export interface components {
             path: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * NoteInfo
+         * @description A note the ``save_note`` tool saved.
+         */
+        NoteInfo: {
+            /**
+             * App Id
+             * @description The conversation it was saved from.
+             */
+            app_id: string;
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: number | string;
+            /** Text */
+            text: string;
         };
         /**
          * PartChunk
@@ -2665,6 +2760,134 @@ export interface operations {
             };
         };
     };
+    pending_approvals_api_v0_streaming_chatbot_approvals__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalRequest"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    approve_tool_call_api_v0_streaming_chatbot_approve__project_id___app_id__post: {
+        parameters: {
+            query?: {
+                history_after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApprovalInput"];
+            };
+        };
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ChatEventBlock"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such tool call in this conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The call does not wait for approval (decided or answered already), or a reply is streaming in this conversation. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id, prompt or body; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many answers streaming, or the store failed; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     branch_tree_api_v0_streaming_chatbot_branches__project_id___app_id__get: {
         parameters: {
             query?: never;
@@ -3041,6 +3264,52 @@ export interface operations {
             };
             /** @description Users are on and the request has none. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_notes_api_v0_streaming_chatbot_notes__project_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NoteInfo"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
