@@ -1,7 +1,17 @@
 import { config } from './config'
 import { httpErrorFrom, isAbortError, NetworkError } from './errors'
-import { followConversation, resumeChat, streamChat, type FollowRequest, type ResumeRequest, type StreamOutcome, type StreamRequest } from './stream'
-import type { BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, StopResult, UserInfo } from './types'
+import {
+  approveToolCall,
+  followConversation,
+  resumeChat,
+  streamChat,
+  type ApproveRequest,
+  type FollowRequest,
+  type ResumeRequest,
+  type StreamOutcome,
+  type StreamRequest,
+} from './stream'
+import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -93,6 +103,21 @@ export class ApiClient {
   /** The tree of branches a conversation belongs to (the root first, then in creation order). */
   branches(project: string, appId: string, options: ApiOptions = {}): Promise<BranchTree> {
     return this.request<BranchTree>(`/branches/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
+  /** The tool calls of a conversation waiting for a person's approval (`GET /approvals`). */
+  approvals(project: string, appId: string, options: ApiOptions = {}): Promise<ApprovalRequest[]> {
+    return this.request<ApprovalRequest[]>(`/approvals/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
+  /** The notes the `save_note` tool saved in a project, newest first (`GET /notes`). */
+  notes(project: string, options: ApiOptions = {}): Promise<NoteInfo[]> {
+    return this.request<NoteInfo[]>(`/notes/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  /** `POST /approve`: approves or denies a waiting tool call and reads the answer that goes on (see `approveToolCall`). */
+  approve(request: Bound<ApproveRequest>): Promise<StreamOutcome> {
+    return approveToolCall({ ...request, apiBase: this.apiBase, fetchImpl: this.fetchImpl })
   }
 
   /** `POST /response`: sends a prompt and reads its answer's events (see `streamChat`). */

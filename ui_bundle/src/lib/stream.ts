@@ -1,7 +1,7 @@
 import { createParser } from 'eventsource-parser'
 import { config } from './config'
 import { HttpError, httpErrorFrom, isAbortError, NetworkError } from './errors'
-import { CHAT_EVENT_TYPES, type ChatEvent, type ConversationChange, type ErrorValue, type IfBusy, type MessageValue } from './types'
+import { CHAT_EVENT_TYPES, type ApprovalInput, type ChatEvent, type ConversationChange, type ErrorValue, type IfBusy, type MessageValue } from './types'
 
 /** How a response stream ended. */
 export type StreamOutcome =
@@ -37,6 +37,13 @@ export interface StreamRequest extends Common {
    * answered) or `enqueue` (answered after it).
    */
   ifBusy?: IfBusy
+}
+
+export interface ApproveRequest extends Common {
+  /** The waiting tool call, approved or denied, and why (optional). */
+  decision: ApprovalInput
+  /** As for a prompt: how many messages the caller already has. */
+  historyAfter?: number
 }
 
 export interface ResumeRequest extends Common {
@@ -77,6 +84,22 @@ export function streamChat(request: StreamRequest): Promise<StreamOutcome> {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
     body: JSON.stringify({ prompt }),
+  })
+}
+
+/**
+ * POSTs a person's approval (or denial) of a tool call waiting in a conversation and reads the
+ * answer that goes on, as streamChat reads an answer: the call runs (or the model is told it was
+ * denied), then the model answers. Throws HttpError 404 (no such call), 409 (decided already, or
+ * an answer streams) and 422 (bad body).
+ */
+export function approveToolCall(request: ApproveRequest): Promise<StreamOutcome> {
+  const { project, appId, decision, historyAfter } = request
+  const query = historyAfter ? `?history_after=${Math.floor(historyAfter)}` : ''
+  return read(request, `/approve/${encodeURIComponent(project)}/${encodeURIComponent(appId)}${query}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify(decision),
   })
 }
 

@@ -333,3 +333,101 @@ describe('TurnController', () => {
     expect(t.calls.filter((c) => c.method === 'POST').map((c) => c.path)).toEqual(['/stop/proj/old', '/response/proj/old?history_after=2', '/stop/proj/old'])
   })
 })
+
+describe('TurnController, tool approval', () => {
+  const note = { id: 'call_n', name: 'save_note', arguments: '{"text": "milk"}', needs_approval: true }
+  const halted = answer('Let me save it. ', { tool_calls: [note] })
+  const request = { id: 'call_n', name: 'save_note', arguments: note.arguments, message: 'Save a note?' }
+  const history = [user('remember milk'), halted]
+
+  it('after a reload the waiting call is listed; approving streams the answer that goes on, as a turn', async () => {
+    const stream = controlledStream()
+    let waiting = [request]
+    const onTurnEnd = vi.fn()
+    const t = show(
+      {
+        'GET /history/proj/old': () => jsonResponse(history),
+        'GET /stream/proj/old': () => jsonResponse({ detail: 'none' }, 404),
+        'GET /approvals/proj/old': () => jsonResponse(waiting),
+        'POST /approve/proj/old': () => stream.response,
+      },
+      { appId: 'old', isNew: false },
+      { onTurnEnd },
+    )
+    await vi.waitFor(() => expect(t.state.approvals).toEqual([request]))
+
+    const approving = t.turns.approve('call_n', true, '  ')
+    expect(t.state.status).toBe('streaming')
+    expect(t.state.approvals).toEqual([])
+    await vi.waitFor(() => expect(t.calls.some((c) => c.method === 'POST')).toBe(true))
+    const post = t.calls.find((c) => c.method === 'POST')
+    expect(post).toEqual({ method: 'POST', path: '/approve/proj/old', body: { tool_call_id: 'call_n', approved: true, reason: null } })
+
+    stream.push({ type: 'chat_history', value: history }, 'ap.0')
+    stream.push({ type: 'action', value: { action: 'tool_approval', sequence_id: 7 } }, 'ap.1')
+    stream.push({ type: 'tool_result', value: { id: 'call_n', name: 'save_note', result: '{"saved": true}', duration_ms: 2 } }, 'ap.2')
+    stream.push({ type: 'delta', value: 'Saved.' }, 'ap.3')
+    await vi.waitFor(() => expect(t.state.streamingText).toBe('Saved.'))
+    expect(t.state.activeAction).toBe('tool_approval')
+    waiting = []
+    stream.push(message('Saved.'), 'ap.4')
+    stream.close()
+    expect(await approving).toBe(true)
+    expect(t.state.messages.map((m) => m.item.role)).toEqual(['user', 'assistant', 'tool', 'assistant'])
+    expect(t.state.messages[2]?.item).toMatchObject({ status: 'ok', tool_call_id: 'call_n' })
+    expect(t.state.status).toBe('idle')
+    expect(onTurnEnd).toHaveBeenCalledTimes(1)
+    // Not while a turn streams: one at a time.
+    const busy = controlledStream()
+    const again = show({ 'POST /response/proj/app1': () => busy.response })
+    void again.turns.send('hello')
+    expect(await again.turns.approve('call_n', true)).toBe(false)
+  })
+
+  it('an approval refused by the server (answered in another tab: 409) is shown without Retry, and the waiting calls are read again', async () => {
+    let approvalsRead = 0
+    const t = show(
+      {
+        'GET /history/proj/old': () => jsonResponse(history),
+        'GET /stream/proj/old': () => jsonResponse({ detail: 'none' }, 404),
+        'GET /approvals/proj/old': () => {
+          approvalsRead += 1
+          return jsonResponse(approvalsRead === 1 ? [request] : [])
+        },
+        'POST /approve/proj/old': () => jsonResponse({ detail: 'The tool call call_n is not waiting for approval.' }, 409),
+      },
+      { appId: 'old', isNew: false },
+    )
+    await vi.waitFor(() => expect(t.state.approvals).toHaveLength(1))
+    expect(await t.turns.approve('call_n', false, 'no thanks')).toBe(true)
+    expect(t.calls.find((c) => c.method === 'POST')?.body).toEqual({ tool_call_id: 'call_n', approved: false, reason: 'no thanks' })
+    expect(t.state.status).toBe('error')
+    expect(t.state.error).toMatchObject({ code: 'http_409', retryable: false })
+    await vi.waitFor(() => expect(approvalsRead).toBe(2))
+    expect(t.state.approvals).toEqual([])
+  })
+
+  it("another tab's turn ended: the history and the waiting calls are read again, and the page is told", async () => {
+    const events = controlledStream()
+    let answered = false
+    const onTurnEnd = vi.fn()
+    const t = show(
+      {
+        'GET /history/proj/old': () =>
+          jsonResponse(answered ? [...history, { ...user('Saved'), role: 'tool', tool_call_id: 'call_n', name: 'save_note', status: 'ok' }, answer('Done.')] : history),
+        'GET /stream/proj/old': () => jsonResponse({ detail: 'none' }, 404),
+        'GET /approvals/proj/old': () => jsonResponse(answered ? [] : [request]),
+        'GET /events/proj/old': () => events.response,
+      },
+      { appId: 'old', isNew: false },
+      { onTurnEnd },
+    )
+    t.turns.follow()
+    await vi.waitFor(() => expect(t.state.approvals).toHaveLength(1))
+    answered = true
+    events.push(sse({ type: 'turn_ended', value: { turn: 'other' } }))
+    await vi.waitFor(() => expect(t.contents).toEqual(['remember milk', 'Let me save it. ', 'Saved', 'Done.']))
+    await vi.waitFor(() => expect(onTurnEnd).toHaveBeenCalledTimes(1))
+    expect(t.state.approvals).toEqual([])
+  })
+})

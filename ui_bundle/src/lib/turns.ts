@@ -1,6 +1,6 @@
 import type { ApiClient } from './api'
 import { chatReducer, historyAfter, initialChatState, toChatError, type ChatAction, type ChatState, type DisplayMessage } from './chatState'
-import { isAbortError } from './errors'
+import { HttpError, isAbortError } from './errors'
 import { turnOf, type EventHandler, type StreamOutcome } from './stream'
 import { sleep, turnReader, type TurnReader } from './turnReader'
 import type { ChatItem, ConversationChange } from './types'
@@ -57,7 +57,7 @@ interface Turn {
 }
 
 /** How a turn's request ended: its stream's outcome, or what it threw. */
-type TurnEnding = StreamOutcome | { kind: 'thrown'; error: unknown }
+type TurnEnding = StreamOutcome | { kind: 'thrown'; error: unknown } | { kind: 'refused'; error: HttpError }
 
 /** The last prompt of the user among `messages`; null when there is none. */
 export function lastUserPrompt(messages: DisplayMessage[]): string | null {
@@ -78,6 +78,8 @@ function endOf(ending: TurnEnding, signal: AbortSignal): ChatAction | null {
     case 'thrown':
       if (signal.aborted || isAbortError(ending.error)) return { type: 'aborted' }
       return { type: 'failed', error: toChatError(ending.error) }
+    case 'refused':
+      return { type: 'failed', error: { ...toChatError(ending.error), retryable: false } }
     default:
       return null
   }
@@ -119,6 +121,8 @@ export class TurnController {
   private announced: string[] = []
   /** The prompt to send once the page shows a conversation (`sendWhenOpen`). */
   private queued: { appId: string; prompt: string } | null = null
+  /** Counts the reads of the waiting approvals: only the latest one's answer is applied. */
+  private approvalsAsked = 0
   /** The server-side stop of the last stopped turn; the next turn waits for it (else 409). */
   private stopping: Promise<unknown> | null = null
 
@@ -217,6 +221,9 @@ export class TurnController {
         if (change.type === 'turn_started') {
           const { turn } = change.value
           if (!this.knownTurns.has(turn)) void this.resync(turn)
+        } else if (change.type === 'turn_ended') {
+          // Another tab's turn (an approval answered there, a note saved) ended: what it changed.
+          if (!this.knownTurns.has(change.value.turn)) void this.reload()
         } else if (change.type === 'branch_created') {
           this.callbacks.onBranchCreated?.(change.value)
         }
@@ -250,15 +257,9 @@ export class TurnController {
     running?.abort.abort() // (asking whether an answer streams: this prompt comes first)
     const turn = this.begin('streaming', target, prompt, true)
     this.dispatch({ type: 'send_start', prompt, optimistic: !options.retry })
-    const onEvent: EventHandler = (event, id) => {
-      if (id && this.current === turn) this.knownTurns.add(turnOf(id))
-      turn.reader.handle(event, id)
-    }
-    let ending: TurnEnding
-    try {
-      if (this.stopping) await this.stopping
+    await this.run(turn, async (onEvent) => {
       await this.callbacks.ensureConversation?.(appId)
-      const outcome = await client.streamChat({
+      return client.streamChat({
         project,
         appId,
         prompt,
@@ -267,12 +268,49 @@ export class TurnController {
         ...(interrupting ? { ifBusy: 'interrupt' as const } : {}),
         onEvent,
       })
-      ending = await turn.reader.settle(outcome)
+    })
+    return true
+  }
+
+  /**
+   * Approves (or denies, with an optional reason) a tool call waiting for a person: a turn like
+   * a prompt's (`POST /approve`), so it streams, stops, reattaches and fails as one. Resolves
+   * once it has ended; false when it was not sent (no conversation, or an answer streams).
+   */
+  async approve(toolCallId: string, approved: boolean, reason: string | null = null): Promise<boolean> {
+    const target = this.target()
+    if (!target || this.streaming) return false
+    const { client, project, appId } = target
+    const known = historyAfter(this.state.messages)
+    this.current?.abort.abort() // (asking whether an answer streams)
+    const turn = this.begin('streaming', target, null, true)
+    this.dispatch({ type: 'approve_start', toolCallId })
+    const decision = { tool_call_id: toolCallId, approved, reason: reason?.trim() || null }
+    await this.run(turn, (onEvent) => client.approve({ project, appId, decision, historyAfter: known, signal: turn.abort.signal, onEvent }), true)
+    return true
+  }
+
+  /**
+   * Streams a turn this page started (a prompt or an approval) after the stop of the turn before
+   * has gone through, and ends it. `refusedIsFinal`: a request the server refused (a 4xx, e.g.
+   * an approval decided in another tab) is not offered again with Retry.
+   */
+  private async run(turn: Turn, request: (onEvent: EventHandler) => Promise<StreamOutcome>, refusedIsFinal = false): Promise<void> {
+    const onEvent: EventHandler = (event, id) => {
+      if (id && this.current === turn) this.knownTurns.add(turnOf(id))
+      turn.reader.handle(event, id)
+    }
+    let ending: TurnEnding
+    try {
+      if (this.stopping) await this.stopping
+      ending = await turn.reader.settle(await request(onEvent))
     } catch (error) {
       ending = { kind: 'thrown', error }
     }
+    if (refusedIsFinal && ending.kind === 'thrown' && ending.error instanceof HttpError && ending.error.status < 500) {
+      ending = { kind: 'refused', error: ending.error }
+    }
     this.finish(turn, ending)
-    return true
   }
 
   /**
@@ -337,7 +375,11 @@ export class TurnController {
     turn.phase = 'ended'
     turn.reader.flush()
     const current = this.current === turn
-    if (current) this.current = null
+    if (current) {
+      this.current = null
+      // The calls waiting now (a probe's turn too: the page may have been reloaded while one waits).
+      void this.refreshApprovals()
+    }
     if (!shown) return // (asked whether an answer streams: nothing was shown)
     if (current) {
       const end = endOf(ending, turn.abort.signal)
@@ -439,6 +481,45 @@ export class TurnController {
       }
     } catch {
       // The next change (or the next prompt) brings the page up to date.
+    }
+  }
+
+  /**
+   * Reads the history and the calls waiting again, without following an answer (another tab's
+   * turn has ended); a turn streaming here comes first.
+   */
+  private async reload(): Promise<void> {
+    const target = this.target()
+    if (!target || this.streaming) return
+    const opened = this.opened
+    try {
+      const items = await target.client.history(target.project, target.appId)
+      if (opened !== this.opened || this.streaming) return
+      this.dispatch({ type: 'history_synced', items })
+    } catch {
+      // The next change brings the page up to date.
+    }
+    await this.refreshApprovals()
+    this.callbacks.onTurnEnd?.()
+  }
+
+  /**
+   * `GET /approvals`: the calls waiting for a person now, shown with Approve and Deny (after a
+   * reload, or when another tab's turn halted or was answered). Dropped when a turn started
+   * meanwhile: its events say what waits.
+   */
+  private async refreshApprovals(): Promise<void> {
+    const target = this.target()
+    const shown = this.conversation
+    if (!target || shown?.isNew) return
+    const asked = ++this.approvalsAsked
+    const opened = this.opened
+    try {
+      const approvals = await target.client.approvals(target.project, target.appId)
+      if (asked !== this.approvalsAsked || opened !== this.opened || this.streaming) return
+      this.dispatch({ type: 'approvals_loaded', approvals })
+    } catch {
+      // (No such conversation yet, or the server is away: nothing is shown as waiting.)
     }
   }
 

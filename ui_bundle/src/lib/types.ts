@@ -32,6 +32,10 @@ export type ToolDeniedEvent = Schemas['ToolDeniedEvent']
 export type ToolCall = NonNullable<ChatItem['tool_calls']>[number]
 /** A tool call waiting for a person to approve or deny it. */
 export type ApprovalRequest = Schemas['ApprovalRequest']
+/** Body of `POST /approve`: a person's answer to a waiting tool call. */
+export type ApprovalInput = Schemas['ApprovalInput']
+/** A note the `save_note` tool saved (`GET /notes`). */
+export type NoteInfo = Schemas['NoteInfo']
 /** How a tool message ended: its result, an error, or a denial. */
 export type ToolStatus = NonNullable<ChatItem['status']>
 
