@@ -4,12 +4,14 @@ import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
 import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
 import { MessageList } from './components/MessageList'
+import { NotesPanel } from './components/NotesPanel'
 import { OfflineBanner } from './components/OfflineBanner'
 import { useBranches } from './hooks/useBranches'
 import { useChat } from './hooks/useChat'
 import { useConversations } from './hooks/useConversations'
 import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
+import { useNotes } from './hooks/useNotes'
 import { useSignedInUser } from './hooks/useSignedInUser'
 import { ApiClient } from './lib/api'
 import { siblingsAt } from './lib/branches'
@@ -41,6 +43,13 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
   const branches = useBranches(project, conversations.currentId, conversations.isNew, client)
   const { reload: reloadBranches } = branches
   const { refresh: refreshConversations } = conversations
+  const notes = useNotes(project, client)
+  const { reload: reloadNotes } = notes
+  // A turn may have saved a note (an approved save_note) and changed the list's order.
+  const onTurnEnd = useCallback(() => {
+    refreshConversations()
+    reloadNotes()
+  }, [refreshConversations, reloadNotes])
   const onBranchCreated = useCallback(() => {
     reloadBranches()
     refreshConversations()
@@ -50,14 +59,18 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     appId: conversations.currentId,
     isNew: conversations.isNew,
     ensureConversation: conversations.ensureCreated,
-    onTurnEnd: conversations.refresh,
+    onTurnEnd,
     onBranchCreated,
     client,
   })
   const [drawer, setDrawer] = useState<Drawer>('none')
   const streaming = chat.status === 'streaming'
 
-  const { send, sendWhenOpen } = chat
+  const { send, sendWhenOpen, decide } = chat
+  const onDecide = useCallback(
+    (toolCallId: string, approved: boolean, reason: string | null) => void decide(toolCallId, approved, reason),
+    [decide],
+  )
   const onSend = useCallback(
     (text: string) => {
       if (!project) return false
@@ -211,6 +224,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             error={conversations.error}
             onSelect={select}
           />
+          <NotesPanel notes={notes.data} error={notes.error} onOpen={select} />
         </aside>
 
         <main className="flex min-w-0 flex-1 flex-col" aria-label="Chat">
@@ -228,6 +242,9 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             onRegenerateBranch={project && !conversations.isNew ? onRegenerateBranch : undefined}
             siblings={siblings}
             onSwitchBranch={selectConversation}
+            approvals={chat.approvals}
+            liveToolCalls={chat.liveToolCalls}
+            onDecide={onDecide}
             empty={
               chat.historyLoading ? (
                 <p className="text-center text-sm text-gray-500 dark:text-gray-400">Loading the conversation…</p>
@@ -236,7 +253,8 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
                   <p className="text-base font-medium text-gray-700 dark:text-gray-200">Ask anything.</p>
                   <p className="mt-1">
                     Each message runs through a Burr state machine: a safety check, a mode decision, then an
-                    answer, a poem or code, streamed as it is written.
+                    answer, a poem or code, streamed as it is written. The answer may call tools (each one a
+                    step of the graph); a tool that changes something waits for your approval.
                   </p>
                 </div>
               )
@@ -276,6 +294,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             saved={!conversations.isNew}
             burrBase={config.burrBase}
             hasAnswers={chat.messages.some((m) => m.item.role === 'assistant')}
+            awaitingApproval={chat.approvals.length > 0}
           />
         </aside>
       </div>

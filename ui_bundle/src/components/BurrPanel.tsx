@@ -15,7 +15,12 @@ interface BurrPanelProps {
   burrBase: string
   /** Whether the conversation already has answers (e.g. loaded from its history). */
   hasAnswers?: boolean
+  /** Tool calls wait for a person: the graph halted before its approval step. */
+  awaitingApproval?: boolean
 }
+
+/** The step the server halts before while a tool call waits for a person (`POST /approve` runs it). */
+export const APPROVAL_ACTION = 'tool_approval'
 
 function orderedActions(graph: GraphInfo): string[] {
   const rest = graph.actions.filter((a) => a !== graph.entrypoint)
@@ -24,7 +29,8 @@ function orderedActions(graph: GraphInfo): string[] {
 
 /** Burr's view of the chat: the state machine, the step running now, the path of the last turn. */
 export function BurrPanel(props: BurrPanelProps) {
-  const { graph, graphError, activeAction, path, streaming, project, appId, saved, burrBase, hasAnswers = false } = props
+  const { graph, graphError, activeAction, path, streaming, project, appId, saved, burrBase, hasAnswers = false, awaitingApproval = false } = props
+  const waitingAt = awaitingApproval && !streaming && graph?.actions.includes(APPROVAL_ACTION) ? APPROVAL_ACTION : null
   const onPath = new Set(path)
   const streamingActions = new Set(graph?.streaming_actions ?? [])
   const conversationUrl = project ? `${burrBase}/project/${encodeURIComponent(project)}/__none__/${encodeURIComponent(appId)}` : null
@@ -39,6 +45,7 @@ export function BurrPanel(props: BurrPanelProps) {
         <ol className="mt-2 space-y-1.5" aria-label="Actions" data-testid="burr-graph">
           {orderedActions(graph).map((action) => {
             const active = action === activeAction
+            const waiting = action === waitingAt
             const visited = onPath.has(action)
             const edges = graph.transitions.filter((t) => t.from === action)
             return (
@@ -48,11 +55,14 @@ export function BurrPanel(props: BurrPanelProps) {
                 data-action={action}
                 data-active={active ? 'true' : undefined}
                 data-on-path={visited ? 'true' : undefined}
+                data-waiting={waiting ? 'true' : undefined}
                 aria-current={active ? 'step' : undefined}
                 className={`rounded-md border px-2 py-1.5 transition-colors ${
                   active
                     ? 'border-dwlightblue-deep bg-dwlightblue-deep text-white shadow'
-                    : visited
+                    : waiting
+                      ? 'border-amber-500 bg-amber-50 text-gray-900 shadow dark:border-amber-400 dark:bg-amber-950/60 dark:text-gray-100'
+                      : visited
                       ? 'border-dwlightblue/60 bg-sky-50 text-gray-900 dark:bg-sky-950/40 dark:text-gray-100'
                       : 'border-gray-200 bg-white text-gray-800 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-200'
                 }`}
@@ -63,8 +73,14 @@ export function BurrPanel(props: BurrPanelProps) {
                     {action === graph.entrypoint && <span className={active ? '' : 'text-gray-500 dark:text-gray-400'}>entry</span>}
                     {streamingActions.has(action) && <span className={active ? '' : 'text-gray-500 dark:text-gray-400'}>streams</span>}
                     {active && <span className="sr-only">running now</span>}
+                    {waiting && <span className="text-amber-900 dark:text-amber-200">waits</span>}
                   </span>
                 </div>
+                {waiting && (
+                  <p className="mt-1 text-xs text-amber-900 dark:text-amber-200" data-testid="graph-waiting">
+                    Halted here until a person approves or denies the tool call.
+                  </p>
+                )}
                 {edges.length > 0 && (
                   <ul className={`mt-1 space-y-0.5 text-xs ${active ? 'text-white' : 'text-gray-500 dark:text-gray-400'}`} aria-label={`Transitions from ${action}`}>
                     {edges.map((t) => (

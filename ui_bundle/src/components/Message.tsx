@@ -1,13 +1,14 @@
 import { memo, useState, type FormEvent, type KeyboardEvent } from 'react'
 import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
 import type { Siblings } from '../lib/branches'
+import type { ToolView } from '../lib/toolViews'
 import type { ChatItem, TokenUsage } from '../lib/types'
+import { formatMs } from './format'
 import { Markdown } from './Markdown'
 import { ThinkingBlock } from './ThinkingBlock'
+import { ToolCard, type OnDecide } from './ToolCard'
 
-export function formatMs(ms: number): string {
-  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
-}
+export { formatMs }
 
 /** "120 tokens (20 in, 100 out, 40 thinking)"; the thinking part only when the server counted it. */
 export function formatUsage(usage: TokenUsage): string {
@@ -86,6 +87,10 @@ interface MessageProps {
   onSwitchBranch?: ((appId: string) => void) | undefined
   /** Editing and branching are off (an answer streams). */
   busy?: boolean | undefined
+  /** The cards of the tools this answer called (see `toolViewsOf`). */
+  tools?: ToolView[] | null | undefined
+  /** Approves or denies a call waiting for a person. */
+  onDecide?: OnDecide | undefined
 }
 
 const smallButton =
@@ -174,7 +179,7 @@ function MessageEditor({ initial, onSend, onCancel }: { initial: string; onSend:
  * code) instead of building it again.
  */
 export const Message = memo(function Message(props: MessageProps) {
-  const { message, onRegenerate, streaming, index = 0, onEdit, onRegenerateBranch, siblings, onSwitchBranch, busy } = props
+  const { message, onRegenerate, streaming, index = 0, onEdit, onRegenerateBranch, siblings, onSwitchBranch, busy, tools, onDecide } = props
   const { item, meta, stopped } = message
   const [editing, setEditing] = useState(false)
   const isUser = item.role === 'user'
@@ -211,6 +216,7 @@ export const Message = memo(function Message(props: MessageProps) {
   const bubble = (
     <article
       data-testid={isUser ? 'user-message' : 'assistant-message'}
+      data-tools={tools?.length ? 'true' : undefined}
       data-streaming={streaming ? 'true' : undefined}
       data-interrupted={item.interrupted ? 'true' : undefined}
       aria-label={isUser ? 'You said' : streaming ? 'Assistant is answering' : 'Assistant answered'}
@@ -243,9 +249,10 @@ export const Message = memo(function Message(props: MessageProps) {
             Thinking{streaming.action ? ` (${streaming.action})` : ''}…
           </p>
         )
-      ) : (
+      ) : item.content || !tools?.length ? (
         <Body item={item} streaming={Boolean(streaming)} />
-      )}
+      ) : null}
+      {tools?.map((view) => <ToolCard key={view.call.id} view={view} onDecide={onDecide} busy={busy} />)}
       {item.interrupted && (
         <p
           data-testid="interrupted-marker"

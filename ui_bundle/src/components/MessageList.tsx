@@ -1,7 +1,10 @@
-import { Children, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
+import { Children, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
 import type { Siblings } from '../lib/branches'
+import { toolViewsOf, unshownApprovals } from '../lib/toolViews'
+import type { ApprovalRequest } from '../lib/types'
 import { Message, streamingItem } from './Message'
+import { ToolCard, type OnDecide } from './ToolCard'
 
 interface MessageListProps {
   messages: DisplayMessage[]
@@ -19,9 +22,18 @@ interface MessageListProps {
   /** The alternatives at each message across the branch tree (null where there are none). */
   siblings?: readonly (Siblings | null)[] | undefined
   onSwitchBranch?: ((appId: string) => void) | undefined
+  /** The tool calls waiting for a person (shown with Approve and Deny). */
+  approvals?: ApprovalRequest[] | undefined
+  /** The tool calls whose arguments are still streaming. */
+  liveToolCalls?: string[] | undefined
+  /** Approves or denies a waiting call. */
+  onDecide?: OnDecide | undefined
   children?: React.ReactNode
   empty?: React.ReactNode
 }
+
+const NONE: ApprovalRequest[] = []
+const NONE_LIVE: string[] = []
 
 /** How close to the bottom (px) still counts as "at the bottom". */
 const STICK_SLACK = 48
@@ -29,7 +41,11 @@ const STICK_SLACK = 48
 /** The conversation, following new text unless the reader has scrolled up. */
 export function MessageList(props: MessageListProps) {
   const { messages, streaming, streamingText, streamingReasoning = '', mode, activeAction, onRegenerate, children, empty } = props
-  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch } = props
+  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch, approvals = NONE, liveToolCalls = NONE_LIVE, onDecide } = props
+  // Recomputed when a message, an approval or a live call changes, not per streamed delta (the
+  // messages keep their cards' identity, so they are not rendered again).
+  const tools = useMemo(() => toolViewsOf(messages, approvals, liveToolCalls, streaming), [messages, approvals, liveToolCalls, streaming])
+  const orphans = useMemo(() => unshownApprovals(messages, approvals), [messages, approvals])
   const scroller = useRef<HTMLDivElement>(null)
   const [follow, setFollow] = useState(true)
   const followRef = useRef(true)
@@ -91,7 +107,9 @@ export function MessageList(props: MessageListProps) {
   }
 
   const lastIndex = messages.length - 1
-  const items = messages.map((message, index) => (
+  const items = messages.map((message, index) =>
+    // A tool's message is shown in the card of its call, in the answer that called it.
+    message.item.role === 'tool' ? null : (
     <Message
       key={index}
       index={index}
@@ -102,6 +120,8 @@ export function MessageList(props: MessageListProps) {
       siblings={siblings?.[index]}
       onSwitchBranch={onSwitchBranch}
       busy={streaming}
+      tools={tools[index]}
+      onDecide={onDecide}
     />
   ))
   if (streaming) {
@@ -127,6 +147,14 @@ export function MessageList(props: MessageListProps) {
         <div ref={content} role="log" aria-live="polite" aria-label="Conversation" className="mx-auto max-w-3xl space-y-4">
           {messages.length === 0 && !streaming ? empty : null}
           {items}
+          {orphans.map((approval) => (
+            <ToolCard
+              key={approval.id}
+              view={{ call: { id: approval.id, name: approval.name, arguments: approval.arguments, needs_approval: true }, state: 'awaiting', outcome: null, approval }}
+              onDecide={onDecide}
+              busy={streaming}
+            />
+          ))}
           {children}
         </div>
       </div>

@@ -41,6 +41,8 @@ export interface UseChat extends ChatState {
   /** Asks again with the last user prompt, for a new answer. */
   regenerate: () => Promise<boolean>
   canRegenerate: boolean
+  /** Approves or denies a tool call waiting for a person; the answer goes on streaming (a turn). */
+  decide: (toolCallId: string, approved: boolean, reason: string | null) => Promise<boolean>
 }
 
 /** The chat of the conversation shown: the page's view of a TurnController (lib/turns.ts). */
@@ -69,10 +71,14 @@ export function useChat(options: UseChatOptions): UseChat {
   const stop = useCallback(() => turns.stop(), [turns])
   const retry = useCallback(() => turns.retry(), [turns])
   const regenerate = useCallback(() => turns.regenerate(), [turns])
+  const decide = useCallback(
+    (toolCallId: string, approved: boolean, reason: string | null) => turns.approve(toolCallId, approved, reason),
+    [turns],
+  )
 
   const { messages, status } = state
   const lastPrompt = useMemo(() => lastUserPrompt(messages), [messages])
   const canRegenerate = status !== 'streaming' && lastPrompt !== null && messages[messages.length - 1]?.item.role === 'assistant'
 
-  return { ...state, send, sendWhenOpen, stop, retry, regenerate, canRegenerate }
+  return { ...state, send, sendWhenOpen, stop, retry, regenerate, canRegenerate, decide }
 }
