@@ -157,6 +157,8 @@ class FakeConfig:
     request whose last message is a tool result is ``text`` / ``tokens`` as usual."""
     tool_text: str = ""
     """Text streamed before the tool calls, in the same answer."""
+    tool_calls_always: bool = False
+    """Make ``tool_calls`` after tool results too (a model that never stops calling tools)."""
 
     def replace(self, **changes: Any) -> FakeConfig:
         """A copy with ``changes`` applied; :class:`ValueError` for unknown keys or bad values."""
@@ -209,7 +211,7 @@ class FakeConfig:
         for name in ("text", "route", "reasoning"):
             if values[name] is not None and not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string or null, not {values[name]!r}")
-        for name in ("markdown",):
+        for name in ("markdown", "tool_calls_always"):
             if not isinstance(values[name], bool):
                 raise ValueError(f"{name} must be true or false, not {values[name]!r}")
         if values["should_retry"] is not None and not isinstance(values["should_retry"], bool):
@@ -360,15 +362,17 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return sum(len(_message_text(m).split()) + 3 for m in messages)
 
 
-def _asks_for_tools(body: dict[str, Any]) -> bool:
-    """True when the request offers tools and its last message is the user's."""
+def _asks_for_tools(body: dict[str, Any], always: bool = False) -> bool:
+    """True when the request offers tools and its last message is the user's (or, ``always``,
+    a tool's result)."""
     messages = body.get("messages")
+    roles = ("user", "tool") if always else ("user",)
     return (
         bool(body.get("tools"))
         and isinstance(messages, list)
         and bool(messages)
         and isinstance(messages[-1], dict)
-        and messages[-1].get("role") == "user"
+        and messages[-1].get("role") in roles
     )
 
 
@@ -804,7 +808,7 @@ class _ChatCompletions:
         model = body.get("model") or "fake-model"
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        calls = config.tool_calls if _asks_for_tools(body) else ()
+        calls = config.tool_calls if _asks_for_tools(body, config.tool_calls_always) else ()
         tokens = split_tokens(config.tool_text) if calls else answer_tokens(config)
         started = False
 

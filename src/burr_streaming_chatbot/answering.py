@@ -205,11 +205,13 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
         usage=answer.get("usage") if answer is not None else None,
         awaiting_approval=waiting or None,
     )
-    event = MessageEvent(value=message)
-    if waiting:
-        yield TurnEvent("message", event.model_dump_json())
-    else:  # (the bytes of every other turn's message as they were)
-        yield TurnEvent("message", event.model_dump_json(exclude={"value": {"awaiting_approval"}}))
+    # Fields absent where they do not apply, so every other turn's message has the bytes it had.
+    absent: dict[str, Any] = {"item": {n for n in TOOL_FIELDS if response.get(n) is None}}
+    if not waiting:
+        absent["awaiting_approval"] = True
+    yield TurnEvent(
+        "message", MessageEvent(value=message).model_dump_json(exclude={"value": absent})
+    )
 
 
 def _last_answer(app: Application) -> dict[str, Any]:

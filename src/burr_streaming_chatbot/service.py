@@ -171,20 +171,26 @@ def unavailable_when_the_store_fails() -> Iterator[None]:
 
 
 class ChatService:
-    """The chatbot of one process: its model, its graph (built once, shared by every
+    """The chatbot of one process: its model, its tools, its graph (built once, shared by every
     conversation), its store, its conversations and its running turns.
 
     :meth:`open` before use and :meth:`close` after (the router's lifespan does both).
     """
 
     def __init__(
-        self, settings: Optional[Settings] = None, llm: Optional[ChatModel] = None
+        self,
+        settings: Optional[Settings] = None,
+        llm: Optional[ChatModel] = None,
+        toolbox: Optional[Toolbox] = None,
     ) -> None:
         self.settings = settings or Settings()
         self.llm = llm or create_chat_model(self.settings)
         self.store = open_store(self.settings)
-        self.toolbox = load_toolbox() if self.settings.tools else Toolbox(())
-        """The tools answers may call (:mod:`.tools`)."""
+        if toolbox is None:
+            toolbox = load_toolbox() if self.settings.tools else Toolbox(())
+        self.toolbox = toolbox
+        """The tools answers may call (:mod:`.tools`): ``toolbox``, else the demo tools and
+        those installed packages register (none with ``BURR_CHATBOT_TOOLS=false``)."""
         self.graph = build_graph(
             self.llm,
             self.toolbox,

@@ -55,14 +55,25 @@ class Toolbox:
 
     def openai_tools(self) -> list[dict]:
         return [
-            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                },
+            }
             for t in self._tools.values()
         ]
 
-    async def call(self, name: str, arguments: str, context: ToolContext, timeout_s: float) -> ToolOutcome:
+    async def call(
+        self, name: str, arguments: str, context: ToolContext, timeout_s: float
+    ) -> ToolOutcome:
         started = time.perf_counter()
+
         def done(status: Any, content: str) -> ToolOutcome:
             return ToolOutcome(status, content, (time.perf_counter() - started) * 1000)
+
         tool = self._tools.get(name)
         if tool is None:
             return done("error", f"Unknown tool {name!r}.")
@@ -84,7 +95,11 @@ async def _calc(args: dict, context: ToolContext) -> Any:
 
 
 async def _time(args: dict, context: ToolContext) -> Any:
-    return {"timezone": args.get("timezone", "UTC"), "iso": "2026-01-01T00:00:00", "weekday": "Thursday"}
+    return {
+        "timezone": args.get("timezone", "UTC"),
+        "iso": "2026-01-01T00:00:00",
+        "weekday": "Thursday",
+    }
 
 
 async def _note(args: dict, context: ToolContext) -> Any:
@@ -93,9 +108,25 @@ async def _note(args: dict, context: ToolContext) -> Any:
 
 
 DEMO_TOOLS = (
-    Tool("calculator", "calc", {"type": "object", "properties": {"expression": {"type": "string"}}}, _calc),
-    Tool("current_time", "time", {"type": "object", "properties": {"timezone": {"type": "string"}}}, _time),
-    Tool("save_note", "note", {"type": "object", "properties": {"text": {"type": "string"}}}, _note, True),
+    Tool(
+        "calculator",
+        "calc",
+        {"type": "object", "properties": {"expression": {"type": "string"}}},
+        _calc,
+    ),
+    Tool(
+        "current_time",
+        "time",
+        {"type": "object", "properties": {"timezone": {"type": "string"}}},
+        _time,
+    ),
+    Tool(
+        "save_note",
+        "note",
+        {"type": "object", "properties": {"text": {"type": "string"}}},
+        _note,
+        True,
+    ),
 )
 
 
