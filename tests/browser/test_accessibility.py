@@ -169,8 +169,9 @@ def wait_for_answers(page: Any, count: int) -> None:
 def test_axe_finds_no_violation_on_the_offline_page_empty_and_after_code(
     axe_script: Path, burr_offline: ChatServer, axe_page: Any, request: pytest.FixtureRequest
 ) -> None:
-    """The empty page (with the offline banner) and the offline model's code answer, light and
-    dark."""
+    """The empty page (with the offline banner), the offline model's code answer, and its tool
+    calls: a calculator card (opened) and a save_note call waiting with its approval card (the
+    graph marked as waiting there), light and dark."""
     page = axe_page
     open_chat(page, burr_offline)
     expect(page.get_by_text("Ask anything.")).to_be_visible()
@@ -183,6 +184,18 @@ def test_axe_finds_no_violation_on_the_offline_page_empty_and_after_code(
     expect(answer.locator(".code-block")).to_be_visible()
     expect(answer.locator(".code-block [class^='hljs-']").first).to_be_attached()
     found += scan(page, "offline-code", request.node.name)
+
+    send(page, "What is 6*7?")
+    wait_for_answers(page, 3)
+    calculator = page.locator('[data-testid="tool-card"][data-tool-name="calculator"]')
+    expect(calculator).to_have_attribute("data-status", "ok")
+    calculator.locator("summary").click()
+    expect(calculator.get_by_test_id("tool-output")).to_be_visible()
+    send(page, "remember to buy milk")
+    wait_for_answers(page, 4)
+    expect(page.get_by_test_id("approval-card")).to_be_visible()
+    expect(page.locator('[data-testid="graph-node"][data-waiting="true"]')).to_have_count(1)
+    found += scan(page, "offline-tools", request.node.name)
     assert not found, "axe-core found violations:\n" + "\n".join(found)
 
 

@@ -118,14 +118,17 @@ export const ToolCard = memo(function ToolCard({ view, onDecide, busy = false }:
           <span className="text-xs text-gray-600 dark:text-gray-300">Tool </span>
           <span className="font-mono font-medium" data-testid="tool-name">
             {call.name}
-          </span>
-          <span data-testid="tool-status" className={`ml-2 text-xs font-medium ${colourOf(view)}`}>
+          </span>{' '}
+          <span data-testid="tool-status" className={`ml-1 text-xs font-medium ${colourOf(view)}`}>
             {statusText(view)}
           </span>
           {duration !== null && duration !== undefined && (
-            <span data-testid="tool-duration" className="ml-2 text-xs text-gray-600 dark:text-gray-300">
-              {formatMs(duration)}
-            </span>
+            <>
+              {', '}
+              <span data-testid="tool-duration" className="text-xs text-gray-600 dark:text-gray-300">
+                {formatMs(duration)}
+              </span>
+            </>
           )}
         </summary>
         <div className="mt-1.5 space-y-1.5">
