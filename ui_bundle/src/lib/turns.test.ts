@@ -430,4 +430,30 @@ describe('TurnController, tool approval', () => {
     await vi.waitFor(() => expect(onTurnEnd).toHaveBeenCalledTimes(1))
     expect(t.state.approvals).toEqual([])
   })
+
+  it("the end of another tab's turn this page only read (its answer was in the history) is told too: the notes may have changed", async () => {
+    const events = controlledStream()
+    let historyReads = 0
+    const onTurnEnd = vi.fn()
+    const t = show(
+      {
+        'GET /history/proj/old': () => {
+          historyReads += 1
+          return jsonResponse([...history, { ...user('{}'), role: 'tool', tool_call_id: 'call_n', name: 'save_note', status: 'ok' }, answer('Saved.')])
+        },
+        'GET /stream/proj/old': () =>
+          streamResponse([sse({ type: 'chat_history', value: history }, 'w.0'), sse({ type: 'tool_result', value: { id: 'call_n', name: 'save_note', result: '{}', duration_ms: 1 } }, 'w.1'), sse(message('Saved.'), 'w.2')]),
+        'GET /approvals/proj/old': () => jsonResponse([]),
+        'GET /events/proj/old': () => events.response,
+      },
+      { appId: 'old', isNew: false },
+      { onTurnEnd },
+    )
+    t.turns.follow()
+    await vi.waitFor(() => expect(t.calls.filter((c) => c.path === '/approvals/proj/old')).toHaveLength(1))
+    expect(onTurnEnd).not.toHaveBeenCalled()
+    events.push(sse({ type: 'turn_ended', value: { turn: 'w' } }))
+    await vi.waitFor(() => expect(onTurnEnd).toHaveBeenCalledTimes(1))
+    expect(historyReads).toBe(1)
+  })
 })

@@ -117,6 +117,8 @@ export class TurnController {
   private current: Turn | null = null
   /** The turns (SSE id tokens) this page started or followed: `/events` news of them is ignored. */
   private readonly knownTurns = new Set<string>()
+  /** The turns (SSE id tokens) this page sent: it is told of their end without `/events`. */
+  private readonly sentTurns = new Set<string>()
   /** Turns announced by `/events` while this page streamed another: caught up on after it. */
   private announced: string[] = []
   /** The prompt to send once the page shows a conversation (`sendWhenOpen`). */
@@ -223,7 +225,9 @@ export class TurnController {
           if (!this.knownTurns.has(turn)) void this.resync(turn)
         } else if (change.type === 'turn_ended') {
           // Another tab's turn (an approval answered there, a note saved) ended: what it changed.
-          if (!this.knownTurns.has(change.value.turn)) void this.reload()
+          const { turn } = change.value
+          if (!this.knownTurns.has(turn)) void this.reload()
+          else if (!this.sentTurns.has(turn)) this.callbacks.onTurnEnd?.() // (followed, maybe only read quietly)
         } else if (change.type === 'branch_created') {
           this.callbacks.onBranchCreated?.(change.value)
         }
@@ -297,6 +301,7 @@ export class TurnController {
    */
   private async run(turn: Turn, request: (onEvent: EventHandler) => Promise<StreamOutcome>, refusedIsFinal = false): Promise<void> {
     const onEvent: EventHandler = (event, id) => {
+      if (id) this.sentTurns.add(turnOf(id))
       if (id && this.current === turn) this.knownTurns.add(turnOf(id))
       turn.reader.handle(event, id)
     }
