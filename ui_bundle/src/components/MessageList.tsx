@@ -107,23 +107,25 @@ export function MessageList(props: MessageListProps) {
   }
 
   const lastIndex = messages.length - 1
-  const items = messages.map((message, index) =>
+  const items = messages.map((message, index) => {
     // A tool's message is shown in the card of its call, in the answer that called it.
-    message.item.role === 'tool' ? null : (
-    <Message
-      key={index}
-      index={index}
-      message={message}
-      onRegenerate={index === lastIndex && message.item.role === 'assistant' ? onRegenerate : undefined}
-      onEdit={onEdit}
-      onRegenerateBranch={messages[index - 1]?.item.role === 'user' ? onRegenerateBranch : undefined}
-      siblings={siblings?.[index]}
-      onSwitchBranch={onSwitchBranch}
-      busy={streaming}
-      tools={tools[index]}
-      onDecide={onDecide}
-    />
-  ))
+    if (message.item.role === 'tool') return null
+    return (
+      <Message
+        key={index}
+        index={index}
+        message={message}
+        onRegenerate={index === lastIndex && message.item.role === 'assistant' ? onRegenerate : undefined}
+        onEdit={onEdit}
+        onRegenerateBranch={messages[index - 1]?.item.role === 'user' ? onRegenerateBranch : undefined}
+        siblings={siblings?.[index]}
+        onSwitchBranch={onSwitchBranch}
+        busy={streaming}
+        tools={tools[index]}
+        onDecide={onDecide}
+      />
+    )
+  })
   if (streaming) {
     // In the same list, keyed as the message it becomes: when the final message arrives, React
     // keeps what is rendered (parsed blocks, highlighted code) instead of building it again.
