@@ -150,6 +150,15 @@ class FakeConfig:
     the connection, send an ``error`` event or stop sending."""
     should_retry: Optional[bool] = None
     """When set, error responses carry ``x-should-retry: true|false`` (the SDK obeys it)."""
+    tool_calls: tuple[dict, ...] = ()
+    """Tool calls a streamed answer makes when the request offers ``tools`` and its last message
+    is the user's: each ``{"name", "arguments"}`` (a dict or JSON text), all in one message (two
+    or more are parallel calls), their arguments split over several chunks. An answer to a
+    request whose last message is a tool result is ``text`` / ``tokens`` as usual."""
+    tool_text: str = ""
+    """Text streamed before the tool calls, in the same answer."""
+    tool_calls_always: bool = False
+    """Make ``tool_calls`` after tool results too (a model that never stops calling tools)."""
 
     def replace(self, **changes: Any) -> FakeConfig:
         """A copy with ``changes`` applied; :class:`ValueError` for unknown keys or bad values."""
@@ -165,6 +174,7 @@ class FakeConfig:
         """The settings as JSON-ready values."""
         values = dataclasses.asdict(self)
         values["models"] = list(self.models)
+        values["tool_calls"] = list(self.tool_calls)
         return values
 
     @staticmethod
@@ -190,10 +200,18 @@ class FakeConfig:
             raise ValueError(
                 f"reasoning_field must be one of {REASONING_FIELDS}, not {values['reasoning_field']!r}"
             )
+        calls = values["tool_calls"]
+        if not isinstance(calls, (list, tuple)) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls
+        ):
+            raise ValueError(f"tool_calls must be a list of {{name, arguments}}, not {calls!r}")
+        out["tool_calls"] = tuple(calls)
+        if not isinstance(values["tool_text"], str):
+            raise ValueError(f"tool_text must be a string, not {values['tool_text']!r}")
         for name in ("text", "route", "reasoning"):
             if values[name] is not None and not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string or null, not {values[name]!r}")
-        for name in ("markdown",):
+        for name in ("markdown", "tool_calls_always"):
             if not isinstance(values[name], bool):
                 raise ValueError(f"{name} must be true or false, not {values[name]!r}")
         if values["should_retry"] is not None and not isinstance(values["should_retry"], bool):
@@ -342,6 +360,41 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     if not isinstance(messages, list):
         return 0
     return sum(len(_message_text(m).split()) + 3 for m in messages)
+
+
+def _asks_for_tools(body: dict[str, Any], always: bool = False) -> bool:
+    """True when the request offers tools and its last message is the user's (or, ``always``,
+    a tool's result)."""
+    messages = body.get("messages")
+    roles = ("user", "tool") if always else ("user",)
+    return (
+        bool(body.get("tools"))
+        and isinstance(messages, list)
+        and bool(messages)
+        and isinstance(messages[-1], dict)
+        and messages[-1].get("role") in roles
+    )
+
+
+def _tool_call_chunks(calls: Sequence[dict], completion_id: str) -> list[dict]:
+    """The ``tool_calls`` deltas of ``calls``, as OpenAI streams them: per call a first delta
+    with its id, type and name, then its arguments in pieces of a few characters."""
+    deltas: list[dict] = []
+    for index, call in enumerate(calls):
+        arguments = call.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        call_id = f"call_{completion_id[-8:]}_{index}"
+        deltas.append(
+            {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+        )
+        for start in range(0, len(text), 7):
+            deltas.append({"index": index, "function": {"arguments": text[start : start + 7]}})
+    return deltas
 
 
 # --------------------------------------------------------------------------- state
@@ -755,7 +808,8 @@ class _ChatCompletions:
         model = body.get("model") or "fake-model"
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        tokens = answer_tokens(config)
+        calls = config.tool_calls if _asks_for_tools(body, config.tool_calls_always) else ()
+        tokens = split_tokens(config.tool_text) if calls else answer_tokens(config)
         started = False
 
         def chunk(delta: dict, finish_reason: Optional[str] = None) -> bytes:
@@ -798,7 +852,7 @@ class _ChatCompletions:
             if thoughts and config.delay_ms and not await _pause(state, config.delay_ms / 1000):
                 return "closing"
             limit = len(tokens)
-            if fault in ("drop", "error_event", "stall"):
+            if fault in ("drop", "error_event", "stall") and not calls:
                 limit = min(limit, config.drop_after)
             elif fault == "malformed":
                 limit = min(limit, 2)
@@ -810,6 +864,15 @@ class _ChatCompletions:
                     elif index % 32 == 0:
                         await asyncio.sleep(0)  # let other streams and the watcher run
                 await emit(chunk({"content": tokens[index]}))
+            if calls:
+                pieces = _tool_call_chunks(calls, completion_id)
+                if fault == "drop":  # cut in the middle of the streamed arguments
+                    pieces = pieces[: config.drop_after]
+                for index, delta in enumerate(pieces):
+                    if index and config.delay_ms:
+                        if not await _pause(state, config.delay_ms / 1000):
+                            return "closing"
+                    await emit(chunk({"tool_calls": [delta]}))
             if fault == "drop":
                 return "drop"
             if fault == "stall" and not await _pause(state, config.hang_s):
@@ -825,7 +888,7 @@ class _ChatCompletions:
                 await emit(b"data: {not json\n\n")
                 await send({"type": "http.response.body", "body": b""})
                 return "malformed"
-            await emit(chunk({}, "stop"))
+            await emit(chunk({}, "tool_calls" if calls else "stop"))
             if include_usage:
                 prompt_tokens = _prompt_tokens(body)
                 completion_tokens = len(tokens) + len(thoughts)

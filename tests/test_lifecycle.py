@@ -61,11 +61,12 @@ def test_a_stop_is_accepted_until_the_answer_is_whole_and_refused_after() -> Non
         TurnState.ANSWERING: True,
         TurnState.STOPPING: True,  # (already cancelled: not again)
         TurnState.ANSWERED: False,
+        TurnState.CUT: False,
         TurnState.ENDING: False,
         TurnState.DONE: False,
     }
     # A refused stop changes nothing.
-    for state in (TurnState.ANSWERED, TurnState.ENDING, TurnState.DONE):
+    for state in (TurnState.ANSWERED, TurnState.CUT, TurnState.ENDING, TurnState.DONE):
         assert next_state(state, Signal.STOP) is state
 
 
@@ -80,7 +81,7 @@ def test_the_task_is_cancelled_once_on_entering_stopping_and_never_after_the_ans
         (TurnState.ANSWERING, Signal.STOP),
     ]
     # Nothing leads back into STOPPING once it is left, so no path cancels twice.
-    after_stopping = {TurnState.ANSWERED, TurnState.ENDING, TurnState.DONE}
+    after_stopping = {TurnState.CUT, TurnState.ENDING, TurnState.DONE}
     assert all(
         after is not TurnState.STOPPING
         for (before, _), after in TRANSITIONS.items()

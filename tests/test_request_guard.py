@@ -98,8 +98,11 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", f"{API}/status"),
         ("GET", f"{API}/events/junkproj4/a"),
         ("GET", f"{API}/stream/junkproj5/a"),
+        ("GET", f"{API}/approvals/junkproj6/a"),
+        ("GET", f"{API}/notes/junkproj7"),
         ("GET", PAGE),
         ("POST", f"{API}/create/junkproj3/a"),
+        ("POST", f"{API}/approve/junkproj8/a"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -152,6 +155,7 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         f"{API}/response/{project}/a",
         f"{API}/fork/{project}/a",
         f"{API}/stop/{project}/a",
+        f"{API}/approve/{project}/a",
         f"{API}/ag-ui/{project}",
         f"/api/v0/counter/create/{project}/a",  # one of Burr's own routers: it writes a folder
         f"/api/v0/{project}/a/__none__/0/annotations",  # Burr's own API

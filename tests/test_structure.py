@@ -104,7 +104,7 @@ def test_only_the_storage_package_reaches_into_its_engines() -> None:
 
 LAYERS = {
     1: ["settings", "wire", "sse"],
-    2: ["llm", "errors", "graph"],
+    2: ["llm", "errors", "tools", "graph"],
     3: ["storage"],
     4: ["lifecycle", "conversations", "answering", "turns", "changes"],
     5: ["limits", "service"],

@@ -143,6 +143,8 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/ai-sdk/{PROJECT}", ai_sdk_body(app_id, "Is it mine?")),
         ("GET", f"/ai-sdk/{PROJECT}/{app_id}/stream", None),
         ("POST", f"/create/{PROJECT}/{app_id}", None),
+        ("GET", f"/approvals/{PROJECT}/{app_id}", None),
+        ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
     ]
 
 

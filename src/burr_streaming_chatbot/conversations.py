@@ -29,14 +29,14 @@ from burr.core import Application, ApplicationBuilder, State
 from burr.core.graph import Graph
 from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
-from .graph import TERMINAL_ACTIONS
+from .graph import TERMINAL_ACTIONS, TOOL_ACTIONS
 from .settings import Settings
 from .storage.burr_hooks import ChatTrackingClient, SaveAfter
 from .storage.interface import Key, Lease, Store
 from .storage.messages import BRANCH, HISTORY, SEQUENCE
 from .wire import BranchTree, ConversationSummary, TurnEvent
 
-SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS)
+SAVED_AFTER = ("prompt", *TERMINAL_ACTIONS, *TOOL_ACTIONS)
 """The steps after which a conversation's state is persisted (see :class:`.SaveAfter`)."""
 
 
@@ -121,7 +121,7 @@ class Conversations:
 
     async def _with_partial_answer(self, project_id: str, token: str, state: State) -> State:
         history = state.get(HISTORY, [])
-        if not history or history[-1].get("role") != "user":
+        if not history or history[-1].get("role") not in ("user", "tool"):
             return state  # the dead turn saved its answer, or never saved its prompt
         batches = await self.store.events(project_id, token, 0)
         item = partial_answer([event for batch in batches for event in batch.events])
@@ -288,12 +288,16 @@ class OpenApplication:
 
 def partial_answer(events: Sequence[TurnEvent]) -> Optional[dict[str, Any]]:
     """The answer a turn's recorded events had streamed, marked ``interrupted``; None when it
-    streamed no text or ended (its end was saved by the step that sent it)."""
+    streamed no text or ended (its end was saved by the step that sent it). Only the text of
+    the last step counts: an earlier answer of the turn (one that called tools) was saved by
+    its step."""
     pieces: list[str] = []
     thoughts: list[str] = []
     mode = "unknown"
     for event in events:
-        if event.type == "delta":
+        if event.type == "action":
+            pieces, thoughts = [], []
+        elif event.type == "delta":
             pieces.append(event.data)
         elif event.is_last:
             return None

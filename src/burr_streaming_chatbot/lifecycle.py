@@ -9,10 +9,14 @@ SAVING_PROMPT   the ``prompt`` step saves the user's message    ANSWERING       
 STOP_PENDING    the prompt is saved (``PROMPT_SAVED``)          STOPPING        accepted already; nothing more
 ANSWERING       the graph runs: checks, mode, the answer        ANSWERED        cancels the task: STOPPING
                 streams, until it is whole (``ANSWERED``)                       (accepted)
-STOPPING        the task was cancelled (once); the answering    ANSWERED        accepted already; never a
+STOPPING        the task was cancelled (once); the answering    CUT             accepted already; never a
                 step keeps the text it had (``ANSWERED``)                       second cancel (it would cut
                                                                                 the save of that text)
-ANSWERED        the answer (whole or cut) is being saved        ENDING          refused: nothing left to cut
+ANSWERED        the whole answer is being saved                 ENDING, or      refused: nothing left to cut
+                                                                ANSWERING when
+                                                                it called tools
+                                                                (``CONTINUED``)
+CUT             the answer cut by the stop is being saved       ENDING          refused: cancelled already
 ENDING          the last event (``message`` or ``error``) is    DONE            refused
                 recorded; the store records the turn's end;
                 no listener gets that event yet (``ENDED``)
@@ -25,7 +29,12 @@ cancelled before its answer streamed); it always leads to ENDING. A stop (``STOP
 in every state: where it is refused the state stays as it is. The task is cancelled exactly
 once, on entering STOPPING, which no state after it leads back to.
 
-``PROMPT_SAVED`` and ``ANSWERED`` are said by the turn's producer (:mod:`.answering`, in its
+An answer that called tools is saved, then the graph goes on (``CONTINUED``): the tools run and
+the model answers again, and a stop cuts that as it cuts the first answer. A turn answering a
+person's decision on a tool call has no prompt: its ``tool_approval`` step saves the decision,
+and says ``PROMPT_SAVED``.
+
+``PROMPT_SAVED``, ``ANSWERED`` and ``CONTINUED`` are said by the turn's producer (:mod:`.answering`, in its
 stream of events); ``STOP`` by a client, a reader's departure or the server's shutdown;
 ``LAST_EVENT`` and ``ENDED`` by :mod:`.turns`, which records the events and ends the turn.
 """
@@ -46,6 +55,7 @@ class TurnState(enum.Enum):
     ANSWERING = "answering"
     STOPPING = "stopping"
     ANSWERED = "answered"
+    CUT = "cut"
     ENDING = "ending"
     DONE = "done"
 
@@ -57,6 +67,8 @@ class Signal(enum.Enum):
     """The ``prompt`` step has persisted the user's message."""
     ANSWERED = "answered"
     """The answer is whole, or cut by a stop: from now on a stop has nothing left to cut."""
+    CONTINUED = "continued"
+    """The answer is saved and called tools: the graph goes on to run them and answer again."""
     STOP = "stop"
     """Someone asked the turn to stop."""
     LAST_EVENT = "last_event"
@@ -65,7 +77,7 @@ class Signal(enum.Enum):
     """The store has recorded the turn's end (or gave up): listeners may have the last event."""
 
 
-FROM_THE_PRODUCER = frozenset({Signal.PROMPT_SAVED, Signal.ANSWERED})
+FROM_THE_PRODUCER = frozenset({Signal.PROMPT_SAVED, Signal.ANSWERED, Signal.CONTINUED})
 """The signals a turn's producer says, in its stream of events (:data:`TurnItem`)."""
 
 TurnItem = Union[TurnEvent, Signal]
@@ -84,10 +96,13 @@ TRANSITIONS: dict[tuple[TurnState, Signal], TurnState] = {
     (TurnState.ANSWERING, Signal.ANSWERED): TurnState.ANSWERED,
     (TurnState.ANSWERING, Signal.LAST_EVENT): TurnState.ENDING,
     (TurnState.STOPPING, Signal.STOP): TurnState.STOPPING,
-    (TurnState.STOPPING, Signal.ANSWERED): TurnState.ANSWERED,
+    (TurnState.STOPPING, Signal.ANSWERED): TurnState.CUT,
     (TurnState.STOPPING, Signal.LAST_EVENT): TurnState.ENDING,
     (TurnState.ANSWERED, Signal.STOP): TurnState.ANSWERED,
+    (TurnState.ANSWERED, Signal.CONTINUED): TurnState.ANSWERING,
     (TurnState.ANSWERED, Signal.LAST_EVENT): TurnState.ENDING,
+    (TurnState.CUT, Signal.STOP): TurnState.CUT,
+    (TurnState.CUT, Signal.LAST_EVENT): TurnState.ENDING,
     (TurnState.ENDING, Signal.STOP): TurnState.ENDING,
     (TurnState.ENDING, Signal.ENDED): TurnState.DONE,
     (TurnState.DONE, Signal.STOP): TurnState.DONE,

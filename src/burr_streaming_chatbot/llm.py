@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ carry more, such as ``mode`` and ``interrupted``)."""
 
 ROUTER_INSTRUCTIONS = (
     "You route the user's message to one mode of a chatbot. The modes are: "
-    "answer_question (a question to answer), generate_poem (a request for a poem), "
+    "answer_question (a question to answer, or a task to do with tools such as arithmetic, "
+    "the time or saving a note), generate_poem (a request for a poem), "
     "generate_code (a request for code), unknown (anything else). "
     "Reply with only the name of one mode and nothing else."
 )
@@ -84,9 +86,21 @@ class Usage:
         }
 
 
-Piece = Union[str, Usage]
-"""What an answer streams: its text (a :class:`Thought` while the model thinks), then, when
-the server reports it, one :class:`Usage` last."""
+@dataclass(frozen=True, slots=True)
+class ToolCallPiece:
+    """A piece of a tool call the model is making: its first piece has ``id`` and ``name``,
+    every piece may carry more of its ``arguments`` (JSON text). ``index`` tells the calls of
+    one answer apart (a model may make several at once)."""
+
+    index: int
+    id: Optional[str]
+    name: Optional[str]
+    arguments: str
+
+
+Piece = Union[str, Usage, ToolCallPiece]
+"""What an answer streams: its text (a :class:`Thought` while the model thinks), the tool calls
+it makes (:class:`ToolCallPiece`), then, when the server reports it, one :class:`Usage` last."""
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 """Where servers put a model's thinking in a streamed delta: vLLM and DeepSeek send
@@ -116,9 +130,13 @@ class ChatModel(Protocol):
         """Return one of :data:`~burr_streaming_chatbot.wire.MODES` for the prompt."""
         ...
 
-    def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
+    def stream_answer(
+        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+    ) -> AsyncIterator[Piece]:
         """Yield the answer in pieces, for the mode and the conversation so far: text (a
-        :class:`Thought` while the model thinks), and last its :class:`Usage` if known."""
+        :class:`Thought` while the model thinks), the calls it makes to ``tools`` (OpenAI
+        ``tools`` definitions) as :class:`ToolCallPiece` s, and last its :class:`Usage` if
+        known."""
         ...
 
     async def aclose(self) -> None:
@@ -135,10 +153,46 @@ def parse_mode(text: str) -> str:
     return "unknown"
 
 
-def answer_messages(mode: str, history: Sequence[Message]) -> list[dict[str, str]]:
-    """The messages sent for an answer: the mode's instructions, then the conversation."""
-    system = {"role": "system", "content": MODE_INSTRUCTIONS.get(mode, "")}
-    return [system, *({"role": m["role"], "content": m["content"]} for m in history)]
+def answer_messages(mode: str, history: Sequence[Message]) -> list[dict[str, Any]]:
+    """The messages sent for an answer: the mode's instructions, then the conversation, with
+    an answer's tool calls and the tools' results as OpenAI's chat API has them. A tool result
+    whose call is not among the messages (the history was cut before it) is left out: the API
+    refuses it."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": MODE_INSTRUCTIONS.get(mode, "")}
+    ]
+    called: set[str] = set()
+    for m in history:
+        if m["role"] == "tool":
+            if m.get("tool_call_id") in called:
+                messages.append(
+                    {"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]}
+                )
+            continue
+        message: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        calls = m.get("tool_calls")
+        if calls:
+            message["tool_calls"] = [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for call in calls
+            ]
+            called.update(call["id"] for call in calls)
+        messages.append(message)
+    answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls and any(call["id"] not in answered for call in calls):
+            # (a call whose result was never stored, e.g. its process died: the API refuses it)
+            kept = [call for call in calls if call["id"] in answered]
+            if kept:
+                message["tool_calls"] = kept
+            else:
+                del message["tool_calls"]
+    return messages
 
 
 def _caused_by_connection_error(exc: BaseException) -> bool:
@@ -283,6 +337,16 @@ def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
         text = delta.get("content")
         if text:
             _join(pieces, without_nul(text))
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            pieces.append(
+                ToolCallPiece(
+                    index=int(call.get("index") or 0),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=without_nul(function.get("arguments") or ""),
+                )
+            )
     usage = chunk.get("usage")
     if usage:
         details = usage.get("completion_tokens_details") or {}
@@ -359,8 +423,10 @@ class OpenAIChatModel:
             raise _upstream_error(exc) from None
         return parse_mode(str(text))
 
-    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
-        """Stream the answer model's reply (thinking, text, usage); closing this generator closes the upstream request.
+    async def stream_answer(
+        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+    ) -> AsyncIterator[Piece]:
+        """Stream the answer model's reply (thinking, text, tool calls, usage); closing this generator closes the upstream request.
 
         The SDK sends the request (errors, retries, timeouts, auth), but the body goes as built,
         and the response's events are read here, a network read at a time: every token that
@@ -370,11 +436,13 @@ class OpenAIChatModel:
         CPU than the rest of a turn together, and its reader hands out one event per
         ``await``.)
         """
-        body = {
+        body: dict[str, Any] = {
             "model": self.answer_name,
             "messages": answer_messages(mode, history[-self.history_messages :]),
             "stream": True,
         }
+        if tools:
+            body["tools"] = list(tools)
         if self.stream_usage:
             body["stream_options"] = {"include_usage": True}
         try:
@@ -396,11 +464,101 @@ class OpenAIChatModel:
         await self._client.close()
 
 
-_OFFLINE_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("generate_poem", ("poem", "poetry", "haiku", "verse", "rhyme")),
-    ("generate_code", ("code", "function", "script", "program", "python", "javascript", "sql")),
-    ("answer_question", ("?", "what", "why", "how", "who", "when", "where", "explain")),
+_OFFLINE_KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("generate_poem", frozenset({"poem", "poems", "poetry", "haiku", "verse", "rhyme"})),
+    (
+        "generate_code",
+        frozenset({"code", "function", "script", "program", "python", "javascript", "sql"}),
+    ),
+    (
+        "answer_question",
+        frozenset({"?", "what", "why", "how", "who", "when", "where", "explain"}),
+    ),
 )
+"""The offline router's keywords per mode, matched as whole words ("reverse" is no "verse")."""
+
+_ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^×÷]+[\s(]*[-+]?\d[\d.\s)]*)+")
+_TIME = re.compile(r"\btime\b", re.IGNORECASE)
+_PLACE = re.compile(r"\bin\s+([A-Za-z][A-Za-z_/ -]*?)\s*[?.!]*$", re.IGNORECASE)
+_NOTE = re.compile(
+    r"^\s*(?:please\s+)?(?:remember|note|save\s+a\s+note)\b[\s:,]*(?:that\s+|to\s+)?(.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_PLACES = {
+    "tokyo": "Asia/Tokyo",
+    "japan": "Asia/Tokyo",
+    "london": "Europe/London",
+    "paris": "Europe/Paris",
+    "berlin": "Europe/Berlin",
+    "new york": "America/New_York",
+    "san francisco": "America/Los_Angeles",
+    "los angeles": "America/Los_Angeles",
+    "sydney": "Australia/Sydney",
+    "utc": "UTC",
+}
+
+
+def offline_tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls the offline model makes for a prompt, as ``(tool, arguments)``:
+    ``save_note`` for "remember ..." or "note ...", ``calculator`` for arithmetic,
+    ``current_time`` when it asks the time (in a place it names)."""
+    note = _NOTE.match(prompt)
+    if note:
+        return [("save_note", {"text": note.group(1).strip()})]
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for match in _ARITHMETIC.finditer(prompt):
+        expression = " ".join(match.group(0).split()).replace("×", "*").replace("÷", "/")
+        calls.append(("calculator", {"expression": expression.replace("^", "**")}))
+    if _TIME.search(prompt):
+        place = _PLACE.search(prompt)
+        if place is None:
+            calls.append(("current_time", {}))
+        else:
+            name = place.group(1).strip()
+            zone = _PLACES.get(name.lower(), name if "/" in name else name.title())
+            calls.append(("current_time", {"timezone": zone}))
+    return calls
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9_]+|\?", text.lower()))
+
+
+def offline_result_text(results: Sequence[Message]) -> str:
+    """What the offline model answers once its tools answered: one sentence per result."""
+    sentences = []
+    for message in results:
+        name = message.get("name", "the tool")
+        status = message.get("status", "ok")
+        if status == "denied":
+            reason = message.get("reason")
+            sentences.append(
+                f"You denied `{name}`, so I did not run it"
+                + (f" (your reason: {reason})." if reason else ".")
+            )
+            continue
+        if status != "ok":
+            sentences.append(f"The `{name}` tool failed: {message['content']}")
+            continue
+        try:
+            value = json.loads(message["content"])
+        except ValueError:
+            value = message["content"]
+        sentences.append(_result_sentence(name, value))
+    return " ".join(sentences) + "\n\n*(The offline demo model called these tools.)*"
+
+
+def _result_sentence(name: str, value: Any) -> str:
+    if isinstance(value, Mapping):
+        if name == "calculator" and "result" in value:
+            return f"{value.get('expression', '')} = **{value['result']}**."
+        if name == "current_time" and "iso" in value:
+            weekday = f", {value['weekday']}" if value.get("weekday") else ""
+            return f"In {value.get('timezone', 'UTC')} it is {value['iso']}{weekday}."
+        if name == "save_note" and "text" in value:
+            return f"I saved the note: “{value['text']}”."
+    return f"`{name}` returned {json.dumps(value, ensure_ascii=False)}."
+
 
 _OFFLINE_ANSWERS: dict[str, str] = {
     "answer_question": (
@@ -442,16 +600,56 @@ class OfflineChatModel:
         return "OfflineChatModel()"
 
     async def choose_mode(self, prompt: str) -> str:
-        """Pick a mode from keywords in the prompt."""
-        lowered = prompt.lower()
-        for mode, words in _OFFLINE_KEYWORDS:
-            if any(word in lowered for word in words):
+        """Pick a mode from whole-word keywords in the prompt (a prompt for a tool: a question)."""
+        if offline_tool_calls(prompt):
+            return "answer_question"
+        words = _words(prompt)
+        for mode, keywords in _OFFLINE_KEYWORDS:
+            if words & keywords:
                 return mode
         return "unknown"
 
-    async def stream_answer(self, mode: str, history: Sequence[Message]) -> AsyncIterator[Piece]:
-        """Stream a fixed text for the mode, word by word, with a short pause between words."""
+    async def stream_answer(
+        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+    ) -> AsyncIterator[Piece]:
+        """Stream an answer word by word, with a short pause between words: the tool calls
+        the prompt asks for (when ``tools`` has them), then, once they answered, what they
+        said; else a fixed text for the mode."""
+        offered = {tool["function"]["name"] for tool in tools}
+        results = _trailing_results(history)
+        if results:
+            async for piece in self._words(offline_result_text(results)):
+                yield piece
+            return
+        last = history[-1] if history else None
+        calls = [
+            (name, arguments)
+            for name, arguments in (
+                offline_tool_calls(str(last["content"]))
+                if last is not None and last["role"] == "user"
+                else []
+            )
+            if name in offered
+        ]
+        if calls:
+            names = ", ".join(f"`{name}`" for name, _ in calls)
+            async for piece in self._words(f"Let me use {names} for that. "):
+                yield piece
+            for index, (name, arguments) in enumerate(calls):
+                call_id = f"call_offline_{secrets.token_hex(6)}"
+                yield ToolCallPiece(index=index, id=call_id, name=name, arguments="")
+                text = json.dumps(arguments, ensure_ascii=False)
+                half = len(text) // 2  # (in two pieces, as a model streams them)
+                for part in (text[:half], text[half:]):
+                    if self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                    yield ToolCallPiece(index=index, id=None, name=None, arguments=part)
+            return
         text = _OFFLINE_ANSWERS.get(mode, _OFFLINE_ANSWERS["answer_question"]) + OFFLINE_HELP
+        async for piece in self._words(text):
+            yield piece
+
+    async def _words(self, text: str) -> AsyncIterator[str]:
         for piece in re.findall(r"\S+\s*|\s+", text):
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
@@ -459,6 +657,16 @@ class OfflineChatModel:
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+
+def _trailing_results(history: Sequence[Message]) -> list[Message]:
+    """The tool messages at the end of the history (the results of the last calls)."""
+    results: list[Message] = []
+    for message in reversed(history):
+        if message["role"] != "tool":
+            break
+        results.append(message)
+    return results[::-1]
 
 
 def create_chat_model(settings: Settings) -> ChatModel:

@@ -27,6 +27,8 @@ from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
 from .wire import (
+    ApprovalInput,
+    ApprovalRequest,
     BranchTree,
     ChatEventBlock,
     ChatItem,
@@ -35,6 +37,7 @@ from .wire import (
     ForkInput,
     GraphInfo,
     ModelInfo,
+    NoteInfo,
     PromptInput,
     ServerStatus,
     StopResult,
@@ -268,6 +271,53 @@ def create_router(
             ),
             slot,
         )
+
+    @router.post(
+        "/approve/{project_id}/{app_id}",
+        response_class=EventStream,
+        responses={
+            **event_stream_responses(ChatEventBlock),
+            **TURN_REFUSALS,
+            404: {"description": "No such tool call in this conversation."},
+            409: {
+                "description": "The call does not wait for approval (decided or answered "
+                "already), or a reply is streaming in this conversation."
+            },
+        },
+    )
+    async def approve_tool_call(
+        project_id: ProjectId,
+        app_id: AppId,
+        body: ApprovalInput,
+        client: Client,
+        user: User,
+        history_after: Annotated[int, Query(ge=0)] = 0,
+        accept: Annotated[Optional[str], Header(include_in_schema=False)] = None,
+    ) -> EventStream:
+        """Approve or deny a tool call waiting for a person (from any tab, process or machine,
+        also after a restart): the call runs, or the model is told it was denied, and the
+        answer goes on, streamed as ``POST /response`` streams it."""
+        turn = await service.start_approval(
+            project_id, app_id, [body], history_after, user=user, client=client
+        )
+        return EventStream(event_blocks(turn, 0, settings.keepalive_s, wants_event_stream(accept)))
+
+    @router.get(
+        "/approvals/{project_id}/{app_id}",
+        response_model=list[ApprovalRequest],
+        responses=STORE_FAILED,
+    )
+    async def pending_approvals(
+        project_id: ProjectId, app_id: AppId, user: User
+    ) -> list[ApprovalRequest]:
+        """The conversation's tool calls waiting for a person's approval (after a reload)."""
+        return await service.pending_approvals(project_id, app_id, user=user)
+
+    @router.get("/notes/{project_id}", response_model=list[NoteInfo], responses=STORE_FAILED)
+    async def list_notes(project_id: ProjectId, user: User) -> list[NoteInfo]:
+        """The notes the ``save_note`` tool saved (from the user's conversations when users are
+        on), newest first."""
+        return await service.notes(project_id, user=user)
 
     @router.post("/stop/{project_id}/{app_id}", response_model=StopResult, responses=STORE_FAILED)
     async def stop_answer(project_id: ProjectId, app_id: AppId, user: User) -> StopResult:

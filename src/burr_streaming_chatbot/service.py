@@ -29,23 +29,27 @@ from typing import Any, Literal, Optional
 
 from fastapi import HTTPException, status
 
-from .answering import TurnRequest, turn_events
+from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
-from .graph import build_graph
+from .graph import PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
 from .settings import Settings, public_url
 from .sse import KEEPALIVE
 from .storage.engines import open_store
 from .storage.interface import Key, StoreError, is_store_error
+from .tools import Toolbox, load_toolbox
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
 from .wire import (
+    ApprovalRequest,
     BranchTree,
     ConversationSummary,
+    Decision,
     GraphInfo,
     GraphTransition,
     ModelInfo,
+    NoteInfo,
     ServerStatus,
 )
 
@@ -95,6 +99,13 @@ class Busy(Refused):
         super().__init__(detail)
 
 
+class NotPending(Refused):
+    """A decision on a tool call that does not wait for one (decided or answered already)
+    (409)."""
+
+    code = status.HTTP_409_CONFLICT
+
+
 class Unavailable(Refused):
     """The server is full, or the store failed; try again (503 with ``Retry-After``)."""
 
@@ -115,6 +126,26 @@ class TooMany(Refused):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def checked_decisions(state: Any, decisions: list[Decision]) -> None:
+    """Nothing when every decision is for a tool call that waits for one; else
+    :class:`NotFound` (a call the conversation never made) or :class:`NotPending`."""
+    waiting = {call["id"] for call in awaiting_approval(state.get(PENDING) or [])}
+    made = {
+        call["id"]
+        for item in state.get("chat_history", [])
+        for call in item.get("tool_calls") or ()
+    }
+    for decision in decisions:
+        if decision.tool_call_id in waiting:
+            continue
+        if decision.tool_call_id in made:
+            raise NotPending(
+                f"Tool call {decision.tool_call_id} does not wait for approval: it was decided "
+                "or answered already."
+            )
+        raise NotFound(f"No tool call {decision.tool_call_id} in this conversation.")
 
 
 @contextlib.contextmanager
@@ -140,19 +171,33 @@ def unavailable_when_the_store_fails() -> Iterator[None]:
 
 
 class ChatService:
-    """The chatbot of one process: its model, its graph (built once, shared by every
+    """The chatbot of one process: its model, its tools, its graph (built once, shared by every
     conversation), its store, its conversations and its running turns.
 
     :meth:`open` before use and :meth:`close` after (the router's lifespan does both).
     """
 
     def __init__(
-        self, settings: Optional[Settings] = None, llm: Optional[ChatModel] = None
+        self,
+        settings: Optional[Settings] = None,
+        llm: Optional[ChatModel] = None,
+        toolbox: Optional[Toolbox] = None,
     ) -> None:
         self.settings = settings or Settings()
         self.llm = llm or create_chat_model(self.settings)
-        self.graph = build_graph(self.llm)
         self.store = open_store(self.settings)
+        if toolbox is None:
+            toolbox = load_toolbox() if self.settings.tools else Toolbox(())
+        self.toolbox = toolbox
+        """The tools answers may call (:mod:`.tools`): ``toolbox``, else the demo tools and
+        those installed packages register (none with ``BURR_CHATBOT_TOOLS=false``)."""
+        self.graph = build_graph(
+            self.llm,
+            self.toolbox,
+            self.store,
+            max_tool_rounds=self.settings.max_tool_rounds,
+            tool_timeout_s=self.settings.tool_timeout_s,
+        )
         self.turns = TurnRunner(
             grace_s=self.settings.resume_grace_s,
             store=self.store,
@@ -425,6 +470,67 @@ class ChatService:
             return await self._start_when_free(project_id, app_id, prompt, history_after, client)
         return await self._start(project_id, app_id, prompt, history_after, client)
 
+    async def start_approval(
+        self,
+        project_id: str,
+        app_id: str,
+        decisions: list[Decision],
+        history_after: int = 0,
+        *,
+        user: Optional[str] = None,
+        client: Optional[str] = None,
+    ) -> LocalTurn:
+        """Start the turn that carries a person's ``decisions`` on tool calls waiting for
+        approval: each approved call runs, each denied one is recorded as such, and the answer
+        goes on (follow the turn for its events), in this process whichever one asked.
+        :class:`Invalid` without decisions; :class:`NotFound` for a call the conversation never
+        made (or another user's conversation); :class:`NotPending` for one that does not wait
+        (decided or answered already); :class:`Busy` while an answer streams in it;
+        :class:`TooMany` past the client's limits. Nothing is written before the turn starts."""
+        if not decisions:
+            raise Invalid("No decision given.")
+        client = client if client is not None else user
+        if user is not None:
+            with too_many_past_a_limit():
+                self.limits.check("answers", client)
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such tool call in this conversation.")
+            self._check_free((project_id, app_id))
+            loaded = await self.store.load_state(project_id, app_id)
+        if loaded is None:
+            raise NotFound("No such conversation.")
+        checked_decisions(loaded[0], decisions)
+        return await self._start(project_id, app_id, None, history_after, client, decisions)
+
+    async def pending_approvals(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> list[ApprovalRequest]:
+        """The conversation's tool calls waiting for a person's decision (none when it does not
+        exist); :class:`NotFound` when it is another user's."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                return []
+            loaded = await self.store.load_state(project_id, app_id)
+        if loaded is None:
+            return []
+        return [
+            ApprovalRequest(
+                id=call["id"],
+                name=call["name"],
+                arguments=call["arguments"],
+                message=approval_message(call),
+            )
+            for call in awaiting_approval(loaded[0].get(PENDING) or [])
+        ]
+
+    async def notes(self, project_id: str, *, user: Optional[str] = None) -> list[NoteInfo]:
+        """The notes tools saved in the project (from ``user``'s conversations only, when
+        given), newest first."""
+        with unavailable_when_the_store_fails():
+            notes = await self.store.notes(project_id, owner=user)
+        return [NoteInfo(**note) for note in notes]
+
     async def find_turn(
         self, project_id: str, app_id: str, *, user: Optional[str] = None
     ) -> Optional[FollowedTurn]:
@@ -445,7 +551,13 @@ class ChatService:
             return await self.turns.stop((project_id, app_id))
 
     async def _start(
-        self, project_id: str, app_id: str, prompt: str, history_after: int, client: Optional[str]
+        self,
+        project_id: str,
+        app_id: str,
+        prompt: Optional[str],
+        history_after: int,
+        client: Optional[str],
+        decisions: Optional[list[Decision]] = None,
     ) -> LocalTurn:
         key = (project_id, app_id)
         self._check_free(key)
@@ -469,7 +581,9 @@ class ChatService:
             raise
         finally:
             self._starting.discard(key)
-        request = TurnRequest(project_id, app_id, opened, prompt, history_after)
+        request = TurnRequest(
+            project_id, app_id, opened, prompt, history_after, decisions=decisions
+        )
         turn = self.turns.begin(key, token, turn_events(request))
         assert turn.task is not None  # (started by begin)
         turn.task.add_done_callback(lambda _: slot.release())

@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     history_messages: int = Field(
         default=40, ge=1, description="The most recent messages sent to the answer model."
     )
+    tools: bool = Field(
+        default=True,
+        description="Offer the model tools (the demo tools and those installed packages "
+        "register); off: answers never call a tool.",
+    )
+    max_tool_rounds: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Rounds of tool calls one turn may make; then the turn ends saying so.",
+    )
+    tool_timeout_s: float = Field(
+        default=10.0, gt=0, description="The longest one tool call may run (then a tool error)."
+    )
     storage_dir: Path = Field(default_factory=_default_storage_dir)
     project_id: str = Field(default="demo_streaming_chatbot", pattern=ID_PATTERN)
     cache_size: int = Field(

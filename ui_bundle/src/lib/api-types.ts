@@ -68,6 +68,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/approvals/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pending Approvals
+         * @description The conversation's tool calls waiting for a person's approval (after a reload).
+         */
+        get: operations["pending_approvals_api_v0_streaming_chatbot_approvals__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/approve/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Tool Call
+         * @description Approve or deny a tool call waiting for a person (from any tab, process or machine,
+         *     also after a restart): the call runs, or the model is told it was denied, and the
+         *     answer goes on, streamed as ``POST /response`` streams it.
+         */
+        post: operations["approve_tool_call_api_v0_streaming_chatbot_approve__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/branches/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -244,6 +286,27 @@ export interface paths {
          * @description Which models answer, and whether it is the offline demo model.
          */
         get: operations["model_info_api_v0_streaming_chatbot_model_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/notes/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Notes
+         * @description The notes the ``save_note`` tool saved (from the user's conversations when users are
+         *     on), newest first.
+         */
+        get: operations["list_notes_api_v0_streaming_chatbot_notes__project_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -449,11 +512,46 @@ export interface components {
             data: string;
         };
         /**
+         * ApprovalInput
+         * @description Body of ``POST /approve/{project_id}/{app_id}``.
+         */
+        ApprovalInput: {
+            /** Approved */
+            approved: boolean;
+            /**
+             * Reason
+             * @description Why (optional; the model is told).
+             */
+            reason?: string | null;
+            /** Tool Call Id */
+            tool_call_id: string;
+        };
+        /**
+         * ApprovalRequest
+         * @description A tool call waiting for a person to approve or deny it.
+         */
+        ApprovalRequest: {
+            /** Arguments */
+            arguments: string;
+            /**
+             * Id
+             * @description The tool call's id (what `POST /approve` names).
+             */
+            id: string;
+            /**
+             * Message
+             * @description What is asked, in words.
+             */
+            message: string;
+            /** Name */
+            name: string;
+        };
+        /**
          * AssistantMessage
          * @description A message from the agent. Content is optional because a turn may consist
          *     only of tool calls.
          */
-        AssistantMessage: {
+        "AssistantMessage-Input": {
             /** Content */
             content?: string | null;
             /** Encryptedvalue */
@@ -474,7 +572,37 @@ export interface components {
             /** Subagentrunid */
             subagentRunId?: string | null;
             /** Toolcalls */
-            toolCalls?: components["schemas"]["ToolCall"][] | null;
+            toolCalls?: components["schemas"]["ToolCall-Input"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AssistantMessage
+         * @description A message from the agent. Content is optional because a turn may consist
+         *     only of tool calls.
+         */
+        "AssistantMessage-Output": {
+            /** Content */
+            content?: string | null;
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            role: "assistant";
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Toolcalls */
+            toolCalls?: components["schemas"]["ag_ui___generated__models__ToolCall"][] | null;
         } & {
             [key: string]: unknown;
         };
@@ -544,11 +672,18 @@ export interface components {
         };
         /**
          * ChatItem
-         * @description One message of a conversation, as Burr's built-in example stores it in state.
+         * @description One message of a conversation, as Burr's built-in example stores it in state; a message
+         *     of role ``tool`` is a tool's result (or error, or denial), and an answer that called tools
+         *     lists them in ``tool_calls``.
          */
         ChatItem: {
             /** Content */
             content: string;
+            /**
+             * Duration Ms
+             * @description How long a tool message's call ran (null when it did not).
+             */
+            duration_ms?: number | null;
             /**
              * Interrupted
              * @description True when the answer was cut short by a fault or a stop.
@@ -566,6 +701,16 @@ export interface components {
              */
             model: string | null;
             /**
+             * Name
+             * @description A tool message's tool.
+             */
+            name?: string | null;
+            /**
+             * Reason
+             * @description Why a tool call was denied.
+             */
+            reason?: string | null;
+            /**
              * Reasoning
              * @description What a reasoning model thought before this answer.
              */
@@ -574,7 +719,22 @@ export interface components {
              * Role
              * @enum {string}
              */
-            role: "user" | "assistant";
+            role: "user" | "assistant" | "tool";
+            /**
+             * Status
+             * @description A tool message's outcome: the result, an error, or denied.
+             */
+            status?: ("ok" | "error" | "denied") | null;
+            /**
+             * Tool Call Id
+             * @description A tool message's call (only on tool messages).
+             */
+            tool_call_id?: string | null;
+            /**
+             * Tool Calls
+             * @description The tools this answer called (only on such answers).
+             */
+            tool_calls?: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"][] | null;
             /**
              * Type
              * @default text
@@ -999,6 +1159,11 @@ export interface components {
          */
         MessageValue: {
             /**
+             * Awaiting Approval
+             * @description Only when the turn stopped to wait for a person: the tool calls waiting for approval (`POST /approve`).
+             */
+            awaiting_approval?: string[] | null;
+            /**
              * Deltas
              * @description Number of pieces the answer came in from the model (tokens that arrived in one network read count as one).
              */
@@ -1038,7 +1203,7 @@ export interface components {
          */
         MessagesSnapshotEvent: {
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -1142,6 +1307,23 @@ export interface components {
             path: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * NoteInfo
+         * @description A note the ``save_note`` tool saved.
+         */
+        NoteInfo: {
+            /**
+             * App Id
+             * @description The conversation it was saved from.
+             */
+            app_id: string;
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: number | string;
+            /** Text */
+            text: string;
         };
         /**
          * PartChunk
@@ -1401,13 +1583,45 @@ export interface components {
          *     array mean the same thing, so requiring them would catch nothing a
          *     producer could get wrong.
          */
-        RunAgentInput: {
+        "RunAgentInput-Input": {
             /** Context */
             context?: components["schemas"]["Context"][] | null;
             /** Forwardedprops */
             forwardedProps?: unknown | null;
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Input"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            /** Parentrunid */
+            parentRunId?: string | null;
+            /** Protocolversion */
+            protocolVersion?: string | null;
+            /** Resume */
+            resume?: components["schemas"]["ResumeEntry"][] | null;
+            /** Runid */
+            runId: string;
+            /** State */
+            state?: unknown | null;
+            /** Threadid */
+            threadId: string;
+            /** Tools */
+            tools?: components["schemas"]["Tool"][] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunAgentInput
+         * @description A request to run an agent. Also echoed back as RUN_STARTED.input. Only
+         *     threadId, runId and messages are required: those are the three the SDKs
+         *     already agree on, and for tools and context an absent key and an empty
+         *     array mean the same thing, so requiring them would catch nothing a
+         *     producer could get wrong.
+         */
+        "RunAgentInput-Output": {
+            /** Context */
+            context?: components["schemas"]["Context"][] | null;
+            /** Forwardedprops */
+            forwardedProps?: unknown | null;
+            /** Messages */
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Parentrunid */
             parentRunId?: string | null;
             /** Protocolversion */
@@ -1547,7 +1761,7 @@ export interface components {
          * @description Opens a run. Run-scoped, so it carries no subagent attribution.
          */
         RunStartedEvent: {
-            input?: components["schemas"]["RunAgentInput"] | null;
+            input?: components["schemas"]["RunAgentInput-Output"] | null;
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -1920,12 +2134,24 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ToolApprovalRequestEvent
+         * @description The turn stops here until a person approves or denies this call.
+         */
+        ToolApprovalRequestEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_approval_request";
+            value: components["schemas"]["ApprovalRequest"];
+        };
+        /**
          * ToolCall
          * @description A call an assistant message made. Carries no subagent attribution of its
          *     own and inherits its containing message's, since several calls can share
          *     one parent.
          */
-        ToolCall: {
+        "ToolCall-Input": {
             /** Encryptedvalue */
             encryptedValue?: string | null;
             function: components["schemas"]["FunctionCall"];
@@ -1943,6 +2169,112 @@ export interface components {
             type: "function";
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * ToolCallArgsEvent
+         * @description More of a tool call's arguments.
+         */
+        ToolCallArgsEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_args";
+            value: components["schemas"]["ToolCallArgsValue"];
+        };
+        /**
+         * ToolCallArgsValue
+         * @description A piece of a tool call's arguments (JSON text), in order.
+         */
+        ToolCallArgsValue: {
+            /** Delta */
+            delta: string;
+            /** Id */
+            id: string;
+        };
+        /**
+         * ToolCallEvent
+         * @description A tool call's arguments are complete.
+         */
+        ToolCallEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call";
+            value: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"];
+        };
+        /**
+         * ToolCallStartEvent
+         * @description The model began a tool call.
+         */
+        ToolCallStartEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_start";
+            value: components["schemas"]["ToolCallStartValue"];
+        };
+        /**
+         * ToolCallStartValue
+         * @description A tool call begins (its arguments follow).
+         */
+        ToolCallStartValue: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ToolDeniedEvent
+         * @description A tool call was denied; the model is told.
+         */
+        ToolDeniedEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_denied";
+            value: components["schemas"]["ToolDeniedValue"];
+        };
+        /**
+         * ToolDeniedValue
+         * @description A tool call a person denied (or a new prompt superseded).
+         */
+        ToolDeniedValue: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Reason */
+            reason: string | null;
+        };
+        /**
+         * ToolErrorEvent
+         * @description A tool call failed: unknown tool, bad arguments, the tool raised or took too long.
+         */
+        ToolErrorEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_error";
+            value: components["schemas"]["ToolErrorValue"];
+        };
+        /**
+         * ToolErrorValue
+         * @description Why a tool call failed (the model is told).
+         */
+        ToolErrorValue: {
+            /** Duration Ms */
+            duration_ms: number | null;
+            /** Error */
+            error: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
         };
         /**
          * ToolMessage
@@ -1973,6 +2305,32 @@ export interface components {
             toolCallId: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * ToolResultEvent
+         * @description A tool call ran.
+         */
+        ToolResultEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_result";
+            value: components["schemas"]["ToolResultValue"];
+        };
+        /**
+         * ToolResultValue
+         * @description What a tool returned (the text the model is given).
+         */
+        ToolResultValue: {
+            /** Duration Ms */
+            duration_ms: number;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Result */
+            result: string;
         };
         /**
          * UIMessage
@@ -2132,6 +2490,31 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ToolCall
+         * @description A call an assistant message made. Carries no subagent attribution of its
+         *     own and inherits its containing message's, since several calls can share
+         *     one parent.
+         */
+        ag_ui___generated__models__ToolCall: {
+            /** Encryptedvalue */
+            encryptedValue?: string | null;
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Type
+             * @default function
+             * @constant
+             */
+            type: "function";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * TokenUsage
          * @description The tokens an answer cost, as the model server counted them.
          */
@@ -2147,6 +2530,26 @@ export interface components {
             reasoning_tokens: number | null;
             /** Total Tokens */
             total_tokens: number;
+        };
+        /**
+         * ToolCall
+         * @description A tool call an answer asked for (in its message's ``tool_calls``).
+         */
+        burr_streaming_chatbot__wire__ToolCall: {
+            /**
+             * Arguments
+             * @description The arguments as the model wrote them (JSON text).
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Needs Approval
+             * @description True when a person must approve it before it runs.
+             */
+            needs_approval: boolean;
         };
     };
     responses: never;
@@ -2169,7 +2572,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunAgentInput"];
+                "application/json": components["schemas"]["RunAgentInput-Input"];
             };
         };
         responses: {
@@ -2349,6 +2752,134 @@ export interface operations {
                 content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    pending_approvals_api_v0_streaming_chatbot_approvals__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalRequest"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    approve_tool_call_api_v0_streaming_chatbot_approve__project_id___app_id__post: {
+        parameters: {
+            query?: {
+                history_after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApprovalInput"];
+            };
+        };
+        responses: {
+            /** @description A stream of server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ChatEventBlock"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such tool call in this conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The call does not wait for approval (decided or answered already), or a reply is streaming in this conversation. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id, prompt or body; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description This client has too many answers running or prompts waiting; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many answers streaming, or the store failed; see Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2733,6 +3264,52 @@ export interface operations {
             };
             /** @description Users are on and the request has none. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_notes_api_v0_streaming_chatbot_notes__project_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NoteInfo"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
