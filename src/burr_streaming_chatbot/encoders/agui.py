@@ -62,11 +62,11 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..graph import retries
+from ..graph import DENIED_TEXT, retries
 from ..sse import KEEPALIVE
 from ..turns import FollowedTurn
 from ..wire import Decision, TurnEvent, data_as_json_text, encode_json
-from . import data_block, typed
+from . import awaited_round, data_block, typed
 
 AgUiEvent = Union[
     RunStartedEvent,
@@ -202,6 +202,7 @@ class AgUiRun:
         self.writing = False
         self.calls: set[str] = set()  # tool calls started in this run and not ended
         self.waiting: dict[str, Interrupt] = {}  # tool calls waiting for approval
+        self.superseded: dict[str, int] = {}  # earlier calls the prompt denies: their index
         self._content = b""
 
     def started(self) -> bytes:
@@ -254,9 +255,15 @@ class AgUiRun:
         for index, item in enumerate(history):
             messages.extend(_messages(index, item))
         self.next_index = len(history)
-        if self.prompt is not None and not retries(history, self.prompt):
-            messages.append(UserMessage(id=message_id(self.next_index), content=self.prompt))
-            self.next_index += 1
+        if self.prompt is not None:
+            # The prompt's step records calls still waiting as denied before the prompt.
+            for call, outcome in awaited_round(history):
+                if outcome is None:
+                    self.superseded[call["id"]] = self.next_index
+                    self.next_index += 1
+            if self.superseded or not retries(history, self.prompt):
+                messages.append(UserMessage(id=message_id(self.next_index), content=self.prompt))
+                self.next_index += 1
         return MessagesSnapshotEvent(messages=messages)
 
     def _answer(self) -> str:
@@ -291,16 +298,19 @@ class AgUiRun:
             )
         else:  # tool_result, tool_error, tool_denied: a tool message, the next in the history
             self._end_text(out)
-            self.answer_id = ""  # (the model's next round is a new assistant message)
+            index = self.superseded.pop(call, None)
+            if index is None:
+                index = self.next_index
+                self.next_index += 1
+                self.answer_id = ""  # (the model's next round is a new assistant message)
             out.append(
                 ToolCallResultEvent(
-                    message_id=message_id(self.next_index),
+                    message_id=message_id(index),
                     tool_call_id=call,
                     content=_tool_content(kind, value),
                     role="tool",
                 )
             )
-            self.next_index += 1
 
     def _start_call(self, out: list[Any], call: str, name: str) -> None:
         self.calls.add(call)
@@ -395,13 +405,13 @@ class AgUiRun:
 
 
 def _tool_content(kind: str, value: dict[str, Any]) -> str:
-    """A tool message's content: the result, the error, or why the call was denied (as the
-    model is told, near enough)."""
+    """A tool message's content, as the store keeps it: the result, the error, or the denial
+    the model is told."""
     if kind == "tool_result":
         return value["result"]
     if kind == "tool_error":
         return value["error"]
-    return "Denied" + (f": {value['reason']}" if value.get("reason") else ".")
+    return DENIED_TEXT + (f" Reason: {value['reason']}" if value.get("reason") else "")
 
 
 def _messages(index: int, item: dict[str, Any]) -> list[Any]:

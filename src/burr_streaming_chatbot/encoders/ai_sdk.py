@@ -43,7 +43,7 @@ from ..wire import (
     data_as_json_text,
     encode_json,
 )
-from . import data_block, typed
+from . import awaited_round, data_block, typed
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
 """The header that tells the AI SDK the response is a UI message stream."""
@@ -460,7 +460,7 @@ class UIMessageWriter:
     def _repeat_round(self, out: list[Any], history: list[dict[str, Any]]) -> None:
         """A resumed approval turn: the calls of the round it continues, with what is known of
         them, so that their outputs have parts to land in."""
-        for call, outcome in _awaited_round(history):
+        for call, outcome in awaited_round(history):
             self.calls.add(call["id"])
             out.append(
                 ToolInputAvailableChunk(
@@ -508,21 +508,6 @@ def _outcome_value(item: dict[str, Any]) -> dict[str, Any]:
         "error": item["content"],
         "reason": item.get("reason"),
     }
-
-
-def _awaited_round(history: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
-    """The tool calls of the history's last answer when some of them have no tool message yet
-    (the turn waits for approval), each with its tool message or None; else empty."""
-    for index in range(len(history) - 1, -1, -1):
-        item = history[index]
-        if item["role"] == "tool":
-            continue
-        calls = (item.get("tool_calls") or []) if item["role"] == "assistant" else []
-        done = {t["tool_call_id"]: t for t in history[index + 1 :]}
-        if len(done) >= len(calls):
-            return []
-        return [(call, done.get(call["id"])) for call in calls]
-    return []
 
 
 def _parsed(text: str) -> Any:
