@@ -391,7 +391,7 @@ class UIMessageWriter:
             elif kind == "action":
                 self._close(out)
                 action = value["value"]
-                if action["action"] not in TOOL_STEPS or not self.step:
+                if action["action"] not in TOOL_STEPS:
                     if self.step:
                         out.append(FINISH_STEP)
                     self.step = True
