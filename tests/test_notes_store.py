@@ -13,7 +13,7 @@ import pytest
 from burr_streaming_chatbot.storage.interface import Store
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import NOTES, SQLiteStore, state_db_path
-from burr_streaming_chatbot.tools import DEMO_TOOLS, ToolContext, Toolbox
+from burr_streaming_chatbot.tools import DEMO_TOOLS, Toolbox, ToolContext
 
 PROJECT = "notes_test"
 
@@ -122,13 +122,17 @@ async def test_the_save_note_tool_writes_through_the_store(stores: tuple[Store, 
     }
 
 
+def files_in(folder: Path) -> list[Path]:
+    return list(folder.rglob("*"))
+
+
 async def test_reading_notes_creates_no_sqlite_file_and_a_note_creates_it(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path, "machine-a:1:x")
     await store.open()
     try:
         assert await store.notes("nowhere") == []
         assert await store.notes("nowhere", owner="alice") == []
-        assert list(tmp_path.iterdir()) == []
+        assert files_in(tmp_path) == []
         assert store.open_projects == 0
         await store.add_note("nowhere", "c", "now it exists")
         assert state_db_path(tmp_path, "nowhere").is_file()

@@ -198,11 +198,12 @@ class Toolbox:
         error = best_match(entry.validator.iter_errors(parsed))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path)
+            message, value = error.message, repr(error.instance)
+            if len(value) > 60:  # (the message quotes the value: keep what it says of it)
+                message = message.replace(value, value[:40] + "…")
             return outcome(
                 "error",
-                _short(
-                    f"Invalid arguments for {name}{f' at {where}' if where else ''}: {error.message}"
-                ),
+                _short(f"Invalid arguments for {name}{f' at {where}' if where else ''}: {message}"),
             )
         try:
             result = await _run_bounded(entry.tool, parsed, context, timeout_s)
