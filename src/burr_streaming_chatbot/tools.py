@@ -271,7 +271,7 @@ async def _run_bounded(
 
 MAX_EXPRESSION_CHARS = 500
 MAX_DEPTH = 100
-"""The deepest an expression's tree may be (Python's parser refuses 200 nested parentheses)."""
+"""The deepest an expression's tree may be (the parser itself refuses 201 nested parentheses)."""
 MAX_BITS = 10_000
 """The largest numerator or denominator a calculation may reach, in bits (about 3,000 digits)."""
 MAX_LITERAL_EXPONENT = 4_000
