@@ -61,6 +61,7 @@ async def test_notes_are_listed_newest_first_with_their_conversation_on_any_proc
         assert abs(created - before) < timedelta(minutes=1)
     assert await a.notes(PROJECT, limit=2) == [third, second]
     assert await a.notes(PROJECT, limit=0) == []
+    assert await a.notes(PROJECT, limit=-1) == []  # (not "no limit", as SQLite reads it)
 
 
 async def test_the_notes_of_one_project_are_not_another_s(stores: tuple[Store, Store]) -> None:
