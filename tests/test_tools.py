@@ -300,12 +300,16 @@ async def test_a_tool_s_failures_are_tool_errors_and_only_its_own_messages_are_s
     def not_async(arguments, context):
         return 42
 
+    async def cancels_itself(arguments, context):
+        raise asyncio.CancelledError()
+
     box = Toolbox(
         [
             tool("refuses", refuses),
             tool("crashes", crashes),
             tool("times_out_itself", times_out_itself),
             tool("not_async", not_async),
+            tool("cancels_itself", cancels_itself),
         ]
     )
     assert (await call("refuses", {}, box)).content == "No such account."
@@ -317,6 +321,9 @@ async def test_a_tool_s_failures_are_tool_errors_and_only_its_own_messages_are_s
     own = await call("times_out_itself", {}, box)
     assert own.content == "The tool times_out_itself failed (TimeoutError)."
     assert (await call("not_async", {}, box)).content == "The tool not_async failed (TypeError)."
+    # A tool cancelled by itself is its failure: the turn goes on (only its caller's cancel stops it).
+    itself = await call("cancels_itself", {}, box)
+    assert (itself.status, itself.content) == ("error", "The tool cancels_itself was cancelled.")
 
 
 async def test_a_tool_past_its_timeout_is_cancelled_and_is_a_tool_error() -> None:

@@ -257,6 +257,8 @@ async def _run_bounded(
         task.cancel()
         raise
     if done:
+        if task.cancelled():  # (by itself: its caller was not cancelled, or this would not run)
+            raise ToolError(f"The tool {tool.name} was cancelled.")
         return task.result()
     task.cancel()
     await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
