@@ -124,10 +124,17 @@ def test_ai_sdk_approval_round_trip_continues_the_same_message(
     [part] = tool_parts(answer)
     stored = stored_tools(offline, app_id)[part["toolCallId"]]
     assert_part_matches_the_store(part, stored)
+    notes = [
+        n["text"]
+        for n in offline.client.get(f"{API}/notes/{PROJECT}").json()
+        if n["app_id"] == app_id
+    ]
     if decision == "deny":
         assert stored["status"] == "denied" and stored["reason"] == "not today"
+        assert notes == []
     else:
-        assert stored["status"] != "denied"
+        assert stored["status"] == "ok" and part["output"]["saved"] is True
+        assert notes == ["buy milk"]
     texts = [p["text"] for p in answer["parts"] if p["type"] == "text"]
     assert texts[-1] == offline.history(app_id)[-1]["content"]
 
@@ -155,6 +162,9 @@ def test_ai_sdk_approval_sent_after_the_server_was_killed_and_restarted(
         assert out["error"] is None and out["finishes"] == ["stop"]
         [part] = tool_parts(out["messages"][-1])
         assert_part_matches_the_store(part, stored_tools(second, app_id)[part["toolCallId"]])
+        assert part["state"] == "output-available" and part["output"]["text"] == "buy milk"
+        notes = second.client.get(f"{API}/notes/{PROJECT}").json()
+        assert [(n["text"], n["app_id"]) for n in notes] == [("buy milk", app_id)]
         assert [m["role"] for m in second.history(app_id)] == [
             "user",
             "assistant",
@@ -252,7 +262,7 @@ def test_agui_http_agent_interrupt_and_the_resumed_run(
     assert result["toolCallId"] == call and result["messageId"] == "msg-2"
     assert result["content"] == stored[2]["content"]
     if decision == "approve":
-        assert stored[2]["status"] != "denied"
+        assert stored[2]["status"] == "ok" and json.loads(result["content"])["saved"] is True
     else:
         reason = "no thanks" if decision == "deny" else "cancelled"
         assert stored[2]["status"] == "denied" and stored[2]["reason"] == reason
