@@ -444,6 +444,20 @@ def print_tools(
         f"before tools {fmt(base and base['cpu_ms_per_turn'])} ms"
         + ("" if base else " (run with --baseline-src for it)")
     )
+    alone = [
+        (name, calls[impl]["cpu_ms_per_call"])
+        for name, impl in (
+            ("tools offered", "chatbot"),
+            ("tools off", "chatbot_notools"),
+            ("the build before tools", "chatbot_base"),
+        )
+        if impl in calls
+    ]
+    if alone:
+        print(
+            f"      its model call streaming {args.tokens} tokens, alone in the server: "
+            + ", ".join(f"{name} {fmt(value, 2)} ms" for name, value in alone)
+        )
     print(
         f"  [{'met' if beyond is not None and beyond <= TOOL_TARGET_MS else 'MISSED'}] "
         f"server CPU beyond the two model calls <= {TOOL_TARGET_MS:g} ms per tool turn: "
@@ -691,6 +705,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             server.wait_ready()
             info[impl] = httpx.get(server.url + harness.READY_PATH).json()
         tool_calls = {"chatbot_tool": [TOOL_CALL], "chatbot_toolplain": []}
+        measured_calls = (  # the rows whose model calls are measured alone too
+            {"chatbot", "chatbot_base", *TOOL_ROWS} if "chatbot_tool" in impls else set()
+        )
         db_pid = {"chatbot_pg": harness.postmaster_pid(cluster)} if cluster is not None else {}
         rounds = max(1, args.rounds)
         per_round = lambda n: math.ceil(n / rounds)  # noqa: E731
@@ -714,7 +731,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         db_pid=db_pid.get(impl, 0),
                     )
                 )
-                if impl in tool_calls:  # then its model calls alone, in the same process
+                if impl in measured_calls:  # then its model calls alone, in the same process
                     if r == 0:
                         model_calls(servers[impl], args.concurrency, args.concurrency)  # warm-up
                     raw_calls.setdefault(impl, []).append(

@@ -77,20 +77,25 @@ async def model_calls(body: dict) -> dict:
     from call to call, as the server's own model's do (warm it up with a first request).
 
     ``compare.py`` subtracts this from a tool turn's CPU: what the turn costs beyond its model
-    calls. Imported when called, so a build without tools (``--baseline-src``) still serves.
+    calls. Imported when called, and a build from before the tools (``--baseline-src``) makes
+    its calls without them.
     """
     import asyncio
     import time
 
-    from burr_streaming_chatbot.llm import ToolCallPiece, Usage, create_chat_model
+    from burr_streaming_chatbot import llm
     from burr_streaming_chatbot.settings import Settings
-    from burr_streaming_chatbot.tools import load_toolbox
 
+    tool_call_piece = getattr(llm, "ToolCallPiece", ())
     settings = Settings()
+    tools: list = []
+    if getattr(settings, "tools", False):
+        from burr_streaming_chatbot.tools import load_toolbox
+
+        tools = load_toolbox().openai_tools()
     if "model" not in _BENCH_MODEL:
-        _BENCH_MODEL["model"] = create_chat_model(settings)
+        _BENCH_MODEL["model"] = llm.create_chat_model(settings)
     model = _BENCH_MODEL["model"]
-    tools = load_toolbox().openai_tools() if settings.tools else []
     history = [{"role": "user", "content": str(body.get("prompt") or "What is Burr?")}]
     calls, concurrency = int(body["calls"]), max(1, int(body.get("concurrency") or 1))
     counts = {"text": 0, "tool_call_pieces": 0, "usage": 0, "errors": 0}
@@ -100,10 +105,15 @@ async def model_calls(body: dict) -> dict:
         while queue:
             queue.pop()
             try:
-                async for piece in model.stream_answer("answer_question", history, tools):
-                    if isinstance(piece, ToolCallPiece):
+                answer = (
+                    model.stream_answer("answer_question", history, tools)
+                    if tools
+                    else model.stream_answer("answer_question", history)
+                )
+                async for piece in answer:
+                    if isinstance(piece, tool_call_piece):
                         counts["tool_call_pieces"] += 1
-                    elif isinstance(piece, Usage):
+                    elif isinstance(piece, llm.Usage):
                         counts["usage"] += 1
                     else:
                         counts["text"] += 1
