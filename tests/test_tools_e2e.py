@@ -172,3 +172,22 @@ def test_an_approval_after_kill_9_and_a_restart(
         assert [n["text"] for n in notes] == ["water the plants"]
     finally:
         second.close()
+
+
+def test_reattach_replays_the_tool_events(
+    server: ChatServer, upstream: FakeUpstream, app_id: str
+) -> None:
+    upstream.control(
+        route="answer_question",
+        tool_calls=[{"name": "calculator", "arguments": {"expression": "6*7"}}],
+        text="It is 42.",
+    )
+    events = server.turn(app_id, "What is 6*7?")
+    replayed = sse_events(server.client.get(f"{API}/stream/{PROJECT}/{app_id}"))
+    kinds = [e["type"] for e in events]
+    assert [e["type"] for e in replayed] == kinds
+    for kind in ("tool_call_start", "tool_call", "tool_result"):
+        assert of_type(replayed, kind) == of_type(events, kind) != []
+    history = server.history(app_id)
+    assert history[1]["tool_calls"][0]["name"] == "calculator"
+    assert history[2]["role"] == "tool" and history[2]["status"] == "ok"

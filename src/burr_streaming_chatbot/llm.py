@@ -36,7 +36,8 @@ carry more, such as ``mode`` and ``interrupted``)."""
 
 ROUTER_INSTRUCTIONS = (
     "You route the user's message to one mode of a chatbot. The modes are: "
-    "answer_question (a question to answer), generate_poem (a request for a poem), "
+    "answer_question (a question to answer, or a task to do with tools such as arithmetic, "
+    "the time or saving a note), generate_poem (a request for a poem), "
     "generate_code (a request for code), unknown (anything else). "
     "Reply with only the name of one mode and nothing else."
 )
