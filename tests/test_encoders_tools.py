@@ -24,11 +24,11 @@ from burr_streaming_chatbot.wire import (
     MessageEvent,
     MessageValue,
     ToolApprovalRequestEvent,
-    ToolCall,
-    ToolCallArgsEvent,
     ToolCallArgsValue,
+    ToolCallArgumentsEvent,
     ToolCallEvent,
-    ToolCallStartEvent,
+    ToolCallInfo,
+    ToolCallStartedEvent,
     ToolCallStartValue,
     ToolDeniedEvent,
     ToolDeniedValue,
@@ -42,10 +42,12 @@ from burr_streaming_chatbot.wire import (
 AGUI_EVENT = TypeAdapter(AgUiEvent)
 CHUNK = TypeAdapter(UIMessageChunk)
 
-CALC = ToolCall(
+CALC = ToolCallInfo(
     id="call_1", name="calculator", arguments='{"expression":"6*7"}', needs_approval=False
 )
-NOTE = ToolCall(id="call_2", name="save_note", arguments='{"text":"buy milk"}', needs_approval=True)
+NOTE = ToolCallInfo(
+    id="call_2", name="save_note", arguments='{"text":"buy milk"}', needs_approval=True
+)
 
 
 def history(items: list[dict[str, Any]]) -> TurnEvent:
@@ -56,21 +58,21 @@ def action(name: str, sequence_id: int) -> TurnEvent:
     return TurnEvent.of(ActionEvent(value=ActionValue(action=name, sequence_id=sequence_id)))
 
 
-def streamed_call(call: ToolCall, pieces: int = 2) -> list[TurnEvent]:
+def streamed_call(call: ToolCallInfo, pieces: int = 2) -> list[TurnEvent]:
     """A tool call as the answer step streams it: start, argument pieces, the whole call."""
     size = -(-len(call.arguments) // pieces)
     deltas = [call.arguments[i : i + size] for i in range(0, len(call.arguments), size)]
     return [
-        TurnEvent.of(ToolCallStartEvent(value=ToolCallStartValue(id=call.id, name=call.name))),
+        TurnEvent.of(ToolCallStartedEvent(value=ToolCallStartValue(id=call.id, name=call.name))),
         *(
-            TurnEvent.of(ToolCallArgsEvent(value=ToolCallArgsValue(id=call.id, delta=d)))
+            TurnEvent.of(ToolCallArgumentsEvent(value=ToolCallArgsValue(id=call.id, delta=d)))
             for d in deltas
         ),
         TurnEvent.of(ToolCallEvent(value=call)),
     ]
 
 
-def result(call: ToolCall, text: str) -> TurnEvent:
+def result(call: ToolCallInfo, text: str) -> TurnEvent:
     value = ToolResultValue(id=call.id, name=call.name, result=text, duration_ms=0.4)
     return TurnEvent.of(ToolResultEvent(value=value))
 
@@ -91,14 +93,14 @@ def message(
     return TurnEvent("message", MessageEvent(value=value).model_dump_json(exclude_none=True))
 
 
-def approval_request(call: ToolCall) -> TurnEvent:
+def approval_request(call: ToolCallInfo) -> TurnEvent:
     value = ApprovalRequest(
         id=call.id, name=call.name, arguments=call.arguments, message="Run save_note?"
     )
     return TurnEvent.of(ToolApprovalRequestEvent(value=value))
 
 
-def answer_with_calls(text: str, *calls: ToolCall) -> dict[str, Any]:
+def answer_with_calls(text: str, *calls: ToolCallInfo) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": text,

@@ -42,6 +42,8 @@ from .wire import (
     ServerStatus,
     StopResult,
     UserInfo,
+    encode_json,
+    wire_item,
 )
 
 T = TypeVar("T")
@@ -231,11 +233,12 @@ def create_router(
     @router.get(
         "/history/{project_id}/{app_id}", response_model=list[ChatItem], responses=STORE_FAILED
     )
-    async def chat_history(
-        project_id: ProjectId, app_id: AppId, user: User
-    ) -> list[dict[str, Any]]:
+    async def chat_history(project_id: ProjectId, app_id: AppId, user: User) -> Response:
         """The conversation's messages (empty when it does not exist)."""
-        return await service.history(project_id, app_id, user=user)
+        history = await service.history(project_id, app_id, user=user)
+        # As the `chat_history` event has them: a tool field only where it applies.
+        body = encode_json([wire_item(item) for item in history])
+        return Response(body, media_type="application/json")
 
     @router.post(
         "/response/{project_id}/{app_id}",

@@ -559,7 +559,7 @@ export interface components {
          * @description A message from the agent. Content is optional because a turn may consist
          *     only of tool calls.
          */
-        "AssistantMessage-Input": {
+        AssistantMessage: {
             /** Content */
             content?: string | null;
             /** Encryptedvalue */
@@ -580,37 +580,7 @@ export interface components {
             /** Subagentrunid */
             subagentRunId?: string | null;
             /** Toolcalls */
-            toolCalls?: components["schemas"]["ToolCall-Input"][] | null;
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * AssistantMessage
-         * @description A message from the agent. Content is optional because a turn may consist
-         *     only of tool calls.
-         */
-        "AssistantMessage-Output": {
-            /** Content */
-            content?: string | null;
-            /** Encryptedvalue */
-            encryptedValue?: string | null;
-            /** Id */
-            id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /** Name */
-            name?: string | null;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            role: "assistant";
-            /** Subagentrunid */
-            subagentRunId?: string | null;
-            /** Toolcalls */
-            toolCalls?: components["schemas"]["ag_ui___generated__models__ToolCall"][] | null;
+            toolCalls?: components["schemas"]["ToolCall"][] | null;
         } & {
             [key: string]: unknown;
         };
@@ -742,7 +712,7 @@ export interface components {
              * Tool Calls
              * @description The tools this answer called (only on such answers).
              */
-            tool_calls?: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"][] | null;
+            tool_calls?: components["schemas"]["ToolCallInfo"][] | null;
             /**
              * Type
              * @default text
@@ -1212,7 +1182,7 @@ export interface components {
          */
         MessagesSnapshotEvent: {
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -1592,45 +1562,13 @@ export interface components {
          *     array mean the same thing, so requiring them would catch nothing a
          *     producer could get wrong.
          */
-        "RunAgentInput-Input": {
+        RunAgentInput: {
             /** Context */
             context?: components["schemas"]["Context"][] | null;
             /** Forwardedprops */
             forwardedProps?: unknown | null;
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Input"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
-            /** Parentrunid */
-            parentRunId?: string | null;
-            /** Protocolversion */
-            protocolVersion?: string | null;
-            /** Resume */
-            resume?: components["schemas"]["ResumeEntry"][] | null;
-            /** Runid */
-            runId: string;
-            /** State */
-            state?: unknown | null;
-            /** Threadid */
-            threadId: string;
-            /** Tools */
-            tools?: components["schemas"]["Tool"][] | null;
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * RunAgentInput
-         * @description A request to run an agent. Also echoed back as RUN_STARTED.input. Only
-         *     threadId, runId and messages are required: those are the three the SDKs
-         *     already agree on, and for tools and context an absent key and an empty
-         *     array mean the same thing, so requiring them would catch nothing a
-         *     producer could get wrong.
-         */
-        "RunAgentInput-Output": {
-            /** Context */
-            context?: components["schemas"]["Context"][] | null;
-            /** Forwardedprops */
-            forwardedProps?: unknown | null;
-            /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Parentrunid */
             parentRunId?: string | null;
             /** Protocolversion */
@@ -1770,7 +1708,7 @@ export interface components {
          * @description Opens a run. Run-scoped, so it carries no subagent attribution.
          */
         RunStartedEvent: {
-            input?: components["schemas"]["RunAgentInput-Output"] | null;
+            input?: components["schemas"]["RunAgentInput"] | null;
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -2195,7 +2133,7 @@ export interface components {
          *     own and inherits its containing message's, since several calls can share
          *     one parent.
          */
-        "ToolCall-Input": {
+        ToolCall: {
             /** Encryptedvalue */
             encryptedValue?: string | null;
             function: components["schemas"]["FunctionCall"];
@@ -2215,6 +2153,33 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ToolCallArgsEvent
+         * @description Appends a fragment of a tool call's arguments.
+         */
+        ToolCallArgsEvent: {
+            /** Delta */
+            delta: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TOOL_CALL_ARGS";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ToolCallArgsValue
          * @description A piece of a tool call's arguments (JSON text), in order.
          */
@@ -2223,6 +2188,18 @@ export interface components {
             delta: string;
             /** Id */
             id: string;
+        };
+        /**
+         * ToolCallArgumentsEvent
+         * @description More of a tool call's arguments.
+         */
+        ToolCallArgumentsEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_args";
+            value: components["schemas"]["ToolCallArgsValue"];
         };
         /**
          * ToolCallEndEvent
@@ -2259,7 +2236,27 @@ export interface components {
              * @enum {string}
              */
             type: "tool_call";
-            value: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"];
+            value: components["schemas"]["ToolCallInfo"];
+        };
+        /**
+         * ToolCallInfo
+         * @description A tool call an answer asked for (in its message's ``tool_calls``).
+         */
+        ToolCallInfo: {
+            /**
+             * Arguments
+             * @description The arguments as the model wrote them (JSON text).
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Needs Approval
+             * @description True when a person must approve it before it runs.
+             */
+            needs_approval: boolean;
         };
         /**
          * ToolCallResultEvent
@@ -2294,6 +2291,36 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ToolCallStartEvent
+         * @description Opens a tool call. The arguments arrive as TOOL_CALL_ARGS events and the
+         *     call closes with TOOL_CALL_END.
+         */
+        ToolCallStartEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Parentmessageid */
+            parentMessageId?: string | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
+            /** Toolcallname */
+            toolCallName: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TOOL_CALL_START";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ToolCallStartValue
          * @description A tool call begins (its arguments follow).
          */
@@ -2302,6 +2329,18 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+        };
+        /**
+         * ToolCallStartedEvent
+         * @description The model began a tool call.
+         */
+        ToolCallStartedEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_start";
+            value: components["schemas"]["ToolCallStartValue"];
         };
         /**
          * ToolDeniedEvent
@@ -2663,88 +2702,6 @@ export interface components {
             [key: string]: unknown;
         };
         /**
-         * ToolCall
-         * @description A call an assistant message made. Carries no subagent attribution of its
-         *     own and inherits its containing message's, since several calls can share
-         *     one parent.
-         */
-        ag_ui___generated__models__ToolCall: {
-            /** Encryptedvalue */
-            encryptedValue?: string | null;
-            function: components["schemas"]["FunctionCall"];
-            /** Id */
-            id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /**
-             * Type
-             * @default function
-             * @constant
-             */
-            type: "function";
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * ToolCallArgsEvent
-         * @description Appends a fragment of a tool call's arguments.
-         */
-        ag_ui___generated__models__ToolCallArgsEvent: {
-            /** Delta */
-            delta: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /** Rawevent */
-            rawEvent?: unknown | null;
-            /** Subagentrunid */
-            subagentRunId?: string | null;
-            /** Timestamp */
-            timestamp?: number | null;
-            /** Toolcallid */
-            toolCallId: string;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "TOOL_CALL_ARGS";
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * ToolCallStartEvent
-         * @description Opens a tool call. The arguments arrive as TOOL_CALL_ARGS events and the
-         *     call closes with TOOL_CALL_END.
-         */
-        ag_ui___generated__models__ToolCallStartEvent: {
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /** Parentmessageid */
-            parentMessageId?: string | null;
-            /** Rawevent */
-            rawEvent?: unknown | null;
-            /** Subagentrunid */
-            subagentRunId?: string | null;
-            /** Timestamp */
-            timestamp?: number | null;
-            /** Toolcallid */
-            toolCallId: string;
-            /** Toolcallname */
-            toolCallName: string;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "TOOL_CALL_START";
-        } & {
-            [key: string]: unknown;
-        };
-        /**
          * TokenUsage
          * @description The tokens an answer cost, as the model server counted them.
          */
@@ -2760,50 +2717,6 @@ export interface components {
             reasoning_tokens: number | null;
             /** Total Tokens */
             total_tokens: number;
-        };
-        /**
-         * ToolCall
-         * @description A tool call an answer asked for (in its message's ``tool_calls``).
-         */
-        burr_streaming_chatbot__wire__ToolCall: {
-            /**
-             * Arguments
-             * @description The arguments as the model wrote them (JSON text).
-             */
-            arguments: string;
-            /** Id */
-            id: string;
-            /** Name */
-            name: string;
-            /**
-             * Needs Approval
-             * @description True when a person must approve it before it runs.
-             */
-            needs_approval: boolean;
-        };
-        /**
-         * ToolCallArgsEvent
-         * @description More of a tool call's arguments.
-         */
-        burr_streaming_chatbot__wire__ToolCallArgsEvent: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "tool_call_args";
-            value: components["schemas"]["ToolCallArgsValue"];
-        };
-        /**
-         * ToolCallStartEvent
-         * @description The model began a tool call.
-         */
-        burr_streaming_chatbot__wire__ToolCallStartEvent: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "tool_call_start";
-            value: components["schemas"]["ToolCallStartValue"];
         };
     };
     responses: never;
@@ -2826,7 +2739,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunAgentInput-Input"];
+                "application/json": components["schemas"]["RunAgentInput"];
             };
         };
         responses: {
