@@ -21,6 +21,17 @@ the same server (a process each) driven through its AG-UI and its AI SDK endpoin
 (``loadgen.py --protocol ag-ui|ai-sdk``), in the same rotation, and each one's CPU per delta
 against the native stream's.
 
+With ``chatbot`` selected, also the tool rows, unless ``--no-tools`` (see :func:`print_tools`
+for what they report and how): **tool turn**, a server (SQLite) whose own fake upstream makes
+one ``calculator`` call in every turn's first answer and then answers with the same
+``--tokens`` tokens; **plain, same proc**, plain turns on that same server process (its fake
+making no call), in the same rounds; **tools off**, a server with ``BURR_CHATBOT_TOOLS=false``.
+After each of the first two rows' load, the server makes as many model calls alone, as its
+answer step makes them (``servers.py``'s ``POST /_bench/model_calls``), and reports their CPU:
+what a tool turn costs beyond its model calls is its CPU minus a plain turn's minus one such
+call's. With ``--baseline-src`` (a build from before the tools), a plain turn is also compared
+with that build's.
+
 Then, for this project on each engine that ran: two processes on one store, reattaching on
 the other process (``reattach.py``, ``--reattach`` trials), and the lease's own round trips
 (``lease.py``, ``--lease-cycles``).
@@ -42,12 +53,25 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
-from harness import CHATBOTS, ENCODER_ROWS, IMPLEMENTATIONS, LABELS, percentile
+from harness import (
+    CHATBOTS,
+    ENCODER_ROWS,
+    IMPLEMENTATIONS,
+    LABELS,
+    TOOL_CALL,
+    TOOL_ROWS,
+    percentile,
+)
 
 ENGINES = {"chatbot": "sqlite", "chatbot_pg": "postgres"}
 """The store engine of each of this project's servers."""
 ENCODER_TARGET = 1.10
 """An encoder's CPU per delta at most this times the native stream's (``print_encoders``)."""
+TOOL_TARGET_MS = 5.0
+"""A tool turn's server CPU beyond its model calls, at most this (``print_tools``)."""
+NO_TOOL_TARGET = 1.10
+"""A plain turn with tools offered at most this times one without (``print_tools``): on this
+shared machine two copies of one build differ by up to 6% (RESULTS.md, issue 22)."""
 
 
 def run_loadgen(
@@ -74,8 +98,10 @@ def run_loadgen(
         "--prompt", args.prompt,
         "--tag", tag,
     ]  # fmt: skip
-    if impl in CHATBOTS or impl == "chatbot_base":
+    if impl in CHATBOTS or impl == "chatbot_base" or impl in TOOL_ROWS:
         command.append("--expect-message")
+    if impl == "chatbot_tool":  # every turn must make its one call, and the call must run
+        command += ["--expect-tool", TOOL_CALL["name"]]
     if impl in ENCODER_ROWS:  # (its end is always checked)
         command += ["--protocol", ENCODER_ROWS[impl]]
     if db_pid:
@@ -84,6 +110,34 @@ def run_loadgen(
     if done.returncode != 0:
         raise RuntimeError(f"loadgen against {impl} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
+
+
+def model_calls(server: harness.Process, calls: int, concurrency: int) -> dict[str, Any]:
+    """``calls`` model calls made by ``server`` alone, ``concurrency`` at a time, and their CPU
+    (``servers.py``'s ``POST /_bench/model_calls``)."""
+    response = httpx.post(
+        server.url + "/_bench/model_calls",
+        json={"calls": calls, "concurrency": concurrency},
+        timeout=600.0,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def call_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one server's model calls: their count, errors, CPU per call and what one
+    call streamed (text pieces, tool call pieces)."""
+    calls = sum(r["calls"] for r in results)
+    return {
+        "calls": calls,
+        "errors": sum(r["errors"] for r in results),
+        "cpu_ms_per_call": sum(r["cpu_s"] for r in results) * 1000 / calls if calls else None,
+        "text_pieces_per_call": sum(r["text"] for r in results) / calls if calls else None,
+        "tool_call_pieces_per_call": sum(r["tool_call_pieces"] for r in results) / calls
+        if calls
+        else None,
+        "tools_offered": results[0]["tools_offered"] if results else None,
+    }
 
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -319,6 +373,112 @@ def print_encoders(results: dict[str, dict[str, Any]], args: argparse.Namespace)
         )
 
 
+def print_tools(
+    results: dict[str, dict[str, Any]], calls: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> None:
+    """The tool rows: (a) a tool turn's server CPU; (b) what it costs beyond its model calls,
+    against the target; (c) a turn without tools against the same server with tools off and
+    (with ``--baseline-src``) the build before the tools.
+
+    (b) is ``tool turn - plain turn - one model call``, all three on one server process in the
+    same rounds: a tool turn is a plain turn (whose one answer call streams the ``--tokens``
+    tokens, which the tool turn's second call streams) plus one more model call, the one that
+    streams the tool call, plus what the tool round itself costs (its Burr steps, their state
+    saved and tracked, the tool events on the wire, the tool run). That one more call is
+    measured alone in the server (``servers.py``'s ``POST /_bench/model_calls``: the answer
+    step's own ``llm.stream_answer``, tools offered, read to its end, nothing else), so what
+    is left is the CPU beyond the two model calls of the answer."""
+    tool, same, plain = (results.get(k) for k in ("chatbot_tool", "chatbot_toolplain", "chatbot"))
+    off, base = results.get("chatbot_notools"), results.get("chatbot_base")
+    if not tool or not same:
+        return
+    call_tool, call_plain = calls.get("chatbot_tool"), calls.get("chatbot_toolplain")
+    print()
+    print(
+        f"this project on SQLite with tools: a turn with one tool round ({TOOL_CALL['name']} "
+        f"{json.dumps(TOOL_CALL['arguments'])}, then {args.tokens} tokens) against plain turns "
+        f"of {args.tokens} tokens (tools offered), on one server process, same rounds:"
+    )
+    print(f"  {'':<34}{'CPU ms':>9}{'TTFD ms':>9}{'TTFD ms':>9}{'gap ms':>8}{'events':>8}")
+    print(f"  {'':<34}{'/turn':>9}{'1 p50':>9}{'load p50':>9}{'p99':>8}{'/turn':>8}")
+    for name, r in (("tool turn", tool), ("plain turn (same process)", same)):
+        print(
+            f"  {name:<34}{fmt(r['cpu_ms_per_turn']):>9}{fmt(r['ttfd_single_p50_ms']):>9}"
+            f"{fmt(r['ttfd_load_p50_ms']):>9}{fmt(r['gap_p99_ms']):>8}"
+            f"{fmt(r['delta_events_per_turn']):>8}"
+        )
+    for name, c in (
+        ("model call streaming the tool call", call_tool),
+        (f"model call streaming {args.tokens} tokens", call_plain),
+    ):
+        if c:
+            print(
+                f"  {name:<34}{fmt(c['cpu_ms_per_call'], 2):>9}  (alone in the server, "
+                f"{c['calls']} calls, {fmt(c['text_pieces_per_call'])} text and "
+                f"{fmt(c['tool_call_pieces_per_call'])} tool call pieces each, "
+                f"{c['errors']} errors)"
+            )
+    extra = beyond = None
+    if tool["cpu_ms_per_turn"] is not None and same["cpu_ms_per_turn"] is not None:
+        extra = tool["cpu_ms_per_turn"] - same["cpu_ms_per_turn"]
+        if call_tool and call_tool["cpu_ms_per_call"] is not None:
+            beyond = extra - call_tool["cpu_ms_per_call"]
+    print(
+        f"  (a) server CPU per tool turn: {fmt(tool['cpu_ms_per_turn'])} ms, "
+        f"{ratio(tool['cpu_ms_per_turn'], same['cpu_ms_per_turn'])} a plain turn's"
+    )
+    print(
+        f"  (b) tool turn - plain turn: {fmt(extra, 2)} ms, of which the second model call "
+        f"{fmt(call_tool and call_tool['cpu_ms_per_call'], 2)} ms: beyond the two model calls "
+        f"{fmt(beyond, 2)} ms"
+    )
+    if plain and plain["cpu_ms_per_turn"] is not None and call_tool and tool["cpu_ms_per_turn"]:
+        other = tool["cpu_ms_per_turn"] - plain["cpu_ms_per_turn"] - call_tool["cpu_ms_per_call"]
+        print(
+            f"      (against the plain row's own process instead: {other:.2f} ms; the "
+            f"difference is two processes' spread)"
+        )
+    print(
+        f"  (c) a turn without tools, CPU per turn: tools offered {fmt(plain and plain['cpu_ms_per_turn'])} "
+        f"ms (the plain row), tools off {fmt(off and off['cpu_ms_per_turn'])} ms, the build "
+        f"before tools {fmt(base and base['cpu_ms_per_turn'])} ms"
+        + ("" if base else " (run with --baseline-src for it)")
+    )
+    alone = [
+        (name, calls[impl]["cpu_ms_per_call"])
+        for name, impl in (
+            ("tools offered", "chatbot"),
+            ("tools off", "chatbot_notools"),
+            ("the build before tools", "chatbot_base"),
+        )
+        if impl in calls
+    ]
+    if alone:
+        print(
+            f"      its model call streaming {args.tokens} tokens, alone in the server: "
+            + ", ".join(f"{name} {fmt(value, 2)} ms" for name, value in alone)
+        )
+    print(
+        f"  [{'met' if beyond is not None and beyond <= TOOL_TARGET_MS else 'MISSED'}] "
+        f"server CPU beyond the two model calls <= {TOOL_TARGET_MS:g} ms per tool turn: "
+        f"{fmt(beyond, 2)} ms"
+    )
+    if plain:
+        for name, other in (("tools off", off), ("the build before tools", base)):
+            if other is None:
+                continue
+            value = ratio(plain["cpu_ms_per_turn"], other["cpu_ms_per_turn"])
+            ok = (
+                plain["cpu_ms_per_turn"] is not None
+                and bool(other["cpu_ms_per_turn"])
+                and plain["cpu_ms_per_turn"] <= NO_TOOL_TARGET * other["cpu_ms_per_turn"]
+            )
+            print(
+                f"  [{'met' if ok else 'MISSED'}] a turn without tools within "
+                f"{(NO_TOOL_TARGET - 1) * 100:.0f}% of {name} (CPU per turn): {value}"
+            )
+
+
 def run_script(
     script: str, engines: list[str], database_url: Optional[str], out: Path, *extra: str
 ) -> dict[str, Any]:
@@ -478,6 +638,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--no-encoders", dest="encoders", action="store_false",
         help="skip the rows of this project (SQLite) driven through its AG-UI and AI SDK endpoints",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-tools", dest="tools", action="store_false",
+        help="skip the tool rows of this project (SQLite): a turn with a tool call, plain turns "
+        "on the same process, and tools off",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the servers' files and logs")
     args = parser.parse_args(argv)
@@ -485,6 +650,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.encoders and "chatbot" in impls:  # next to the native row, in the rotation too
         at = impls.index("chatbot") + 1
         impls[at:at] = list(ENCODER_ROWS)
+    if args.tools and "chatbot" in impls:
+        at = impls.index("chatbot") + 1 + sum(row in impls for row in ENCODER_ROWS)
+        impls[at:at] = list(TOOL_ROWS)
     if args.baseline_src:
         if not (args.baseline_src / "burr_streaming_chatbot" / "router.py").is_file():
             parser.error(
@@ -507,7 +675,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     engines = [ENGINES[impl] for impl in impls if impl in ENGINES]
     extra: dict[str, dict[str, Any]] = {}
     raw: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
-    fake = None
+    raw_calls: dict[str, list[dict[str, Any]]] = {}
+    fake = tool_fake = None
     servers: dict[str, harness.Process] = {}
     try:
         env: dict[str, dict[str, str]] = {impl: {} for impl in impls}
@@ -517,21 +686,39 @@ def main(argv: Optional[list[str]] = None) -> int:
             env["chatbot_pg"] = {
                 "BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare")
             }
+        if "chatbot_notools" in env:
+            env["chatbot_notools"]["BURR_CHATBOT_TOOLS"] = "false"
         fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
+        if "chatbot_tool" in impls:  # its own fake: it makes the tool call, the other never
+            tool_fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "tool_fake.log")
         for impl in impls:
+            if impl == "chatbot_toolplain":
+                continue  # (the tool row's server)
             servers[impl] = harness.start_server(
-                "chatbot" if impl == "chatbot_base" or impl in ENCODER_ROWS else impl,
-                fake.url + "/v1", tmp / impl, log=tmp / f"{impl}.log", env=env[impl], name=impl,
+                "chatbot" if impl == "chatbot_base" or impl in (*ENCODER_ROWS, *TOOL_ROWS) else impl,
+                (tool_fake if impl == "chatbot_tool" else fake).url + "/v1", tmp / impl,
+                log=tmp / f"{impl}.log", env=env[impl], name=impl,
             )  # fmt: skip
+        if "chatbot_toolplain" in impls:
+            servers["chatbot_toolplain"] = servers["chatbot_tool"]
         for impl, server in servers.items():
             server.wait_ready()
             info[impl] = httpx.get(server.url + harness.READY_PATH).json()
+        tool_calls = {"chatbot_tool": [TOOL_CALL], "chatbot_toolplain": []}
+        measured_calls = (  # the rows whose model calls are measured alone too
+            {"chatbot", "chatbot_base", *TOOL_ROWS} if "chatbot_tool" in impls else set()
+        )
         db_pid = {"chatbot_pg": harness.postmaster_pid(cluster)} if cluster is not None else {}
         rounds = max(1, args.rounds)
         per_round = lambda n: math.ceil(n / rounds)  # noqa: E731
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)]
             for impl in order:
+                if impl in tool_calls:  # the tool row's fake: this row's calls
+                    assert tool_fake is not None
+                    httpx.post(
+                        tool_fake.url + "/_control", json={"tool_calls": tool_calls[impl]}
+                    ).raise_for_status()
                 raw[impl].append(
                     run_loadgen(
                         servers[impl],
@@ -544,10 +731,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                         db_pid=db_pid.get(impl, 0),
                     )
                 )
+                if impl in measured_calls:  # then its model calls alone, in the same process
+                    if r == 0:
+                        model_calls(servers[impl], args.concurrency, args.concurrency)  # warm-up
+                    raw_calls.setdefault(impl, []).append(
+                        model_calls(servers[impl], per_round(args.turns), args.concurrency)
+                    )
                 print(f"  round {r + 1}/{rounds}: {LABELS[impl]} done", file=sys.stderr)
         for server in servers.values():
             server.stop()
         fake.stop()
+        if tool_fake is not None:
+            tool_fake.stop()
         if engines and args.reattach > 0:
             url = cluster.create_database("bench_reattach") if cluster is not None else None
             extra["reattach"] = run_script(
@@ -568,11 +763,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             server.stop()
         if fake is not None:
             fake.stop()
+        if tool_fake is not None:
+            tool_fake.stop()
         if cluster is not None:
             cluster.stop()
     results = {impl: stats(merge(raw[impl]), args.tokens) for impl in impls}
+    calls = {impl: call_stats(rounds) for impl, rounds in raw_calls.items()}
     print_report(results, args, info)
     print_encoders(results, args)
+    print_tools(results, calls, args)
     print_engines(results, info)
     if "reattach" in extra:
         import reattach
@@ -594,7 +793,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.json.write_text(
             json.dumps(
                 {"machine": harness.machine_description(), "args": vars(args) | {"json": str(args.json)},
-                 "servers": info, "results": results, **extra},
+                 "servers": info, "results": results, "model_calls": calls, **extra},
                 indent=2, default=str,
             )
         )  # fmt: skip
@@ -602,8 +801,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    failed = any(r["errors"] for r in results.values()) or any(
-        r.get("errors") for r in extra.get("reattach", {}).values()
+    failed = (
+        any(r["errors"] for r in results.values())
+        or any(r.get("errors") for r in extra.get("reattach", {}).values())
+        or any(c["errors"] for c in calls.values())
     )
     return 1 if failed else 0
 

@@ -44,13 +44,24 @@ LABELS = {
     "chatbot_base": "baseline build",
     "chatbot_agui": "project, AG-UI",
     "chatbot_aisdk": "project, AI SDK",
+    "chatbot_toolplain": "plain, same proc",
+    "chatbot_tool": "tool turn",
+    "chatbot_notools": "tools off",
 }
 """(``chatbot_base``: this project's server from another source tree, ``compare.py
---baseline-src``; ``chatbot_agui``, ``chatbot_aisdk``: see ENCODER_ROWS; not in
-IMPLEMENTATIONS.)"""
+--baseline-src``; ``chatbot_agui``, ``chatbot_aisdk``: see ENCODER_ROWS; the last three: see
+TOOL_ROWS; not in IMPLEMENTATIONS.)"""
 ENCODER_ROWS = {"chatbot_agui": "ag-ui", "chatbot_aisdk": "ai-sdk"}
 """Rows of ``compare.py``: this project's server on SQLite (``servers.py chatbot``), driven
 through another wire protocol than the native one (``loadgen.py --protocol``)."""
+TOOL_ROWS = ("chatbot_toolplain", "chatbot_tool", "chatbot_notools")
+"""Rows of ``compare.py``: this project's server on SQLite (``servers.py chatbot``) with tools.
+``chatbot_tool``: every turn makes one tool call (its own fake upstream calls
+:data:`TOOL_CALL`, then answers); ``chatbot_toolplain``: the same server process, its fake
+making no call (plain turns, tools offered), in the same rounds; ``chatbot_notools``: a server
+with ``BURR_CHATBOT_TOOLS=false`` (no tools offered)."""
+TOOL_CALL = {"name": "calculator", "arguments": {"expression": "6*7"}}
+"""The call the tool row's fake upstream makes in every turn's first answer."""
 CHATBOTS = ("chatbot", "chatbot_pg")
 """This project's server: on SQLite (its default), and on PostgreSQL (``BURR_CHATBOT_DATABASE_URL``)."""
 

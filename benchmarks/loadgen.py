@@ -33,7 +33,10 @@ server's CPU seconds. A turn is an error when the HTTP status is not 200, the co
 fails, the stream carries an error event, the deltas do not join up to the fake's answer
 (with ``--tokens``), or the turn's end did not come: with ``--expect-message``, no ``message``
 event (native); always, for the other protocols, no ``RUN_FINISHED`` or no ``finish`` and
-``[DONE]``, or events after them.
+``[DONE]``, or events after them. With ``--expect-tool NAME`` (native), a turn must also have
+made exactly one tool call, to ``NAME``, that ran (one ``tool_call`` and one ``tool_result``
+event of that name, no ``tool_error``, ``tool_denied`` or ``tool_approval_request``): the
+turns of ``compare.py``'s tool row, against a fake upstream that calls that tool.
 """
 
 from __future__ import annotations
@@ -109,15 +112,23 @@ PROTOCOLS = ("native", "ag-ui", "ai-sdk")
 """The wire protocols a turn can be driven through (see the module's docstring)."""
 
 
+TOOL_OUTCOMES = ("tool_result", "tool_error", "tool_denied", "tool_approval_request")
+"""Native events that end a tool call's part of a turn (or halt the turn for a person)."""
+
+
 class TurnReader:
     """Reads one turn's events (each SSE block's ``data``) in the native protocol: returns each
-    delta's text, notes errors and the turn's end (``message``)."""
+    delta's text, notes errors, the turn's end (``message``), and its tool calls: ``calls``,
+    the name of each complete call (``tool_call``), ``outcomes``, ``(type, name)`` of each of
+    :data:`TOOL_OUTCOMES`."""
 
     END = "message event"
 
     def __init__(self) -> None:
         self.error: Optional[str] = None
         self.ended = False
+        self.calls: list[str] = []
+        self.outcomes: list[tuple[str, str]] = []
 
     def read(self, data: Union[str, bytes]) -> Optional[str]:
         """The text of the delta in ``data``, or None when it is not a (non-empty) delta."""
@@ -129,7 +140,20 @@ class TurnReader:
             self.error = f"error event: {event.get('value')}"
         elif kind == "message":
             self.ended = True
+        elif kind == "tool_call":
+            self.calls.append(event["value"]["name"])
+        elif kind in TOOL_OUTCOMES:
+            self.outcomes.append((kind, event["value"]["name"]))
         return None
+
+    def tool_error(self, expected: str) -> Optional[str]:
+        """What is wrong with the turn's tool calls, when it should have made one call to
+        ``expected`` that ran; None when it did."""
+        if self.calls == [expected] and self.outcomes == [("tool_result", expected)]:
+            return None
+        return (
+            f"expected one {expected} call that ran: calls {self.calls}, outcomes {self.outcomes}"
+        )
 
 
 class AgUiReader(TurnReader):
@@ -240,6 +264,8 @@ class Options:
     """Sent as ``?history_after=`` (what the page sends: the messages it has, but the last two;
     native protocol only)."""
     protocol: str = "native"
+    expect_tool: str = ""
+    """A turn must make one call to this tool, which runs (native protocol; empty: no check)."""
 
 
 async def one_turn(
@@ -283,6 +309,8 @@ async def one_turn(
         expect_end = opts.expect_message or opts.protocol != "native"
         if rec.error is None and expect_end and not reader.ended:
             rec.error = f"no {reader.END}"
+        if rec.error is None and opts.expect_tool:
+            rec.error = reader.tool_error(opts.expect_tool)
     except Exception as exc:
         rec.error = f"{type(exc).__name__}: {exc}"
     return rec
@@ -395,6 +423,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         tag=args.tag or f"bench-{uuid.uuid4().hex[:8]}",
         turns_per_conversation=args.turns_per_conversation,
         protocol=args.protocol,
+        expect_tool=args.expect_tool,
     )
     result: dict = {}
     async with client_session(args.concurrency, args.timeout) as client:
@@ -449,9 +478,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--expect-message", action="store_true", help="native: a turn must end with message"
     )
+    parser.add_argument(
+        "--expect-tool", default="", metavar="NAME",
+        help="native: a turn must make one call to this tool, which runs (see the module's doc)",
+    )  # fmt: skip
     parser.add_argument("--tag", default="", help="prefix of the conversation ids")
     parser.add_argument("--timeout", type=float, default=120.0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.expect_tool and args.protocol != "native":
+        parser.error("--expect-tool reads the native protocol's tool events only")
+    return args
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ benchmark's load with py-spy, and summarise where its CPU time goes per turn.
     python benchmarks/profile_server.py [--turns 200] [--tokens 50] [--concurrency 20] [--delay-ms 5]
     python benchmarks/profile_server.py --preload-turns 300 --turns 30 --concurrency 1   # long chat
     python benchmarks/profile_server.py --protocol ag-ui     # the turns through the AG-UI endpoint
+    python benchmarks/profile_server.py --tool-call          # every turn with one tool round
 
 Starts the fake OpenAI server and ``servers.py chatbot`` (as ``compare.py`` does), warms the
 server up, attaches ``py-spy record --gil`` to it (only the thread holding the GIL is sampled,
@@ -12,7 +13,9 @@ so waiting threads and an idle event loop do not count), runs the load phase of
 samples is turned into milliseconds of server CPU per turn (share x measured CPU / turns).
 With ``--preload-turns N`` one conversation is first driven to N turns and the profiled turns
 continue it (per-turn costs that grow with the history). With ``--protocol ag-ui|ai-sdk`` the
-turns go through that endpoint of this project's server instead of the native one.
+turns go through that endpoint of this project's server instead of the native one. With
+``--tool-call`` every turn makes one tool call (the fake upstream calls ``calculator``, then
+answers with the ``--tokens`` tokens), as ``compare.py``'s tool row does.
 
 Prints: the CPU per turn, the costs grouped by area (each sample goes to the first area, in
 the order listed, that has a frame on its stack), self time by package, the top functions by
@@ -35,6 +38,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
@@ -43,6 +48,7 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("Burr tracker: LocalTrackingClient writing log.jsonl", ("burr/tracking/",)),
     ("Burr persister: AsyncSQLitePersister save/load (+aiosqlite)",
      ("burr/integrations/persisters/", "aiosqlite/")),
+    ("tools: Toolbox.call and the tools (tools.py)", ("burr_streaming_chatbot/tools.py",)),
     ("openai SDK: request params transform (_transform.py)", ("openai/_utils/_transform.py",)),
     ("reading the answer's body: transport reads, EventDecoder, json (llm.py)",
      ("_answer_pieces",)),
@@ -77,6 +83,8 @@ def loadgen(server: harness.Process, args: argparse.Namespace, *extra: str) -> d
     ]  # fmt: skip
     if args.impl in harness.CHATBOTS:
         command += ["--expect-message", "--protocol", args.protocol]
+    if args.tool_call:
+        command += ["--expect-tool", harness.TOOL_CALL["name"]]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed:\n{done.stderr[-3000:]}")
@@ -168,6 +176,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--protocol", choices=("native", "ag-ui", "ai-sdk"), default="native",
         help="this project's server: the endpoint the turns go through",
     )  # fmt: skip
+    parser.add_argument(
+        "--tool-call", action="store_true",
+        help="this project's server, native protocol: every turn makes one tool call",
+    )  # fmt: skip
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
@@ -179,6 +191,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, help="keep the collapsed stacks here")
     args = parser.parse_args(argv)
+    if args.tool_call and (args.impl not in harness.CHATBOTS or args.protocol != "native"):
+        parser.error("--tool-call: this project's server, native protocol only")
     if args.protocol != "native" and args.impl not in harness.CHATBOTS:
         parser.error(
             "--protocol ag-ui and ai-sdk: this project's server only (--impl chatbot or chatbot_pg)"
@@ -200,6 +214,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         env["BURR_CHATBOT_DATABASE_URL"] = cluster.create_database("bench_profile")
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
+    if args.tool_call:
+        httpx.post(
+            fake.url + "/_control", json={"tool_calls": [harness.TOOL_CALL]}
+        ).raise_for_status()
     server = harness.start_server(
         args.impl, fake.url + "/v1", tmp / args.impl, log=tmp / "server.log", env=env
     )
@@ -242,7 +260,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"profiled: {harness.LABELS[args.impl]}"
         f"{f' through {args.protocol}' if args.impl in harness.CHATBOTS else ''}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
-        f"upstream tokens; {result['errors']} errors\n"
+        f"upstream tokens{'; each turn with one tool call' if args.tool_call else ''}; "
+        f"{result['errors']} errors\n"
     )
     summarise(parse_collapsed(raw), cpu_ms, args.top)
     if args.out:

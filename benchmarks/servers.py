@@ -18,6 +18,9 @@ with the same uvicorn settings (one process, access log off, warnings only), rea
   installs it).
 * ``relay``: the bare relay of ``relay.py``, on the SDK's default transport; ``relay_aiohttp``:
   the same on the SDK's aiohttp transport.
+
+This project's servers also answer ``POST /_bench/model_calls`` (see :func:`model_calls`): the
+CPU of model calls alone, as the answer step makes them, measured inside the server.
 """
 
 from __future__ import annotations
@@ -60,6 +63,69 @@ def log_gc_pauses(min_ms: float = 5.0) -> None:
     gc.callbacks.append(timing)
 
 
+_BENCH_MODEL: dict = {}
+"""The model :func:`model_calls` calls through (made on its first request)."""
+
+
+async def model_calls(body: dict) -> dict:
+    """``POST /_bench/model_calls`` ``{"calls": N, "concurrency": C, "prompt": text}``: make N
+    streaming model calls, C at a time, exactly as this project's answer step makes the first
+    call of a turn (``llm.stream_answer`` of a model built from the server's settings, with the
+    tools the server offers, the history one user message), each read to its end, nothing else;
+    answers with the process's CPU seconds over them (``time.process_time``: every thread) and
+    what the calls streamed. One model for the process's life, so its connections stay open
+    from call to call, as the server's own model's do (warm it up with a first request).
+
+    ``compare.py`` subtracts this from a tool turn's CPU: what the turn costs beyond its model
+    calls. Imported when called, and a build from before the tools (``--baseline-src``) makes
+    its calls without them.
+    """
+    import asyncio
+    import time
+
+    from burr_streaming_chatbot import llm
+    from burr_streaming_chatbot.settings import Settings
+
+    tool_call_piece = getattr(llm, "ToolCallPiece", ())
+    settings = Settings()
+    tools: list = []
+    if getattr(settings, "tools", False):
+        from burr_streaming_chatbot.tools import load_toolbox
+
+        tools = load_toolbox().openai_tools()
+    if "model" not in _BENCH_MODEL:
+        _BENCH_MODEL["model"] = llm.create_chat_model(settings)
+    model = _BENCH_MODEL["model"]
+    history = [{"role": "user", "content": str(body.get("prompt") or "What is Burr?")}]
+    calls, concurrency = int(body["calls"]), max(1, int(body.get("concurrency") or 1))
+    counts = {"text": 0, "tool_call_pieces": 0, "usage": 0, "errors": 0}
+    queue = list(range(calls))
+
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            try:
+                answer = (
+                    model.stream_answer("answer_question", history, tools)
+                    if tools
+                    else model.stream_answer("answer_question", history)
+                )
+                async for piece in answer:
+                    if isinstance(piece, tool_call_piece):
+                        counts["tool_call_pieces"] += 1
+                    elif isinstance(piece, llm.Usage):
+                        counts["usage"] += 1
+                    else:
+                        counts["text"] += 1
+            except Exception:
+                counts["errors"] += 1
+
+    began = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, calls))))
+    cpu = time.process_time() - began
+    return {"calls": calls, "cpu_s": cpu, "tools_offered": len(tools), **counts}
+
+
 def build_app(impl: str):
     from fastapi import FastAPI
 
@@ -72,6 +138,7 @@ def build_app(impl: str):
         from burr_streaming_chatbot.router import API_PREFIX, create_router
 
         app.include_router(create_router(), prefix=API_PREFIX)
+        app.add_api_route("/_bench/model_calls", model_calls, methods=["POST"])
     elif impl == "burr_example":
         server = importlib.import_module("burr.examples.streaming-fastapi.server")
         app.include_router(server.router, prefix=API)

@@ -1,7 +1,8 @@
 """The benchmark harness works: tiny runs of ``benchmarks/compare.py`` (every server, PostgreSQL
-too when installed, this project through its AG-UI and AI SDK endpoints, the two-process
-reattach and the lease round trips) and ``benchmarks/long_conversation.py`` finish without
-errors and report every implementation; the load generator reads each protocol's turn.
+too when installed, this project through its AG-UI and AI SDK endpoints, its tool rows, the
+two-process reattach and the lease round trips) and ``benchmarks/long_conversation.py`` finish
+without errors and report every implementation; the load generator reads each protocol's turn
+and a turn's tool calls.
 
 They check the harness (processes start, the load runs, the report prints), never times.
 """
@@ -18,7 +19,7 @@ from postgres import find_pg_bin
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
-from harness import ENCODER_ROWS, LABELS  # noqa: E402  (the names the report prints)
+from harness import ENCODER_ROWS, LABELS, TOOL_CALL, TOOL_ROWS  # noqa: E402  (the names the report prints)
 from loadgen import READERS  # noqa: E402
 
 
@@ -74,7 +75,7 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
     results = report["results"]
     postgres = find_pg_bin() is not None
     engines = {"sqlite", "postgres"} if postgres else {"sqlite"}
-    expected = {"relay", "relay_aiohttp", "burr_example", "chatbot", *ENCODER_ROWS} | (
+    expected = {"relay", "relay_aiohttp", "burr_example", "chatbot", *ENCODER_ROWS, *TOOL_ROWS} | (
         {"chatbot_pg"} if postgres else set()
     )
     assert set(results) == expected
@@ -94,6 +95,26 @@ def test_compare_runs_every_implementation_without_errors(tmp_path: Path) -> Non
     for impl, protocol in ENCODER_ROWS.items():  # each encoder against the native stream
         assert results[impl]["cpu_ms_per_delta_event"] is not None, impl
         assert f"{protocol} / native: " in done.stdout, done.stdout
+    # the tool rows: every tool turn made its call (the load generator checks it), and the
+    # model calls alone were measured on each server of this project on SQLite (with tools
+    # offered, off): on the tool row's, the call streaming the tool call, and (its plain
+    # turns) one streaming the answer's tokens
+    calls = report["model_calls"]
+    assert set(calls) == {"chatbot", *TOOL_ROWS}
+    for impl, result in calls.items():
+        assert result["errors"] == 0 and result["calls"] == 6, (impl, result)
+        assert result["cpu_ms_per_call"] is not None, impl
+        assert (result["tools_offered"] == 0) == (impl == "chatbot_notools"), (impl, result)
+    assert calls["chatbot_tool"]["tool_call_pieces_per_call"] >= 1, calls
+    assert calls["chatbot_tool"]["text_pieces_per_call"] == 0, calls
+    assert calls["chatbot_toolplain"]["tool_call_pieces_per_call"] == 0, calls
+    assert calls["chatbot_toolplain"]["text_pieces_per_call"] >= 1, calls
+    assert judged(
+        verdicts(done.stdout, "this project on SQLite with tools"),
+        "server CPU beyond the two model calls <= 5 ms per tool turn",
+        "a turn without tools within 10% of tools off",
+    ), done.stdout
+    assert "beyond the two model calls" in done.stdout
     if postgres:
         assert results["chatbot_pg"]["db_cpu_ms_per_turn"] is not None
         assert judged(
@@ -159,6 +180,36 @@ AI_SDK = blocks(
     '{"type":"text-delta","id":"text","delta":" token1"}', '{"type":"text-end","id":"text"}',
     '{"type":"finish-step"}', '{"type":"finish","finishReason":"stop","messageMetadata":{}}', "[DONE]",
 )  # fmt: skip
+
+
+NAME = TOOL_CALL["name"]
+ARGUMENTS = json.dumps(json.dumps(TOOL_CALL["arguments"]))  # (JSON text, as a JSON string)
+TOOL_TURN = blocks(
+    '{"type":"chat_history","value":[]}',
+    f'{{"type":"tool_call_start","value":{{"id":"c1","name":"{NAME}"}}}}',
+    '{"type":"tool_call_args","value":{"id":"c1","delta":"{}"}}',
+    f'{{"type":"tool_call","value":{{"id":"c1","name":"{NAME}","arguments":{ARGUMENTS},"needs_approval":false}}}}',
+    f'{{"type":"tool_result","value":{{"id":"c1","name":"{NAME}","result":"42","duration_ms":0.1}}}}',
+    '{"type":"delta","value":"Token0"}', '{"type":"message","value":{}}',
+)  # fmt: skip
+
+
+def tool_check(data: list[bytes]) -> object:
+    reader = READERS["native"]()
+    for block in data:
+        reader.read(block)
+    return reader.tool_error(NAME)
+
+
+def test_loadgen_checks_a_tool_turn_made_its_one_call() -> None:
+    assert tool_check(TOOL_TURN) is None
+    assert read_turn("native", TOOL_TURN) == ("Token0", True, None)
+    assert tool_check(NATIVE) is not None  # no call
+    error = TOOL_TURN[4].replace(b'"tool_result"', b'"tool_error"').replace(b'"result"', b'"error"')
+    assert tool_check([*TOOL_TURN[:4], error, *TOOL_TURN[5:]]) is not None  # the call failed
+    assert tool_check([*TOOL_TURN[:5], *TOOL_TURN[1:5], *TOOL_TURN[5:]]) is not None  # two calls
+    other = [block.replace(NAME.encode(), b"current_time") for block in TOOL_TURN]
+    assert tool_check(other) is not None  # another tool
 
 
 def read_turn(protocol: str, data: list[bytes]) -> tuple[str, bool, object]:

@@ -172,6 +172,13 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
         "delta",
         "message",
         "error",
+        "tool_call_start",
+        "tool_call_args",
+        "tool_call",
+        "tool_approval_request",
+        "tool_result",
+        "tool_error",
+        "tool_denied",
     }
     # The two ecosystem protocols: their bodies and their events.
     schemas = schema["components"]["schemas"]
@@ -180,7 +187,8 @@ def test_openapi_schema_describes_every_event(server: ChatServer) -> None:
         (f"{API}/ai-sdk/{{project_id}}", "ChatRequest", "UIMessageChunkBlock"),
     ):
         post = schema["paths"][path]["post"]
-        assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(body)
+        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.removesuffix("-Input").endswith(body)  # (pydantic names the request half)
         ref = post["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]["$ref"]
         assert ref.endswith(events) and "422" in post["responses"]
     agui_types = set(

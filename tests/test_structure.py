@@ -102,9 +102,19 @@ def test_only_the_storage_package_reaches_into_its_engines() -> None:
         assert ".persister(" not in path.read_text(encoding="utf-8"), f"{name} drives a persister"
 
 
+def test_tools_reach_the_store_only_through_their_notebook() -> None:
+    """``tools.py`` imports only the foundations, and storage never imports it: a tool writes
+    through the ``NoteBook`` protocol, which the store implements without knowing tools."""
+    graph = import_graph()
+    assert graph["tools"] <= {"settings", "wire", "sse"}
+    assert [
+        name for name, imports in graph.items() if name.startswith("storage") and "tools" in imports
+    ] == []
+
+
 LAYERS = {
     1: ["settings", "wire", "sse"],
-    2: ["llm", "errors", "tools", "graph"],
+    2: ["llm", "errors", "graph", "tools"],
     3: ["storage"],
     4: ["lifecycle", "conversations", "answering", "turns", "changes"],
     5: ["limits", "service"],

@@ -21,7 +21,9 @@ NOTE_CALL = [{"name": "save_note", "arguments": {"text": "water the plants"}}]
 
 def sse_events(response: httpx.Response) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
-    return [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    return [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
 
 
 def of_type(events: list[dict[str, Any]], kind: str) -> list[Any]:
@@ -74,7 +76,7 @@ def test_approve_over_http_its_refusals_and_burrs_view_of_the_steps(
     assert json.loads(result["result"])["text"] == "water the plants"
     assert events[-1]["type"] == "message" and events[-1]["value"]["item"]["content"] == "Saved it."
     notes = server.client.get(f"{API}/notes/{PROJECT}").json()
-    assert {"text": "water the plants", "app_id": app_id} <= notes[0].items()
+    assert {"text": "water the plants", "app_id": app_id}.items() <= notes[0].items()
     again = approve(server, app_id, call_id)
     assert again.status_code == 409 and "already" in again.json()["detail"]
     assert server.client.get(f"{API}/approvals/{PROJECT}/{app_id}").json() == []
@@ -101,7 +103,9 @@ def test_a_deny_over_http_tells_the_model(
     assert of_type(events, "tool_denied") == [
         {"id": call_id, "name": "save_note", "reason": "no plants"}
     ]
-    bodies = [b for b in upstream.stats()["request_bodies"] if isinstance(b, dict) and b.get("stream")]
+    bodies = [
+        b for b in upstream.stats()["request_bodies"] if isinstance(b, dict) and b.get("stream")
+    ]
     told = bodies[-1]["messages"][-1]
     assert told["role"] == "tool" and "no plants" in told["content"]
     assert all(n["app_id"] != app_id for n in server.client.get(f"{API}/notes/{PROJECT}").json())
@@ -191,3 +195,34 @@ def test_reattach_replays_the_tool_events(
     history = server.history(app_id)
     assert history[1]["tool_calls"][0]["name"] == "calculator"
     assert history[2]["role"] == "tool" and history[2]["status"] == "ok"
+
+
+def test_with_users_only_the_owner_sees_decides_and_lists_notes(
+    tmp_path: Path, engine: dict[str, str]
+) -> None:
+    from test_users import as_user, chatbot_with_users, turn
+
+    server = chatbot_with_users(tmp_path, "tools-users", **engine)
+    alice, bob = as_user(server, "alice"), as_user(server, "bob")
+    try:
+        events = turn(alice, "a-note", "remember to feed the cat")
+        (request,) = of_type(events, "tool_approval_request")
+        turn(bob, "b-note", "remember to walk the dog")
+        decision = {"tool_call_id": request["id"], "approved": True}
+        # Bob: the conversation, its approvals and its call do not exist for him.
+        assert bob.get(f"/approvals/{PROJECT}/a-note").status_code == 404
+        refused = bob.post(f"/approve/{PROJECT}/a-note", json=decision)
+        assert refused.status_code == 404 and request["id"] not in refused.text
+        assert [a["id"] for a in alice.get(f"/approvals/{PROJECT}/a-note").json()] == [
+            request["id"]
+        ]
+        approved = sse_events(alice.post(f"/approve/{PROJECT}/a-note", json=decision))
+        assert of_type(approved, "tool_result")
+        (bobs,) = of_type(turn(bob, "b-note", "remember to walk the dog"), "tool_denied")
+        assert bobs["reason"] == "superseded"  # (bob's own call, superseded by his new prompt)
+        assert [n["text"] for n in alice.get(f"/notes/{PROJECT}").json()] == ["feed the cat"]
+        assert bob.get(f"/notes/{PROJECT}").json() == []
+    finally:
+        alice.close()
+        bob.close()
+        server.close()

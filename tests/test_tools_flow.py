@@ -373,3 +373,54 @@ async def test_a_stop_during_the_second_round_cuts_it_once_and_keeps_the_first(
     assert seen[-1].type == "error" and seen[-1].parsed()["value"]["code"] == "stopped"
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant"]
     assert history[3]["interrupted"] is True and history[3]["content"]
+
+
+async def test_calls_that_need_no_approval_run_before_a_person_is_asked(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.control(
+        route="answer_question",
+        tool_calls=[
+            {"name": "save_note", "arguments": {"text": "first"}},
+            {"name": "calculator", "arguments": {"expression": "6*7"}},
+            {"name": "save_note", "arguments": {"text": "second"}},
+        ],
+        text="Done.",
+    )
+    chat = await service_for(upstream, tmp_path)
+    try:
+        events = await ask(chat, "order", "Do three things")
+        # The calculator ran at once; both notes wait, and are asked for together.
+        assert [r["name"] for r in of_type(events, "tool_result")] == ["calculator"]
+        requests = of_type(events, "tool_approval_request")
+        assert [json.loads(r["arguments"])["text"] for r in requests] == ["first", "second"]
+        assert events[-1].parsed()["value"]["awaiting_approval"] == [r["id"] for r in requests]
+        # Deciding the second alone records it, and the turn waits again for the first.
+        partial = await decide(chat, "order", requests[1]["id"], False, "only one")
+        assert actions(partial) == ["tool_approval"]
+        assert partial[-1].parsed()["value"]["awaiting_approval"] == [requests[0]["id"]]
+        assert [a.id for a in await chat.pending_approvals(PROJECT, "order")] == [requests[0]["id"]]
+        done = await decide(chat, "order", requests[0]["id"], True)
+        assert [r["name"] for r in of_type(done, "tool_result")] == ["save_note"]
+        assert [d["reason"] for d in of_type(done, "tool_denied")] == ["only one"]
+        assert text_of(done) == "Done."
+        assert [n.text for n in await chat.notes(PROJECT)] == ["first"]
+        history = await chat.history(PROJECT, "order")
+    finally:
+        await chat.close()
+    tools = [(m["name"], m["status"]) for m in history if m["role"] == "tool"]
+    assert tools == [("calculator", "ok"), ("save_note", "ok"), ("save_note", "denied")]
+
+
+async def test_two_decisions_for_one_call_are_refused(offline: ChatService) -> None:
+    events = await ask(offline, "both", "note: one thing")
+    (request,) = of_type(events, "tool_approval_request")
+    history = await offline.history(PROJECT, "both")
+    decisions = [
+        Decision(tool_call_id=request["id"], approved=True),
+        Decision(tool_call_id=request["id"], approved=False),
+    ]
+    with pytest.raises(Invalid):
+        await offline.start_approval(PROJECT, "both", decisions)
+    assert await offline.history(PROJECT, "both") == history
+    assert [a.id for a in await offline.pending_approvals(PROJECT, "both")] == [request["id"]]

@@ -35,11 +35,11 @@ from .wire import (
     MessageValue,
     ModeEvent,
     ToolApprovalRequestEvent,
-    ToolCall,
-    ToolCallArgsEvent,
     ToolCallArgsValue,
+    ToolCallArgumentsEvent,
     ToolCallEvent,
-    ToolCallStartEvent,
+    ToolCallInfo,
+    ToolCallStartedEvent,
     ToolCallStartValue,
     ToolDeniedEvent,
     ToolDeniedValue,
@@ -49,6 +49,7 @@ from .wire import (
     ToolResultValue,
     TurnEvent,
     encode_json,
+    wire_item,
 )
 
 logger = logging.getLogger(__name__)
@@ -226,10 +227,14 @@ def _last_answer(app: Application) -> dict[str, Any]:
 def tool_call_event(item: dict[str, Any]) -> TurnEvent:
     """The event of a tool call's stream item (see :func:`.graph.answer`)."""
     if "tool_call_args" in item:
-        return TurnEvent.of(ToolCallArgsEvent(value=ToolCallArgsValue(**item["tool_call_args"])))
+        return TurnEvent.of(
+            ToolCallArgumentsEvent(value=ToolCallArgsValue(**item["tool_call_args"]))
+        )
     if "tool_call_start" in item:
-        return TurnEvent.of(ToolCallStartEvent(value=ToolCallStartValue(**item["tool_call_start"])))
-    return TurnEvent.of(ToolCallEvent(value=ToolCall(**item["tool_call"])))
+        return TurnEvent.of(
+            ToolCallStartedEvent(value=ToolCallStartValue(**item["tool_call_start"]))
+        )
+    return TurnEvent.of(ToolCallEvent(value=ToolCallInfo(**item["tool_call"])))
 
 
 def tool_outcome_event(result: dict[str, Any]) -> TurnEvent:
@@ -257,30 +262,11 @@ def history_event(history: list[dict[str, Any]], after: int = 0) -> TurnEvent:
     every turn (``benchmarks/RESULTS.md``, "One long conversation"); a client that has them
     need not receive them again."""
     start = min(after, len(history))
-    items = [_wire_item(item) for item in history[start:]]
+    items = [wire_item(item) for item in history[start:]]
     value = encode_json(items)
     if not after:  # the event as Burr's example sends it
         return TurnEvent("chat_history", '{"type":"chat_history","value":' + value + "}")
     return TurnEvent("chat_history", f'{{"type":"chat_history","value":{value},"start":{start}}}')
-
-
-def _wire_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored message as the wire's :class:`~.wire.ChatItem` (the tool fields only on the
-    messages that have them)."""
-    wire = {
-        "content": item["content"],
-        "type": item.get("type", "text"),
-        "role": item["role"],
-        "mode": item.get("mode"),
-        "model": item.get("model"),
-        "interrupted": item.get("interrupted", False),
-        "reasoning": item.get("reasoning"),
-    }
-    if item.get("tool_calls") or item["role"] == "tool":
-        for name in TOOL_FIELDS:
-            if name in item:
-                wire[name] = item[name]
-    return wire
 
 
 def _next_action(app: Application) -> Any:

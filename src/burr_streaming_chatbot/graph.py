@@ -196,8 +196,8 @@ async def answer(
     try:
         async for piece in llm.stream_answer(mode, state["chat_history"], tools):
             if isinstance(piece, ToolCallPiece):
-                for item in _tool_call_items(calls, piece):
-                    yield item, None
+                for stream_item in _tool_call_items(calls, piece):
+                    yield stream_item, None
             elif isinstance(piece, Usage):
                 usage = piece
             elif isinstance(piece, Thought):
@@ -254,7 +254,11 @@ async def answer(
             "message": error.message,
             "retryable": error.retryable,
         }
-    pending = [{**call, "decision": None} for call in tool_calls]
+    # The calls that need no approval run first: a person is asked once the others have their
+    # results (the AI SDK's client sends an approval back only when no other call of the
+    # message is left without one).
+    ordered = sorted(tool_calls, key=lambda call: call["needs_approval"])
+    pending = [{**call, "decision": None} for call in ordered]
     yield (
         result,
         _finish(state, item).update(

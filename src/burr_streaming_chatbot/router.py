@@ -42,6 +42,8 @@ from .wire import (
     ServerStatus,
     StopResult,
     UserInfo,
+    encode_json,
+    wire_item,
 )
 
 T = TypeVar("T")
@@ -64,6 +66,15 @@ TURN_REFUSALS: dict[int | str, dict[str, Any]] = {
     503: {"description": "Too many answers streaming, or the store failed; see Retry-After."},
 }
 """The answers of an endpoint that starts a turn, when it does not."""
+
+APPROVAL_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such tool call in this conversation."},
+    409: {
+        "description": "The call does not wait for approval (decided or answered already), or "
+        "a reply is streaming in this conversation."
+    },
+}
+"""The answers of an endpoint that takes decisions on tool calls, when it does not."""
 
 STORE_FAILED: dict[int | str, dict[str, Any]] = {
     503: {"description": "The conversation store failed; nothing was written. See Retry-After."}
@@ -222,11 +233,12 @@ def create_router(
     @router.get(
         "/history/{project_id}/{app_id}", response_model=list[ChatItem], responses=STORE_FAILED
     )
-    async def chat_history(
-        project_id: ProjectId, app_id: AppId, user: User
-    ) -> list[dict[str, Any]]:
+    async def chat_history(project_id: ProjectId, app_id: AppId, user: User) -> Response:
         """The conversation's messages (empty when it does not exist)."""
-        return await service.history(project_id, app_id, user=user)
+        history = await service.history(project_id, app_id, user=user)
+        # As the `chat_history` event has them: a tool field only where it applies.
+        body = encode_json([wire_item(item) for item in history])
+        return Response(body, media_type="application/json")
 
     @router.post(
         "/response/{project_id}/{app_id}",
@@ -278,11 +290,7 @@ def create_router(
         responses={
             **event_stream_responses(ChatEventBlock),
             **TURN_REFUSALS,
-            404: {"description": "No such tool call in this conversation."},
-            409: {
-                "description": "The call does not wait for approval (decided or answered "
-                "already), or a reply is streaming in this conversation."
-            },
+            **APPROVAL_REFUSALS,
         },
     )
     async def approve_tool_call(
@@ -328,39 +336,71 @@ def create_router(
     @router.post(
         "/ag-ui/{project_id}",
         response_class=EventStream,
-        responses={**event_stream_responses(agui.AgUiEventBlock), **TURN_REFUSALS},
+        responses={
+            **event_stream_responses(agui.AgUiEventBlock),
+            **TURN_REFUSALS,
+            **APPROVAL_REFUSALS,
+        },
     )
     async def ag_ui_run(
         project_id: ProjectId, run: RunAgentInput, client: Client, user: User
     ) -> EventStream:
         """Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
         (``threadId`` is the conversation id). The stored history is the truth: it comes back
-        in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent."""
+        in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent. A run whose
+        ``resume`` answers the interrupts of tool calls waiting for approval
+        (``{interruptId, status: "resolved", payload: {approved, reason?}}``, or ``status:
+        "cancelled"``: denied) carries those decisions instead of a prompt: 404 for a call the
+        conversation never made, 409 for one that does not wait."""
         app_id = checked_id(run.thread_id, "threadId")
         try:
-            prompt = agui.prompt_of(run)
+            decisions = agui.decisions_of(run)
+            prompt = None if decisions else agui.prompt_of(run)
         except agui.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, app_id, prompt, user=user, client=client)
+        if decisions:
+            turn = await service.start_approval(
+                project_id, app_id, decisions, user=user, client=client
+            )
+        else:
+            assert prompt is not None
+            turn = await service.start_turn(project_id, app_id, prompt, user=user, client=client)
         return EventStream(agui.run_blocks(turn, agui.AgUiRun(run, prompt), settings.keepalive_s))
 
     @router.post(
         "/ai-sdk/{project_id}",
         response_class=EventStream,
-        responses={**event_stream_responses(ai_sdk.UIMessageChunkBlock), **TURN_REFUSALS},
+        responses={
+            **event_stream_responses(ai_sdk.UIMessageChunkBlock),
+            **TURN_REFUSALS,
+            **APPROVAL_REFUSALS,
+        },
     )
     async def ai_sdk_chat(
         project_id: ProjectId, chat: ai_sdk.ChatRequest, client: Client, user: User
     ) -> EventStream:
         """Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
-        UI message stream (``id`` is the conversation id)."""
+        UI message stream (``id`` is the conversation id). A request whose last message is the
+        assistant's, with tool parts in state ``approval-responded`` (what
+        ``addToolApprovalResponse`` sends back), carries those decisions instead: the stream
+        continues that message; 404 for a call the conversation never made, 409 for one that
+        does not wait."""
         try:
-            prompt = ai_sdk.prompt_of(chat)
+            decisions = ai_sdk.decisions_of(chat)
+            prompt = None if decisions else ai_sdk.prompt_of(chat)
         except ai_sdk.PromptError as exc:
             raise Invalid(str(exc)) from None
-        turn = await service.start_turn(project_id, chat.id, prompt, user=user, client=client)
+        if decisions:
+            turn = await service.start_approval(
+                project_id, chat.id, decisions, user=user, client=client
+            )
+            continues: Optional[str] = chat.messages[-1].id
+        else:
+            assert prompt is not None
+            turn = await service.start_turn(project_id, chat.id, prompt, user=user, client=client)
+            continues = None
         return EventStream(
-            ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS
+            ai_sdk.message_blocks(turn, settings.keepalive_s, continues), headers=ai_sdk.HEADERS
         )
 
     @router.get(
@@ -384,7 +424,10 @@ def create_router(
             slot.release()
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         return counted(
-            EventStream(ai_sdk.message_blocks(turn, settings.keepalive_s), headers=ai_sdk.HEADERS),
+            EventStream(
+                ai_sdk.message_blocks(turn, settings.keepalive_s, resumed=True),
+                headers=ai_sdk.HEADERS,
+            ),
             slot,
         )
 

@@ -483,12 +483,14 @@ class ChatService:
         """Start the turn that carries a person's ``decisions`` on tool calls waiting for
         approval: each approved call runs, each denied one is recorded as such, and the answer
         goes on (follow the turn for its events), in this process whichever one asked.
-        :class:`Invalid` without decisions; :class:`NotFound` for a call the conversation never
+        :class:`Invalid` without decisions, or with two for one call; :class:`NotFound` for a call the conversation never
         made (or another user's conversation); :class:`NotPending` for one that does not wait
         (decided or answered already); :class:`Busy` while an answer streams in it;
         :class:`TooMany` past the client's limits. Nothing is written before the turn starts."""
         if not decisions:
             raise Invalid("No decision given.")
+        if len({decision.tool_call_id for decision in decisions}) < len(decisions):
+            raise Invalid("Two decisions for one tool call.")
         client = client if client is not None else user
         if user is not None:
             with too_many_past_a_limit():

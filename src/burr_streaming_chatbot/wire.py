@@ -32,7 +32,7 @@ Mode = Literal["answer_question", "generate_poem", "generate_code", "unknown"]
 MODES: tuple[str, ...] = ("answer_question", "generate_poem", "generate_code", "unknown")
 
 
-class ToolCall(WireModel):
+class ToolCallInfo(WireModel):
     """A tool call an answer asked for (in its message's ``tool_calls``)."""
 
     id: str
@@ -65,7 +65,7 @@ class ChatItem(WireModel):
     reasoning: Optional[str] = Field(
         default=None, description="What a reasoning model thought before this answer."
     )
-    tool_calls: Optional[list[ToolCall]] = Field(
+    tool_calls: Optional[list[ToolCallInfo]] = Field(
         default=None, description="The tools this answer called (only on such answers)."
     )
     tool_call_id: Optional[str] = Field(
@@ -81,6 +81,26 @@ class ChatItem(WireModel):
     reason: Optional[str] = Field(default=None, description="Why a tool call was denied.")
 
     model_config = ConfigDict(json_schema_extra=_tool_fields_optional)
+
+
+def wire_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the wire's :class:`ChatItem`, without validating it again (it was
+    when written): the tool fields only on the messages that have them, the store's own
+    fields (the step that wrote it) left out."""
+    wire = {
+        "content": item["content"],
+        "type": item.get("type", "text"),
+        "role": item["role"],
+        "mode": item.get("mode"),
+        "model": item.get("model"),
+        "interrupted": item.get("interrupted", False),
+        "reasoning": item.get("reasoning"),
+    }
+    if item.get("tool_calls") or item["role"] == "tool":
+        for name in TOOL_FIELDS:
+            if name in item:
+                wire[name] = item[name]
+    return wire
 
 
 def _start_is_optional(schema: dict) -> None:
@@ -200,7 +220,7 @@ class ToolCallStartValue(WireModel):
     name: str
 
 
-class ToolCallStartEvent(WireModel):
+class ToolCallStartedEvent(WireModel):
     """The model began a tool call."""
 
     type: Literal["tool_call_start"] = "tool_call_start"
@@ -214,7 +234,7 @@ class ToolCallArgsValue(WireModel):
     delta: str
 
 
-class ToolCallArgsEvent(WireModel):
+class ToolCallArgumentsEvent(WireModel):
     """More of a tool call's arguments."""
 
     type: Literal["tool_call_args"] = "tool_call_args"
@@ -225,7 +245,7 @@ class ToolCallEvent(WireModel):
     """A tool call's arguments are complete."""
 
     type: Literal["tool_call"] = "tool_call"
-    value: ToolCall
+    value: ToolCallInfo
 
 
 class ApprovalRequest(WireModel):
@@ -404,8 +424,8 @@ ChatEvent = Annotated[
         DeltaEvent,
         MessageEvent,
         ErrorEvent,
-        ToolCallStartEvent,
-        ToolCallArgsEvent,
+        ToolCallStartedEvent,
+        ToolCallArgumentsEvent,
         ToolCallEvent,
         ToolApprovalRequestEvent,
         ToolResultEvent,

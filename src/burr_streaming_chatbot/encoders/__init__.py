@@ -52,3 +52,20 @@ def data_block(event_type: str, **fields: Any) -> bytes:
         )
         + b"}\n\n"
     )
+
+
+def awaited_round(history: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+    """The tool calls of the history's last answer when some have no tool message yet (the
+    conversation waits for approval, or a stop cut the round short), each with its tool
+    message or None; empty otherwise. A new prompt records the calls without one as denied
+    ("superseded") before its own message; a decision's turn adds their tool messages."""
+    for index in range(len(history) - 1, -1, -1):
+        item = history[index]
+        if item["role"] == "tool":
+            continue
+        calls = (item.get("tool_calls") or []) if item["role"] == "assistant" else []
+        done = {t.get("tool_call_id"): t for t in history[index + 1 :]}
+        if all(call["id"] in done for call in calls):
+            return []
+        return [(call, done.get(call["id"])) for call in calls]
+    return []

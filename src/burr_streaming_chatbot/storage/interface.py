@@ -10,7 +10,9 @@ Everything a second worker may need lives here, never only in one process's memo
   anywhere is refused. The same row carries the stop request and, once the turn ended, stays
   as the pointer a reattach follows;
 * **the event log**: each live turn's events, published in batches by the process running
-  it (its rows are what ``GET /stream`` on another process replays and follows).
+  it (its rows are what ``GET /stream`` on another process replays and follows);
+* **notes**: what the ``save_note`` tool saved, each with the conversation it came from (the
+  store is the tools' ``NoteBook``).
 
 SQLite (the default, one file per project under the storage folder, WAL) serves one machine,
 any number of processes; PostgreSQL (``BURR_CHATBOT_DATABASE_URL``) serves several machines.
@@ -152,6 +154,12 @@ def owner_is_gone(owner: str, me: str) -> bool:
     except OSError:  # it runs, as another user
         return False
     return False
+
+
+def storable_text(text: str) -> str:
+    """``text`` with each NUL character replaced by U+FFFD (PostgreSQL's text refuses NUL; both
+    engines store the same)."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def pack_events(events: Sequence[TurnEvent]) -> str:
@@ -348,3 +356,17 @@ class Store(ABC):
     @abstractmethod
     async def list_owned(self, project_id: str, user: str, limit: int) -> list[ConversationSummary]:
         """The project's conversations owned by ``user``, newest first."""
+
+    # -- notes (the save_note tool's; the store is the tools' NoteBook) ---------------------
+
+    @abstractmethod
+    async def add_note(self, project_id: str, app_id: str, text: str) -> dict[str, Any]:
+        """Store a note made in conversation ``app_id``; the note as :meth:`notes` lists it:
+        ``{"id", "text", "app_id", "created_at"}`` (``created_at`` ISO 8601 text, in UTC)."""
+
+    @abstractmethod
+    async def notes(
+        self, project_id: str, *, owner: Optional[str] = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """The project's notes, newest first, at most ``limit``; with ``owner``, only those of
+        conversations that user owns. A read creates no storage."""

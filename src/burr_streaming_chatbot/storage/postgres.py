@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timezone
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,6 +36,7 @@ from .interface import (
     conflicts_as,
     owner_is_gone,
     pack_events,
+    storable_text,
     summary,
     unpack_events,
 )
@@ -56,6 +58,8 @@ LEASES = "burr_chatbot_leases"
 EVENTS = "burr_chatbot_events"
 OWNERS = "burr_chatbot_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
+NOTES = "burr_chatbot_notes"
+"""The notes the ``save_note`` tool saved, each with its project and conversation."""
 CHANNEL = "burr_chatbot"
 SCHEMA_LOCK = 72410001
 """The advisory lock held while the schema is created: processes starting at once take turns."""
@@ -137,6 +141,18 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                             user_id TEXT NOT NULL,
                             PRIMARY KEY (project_id, app_id)
                         )"""
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {NOTES} (
+                            id BIGSERIAL PRIMARY KEY,
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            text TEXT NOT NULL,
+                            created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+                        )"""
+                    )
+                    await conn.execute(
+                        f"CREATE INDEX IF NOT EXISTS {NOTES}_project ON {NOTES} (project_id, id)"
                     )
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
@@ -659,3 +675,42 @@ class PostgresStore(Store):
             limit,
         )
         return [summary(*row) for row in rows]
+
+    async def add_note(self, project_id: str, app_id: str, text: str) -> dict[str, Any]:
+        row = await self.pool.fetchrow(
+            f"""INSERT INTO {NOTES} (project_id, app_id, text) VALUES ($1, $2, $3)
+                RETURNING id, text, app_id, created_at""",
+            project_id,
+            app_id,
+            storable_text(text),
+        )
+        return _note(row)
+
+    async def notes(
+        self, project_id: str, *, owner: Optional[str] = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        if limit < 1:
+            return []
+        if owner is None:
+            rows = await self.pool.fetch(
+                f"""SELECT id, text, app_id, created_at FROM {NOTES}
+                    WHERE project_id = $1 ORDER BY id DESC LIMIT $2""",
+                project_id,
+                limit,
+            )
+        else:
+            rows = await self.pool.fetch(
+                f"""SELECT n.id, n.text, n.app_id, n.created_at FROM {NOTES} n
+                    JOIN {OWNERS} o ON o.project_id = n.project_id AND o.app_id = n.app_id
+                    WHERE n.project_id = $1 AND o.user_id = $2 ORDER BY n.id DESC LIMIT $3""",
+                project_id,
+                owner,
+                limit,
+            )
+        return [_note(row) for row in rows]
+
+
+def _note(row: Any) -> dict[str, Any]:
+    """A note as :meth:`.Store.notes` lists it (its time as ISO 8601 text, in UTC)."""
+    created_at = row["created_at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return {"id": row["id"], "text": row["text"], "app_id": row["app_id"], "created_at": created_at}

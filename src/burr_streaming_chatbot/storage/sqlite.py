@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +38,7 @@ from .interface import (
     conflicts_as,
     owner_is_gone,
     pack_events,
+    storable_text,
     summary,
     unpack_events,
 )
@@ -56,6 +58,8 @@ LEASES = "chat_leases"
 EVENTS = "chat_events"
 OWNERS = "chat_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
+NOTES = "chat_notes"
+"""The notes the ``save_note`` tool saved, each with its conversation."""
 POLL_S = 0.05
 """How often a reader on another process looks for new events."""
 BUSY_TIMEOUT_S = 10.0
@@ -227,6 +231,12 @@ class ChatStatePersister(AsyncSQLitePersister):
                 f"""CREATE TABLE IF NOT EXISTS {OWNERS} (
                     app_id TEXT PRIMARY KEY,
                     user_id TEXT NOT NULL
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {NOTES} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app_id TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    created_at TEXT NOT NULL
                 )""",
                 # A turn's last batch ends its lease in the same statement, so one hand-off to
                 # the connection's thread writes both, atomically (see SQLiteStore.finish).
@@ -703,3 +713,34 @@ class SQLiteStore(Store):
         async with db.lock:
             rows = await db.fetchall(query, (user, limit))
         return [summary(*row) for row in rows]
+
+    async def add_note(self, project_id: str, app_id: str, text: str) -> dict[str, Any]:
+        db = await self._db(project_id)
+        text = storable_text(text)
+        created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        async with db.lock:  # (one statement: one transaction)
+            rows = await db.fetchall(
+                f"INSERT INTO {NOTES} (app_id, text, created_at) VALUES (?, ?, ?) RETURNING id",
+                (app_id, text, created_at),
+            )
+        return {"id": rows[0][0], "text": text, "app_id": app_id, "created_at": created_at}
+
+    async def notes(
+        self, project_id: str, *, owner: Optional[str] = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        if limit < 1:
+            return []
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
+        query = f"SELECT n.id, n.text, n.app_id, n.created_at FROM {NOTES} n"
+        parameters: list[Any] = []
+        if owner is not None:
+            query += f" JOIN {OWNERS} o ON o.app_id = n.app_id WHERE o.user_id = ?"
+            parameters.append(owner)
+        async with db.lock:
+            rows = await db.fetchall(f"{query} ORDER BY n.id DESC LIMIT ?", (*parameters, limit))
+        return [
+            {"id": id_, "text": text, "app_id": app_id, "created_at": created_at}
+            for id_, text, app_id, created_at in rows
+        ]

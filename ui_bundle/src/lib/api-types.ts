@@ -17,7 +17,11 @@ export interface paths {
          * Ag Ui Run
          * @description Answer the last user message of an AG-UI ``RunAgentInput`` as an AG-UI event stream
          *     (``threadId`` is the conversation id). The stored history is the truth: it comes back
-         *     in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent.
+         *     in ``MESSAGES_SNAPSHOT``, whatever other messages the client sent. A run whose
+         *     ``resume`` answers the interrupts of tool calls waiting for approval
+         *     (``{interruptId, status: "resolved", payload: {approved, reason?}}``, or ``status:
+         *     "cancelled"``: denied) carries those decisions instead of a prompt: 404 for a call the
+         *     conversation never made, 409 for one that does not wait.
          */
         post: operations["ag_ui_run_api_v0_streaming_chatbot_ag_ui__project_id__post"];
         delete?: never;
@@ -38,7 +42,11 @@ export interface paths {
         /**
          * Ai Sdk Chat
          * @description Answer the last user message of the AI SDK's ``DefaultChatTransport`` request as a
-         *     UI message stream (``id`` is the conversation id).
+         *     UI message stream (``id`` is the conversation id). A request whose last message is the
+         *     assistant's, with tool parts in state ``approval-responded`` (what
+         *     ``addToolApprovalResponse`` sends back), carries those decisions instead: the stream
+         *     continues that message; 404 for a call the conversation never made, 409 for one that
+         *     does not wait.
          */
         post: operations["ai_sdk_chat_api_v0_streaming_chatbot_ai_sdk__project_id__post"];
         delete?: never;
@@ -551,7 +559,7 @@ export interface components {
          * @description A message from the agent. Content is optional because a turn may consist
          *     only of tool calls.
          */
-        "AssistantMessage-Input": {
+        AssistantMessage: {
             /** Content */
             content?: string | null;
             /** Encryptedvalue */
@@ -572,37 +580,7 @@ export interface components {
             /** Subagentrunid */
             subagentRunId?: string | null;
             /** Toolcalls */
-            toolCalls?: components["schemas"]["ToolCall-Input"][] | null;
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * AssistantMessage
-         * @description A message from the agent. Content is optional because a turn may consist
-         *     only of tool calls.
-         */
-        "AssistantMessage-Output": {
-            /** Content */
-            content?: string | null;
-            /** Encryptedvalue */
-            encryptedValue?: string | null;
-            /** Id */
-            id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /** Name */
-            name?: string | null;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            role: "assistant";
-            /** Subagentrunid */
-            subagentRunId?: string | null;
-            /** Toolcalls */
-            toolCalls?: components["schemas"]["ag_ui___generated__models__ToolCall"][] | null;
+            toolCalls?: components["schemas"]["ToolCall"][] | null;
         } & {
             [key: string]: unknown;
         };
@@ -734,7 +712,7 @@ export interface components {
              * Tool Calls
              * @description The tools this answer called (only on such answers).
              */
-            tool_calls?: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"][] | null;
+            tool_calls?: components["schemas"]["ToolCallInfo"][] | null;
             /**
              * Type
              * @default text
@@ -756,7 +734,7 @@ export interface components {
             messageId?: string | null;
             /**
              * Messages
-             * @description The client's messages; only the last, the user's prompt, is read (the stored history is the truth).
+             * @description The client's messages; only the last is read (the stored history is the truth): the user's prompt, or the assistant's message whose tool parts answer approvals (state `approval-responded`).
              */
             messages: components["schemas"]["UIMessage"][];
             /**
@@ -1021,14 +999,15 @@ export interface components {
         /**
          * FinishChunk
          * @description The answer is complete and stored; its metadata is the native ``message`` event's.
+         *     ``tool-calls`` when it stopped to wait for approval.
          */
         FinishChunk: {
             /**
              * Finishreason
              * @default stop
-             * @constant
+             * @enum {string}
              */
-            finishReason: "stop";
+            finishReason: "stop" | "tool-calls";
             messageMetadata: components["schemas"]["MessageValue"];
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -1203,7 +1182,7 @@ export interface components {
          */
         MessagesSnapshotEvent: {
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -1583,45 +1562,13 @@ export interface components {
          *     array mean the same thing, so requiring them would catch nothing a
          *     producer could get wrong.
          */
-        "RunAgentInput-Input": {
+        RunAgentInput: {
             /** Context */
             context?: components["schemas"]["Context"][] | null;
             /** Forwardedprops */
             forwardedProps?: unknown | null;
             /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Input"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
-            /** Parentrunid */
-            parentRunId?: string | null;
-            /** Protocolversion */
-            protocolVersion?: string | null;
-            /** Resume */
-            resume?: components["schemas"]["ResumeEntry"][] | null;
-            /** Runid */
-            runId: string;
-            /** State */
-            state?: unknown | null;
-            /** Threadid */
-            threadId: string;
-            /** Tools */
-            tools?: components["schemas"]["Tool"][] | null;
-        } & {
-            [key: string]: unknown;
-        };
-        /**
-         * RunAgentInput
-         * @description A request to run an agent. Also echoed back as RUN_STARTED.input. Only
-         *     threadId, runId and messages are required: those are the three the SDKs
-         *     already agree on, and for tools and context an absent key and an empty
-         *     array mean the same thing, so requiring them would catch nothing a
-         *     producer could get wrong.
-         */
-        "RunAgentInput-Output": {
-            /** Context */
-            context?: components["schemas"]["Context"][] | null;
-            /** Forwardedprops */
-            forwardedProps?: unknown | null;
-            /** Messages */
-            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage-Output"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
+            messages: (components["schemas"]["DeveloperMessage"] | components["schemas"]["SystemMessage"] | components["schemas"]["AssistantMessage"] | components["schemas"]["UserMessage"] | components["schemas"]["ToolMessage"] | components["schemas"]["ActivityMessage"] | components["schemas"]["ReasoningMessage"])[];
             /** Parentrunid */
             parentRunId?: string | null;
             /** Protocolversion */
@@ -1761,7 +1708,7 @@ export interface components {
          * @description Opens a run. Run-scoped, so it carries no subagent attribution.
          */
         RunStartedEvent: {
-            input?: components["schemas"]["RunAgentInput-Output"] | null;
+            input?: components["schemas"]["RunAgentInput"] | null;
             /** Metadata */
             metadata?: {
                 [key: string]: unknown;
@@ -1834,10 +1781,16 @@ export interface components {
              */
             tasks: number;
         };
-        /** StartChunk */
+        /**
+         * StartChunk
+         * @description The answer's message begins (or, with the id of the client's message, continues).
+         */
         StartChunk: {
-            /** Messageid */
-            messageId: string;
+            /**
+             * Messageid
+             * @description Absent when a resumed stream continues the client's message after an approval.
+             */
+            messageId?: string | null;
             /** Messagemetadata */
             messageMetadata: {
                 [key: string]: unknown;
@@ -2134,6 +2087,35 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ToolApproval
+         * @description A tool part's ``approval``: answered once ``approved`` is set.
+         */
+        ToolApproval: {
+            /** Approved */
+            approved?: boolean | null;
+            /** Id */
+            id: string;
+            /** Reason */
+            reason?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ToolApprovalRequestChunk
+         * @description A tool call waits for a person (``approvalId`` is the tool call's id).
+         */
+        ToolApprovalRequestChunk: {
+            /** Approvalid */
+            approvalId: string;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-approval-request";
+        };
+        /**
          * ToolApprovalRequestEvent
          * @description The turn stops here until a person approves or denies this call.
          */
@@ -2151,7 +2133,7 @@ export interface components {
          *     own and inherits its containing message's, since several calls can share
          *     one parent.
          */
-        "ToolCall-Input": {
+        ToolCall: {
             /** Encryptedvalue */
             encryptedValue?: string | null;
             function: components["schemas"]["FunctionCall"];
@@ -2172,15 +2154,30 @@ export interface components {
         };
         /**
          * ToolCallArgsEvent
-         * @description More of a tool call's arguments.
+         * @description Appends a fragment of a tool call's arguments.
          */
         ToolCallArgsEvent: {
+            /** Delta */
+            delta: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
-            type: "tool_call_args";
-            value: components["schemas"]["ToolCallArgsValue"];
+            type: "TOOL_CALL_ARGS";
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ToolCallArgsValue
@@ -2193,6 +2190,43 @@ export interface components {
             id: string;
         };
         /**
+         * ToolCallArgumentsEvent
+         * @description More of a tool call's arguments.
+         */
+        ToolCallArgumentsEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_args";
+            value: components["schemas"]["ToolCallArgsValue"];
+        };
+        /**
+         * ToolCallEndEvent
+         * @description Closes a tool call, meaning its arguments are complete.
+         */
+        ToolCallEndEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TOOL_CALL_END";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ToolCallEvent
          * @description A tool call's arguments are complete.
          */
@@ -2202,19 +2236,89 @@ export interface components {
              * @enum {string}
              */
             type: "tool_call";
-            value: components["schemas"]["burr_streaming_chatbot__wire__ToolCall"];
+            value: components["schemas"]["ToolCallInfo"];
         };
         /**
-         * ToolCallStartEvent
-         * @description The model began a tool call.
+         * ToolCallInfo
+         * @description A tool call an answer asked for (in its message's ``tool_calls``).
          */
-        ToolCallStartEvent: {
+        ToolCallInfo: {
+            /**
+             * Arguments
+             * @description The arguments as the model wrote them (JSON text).
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Needs Approval
+             * @description True when a person must approve it before it runs.
+             */
+            needs_approval: boolean;
+        };
+        /**
+         * ToolCallResultEvent
+         * @description Carries what a tool returned. Mints a tool message rather than appending
+         *     to an existing one, which is why it has its own messageId.
+         */
+        ToolCallResultEvent: {
+            /** Content */
+            content: string | (components["schemas"]["TextPart"] | components["schemas"]["ImagePart"] | components["schemas"]["AudioPart"] | components["schemas"]["VideoPart"] | components["schemas"]["DocumentPart"])[];
+            /** Messageid */
+            messageId: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Role */
+            role?: "tool" | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
-            type: "tool_call_start";
-            value: components["schemas"]["ToolCallStartValue"];
+            type: "TOOL_CALL_RESULT";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ToolCallStartEvent
+         * @description Opens a tool call. The arguments arrive as TOOL_CALL_ARGS events and the
+         *     call closes with TOOL_CALL_END.
+         */
+        ToolCallStartEvent: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Parentmessageid */
+            parentMessageId?: string | null;
+            /** Rawevent */
+            rawEvent?: unknown | null;
+            /** Subagentrunid */
+            subagentRunId?: string | null;
+            /** Timestamp */
+            timestamp?: number | null;
+            /** Toolcallid */
+            toolCallId: string;
+            /** Toolcallname */
+            toolCallName: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "TOOL_CALL_START";
+        } & {
+            [key: string]: unknown;
         };
         /**
          * ToolCallStartValue
@@ -2225,6 +2329,18 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+        };
+        /**
+         * ToolCallStartedEvent
+         * @description The model began a tool call.
+         */
+        ToolCallStartedEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool_call_start";
+            value: components["schemas"]["ToolCallStartValue"];
         };
         /**
          * ToolDeniedEvent
@@ -2277,6 +2393,53 @@ export interface components {
             name: string;
         };
         /**
+         * ToolInputAvailableChunk
+         * @description A tool call's arguments are complete (parsed; as written if they are not JSON).
+         */
+        ToolInputAvailableChunk: {
+            /** Input */
+            input: unknown;
+            /** Toolcallid */
+            toolCallId: string;
+            /** Toolname */
+            toolName: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-input-available";
+        };
+        /**
+         * ToolInputDeltaChunk
+         * @description More of a tool call's arguments (JSON text).
+         */
+        ToolInputDeltaChunk: {
+            /** Inputtextdelta */
+            inputTextDelta: string;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-input-delta";
+        };
+        /**
+         * ToolInputStartChunk
+         * @description The model began a tool call.
+         */
+        ToolInputStartChunk: {
+            /** Toolcallid */
+            toolCallId: string;
+            /** Toolname */
+            toolName: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-input-start";
+        };
+        /**
          * ToolMessage
          * @description What a tool returned, as a message in the conversation. Stands alone
          *     rather than composing BaseMessage, because it carries no name.
@@ -2305,6 +2468,49 @@ export interface components {
             toolCallId: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * ToolOutputAvailableChunk
+         * @description What a tool returned (parsed when it is JSON).
+         */
+        ToolOutputAvailableChunk: {
+            /** Output */
+            output: unknown;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-output-available";
+        };
+        /**
+         * ToolOutputDeniedChunk
+         * @description A tool call was denied.
+         */
+        ToolOutputDeniedChunk: {
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-output-denied";
+        };
+        /**
+         * ToolOutputErrorChunk
+         * @description Why a tool call failed.
+         */
+        ToolOutputErrorChunk: {
+            /** Errortext */
+            errorText: string;
+            /** Toolcallid */
+            toolCallId: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "tool-output-error";
         };
         /**
          * ToolResultEvent
@@ -2361,11 +2567,17 @@ export interface components {
         };
         /**
          * UIMessagePart
-         * @description A part of a message; only ``text`` parts are read (the others are the client's).
+         * @description A part of a message; ``text`` parts of a prompt and the answered approvals of tool parts
+         *     (``tool-<name>`` in state ``approval-responded``) are read, the rest is the client's.
          */
         UIMessagePart: {
+            approval?: components["schemas"]["ToolApproval"] | null;
+            /** State */
+            state?: string | null;
             /** Text */
             text?: string | null;
+            /** Toolcallid */
+            toolCallId?: string | null;
             /** Type */
             type: string;
         } & {
@@ -2490,31 +2702,6 @@ export interface components {
             [key: string]: unknown;
         };
         /**
-         * ToolCall
-         * @description A call an assistant message made. Carries no subagent attribution of its
-         *     own and inherits its containing message's, since several calls can share
-         *     one parent.
-         */
-        ag_ui___generated__models__ToolCall: {
-            /** Encryptedvalue */
-            encryptedValue?: string | null;
-            function: components["schemas"]["FunctionCall"];
-            /** Id */
-            id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /**
-             * Type
-             * @default function
-             * @constant
-             */
-            type: "function";
-        } & {
-            [key: string]: unknown;
-        };
-        /**
          * TokenUsage
          * @description The tokens an answer cost, as the model server counted them.
          */
@@ -2530,26 +2717,6 @@ export interface components {
             reasoning_tokens: number | null;
             /** Total Tokens */
             total_tokens: number;
-        };
-        /**
-         * ToolCall
-         * @description A tool call an answer asked for (in its message's ``tool_calls``).
-         */
-        burr_streaming_chatbot__wire__ToolCall: {
-            /**
-             * Arguments
-             * @description The arguments as the model wrote them (JSON text).
-             */
-            arguments: string;
-            /** Id */
-            id: string;
-            /** Name */
-            name: string;
-            /**
-             * Needs Approval
-             * @description True when a person must approve it before it runs.
-             */
-            needs_approval: boolean;
         };
     };
     responses: never;
@@ -2572,7 +2739,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunAgentInput-Input"];
+                "application/json": components["schemas"]["RunAgentInput"];
             };
         };
         responses: {
@@ -2592,7 +2759,14 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description A reply is already streaming in this conversation. */
+            /** @description No such tool call in this conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The call does not wait for approval (decided or answered already), or a reply is streaming in this conversation. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2661,7 +2835,14 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description A reply is already streaming in this conversation. */
+            /** @description No such tool call in this conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The call does not wait for approval (decided or answered already), or a reply is streaming in this conversation. */
             409: {
                 headers: {
                     [name: string]: unknown;
