@@ -75,7 +75,7 @@ def approval(page: Any) -> Any:
 
 
 def test_arithmetic_shows_a_calculator_card_with_the_result(page: Any, offline: ChatServer) -> None:
-    """"What is 6*7?": a calculator card inside the answer (arguments, result 42, time taken),
+    """ "What is 6*7?": a calculator card inside the answer (arguments, result 42, time taken),
     closed once done; the answer goes on after it; the graph panel shows run_tool on the path;
     no CSP violation and no error in the console."""
     console: list[str] = []
@@ -83,9 +83,11 @@ def test_arithmetic_shows_a_calculator_card_with_the_result(page: Any, offline: 
     # being created may be asked for a moment before it exists, a 404 the page handles.)
     page.on(
         "console",
-        lambda m: console.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            console.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.add_init_script(f"({VIOLATIONS})()")
     open_chat(page, offline)
@@ -115,7 +117,7 @@ def test_arithmetic_shows_a_calculator_card_with_the_result(page: Any, offline: 
 
 
 def test_approve_runs_the_tool_and_the_note_is_listed(page: Any, offline: ChatServer) -> None:
-    """"remember ...": an approval card, the graph waiting at tool_approval; Approve -> the
+    """ "remember ...": an approval card, the graph waiting at tool_approval; Approve -> the
     note is saved (the card's result), the card's buttons are gone and the notes list shows it."""
     open_chat(page, offline)
     send(page, "remember to buy milk")
