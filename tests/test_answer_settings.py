@@ -3,7 +3,9 @@
 model server by its answers, validated. ``ChatService`` in process with the real openai SDK
 against the fake model server; the HTTP cases against a real server process."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,31 @@ async def test_a_model_server_that_fails_lists_the_configured_model_alone(
         assert chosen.model == "any-model"
     finally:
         await service.close()
+
+
+async def test_a_model_server_that_never_answers_is_not_waited_for_long(tmp_path: Path) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # (and never a reply)
+        await asyncio.sleep(30)
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    service = await opened(
+        Settings(
+            openai_base_url=f"http://127.0.0.1:{port}/v1",
+            answer_model="answer-model",
+            max_retries=0,
+            request_timeout_s=0.5,
+            storage_dir=tmp_path,
+        )
+    )
+    try:
+        started = time.monotonic()
+        listed = await asyncio.wait_for(service.models(), 10)
+        assert listed.source == "configured" and time.monotonic() - started < 5
+    finally:
+        await service.close()
+        listener.close()
 
 
 async def test_offline_the_offline_model_is_the_list(tmp_path: Path) -> None:

@@ -59,6 +59,11 @@ OFFLINE_HELP = (
 )
 
 
+LIST_MODELS_TIMEOUT_S = 10.0
+"""The longest :meth:`OpenAIChatModel.list_models` waits for the model server (a page asks for
+the list when it opens; an answer model that is configured answers meanwhile)."""
+
+
 class Thought(str):
     """A piece of a reasoning model's thinking, streamed before its answer (a ``str``, so it
     travels wherever the answer's text does; its type tells it apart)."""
@@ -402,6 +407,7 @@ class OpenAIChatModel:
         self.base_url = settings.openai_base_url
         self.history_messages = settings.history_messages
         self.stream_usage = settings.stream_usage
+        self.request_timeout_s = settings.request_timeout_s
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
         self.transport = "httpx"
@@ -441,10 +447,12 @@ class OpenAIChatModel:
         return parse_mode(str(text))
 
     async def list_models(self) -> list[str]:
-        """The ids ``GET /models`` lists, through the shared client; :class:`UpstreamError`
-        when the server fails or sends something else."""
+        """The ids ``GET /models`` lists, through the shared client (waiting at most
+        :data:`LIST_MODELS_TIMEOUT_S`); :class:`UpstreamError` when the server fails or sends
+        something else."""
         try:
-            listed = await self._client.get("/models", cast_to=object)
+            timeout = min(LIST_MODELS_TIMEOUT_S, self.request_timeout_s)
+            listed = await self._client.get("/models", cast_to=object, options={"timeout": timeout})
             return [str(entry["id"]) for entry in listed["data"]]  # type: ignore[index]
         except _FAILURES as exc:
             raise _upstream_error(exc) from None
