@@ -63,8 +63,8 @@ TOOL_LIMIT_TEXT = (
 DENIED_TEXT = "The user denied this tool call."
 ANSWER_SETTINGS = "answer_settings"
 """In state: the conversation's own choices for its answers, ``{"model", "system_prompt",
-"temperature"}`` (each None, or the field absent: the server's default); see
-:mod:`.answer_settings`."""
+"temperature"}`` (each None, or the field absent: the server's default), set by
+:meth:`.ChatService.change_answer_settings`."""
 
 
 def waits_for_decision(pending: Sequence[dict]) -> bool:
