@@ -103,6 +103,9 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", PAGE),
         ("POST", f"{API}/create/junkproj3/a"),
         ("POST", f"{API}/approve/junkproj8/a"),
+        ("GET", f"{API}/models"),
+        ("GET", f"{API}/settings/junkproj9/a"),
+        ("PATCH", f"{API}/settings/junkproj10/a"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -161,6 +164,8 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         f"/api/v0/{project}/a/__none__/0/annotations",  # Burr's own API
     ]:
         assert_refused(burr.client.post(path, content=body, headers=headers), status)
+    settings = f"{API}/settings/{project}/a"
+    assert_refused(burr.client.patch(settings, content=body, headers=headers), status)
     assert entries(burr_storage) == before
     assert not (burr_storage / project).exists()
 

@@ -145,6 +145,8 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/create/{PROJECT}/{app_id}", None),
         ("GET", f"/approvals/{PROJECT}/{app_id}", None),
         ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
+        ("GET", f"/settings/{PROJECT}/{app_id}", None),
+        ("PATCH", f"/settings/{PROJECT}/{app_id}", {"temperature": 0.5}),
     ]
 
 
@@ -184,6 +186,7 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
             ("GET", "/me", None),
             ("GET", f"/conversations/{PROJECT}", None),
             ("GET", "/status", None),
+            ("GET", "/models", None),
             *every_endpoint("n1"),
         ]:
             response = nobody.request(method, path, json=body)
@@ -219,6 +222,8 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
         history = alice.get(f"/history/{PROJECT}/a1").json()
         assert [m["role"] for m in history] == ["user", "assistant"]  # bob's prompts wrote nothing
         assert history[0]["content"] == "What is Burr?"
+        defaults = {"model": None, "system_prompt": None, "temperature": None}
+        assert alice.get(f"/settings/{PROJECT}/a1").json() == defaults  # (bob's PATCH: nothing)
         assert alice.post(f"/stop/{PROJECT}/a1").json() == {"stopped": False}
         with alice.stream("GET", f"/events/{PROJECT}/a1") as events:
             assert events.status_code == 200

@@ -29,7 +29,7 @@ from burr.core import Application, ApplicationBuilder, State
 from burr.core.graph import Graph
 from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
-from .graph import TERMINAL_ACTIONS, TOOL_ACTIONS
+from .graph import ANSWER_SETTINGS, TERMINAL_ACTIONS, TOOL_ACTIONS
 from .settings import Settings
 from .storage.burr_hooks import ChatTrackingClient, SaveAfter
 from .storage.interface import Key, Lease, Store
@@ -165,9 +165,10 @@ class Conversations:
             "parent_sequence_id": parent_sequence_id,
             "created": time.time(),
         }
-        fork_point = ForkPoint(
-            partition_key, State({HISTORY: kept, BRANCH: branch}), parent_sequence_id
-        )
+        fields = {HISTORY: kept, BRANCH: branch}
+        if stored_state.get(ANSWER_SETTINGS):  # (a branch answers as its original does now)
+            fields[ANSWER_SETTINGS] = stored_state[ANSWER_SETTINGS]
+        fork_point = ForkPoint(partition_key, State(fields), parent_sequence_id)
         tracker = ChatTrackingClient(
             project=project_id,
             storage_dir=str(self.settings.storage_dir),

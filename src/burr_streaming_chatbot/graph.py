@@ -61,6 +61,10 @@ TOOL_LIMIT_TEXT = (
     "(the limit, BURR_CHATBOT_MAX_TOOL_ROUNDS)."
 )
 DENIED_TEXT = "The user denied this tool call."
+ANSWER_SETTINGS = "answer_settings"
+"""In state: the conversation's own choices for its answers, ``{"model", "system_prompt",
+"temperature"}`` (each None, or the field absent: the server's default), set by
+:meth:`.ChatService.change_answer_settings`."""
 
 
 def waits_for_decision(pending: Sequence[dict]) -> bool:
@@ -166,8 +170,17 @@ def _finish(state: State, item: dict) -> State:
     return _appended(state, item).update(response=item)
 
 
+def answer_options(state: State) -> dict[str, Any]:
+    """The keyword arguments of :meth:`.ChatModel.stream_answer` the conversation's
+    :data:`ANSWER_SETTINGS` ask for: only those it sets (none: the server's defaults)."""
+    chosen = state.get(ANSWER_SETTINGS) or {}
+    names = ("model", "system_prompt", "temperature")
+    return {name: chosen[name] for name in names if chosen.get(name) is not None}
+
+
 @streaming_action(
-    reads=["chat_history", ROUNDS], writes=["chat_history", "response", PENDING, ROUNDS]
+    reads=["chat_history", ROUNDS, ANSWER_SETTINGS],
+    writes=["chat_history", "response", PENDING, ROUNDS],
 )
 async def answer(
     state: State, llm: ChatModel, mode: str, toolbox: Toolbox, max_rounds: int
@@ -184,7 +197,8 @@ async def answer(
     the result carries the ``error`` (tool calls it was making are dropped); if it fails before
     any text, the action fails (Burr's tracker records it) and the history keeps what it had.
     After ``max_rounds`` rounds of calls in one turn, more calls are not made: the answer says
-    so instead.
+    so instead. The conversation's :data:`ANSWER_SETTINGS` (its model, system prompt and
+    temperature) go to the model (:func:`answer_options`).
     """
     pieces: list[str] = []
     thoughts: list[str] = []
@@ -193,8 +207,9 @@ async def answer(
     error: Optional[UpstreamError] = None
     rounds = state.get(ROUNDS) or 0
     tools = toolbox.openai_tools()
+    options = answer_options(state)
     try:
-        async for piece in llm.stream_answer(mode, state["chat_history"], tools):
+        async for piece in llm.stream_answer(mode, state["chat_history"], tools, **options):
             if isinstance(piece, ToolCallPiece):
                 for stream_item in _tool_call_items(calls, piece):
                     yield stream_item, None
@@ -240,7 +255,7 @@ async def answer(
         "content": text,
         "type": "code" if mode == "generate_code" and not tool_calls else "text",
         "mode": mode,
-        "model": llm.answer_name,
+        "model": options.get("model", llm.answer_name) if not llm.offline else llm.answer_name,
     }
     if thoughts:
         item["reasoning"] = "".join(thoughts)

@@ -59,6 +59,11 @@ OFFLINE_HELP = (
 )
 
 
+LIST_MODELS_TIMEOUT_S = 10.0
+"""The longest :meth:`OpenAIChatModel.list_models` waits for the model server (a page asks for
+the list when it opens; an answer model that is configured answers meanwhile)."""
+
+
 class Thought(str):
     """A piece of a reasoning model's thinking, streamed before its answer (a ``str``, so it
     travels wherever the answer's text does; its type tells it apart)."""
@@ -131,12 +136,25 @@ class ChatModel(Protocol):
         ...
 
     def stream_answer(
-        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        mode: str,
+        history: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] = (),
+        *,
+        model: Optional[str] = None,
+        system_prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
     ) -> AsyncIterator[Piece]:
         """Yield the answer in pieces, for the mode and the conversation so far: text (a
         :class:`Thought` while the model thinks), the calls it makes to ``tools`` (OpenAI
         ``tools`` definitions) as :class:`ToolCallPiece` s, and last its :class:`Usage` if
-        known."""
+        known. ``model``, ``system_prompt`` and ``temperature`` are the conversation's choices
+        (None: :attr:`answer_name`, the mode's instructions alone, the server's default)."""
+        ...
+
+    async def list_models(self) -> list[str]:
+        """The names of the models the model server serves (:class:`UpstreamError` when it
+        cannot say)."""
         ...
 
     async def aclose(self) -> None:
@@ -153,14 +171,18 @@ def parse_mode(text: str) -> str:
     return "unknown"
 
 
-def answer_messages(mode: str, history: Sequence[Message]) -> list[dict[str, Any]]:
-    """The messages sent for an answer: the mode's instructions, then the conversation, with
-    an answer's tool calls and the tools' results as OpenAI's chat API has them. A tool result
-    whose call is not among the messages (the history was cut before it) is left out: the API
-    refuses it."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": MODE_INSTRUCTIONS.get(mode, "")}
-    ]
+def answer_messages(
+    mode: str, history: Sequence[Message], system_prompt: Optional[str] = None
+) -> list[dict[str, Any]]:
+    """The messages sent for an answer: the mode's instructions (after the conversation's own
+    ``system_prompt``, when it has one, in the same system message), then the conversation,
+    with an answer's tool calls and the tools' results as OpenAI's chat API has them. A tool
+    result whose call is not among the messages (the history was cut before it) is left out:
+    the API refuses it."""
+    instructions = MODE_INSTRUCTIONS.get(mode, "")
+    if system_prompt:
+        instructions = f"{system_prompt}\n\n{instructions}" if instructions else system_prompt
+    messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}]
     called: set[str] = set()
     for m in history:
         if m["role"] == "tool":
@@ -385,6 +407,7 @@ class OpenAIChatModel:
         self.base_url = settings.openai_base_url
         self.history_messages = settings.history_messages
         self.stream_usage = settings.stream_usage
+        self.request_timeout_s = settings.request_timeout_s
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
         self.transport = "httpx"
@@ -423,10 +446,30 @@ class OpenAIChatModel:
             raise _upstream_error(exc) from None
         return parse_mode(str(text))
 
+    async def list_models(self) -> list[str]:
+        """The ids ``GET /models`` lists, through the shared client (waiting at most
+        :data:`LIST_MODELS_TIMEOUT_S`); :class:`UpstreamError` when the server fails or sends
+        something else."""
+        try:
+            timeout = min(LIST_MODELS_TIMEOUT_S, self.request_timeout_s)
+            listed = await self._client.get("/models", cast_to=object, options={"timeout": timeout})
+            return [str(entry["id"]) for entry in listed["data"]]  # type: ignore[index]
+        except _FAILURES as exc:
+            raise _upstream_error(exc) from None
+
     async def stream_answer(
-        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        mode: str,
+        history: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] = (),
+        *,
+        model: Optional[str] = None,
+        system_prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
     ) -> AsyncIterator[Piece]:
         """Stream the answer model's reply (thinking, text, tool calls, usage); closing this generator closes the upstream request.
+        ``model``, ``system_prompt`` and ``temperature``: the conversation's choices (None:
+        the configured answer model, the mode's instructions alone, no ``temperature`` sent).
 
         The SDK sends the request (errors, retries, timeouts, auth), but the body goes as built,
         and the response's events are read here, a network read at a time: every token that
@@ -437,10 +480,12 @@ class OpenAIChatModel:
         ``await``.)
         """
         body: dict[str, Any] = {
-            "model": self.answer_name,
-            "messages": answer_messages(mode, history[-self.history_messages :]),
+            "model": model or self.answer_name,
+            "messages": answer_messages(mode, history[-self.history_messages :], system_prompt),
             "stream": True,
         }
+        if temperature is not None:
+            body["temperature"] = temperature
         if tools:
             body["tools"] = list(tools)
         if self.stream_usage:
@@ -609,12 +654,24 @@ class OfflineChatModel:
                 return mode
         return "unknown"
 
+    async def list_models(self) -> list[str]:
+        """The offline model alone."""
+        return [self.answer_name]
+
     async def stream_answer(
-        self, mode: str, history: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        mode: str,
+        history: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] = (),
+        *,
+        model: Optional[str] = None,
+        system_prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
     ) -> AsyncIterator[Piece]:
         """Stream an answer word by word, with a short pause between words: the tool calls
         the prompt asks for (when ``tools`` has them), then, once they answered, what they
-        said; else a fixed text for the mode."""
+        said; else a fixed text for the mode. (``model``, ``system_prompt`` and
+        ``temperature`` change nothing: the offline model has no choices.)"""
         offered = {tool["function"]["name"] for tool in tools}
         results = _trailing_results(history)
         if results:

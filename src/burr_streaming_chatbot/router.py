@@ -27,6 +27,8 @@ from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
 from .wire import (
+    AnswerSettings,
+    AnswerSettingsInput,
     ApprovalInput,
     ApprovalRequest,
     BranchTree,
@@ -37,6 +39,7 @@ from .wire import (
     ForkInput,
     GraphInfo,
     ModelInfo,
+    ModelList,
     NoteInfo,
     PromptInput,
     ServerStatus,
@@ -225,10 +228,28 @@ def create_router(
         """The project's conversations (the user's own when users are on), newest first."""
         return await service.conversation_list(project_id, user=user)
 
-    @router.post("/create/{project_id}/{app_id}", response_model=str, responses=STORE_FAILED)
-    async def create_conversation(project_id: ProjectId, app_id: AppId, user: User) -> str:
-        """Create (or load) a conversation; Burr's tracker records it. Returns the app id."""
-        return await service.create(project_id, app_id, user=user)
+    @router.post(
+        "/create/{project_id}/{app_id}",
+        response_model=str,
+        responses={
+            422: {"description": "Bad answer settings; nothing was written."},
+            **STORE_FAILED,
+        },
+    )
+    async def create_conversation(
+        project_id: ProjectId,
+        app_id: AppId,
+        user: User,
+        answer_settings: Optional[AnswerSettingsInput] = None,
+    ) -> str:
+        """Create (or load) a conversation; Burr's tracker records it. Returns the app id.
+        The body (optional) chooses its answer settings, as ``PATCH /settings`` does."""
+        if answer_settings is not None and answer_settings.model_fields_set:
+            await service.checked_answer_settings(answer_settings)  # (refused before a write)
+        created = await service.create(project_id, app_id, user=user)
+        if answer_settings is not None and answer_settings.model_fields_set:
+            await service.change_answer_settings(project_id, app_id, answer_settings, user=user)
+        return created
 
     @router.get(
         "/history/{project_id}/{app_id}", response_model=list[ChatItem], responses=STORE_FAILED
@@ -473,6 +494,44 @@ def create_router(
         slot = service.open_stream("events", client)
         blocks = await held_while(slot, service.changes(project_id, app_id, user=user))
         return counted(EventStream(blocks), slot)
+
+    @router.get("/models", response_model=ModelList)
+    async def list_models() -> ModelList:
+        """The models a conversation may answer with: the model server's (`/v1/models`, kept
+        a short while), the offline model when offline, or, when the server does not answer,
+        the configured answer model alone (`source` says which)."""
+        return await service.models()
+
+    @router.get(
+        "/settings/{project_id}/{app_id}",
+        response_model=AnswerSettings,
+        responses={404: {"description": "Another user's conversation."}, **STORE_FAILED},
+    )
+    async def answer_settings(project_id: ProjectId, app_id: AppId, user: User) -> AnswerSettings:
+        """The conversation's answer model, system prompt and temperature (null: the server's
+        default), as its Burr state keeps them."""
+        return await service.answer_settings(project_id, app_id, user=user)
+
+    @router.patch(
+        "/settings/{project_id}/{app_id}",
+        response_model=AnswerSettings,
+        responses={
+            404: {"description": "Another user's conversation."},
+            409: {"description": "A reply is streaming in this conversation."},
+            422: {
+                "description": "Bad settings (a model the server does not list, a system prompt "
+                "too long, a temperature outside 0 to 2); nothing was written."
+            },
+            **STORE_FAILED,
+        },
+    )
+    async def change_answer_settings(
+        project_id: ProjectId, app_id: AppId, changes: AnswerSettingsInput, user: User
+    ) -> AnswerSettings:
+        """Change the conversation's answer model, system prompt or temperature (a field left
+        out stays, a null one goes back to the default); kept in its Burr state, read by its
+        next answers. Returns them all."""
+        return await service.change_answer_settings(project_id, app_id, changes, user=user)
 
     @router.api_route(
         "/{rest:path}",

@@ -32,9 +32,9 @@ from fastapi import HTTPException, status
 from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
-from .graph import PENDING, awaiting_approval, build_graph
+from .graph import ANSWER_SETTINGS, PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
-from .llm import OFFLINE_HELP, ChatModel, create_chat_model
+from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import Settings, public_url
 from .sse import KEEPALIVE
 from .storage.engines import open_store
@@ -42,6 +42,8 @@ from .storage.interface import Key, StoreError, is_store_error
 from .tools import Toolbox, load_toolbox
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
 from .wire import (
+    AnswerSettings,
+    AnswerSettingsInput,
     ApprovalRequest,
     BranchTree,
     ConversationSummary,
@@ -49,6 +51,7 @@ from .wire import (
     GraphInfo,
     GraphTransition,
     ModelInfo,
+    ModelList,
     NoteInfo,
     ServerStatus,
 )
@@ -653,3 +656,129 @@ class ChatService:
                 await self.store.wait(record.token, 0.1)
             else:
                 await asyncio.sleep(0.02)  # (being set up here or elsewhere: look again soon)
+
+    # A conversation's model, system prompt and temperature
+
+    _models: Optional[tuple[float, ModelList]] = None
+    """The last answer of :meth:`models`, and when it is stale (``time.monotonic()``)."""
+    _models_lock: Optional[asyncio.Lock] = None
+
+    async def models(self) -> ModelList:
+        """The models a conversation may answer with: the model server's list (``/v1/models``),
+        the offline model when offline, or the configured answer model alone (``source``
+        ``configured``) when the server fails. Kept ``models_cache_s`` (a failure: 5 s at
+        most), and asked once however many want it at once."""
+        if self._models_lock is None:
+            self._models_lock = asyncio.Lock()
+        async with self._models_lock:
+            if self._models is not None and time.monotonic() < self._models[0]:
+                return self._models[1]
+            keep_s = self.settings.models_cache_s
+            source: Literal["server", "offline", "configured"]
+            try:
+                names = await self.llm.list_models()
+                source = "offline" if self.llm.offline else "server"
+            except UpstreamError as exc:
+                logger.warning("The model server did not list its models: %s", exc.message)
+                names, source, keep_s = [self.llm.answer_name], "configured", min(keep_s, 5.0)
+            listed = ModelList(models=names, default=self.llm.answer_name, source=source)
+            self._models = (time.monotonic() + keep_s, listed)
+            return listed
+
+    async def checked_answer_settings(self, changes: AnswerSettingsInput) -> dict[str, Any]:
+        """The fields ``changes`` sets, as they are to be stored (a blank system prompt: none);
+        :class:`Invalid` for a system prompt too long or with NUL, or a model the server does
+        not list (any name when it could not say; the configured model always)."""
+        chosen = changes.model_dump(include=changes.model_fields_set)
+        prompt = chosen.get("system_prompt")
+        if prompt is not None:
+            limit = self.settings.max_system_prompt_chars
+            if len(prompt) > limit:
+                raise Invalid(
+                    f"The system prompt has {len(prompt)} characters; the limit is {limit}."
+                )
+            if "\x00" in prompt:
+                raise Invalid("The system prompt contains a NUL character (U+0000).")
+            chosen["system_prompt"] = prompt if prompt.strip() else None
+        model = chosen.get("model")
+        if model is not None:
+            if not model.isprintable() or model != model.strip():
+                raise Invalid("The model's name has control characters or spaces around it.")
+            listed = await self.models()
+            if (
+                listed.source != "configured"
+                and model not in listed.models
+                and model != self.llm.answer_name
+            ):
+                raise Invalid(
+                    f"The model server has no model {model!r}; see GET /models for its models."
+                )
+        return chosen
+
+    async def answer_settings(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> AnswerSettings:
+        """The conversation's answer settings (all null, the server's defaults, when it sets
+        none or does not exist); :class:`NotFound` when it is another user's."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                return AnswerSettings(model=None, system_prompt=None, temperature=None)
+            loaded = await self.store.load_state(project_id, app_id)
+        chosen = (loaded[0].get(ANSWER_SETTINGS) if loaded is not None else None) or {}
+        return AnswerSettings(
+            model=chosen.get("model"),
+            system_prompt=chosen.get("system_prompt"),
+            temperature=chosen.get("temperature"),
+        )
+
+    async def change_answer_settings(
+        self,
+        project_id: str,
+        app_id: str,
+        changes: AnswerSettingsInput,
+        *,
+        user: Optional[str] = None,
+    ) -> AnswerSettings:
+        """Change the conversation's answer settings (the fields ``changes`` sets; null: back
+        to the default) in its Burr state, which its next answers read; returns them all.
+
+        Written as a state of its own, one sequence id after the last step's (so every
+        process's cached state is seen to be old), under the conversation's lease: while an
+        answer streams in it, anywhere, :class:`Busy`. :class:`Invalid` for bad settings
+        (:meth:`checked_answer_settings`), :class:`NotFound` for another user's conversation;
+        nothing is written then."""
+        chosen = await self.checked_answer_settings(changes)
+        key = (project_id, app_id)
+        if self.turns.busy(key) or key in self._starting:
+            raise Busy()
+        self._starting.add(key)
+        token = new_token()
+        try:
+            with unavailable_when_the_store_fails():
+                if user is not None:
+                    await self._claim(project_id, app_id, user)
+                lease = await self.store.acquire(project_id, app_id, token, self.settings.lease_s)
+                if lease is None:  # answering in another process
+                    raise Busy()
+                try:
+                    opened = await self.conversations.open(project_id, app_id, lease)
+                    state, sequence_id = opened.app.state, opened.app.sequence_id
+                    opened.close(keep=False)
+                    settings = {**(state.get(ANSWER_SETTINGS) or {}), **chosen}
+                    await self.store.save_state(
+                        project_id,
+                        app_id,
+                        -1 if sequence_id is None else sequence_id + 1,
+                        "prompt",
+                        state.update(**{ANSWER_SETTINGS: settings}),
+                        expected_sequence_id=sequence_id,
+                    )
+                finally:
+                    await self.store.finish(project_id, app_id, token, None)
+        finally:
+            self._starting.discard(key)
+        return AnswerSettings(
+            model=settings.get("model"),
+            system_prompt=settings.get("system_prompt"),
+            temperature=settings.get("temperature"),
+        )

@@ -157,6 +157,15 @@ class Settings(BaseSettings):
         description="An event stream idle this long gets a comment line, so proxies keep it open.",
     )
 
+    models_cache_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long `GET /models` keeps the model server's list before asking again.",
+    )
+    max_system_prompt_chars: int = Field(
+        default=8000, ge=1, description="The longest system prompt a conversation may have."
+    )
+
     @property
     def model_server(self) -> Optional[str]:
         """The model server's URL as shown to people (``/model``, logs): no user, password or

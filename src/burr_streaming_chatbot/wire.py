@@ -618,3 +618,48 @@ class ConversationChangeBlock(BaseModel):
     data: ConversationChange
 
     model_config = ConfigDict(json_schema_extra=data_as_json_text)
+
+
+class ModelList(WireModel):
+    """Answer of ``GET /models``: the models a conversation may answer with."""
+
+    models: list[str] = Field(description="The models' names.")
+    default: str = Field(description="The configured answer model (a conversation's default).")
+    source: Literal["server", "offline", "configured"] = Field(
+        description="`server`: the model server's own list (`/v1/models`); `offline`: the "
+        "offline demo model; `configured`: the model server did not answer, so the list is the "
+        "configured answer model alone (and any model name is accepted)."
+    )
+
+
+class AnswerSettings(WireModel):
+    """A conversation's choices for its answers, kept in its Burr state (null: the server's
+    default)."""
+
+    model: Optional[str] = Field(description="The answer model (null: the configured one).")
+    system_prompt: Optional[str] = Field(
+        description="Instructions sent before the mode's own (null: none)."
+    )
+    temperature: Optional[float] = Field(
+        description="The sampling temperature, 0 to 2 (null: the model server's default)."
+    )
+
+
+class AnswerSettingsInput(BaseModel):
+    """Body of ``PATCH /settings/{project_id}/{app_id}`` (and, optional, of ``POST /create``):
+    a field left out is not changed, a null one goes back to the server's default."""
+
+    model: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="An answer model; one the model server does not list is refused (422).",
+    )
+    system_prompt: Optional[str] = Field(
+        default=None,
+        description="Instructions for the model, up to BURR_CHATBOT_MAX_SYSTEM_PROMPT_CHARS "
+        "characters (blank: none).",
+    )
+    temperature: Optional[float] = Field(default=None, ge=0, le=2)
+
+    model_config = ConfigDict(extra="forbid")

@@ -195,6 +195,8 @@ def test_axe_finds_no_violation_on_the_offline_page_empty_and_after_code(
     wait_for_answers(page, 4)
     expect(page.get_by_test_id("approval-card")).to_be_visible()
     expect(page.locator('[data-testid="graph-node"][data-waiting="true"]')).to_have_count(1)
+    page.get_by_test_id("settings-panel").locator("summary").click()  # (the settings panel too)
+    expect(page.get_by_role("combobox", name="Model")).to_be_visible()
     found += scan(page, "offline-tools", request.node.name)
     assert not found, "axe-core found violations:\n" + "\n".join(found)
 

@@ -6,6 +6,7 @@ import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
 import { MessageList } from './components/MessageList'
 import { NotesPanel } from './components/NotesPanel'
 import { OfflineBanner } from './components/OfflineBanner'
+import { SettingsPanel } from './components/SettingsPanel'
 import { useBranches } from './hooks/useBranches'
 import { useChat } from './hooks/useChat'
 import { useConversations } from './hooks/useConversations'
@@ -295,6 +296,13 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             burrBase={config.burrBase}
             hasAnswers={chat.messages.some((m) => m.item.role === 'assistant')}
             awaitingApproval={chat.approvals.length > 0}
+          />
+          <SettingsPanel
+            client={client}
+            project={project}
+            appId={conversations.currentId}
+            editable={!streaming}
+            onSaved={refreshConversations}
           />
         </aside>
       </div>

@@ -170,6 +170,7 @@ export interface paths {
         /**
          * Create Conversation
          * @description Create (or load) a conversation; Burr's tracker records it. Returns the app id.
+         *     The body (optional) chooses its answer settings, as ``PATCH /settings`` does.
          */
         post: operations["create_conversation_api_v0_streaming_chatbot_create__project_id___app_id__post"];
         delete?: never;
@@ -302,6 +303,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description The models a conversation may answer with: the model server's (`/v1/models`, kept
+         *     a short while), the offline model when offline, or, when the server does not answer,
+         *     the configured answer model alone (`source` says which).
+         */
+        get: operations["list_models_api_v0_streaming_chatbot_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/notes/{project_id}": {
         parameters: {
             query?: never;
@@ -343,6 +366,33 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/settings/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Answer Settings
+         * @description The conversation's answer model, system prompt and temperature (null: the server's
+         *     default), as its Burr state keeps them.
+         */
+        get: operations["answer_settings_api_v0_streaming_chatbot_settings__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change Answer Settings
+         * @description Change the conversation's answer model, system prompt or temperature (a field left
+         *     out stays, a null one goes back to the default); kept in its Burr state, read by its
+         *     next answers. Returns them all.
+         */
+        patch: operations["change_answer_settings_api_v0_streaming_chatbot_settings__project_id___app_id__patch"];
         trace?: never;
     };
     "/api/v0/streaming_chatbot/status": {
@@ -518,6 +568,47 @@ export interface components {
          */
         AgUiEventBlock: {
             data: string;
+        };
+        /**
+         * AnswerSettings
+         * @description A conversation's choices for its answers, kept in its Burr state (null: the server's
+         *     default).
+         */
+        AnswerSettings: {
+            /**
+             * Model
+             * @description The answer model (null: the configured one).
+             */
+            model: string | null;
+            /**
+             * System Prompt
+             * @description Instructions sent before the mode's own (null: none).
+             */
+            system_prompt: string | null;
+            /**
+             * Temperature
+             * @description The sampling temperature, 0 to 2 (null: the model server's default).
+             */
+            temperature: number | null;
+        };
+        /**
+         * AnswerSettingsInput
+         * @description Body of ``PATCH /settings/{project_id}/{app_id}`` (and, optional, of ``POST /create``):
+         *     a field left out is not changed, a null one goes back to the server's default.
+         */
+        AnswerSettingsInput: {
+            /**
+             * Model
+             * @description An answer model; one the model server does not list is refused (422).
+             */
+            model?: string | null;
+            /**
+             * System Prompt
+             * @description Instructions for the model, up to BURR_CHATBOT_MAX_SYSTEM_PROMPT_CHARS characters (blank: none).
+             */
+            system_prompt?: string | null;
+            /** Temperature */
+            temperature?: number | null;
         };
         /**
          * ApprovalInput
@@ -1269,6 +1360,28 @@ export interface components {
             project_id: string;
             /** Router Model */
             router_model: string;
+        };
+        /**
+         * ModelList
+         * @description Answer of ``GET /models``: the models a conversation may answer with.
+         */
+        ModelList: {
+            /**
+             * Default
+             * @description The configured answer model (a conversation's default).
+             */
+            default: string;
+            /**
+             * Models
+             * @description The models' names.
+             */
+            models: string[];
+            /**
+             * Source
+             * @description `server`: the model server's own list (`/v1/models`); `offline`: the offline demo model; `configured`: the model server did not answer, so the list is the configured answer model alone (and any model name is accepted).
+             * @enum {string}
+             */
+            source: "server" | "offline" | "configured";
         };
         /**
          * MoveOperation
@@ -3182,7 +3295,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AnswerSettingsInput"] | null;
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {
@@ -3200,14 +3317,12 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description Bad answer settings; nothing was written. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
@@ -3452,6 +3567,33 @@ export interface operations {
             };
         };
     };
+    list_models_api_v0_streaming_chatbot_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     list_notes_api_v0_streaming_chatbot_notes__project_id__get: {
         parameters: {
             query?: never;
@@ -3566,6 +3708,125 @@ export interface operations {
                 content?: never;
             };
             /** @description Too many answers streaming, or the store failed; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    answer_settings_api_v0_streaming_chatbot_settings__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnswerSettings"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Another user's conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    change_answer_settings_api_v0_streaming_chatbot_settings__project_id___app_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnswerSettingsInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnswerSettings"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Another user's conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A reply is streaming in this conversation. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad settings (a model the server does not list, a system prompt too long, a temperature outside 0 to 2); nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
                 headers: {
                     [name: string]: unknown;

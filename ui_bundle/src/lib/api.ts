@@ -11,7 +11,7 @@ import {
   type StreamOutcome,
   type StreamRequest,
 } from './stream'
-import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, StopResult, UserInfo } from './types'
+import type { AnswerSettings, AnswerSettingsInput, ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, ModelList, NoteInfo, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -113,6 +113,30 @@ export class ApiClient {
   /** The notes the `save_note` tool saved in a project, newest first (`GET /notes`). */
   notes(project: string, options: ApiOptions = {}): Promise<NoteInfo[]> {
     return this.request<NoteInfo[]>(`/notes/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  /** `GET /models`: the models a conversation may answer with (and where the list came from). */
+  models(options: ApiOptions = {}): Promise<ModelList> {
+    return this.request<ModelList>('/models', { method: 'GET' }, options)
+  }
+
+  /** `GET /settings`: a conversation's answer model, system prompt and temperature (null: the default). */
+  answerSettings(project: string, appId: string, options: ApiOptions = {}): Promise<AnswerSettings> {
+    return this.request<AnswerSettings>(`/settings/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
+  /** `PATCH /settings`: changes the fields given (null: back to the default); resolves with them all. */
+  changeAnswerSettings(
+    project: string,
+    appId: string,
+    changes: AnswerSettingsInput,
+    options: ApiOptions = {},
+  ): Promise<AnswerSettings> {
+    return this.request<AnswerSettings>(
+      `/settings/${seg(project)}/${seg(appId)}`,
+      { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(changes) },
+      options,
+    )
   }
 
   /** `POST /approve`: approves or denies a waiting tool call and reads the answer that goes on (see `approveToolCall`). */

@@ -99,3 +99,6 @@ export type ConversationChange =
 export type IfBusy = NonNullable<
   NonNullable<operations['chat_response_api_v0_streaming_chatbot_response__project_id___app_id__post']['parameters']['query']>['if_busy']
 >
+export type ModelList = Schemas['ModelList']
+export type AnswerSettings = Schemas['AnswerSettings']
+export type AnswerSettingsInput = Schemas['AnswerSettingsInput']
