@@ -103,6 +103,8 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", PAGE),
         ("POST", f"{API}/create/junkproj3/a"),
         ("POST", f"{API}/approve/junkproj8/a"),
+        ("GET", f"{API}/feedback/junkproj9/a"),
+        ("POST", f"{API}/feedback/junkproj10/a"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -156,6 +158,7 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         f"{API}/fork/{project}/a",
         f"{API}/stop/{project}/a",
         f"{API}/approve/{project}/a",
+        f"{API}/feedback/{project}/a",
         f"{API}/ag-ui/{project}",
         f"/api/v0/counter/create/{project}/a",  # one of Burr's own routers: it writes a folder
         f"/api/v0/{project}/a/__none__/0/annotations",  # Burr's own API

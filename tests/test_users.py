@@ -145,6 +145,8 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/create/{PROJECT}/{app_id}", None),
         ("GET", f"/approvals/{PROJECT}/{app_id}", None),
         ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
+        ("POST", f"/feedback/{PROJECT}/{app_id}", {"at": 1, "thumbs_up": True}),
+        ("GET", f"/feedback/{PROJECT}/{app_id}", None),
     ]
 
 

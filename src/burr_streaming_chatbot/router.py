@@ -34,6 +34,8 @@ from .wire import (
     ChatItem,
     ConversationChangeBlock,
     ConversationSummary,
+    FeedbackInfo,
+    FeedbackInput,
     ForkInput,
     GraphInfo,
     ModelInfo,
@@ -473,6 +475,35 @@ def create_router(
         slot = service.open_stream("events", client)
         blocks = await held_while(slot, service.changes(project_id, app_id, user=user))
         return counted(EventStream(blocks), slot)
+
+    @router.post(
+        "/feedback/{project_id}/{app_id}",
+        response_model=FeedbackInfo,
+        responses={
+            404: {"description": "No such conversation."},
+            422: {"description": "Bad id or body, or `at` is not an answer; nothing was written."},
+            **STORE_FAILED,
+        },
+    )
+    async def vote_on_answer(
+        project_id: ProjectId, app_id: AppId, body: FeedbackInput, user: User
+    ) -> FeedbackInfo:
+        """A thumbs up or down (with an optional comment) on the answer at index ``at``, kept
+        as a Burr annotation on the step that wrote it (Burr's annotations page shows it);
+        voting again on the same answer replaces the vote."""
+        return await service.vote(
+            project_id, app_id, body.at, body.thumbs_up, body.comment, user=user
+        )
+
+    @router.get(
+        "/feedback/{project_id}/{app_id}",
+        response_model=list[FeedbackInfo],
+        responses={404: {"description": "No such conversation."}, **STORE_FAILED},
+    )
+    async def answer_votes(project_id: ProjectId, app_id: AppId, user: User) -> list[FeedbackInfo]:
+        """The votes on the conversation's answers (after a reload), in the order of the
+        history."""
+        return await service.votes(project_id, app_id, user=user)
 
     @router.api_route(
         "/{rest:path}",

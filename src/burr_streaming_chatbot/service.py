@@ -32,6 +32,7 @@ from fastapi import HTTPException, status
 from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
+from .feedback import Answer, Feedback, answers
 from .graph import PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
@@ -46,6 +47,7 @@ from .wire import (
     BranchTree,
     ConversationSummary,
     Decision,
+    FeedbackInfo,
     GraphInfo,
     GraphTransition,
     ModelInfo,
@@ -653,3 +655,91 @@ class ChatService:
                 await self.store.wait(record.token, 0.1)
             else:
                 await asyncio.sleep(0.02)  # (being set up here or elsewhere: look again soon)
+
+    # Feedback (Burr annotations)
+
+    @property
+    def feedback_backend(self) -> Feedback:
+        """Where votes go: Burr's annotations backend over the tracking logs' folder."""
+        backend = getattr(self, "_feedback", None)
+        if backend is None:
+            backend = self._feedback = Feedback(str(self.settings.storage_dir))
+        return backend
+
+    async def _answers_of(self, project_id: str, app_id: str, user: Optional[str]) -> list[Answer]:
+        """The conversation's answers and their steps; :class:`NotFound` when it is not
+        stored, or is another user's."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            found = await answers(self.store, project_id, app_id)
+        if found is None:
+            raise NotFound("No such conversation.")
+        return found
+
+    async def vote(
+        self,
+        project_id: str,
+        app_id: str,
+        at: int,
+        thumbs_up: bool,
+        comment: Optional[str] = None,
+        *,
+        user: Optional[str] = None,
+    ) -> FeedbackInfo:
+        """Record a reader's vote on the answer at index ``at`` as a Burr annotation on the
+        step that wrote it (replacing an earlier vote there). :class:`NotFound` for a
+        conversation that is not stored or is another user's; :class:`Invalid` when message
+        ``at`` is not a stored answer."""
+        comment = comment.strip() if comment else None
+        if comment and "\x00" in comment:
+            raise Invalid("The comment contains a NUL character (U+0000).")
+        answer = next(
+            (a for a in await self._answers_of(project_id, app_id, user) if a.at == at), None
+        )
+        if answer is None:
+            raise Invalid(f"Message {at} is not an answer of this conversation.")
+        backend = self.feedback_backend
+        name = await backend.step_name(project_id, answer.step)
+        if name is None:
+            raise Invalid(f"Burr's tracking log has no record of the step of message {at}.")
+        try:
+            await backend.vote(project_id, answer.step, name, thumbs_up, comment or None)
+        except OSError:
+            raise Unavailable("The annotations could not be written; try again soon.") from None
+        return FeedbackInfo(
+            at=at,
+            thumbs_up=thumbs_up,
+            comment=comment or None,
+            app_id=answer.step.app_id,
+            step_sequence_id=answer.step.sequence_id,
+            step_name=name,
+        )
+
+    async def votes(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> list[FeedbackInfo]:
+        """The votes on the conversation's answers, in the order of the history;
+        :class:`NotFound` for a conversation that is not stored or is another user's."""
+        found = await self._answers_of(project_id, app_id, user)
+        annotations = await self.feedback_backend.votes(
+            project_id, {answer.step.app_id for answer in found}
+        )
+        result = []
+        for answer in found:
+            annotation = annotations.get(answer.step)
+            if annotation is None:
+                continue
+            observation = annotation.observations[0]
+            note = observation.data_fields.get("note")
+            result.append(
+                FeedbackInfo(
+                    at=answer.at,
+                    thumbs_up=bool(observation.thumbs_up_thumbs_down),
+                    comment=note if isinstance(note, str) else None,
+                    app_id=answer.step.app_id,
+                    step_sequence_id=answer.step.sequence_id,
+                    step_name=annotation.step_name,
+                )
+            )
+        return result

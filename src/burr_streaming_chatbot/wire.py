@@ -618,3 +618,34 @@ class ConversationChangeBlock(BaseModel):
     data: ConversationChange
 
     model_config = ConfigDict(json_schema_extra=data_as_json_text)
+
+
+MAX_COMMENT_CHARS = 2000
+"""The longest comment a vote may carry."""
+
+
+class FeedbackInput(BaseModel):
+    """Body of ``POST /feedback/{project_id}/{app_id}``: a vote on one answer."""
+
+    at: int = Field(ge=0, description="The index of the answer in the conversation's history.")
+    thumbs_up: bool = Field(description="True for a thumbs up, false for a thumbs down.")
+    comment: Optional[str] = Field(
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description=f"What the reader says about the answer (at most {MAX_COMMENT_CHARS} "
+        "characters).",
+    )
+
+
+class FeedbackInfo(WireModel):
+    """A reader's vote on an answer, kept as a Burr annotation on the step that wrote it."""
+
+    at: int = Field(description="The index of the answer in the conversation's history.")
+    thumbs_up: bool
+    comment: Optional[str] = None
+    app_id: str = Field(
+        description="The Burr application of the step: the conversation, or for an answer a "
+        "branch copied, the conversation it was copied from."
+    )
+    step_sequence_id: int = Field(description="The sequence id of the step that wrote it.")
+    step_name: str = Field(description="The Burr action of that step.")
