@@ -13,6 +13,7 @@ import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
 import { useNotes } from './hooks/useNotes'
 import { useSignedInUser } from './hooks/useSignedInUser'
+import { useVotes } from './hooks/useVotes'
 import { ApiClient } from './lib/api'
 import { siblingsAt } from './lib/branches'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
@@ -121,6 +122,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     },
     [branchOff],
   )
+  const { votes, error: voteError, vote: onVote } = useVotes(project, currentId, !conversations.isNew, client)
   const tree = branches.tree
   const count = messages.length
   const siblings = useMemo(
@@ -245,6 +247,8 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             approvals={chat.approvals}
             liveToolCalls={chat.liveToolCalls}
             onDecide={onDecide}
+            votes={votes}
+            onVote={project && !conversations.isNew ? onVote : undefined}
             empty={
               chat.historyLoading ? (
                 <p className="text-center text-sm text-gray-500 dark:text-gray-400">Loading the conversation…</p>
@@ -264,6 +268,11 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
               <ErrorNotice error={chat.error} onRetry={() => void chat.retry()} busy={streaming} />
             )}
             {chat.stoppedEarly && chat.status === 'idle' && <StoppedNotice onRegenerate={() => void chat.retry()} />}
+            {voteError && (
+              <p role="alert" data-testid="vote-error" className="rounded-lg border border-dwred/50 bg-red-50 px-4 py-3 text-sm text-red-900 dark:bg-red-950/40 dark:text-red-100">
+                <span className="font-semibold">The vote could not be recorded.</span> {voteError}
+              </p>
+            )}
             {branchError && (
               <p role="alert" data-testid="branch-error" className="rounded-lg border border-dwred/50 bg-red-50 px-4 py-3 text-sm text-red-900 dark:bg-red-950/40 dark:text-red-100">
                 <span className="font-semibold">The branch could not be made.</span> {branchError}

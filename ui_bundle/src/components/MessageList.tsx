@@ -28,6 +28,10 @@ interface MessageListProps {
   liveToolCalls?: string[] | undefined
   /** Approves or denies a waiting call. */
   onDecide?: OnDecide | undefined
+  /** The votes on the answers, by message index (true: thumbs up). */
+  votes?: Readonly<Record<number, boolean>> | undefined
+  /** A thumbs up or down on the answer at an index (thumbs are shown only with it). */
+  onVote?: ((index: number, thumbsUp: boolean) => void) | undefined
   children?: React.ReactNode
   empty?: React.ReactNode
 }
@@ -41,7 +45,7 @@ const STICK_SLACK = 48
 /** The conversation, following new text unless the reader has scrolled up. */
 export function MessageList(props: MessageListProps) {
   const { messages, streaming, streamingText, streamingReasoning = '', mode, activeAction, onRegenerate, children, empty } = props
-  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch, approvals = NONE, liveToolCalls = NONE_LIVE, onDecide } = props
+  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch, approvals = NONE, liveToolCalls = NONE_LIVE, onDecide, votes, onVote } = props
   // Recomputed when a message, an approval or a live call changes, not per streamed delta (the
   // messages keep their cards' identity, so they are not rendered again).
   const tools = useMemo(() => toolViewsOf(messages, approvals, liveToolCalls, streaming), [messages, approvals, liveToolCalls, streaming])
@@ -123,6 +127,8 @@ export function MessageList(props: MessageListProps) {
         busy={streaming}
         tools={tools[index]}
         onDecide={onDecide}
+        vote={votes?.[index]}
+        onVote={message.item.role === 'assistant' ? onVote : undefined}
       />
     )
   })

@@ -200,6 +200,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/feedback/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Answer Votes
+         * @description The votes on the conversation's answers (after a reload), in the order of the
+         *     history.
+         */
+        get: operations["answer_votes_api_v0_streaming_chatbot_feedback__project_id___app_id__get"];
+        put?: never;
+        /**
+         * Vote On Answer
+         * @description A thumbs up or down (with an optional comment) on the answer at index ``at``, kept
+         *     as a Burr annotation on the step that wrote it (Burr's annotations page shows it);
+         *     voting again on the same answer replaces the vote.
+         */
+        post: operations["vote_on_answer_api_v0_streaming_chatbot_feedback__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/fork/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -972,6 +999,57 @@ export interface components {
             message: string;
             /** Retryable */
             retryable: boolean;
+        };
+        /**
+         * FeedbackInfo
+         * @description A reader's vote on an answer, kept as a Burr annotation on the step that wrote it.
+         */
+        FeedbackInfo: {
+            /**
+             * App Id
+             * @description The Burr application of the step: the conversation, or for an answer a branch copied, the conversation it was copied from.
+             */
+            app_id: string;
+            /**
+             * At
+             * @description The index of the answer in the conversation's history.
+             */
+            at: number;
+            /** Comment */
+            comment: string | null;
+            /**
+             * Step Name
+             * @description The Burr action of that step.
+             */
+            step_name: string;
+            /**
+             * Step Sequence Id
+             * @description The sequence id of the step that wrote it.
+             */
+            step_sequence_id: number;
+            /** Thumbs Up */
+            thumbs_up: boolean;
+        };
+        /**
+         * FeedbackInput
+         * @description Body of ``POST /feedback/{project_id}/{app_id}``: a vote on one answer.
+         */
+        FeedbackInput: {
+            /**
+             * At
+             * @description The index of the answer in the conversation's history.
+             */
+            at: number;
+            /**
+             * Comment
+             * @description What the reader says about the answer (at most 2000 characters).
+             */
+            comment?: string | null;
+            /**
+             * Thumbs Up
+             * @description True for a thumbs up, false for a thumbs down.
+             */
+            thumbs_up: boolean;
         };
         /**
          * FileSource
@@ -3259,6 +3337,118 @@ export interface operations {
             };
             /** @description This client has too many event streams open; see Retry-After. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    answer_votes_api_v0_streaming_chatbot_feedback__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackInfo"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    vote_on_answer_api_v0_streaming_chatbot_feedback__project_id___app_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackInfo"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id or body, or `at` is not an answer; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

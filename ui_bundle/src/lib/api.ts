@@ -11,7 +11,19 @@ import {
   type StreamOutcome,
   type StreamRequest,
 } from './stream'
-import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, StopResult, UserInfo } from './types'
+import type {
+  ApprovalRequest,
+  BranchTree,
+  ChatItem,
+  ConversationSummary,
+  FeedbackInfo,
+  FeedbackInput,
+  GraphInfo,
+  ModelInfo,
+  NoteInfo,
+  StopResult,
+  UserInfo,
+} from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -113,6 +125,20 @@ export class ApiClient {
   /** The notes the `save_note` tool saved in a project, newest first (`GET /notes`). */
   notes(project: string, options: ApiOptions = {}): Promise<NoteInfo[]> {
     return this.request<NoteInfo[]>(`/notes/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  /** `POST /feedback`: a thumbs up or down on the answer at `vote.at` (a Burr annotation on its step). */
+  vote(project: string, appId: string, vote: FeedbackInput, options: ApiOptions = {}): Promise<FeedbackInfo> {
+    return this.request<FeedbackInfo>(
+      `/feedback/${seg(project)}/${seg(appId)}`,
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(vote) },
+      options,
+    )
+  }
+
+  /** `GET /feedback`: the votes on a conversation's answers. */
+  votes(project: string, appId: string, options: ApiOptions = {}): Promise<FeedbackInfo[]> {
+    return this.request<FeedbackInfo[]>(`/feedback/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
   }
 
   /** `POST /approve`: approves or denies a waiting tool call and reads the answer that goes on (see `approveToolCall`). */
