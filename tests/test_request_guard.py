@@ -105,6 +105,7 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("POST", f"{API}/approve/junkproj8/a"),
         ("GET", f"{API}/feedback/junkproj9/a"),
         ("POST", f"{API}/feedback/junkproj10/a"),
+        ("GET", f"{API}/export/junkproj11/a?format=json"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)

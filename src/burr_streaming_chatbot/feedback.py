@@ -46,20 +46,32 @@ class Answer(NamedTuple):
     step: Step
 
 
-def step_name(storage_dir: str, project_id: str, step: Step) -> Optional[str]:
-    """The action of ``step`` as Burr's tracking log records it (None when it has no record)."""
-    path = os.path.join(storage_dir, project_id, step.app_id, LOG_FILENAME)
+def step_records(storage_dir: str, project_id: str, app_id: str) -> dict[int, dict[str, Any]]:
+    """What Burr's tracking log of an application records of each step, by sequence id: the
+    ``end_entry`` (action, result), else the ``begin_entry`` of a step that did not end. Empty
+    when there is no log."""
+    path = os.path.join(storage_dir, project_id, app_id, LOG_FILENAME)
+    records: dict[int, dict[str, Any]] = {}
     try:
         with open(path, encoding="utf-8") as log:
             for line in log:
-                if '"end_entry"' not in line and '"begin_entry"' not in line:
+                ended = '"end_entry"' in line
+                if not ended and '"begin_entry"' not in line:
                     continue  # (spans, attributes: not steps)
                 entry = json.loads(line)
-                if entry.get("sequence_id") == step.sequence_id and "action" in entry:
-                    return str(entry["action"])
+                sequence_id = entry.get("sequence_id")
+                if isinstance(sequence_id, int) and "action" in entry:
+                    if ended or sequence_id not in records:
+                        records[sequence_id] = entry
     except (OSError, ValueError):
-        return None
-    return None
+        return records
+    return records
+
+
+def step_name(storage_dir: str, project_id: str, step: Step) -> Optional[str]:
+    """The action of ``step`` as Burr's tracking log records it (None when it has no record)."""
+    record = step_records(storage_dir, project_id, step.app_id).get(step.sequence_id)
+    return None if record is None else str(record["action"])
 
 
 async def answers(store: Store, project_id: str, app_id: str) -> Optional[list[Answer]]:

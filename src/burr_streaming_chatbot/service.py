@@ -32,6 +32,7 @@ from fastapi import HTTPException, status
 from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
+from .export import exported_items, usage_of
 from .feedback import Answer, Feedback, answers
 from .graph import PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
@@ -47,6 +48,7 @@ from .wire import (
     BranchTree,
     ConversationSummary,
     Decision,
+    ExportedConversation,
     FeedbackInfo,
     GraphInfo,
     GraphTransition,
@@ -743,3 +745,27 @@ class ChatService:
                 )
             )
         return result
+
+    # Export
+
+    async def export(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> ExportedConversation:
+        """The conversation as the page shows it: its messages with reasoning, tool calls and
+        results, and each answer's token usage where known (from the result of its step in
+        Burr's tracking log). :class:`NotFound` for a conversation that is not stored or is
+        another user's."""
+        found = await self._answers_of(project_id, app_id, user)
+        with unavailable_when_the_store_fails():
+            history = await self.store.messages(project_id, app_id)
+        usage = await asyncio.to_thread(usage_of, str(self.settings.storage_dir), project_id, found)
+        first = next((m["content"] for m in history if m.get("role") == "user"), None)
+        title = " ".join(first.split())[:80] if first else None
+        return ExportedConversation.model_validate(
+            {
+                "project_id": project_id,
+                "app_id": app_id,
+                "title": title or None,
+                "messages": exported_items(history, usage),
+            }
+        )

@@ -649,3 +649,22 @@ class FeedbackInfo(WireModel):
     )
     step_sequence_id: int = Field(description="The sequence id of the step that wrote it.")
     step_name: str = Field(description="The Burr action of that step.")
+
+
+class ExportedItem(ChatItem):
+    """A message of an exported conversation: the wire's ``ChatItem`` and, on an answer, the
+    tokens it cost."""
+
+    usage: Optional[TokenUsage] = Field(
+        default=None,
+        description="An answer's token usage, where the model server reported it (else null).",
+    )
+
+
+class ExportedConversation(WireModel):
+    """A conversation exported as JSON (``GET /export?format=json``)."""
+
+    project_id: str
+    app_id: str
+    title: Optional[str] = Field(default=None, description="Its first prompt, shortened.")
+    messages: list[ExportedItem]

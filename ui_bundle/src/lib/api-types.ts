@@ -200,6 +200,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/export/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Conversation
+         * @description The conversation as the page shows it, as a download: every message with the
+         *     answers' thinking, tool calls and results, mode, model and token usage where known.
+         */
+        get: operations["export_conversation_api_v0_streaming_chatbot_export__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/feedback/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -999,6 +1020,96 @@ export interface components {
             message: string;
             /** Retryable */
             retryable: boolean;
+        };
+        /**
+         * ExportedConversation
+         * @description A conversation exported as JSON (``GET /export?format=json``).
+         */
+        ExportedConversation: {
+            /** App Id */
+            app_id: string;
+            /** Messages */
+            messages: components["schemas"]["ExportedItem"][];
+            /** Project Id */
+            project_id: string;
+            /**
+             * Title
+             * @description Its first prompt, shortened.
+             */
+            title: string | null;
+        };
+        /**
+         * ExportedItem
+         * @description A message of an exported conversation: the wire's ``ChatItem`` and, on an answer, the
+         *     tokens it cost.
+         */
+        ExportedItem: {
+            /** Content */
+            content: string;
+            /**
+             * Duration Ms
+             * @description How long a tool message's call ran (null when it did not).
+             */
+            duration_ms?: number | null;
+            /**
+             * Interrupted
+             * @description True when the answer was cut short by a fault or a stop.
+             * @default false
+             */
+            interrupted: boolean;
+            /**
+             * Mode
+             * @description The mode that produced an answer.
+             */
+            mode: string | null;
+            /**
+             * Model
+             * @description The model that produced an answer.
+             */
+            model: string | null;
+            /**
+             * Name
+             * @description A tool message's tool.
+             */
+            name?: string | null;
+            /**
+             * Reason
+             * @description Why a tool call was denied.
+             */
+            reason?: string | null;
+            /**
+             * Reasoning
+             * @description What a reasoning model thought before this answer.
+             */
+            reasoning: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "tool";
+            /**
+             * Status
+             * @description A tool message's outcome: the result, an error, or denied.
+             */
+            status?: ("ok" | "error" | "denied") | null;
+            /**
+             * Tool Call Id
+             * @description A tool message's call (only on tool messages).
+             */
+            tool_call_id?: string | null;
+            /**
+             * Tool Calls
+             * @description The tools this answer called (only on such answers).
+             */
+            tool_calls?: components["schemas"]["ToolCallInfo"][] | null;
+            /**
+             * Type
+             * @default text
+             * @enum {string}
+             */
+            type: "image" | "text" | "code" | "error";
+            /** @description An answer's token usage, where the model server reported it (else null). */
+            usage: components["schemas"]["burr_streaming_chatbot__wire__TokenUsage"] | null;
         };
         /**
          * FeedbackInfo
@@ -3337,6 +3448,65 @@ export interface operations {
             };
             /** @description This client has too many event streams open; see Retry-After. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    export_conversation_api_v0_streaming_chatbot_export__project_id___app_id__get: {
+        parameters: {
+            query?: {
+                /** @description `markdown` (for a person) or `json` (`ExportedConversation`). */
+                format?: "markdown" | "json";
+            };
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The conversation, as a file to save (`Content-Disposition: attachment`): Markdown, or JSON. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportedConversation"];
+                    "text/markdown": string;
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
