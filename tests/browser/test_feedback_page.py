@@ -1,6 +1,9 @@
-"""Thumbs on the answers (issue 24): a vote is a Burr annotation on the step that wrote the
-answer, shown pressed at once and again after a reload, in Chromium against the real server."""
+"""Thumbs on the answers and the export download (issue 24), in Chromium against the real
+server: a vote is a Burr annotation on the step that wrote the answer, shown pressed at once and
+again after a reload; the conversation downloads as Markdown and as JSON."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +83,32 @@ def test_thumbs_on_every_answer_land_in_burr_and_show_after_a_reload(
         page.wait_for_timeout(50)
     assert list(burr_votes(server, app_id).values()) == [True, True]
     expect(page.get_by_test_id("vote-error")).to_have_count(0)
+
+
+def test_the_conversation_downloads_as_markdown_and_json(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    expect(page.get_by_test_id("export-links")).to_have_count(0)  # (nothing to export yet)
+    upstream.control(text="Burr runs state machines.", delay_ms=0)
+    send(page, "What is Burr?")
+    wait_for_answers(page, 1)
+    app_id = conversation_id(page)
+    links = page.get_by_role("navigation", name="Export")
+
+    with page.expect_download() as markdown_download:
+        links.get_by_role("link", name="Markdown").click()
+    markdown = markdown_download.value
+    assert markdown.suggested_filename == f"{app_id}.md"
+    text = Path(markdown.path()).read_text(encoding="utf-8")
+    assert text.startswith("# What is Burr?\n")
+    assert "## You" in text and "Burr runs state machines." in text
+
+    with page.expect_download() as json_download:
+        links.get_by_role("link", name="JSON").click()
+    exported = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
+    assert json_download.value.suggested_filename == f"{app_id}.json"
+    assert [m["content"] for m in exported["messages"]] == [
+        "What is Burr?",
+        "Burr runs state machines.",
+    ]

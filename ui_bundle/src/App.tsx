@@ -3,6 +3,7 @@ import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
 import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
+import { ExportLinks } from './components/ExportLinks'
 import { MessageList } from './components/MessageList'
 import { NotesPanel } from './components/NotesPanel'
 import { OfflineBanner } from './components/OfflineBanner'
@@ -230,6 +231,12 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
         </aside>
 
         <main className="flex min-w-0 flex-1 flex-col" aria-label="Chat">
+          {project && !conversations.isNew && chat.messages.length > 0 && (
+            <ExportLinks
+              markdownUrl={client.exportUrl(project, conversations.currentId, 'markdown')}
+              jsonUrl={client.exportUrl(project, conversations.currentId, 'json')}
+            />
+          )}
           <MessageList
             messages={chat.messages}
             streaming={streaming}

@@ -141,6 +141,11 @@ export class ApiClient {
     return this.request<FeedbackInfo[]>(`/feedback/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
   }
 
+  /** `GET /export`: where the conversation downloads as a file (for a link; `Content-Disposition: attachment`). */
+  exportUrl(project: string, appId: string, format: 'markdown' | 'json'): string {
+    return `${this.apiBase}/export/${seg(project)}/${seg(appId)}?format=${format}`
+  }
+
   /** `POST /approve`: approves or denies a waiting tool call and reads the answer that goes on (see `approveToolCall`). */
   approve(request: Bound<ApproveRequest>): Promise<StreamOutcome> {
     return approveToolCall({ ...request, apiBase: this.apiBase, fetchImpl: this.fetchImpl })
