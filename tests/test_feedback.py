@@ -77,6 +77,11 @@ def test_a_vote_is_a_burr_annotation_on_the_step_that_wrote_the_answer(
         assert by_step[second_id]["step_name"] == second_name
         assert by_step[second_id]["observations"][0]["data_fields"] == {}
 
+        # Burr's own app list is not disturbed by its annotations file beside the apps.
+        apps = server.client.get(f"/api/v0/{PROJECT}/__none__/apps")
+        assert apps.status_code == 200, apps.text
+        assert "voted" in [a["app_id"] for a in apps.json()["applications"]]
+
         # The page reads the votes back after a reload.
         votes = server.client.get(f"{API}/feedback/{PROJECT}/voted")
         assert votes.status_code == 200, votes.text
