@@ -90,6 +90,15 @@ def test_a_vote_is_a_burr_annotation_on_the_step_that_wrote_the_answer(
             (3, True, None),
         ]
 
+        # A vote without a comment keeps the earlier one's; an empty comment removes it.
+        kept = vote(server, "voted", {"at": 1, "thumbs_up": True})
+        assert (kept.json()["thumbs_up"], kept.json()["comment"]) == (True, "Wrong.")
+        cleared = vote(server, "voted", {"at": 1, "thumbs_up": True, "comment": ""})
+        assert cleared.json()["comment"] is None
+        by_step = {a["step_sequence_id"]: a for a in annotations(server, "voted")}
+        assert by_step[first_id]["observations"][0]["data_fields"] == {}
+        assert len(by_step) == 2
+
         # A branch's copy of an answer was written by the original's step: the vote lands
         # there too (no second annotation), and the branch reads it.
         branch = server.client.post(f"{API}/fork/{PROJECT}/voted", json={"at": 2}).json()

@@ -103,6 +103,12 @@ async def answers(store: Store, project_id: str, app_id: str) -> Optional[list[A
     ]
 
 
+def note_of(annotation: AnnotationOut) -> Optional[str]:
+    """The comment of a vote (its first observation's ``note``), if it has one."""
+    note = annotation.observations[0].data_fields.get("note") if annotation.observations else None
+    return note if isinstance(note, str) and note else None
+
+
 class Feedback:
     """Votes read and written through Burr's annotations backend for one storage folder."""
 
@@ -119,14 +125,17 @@ class Feedback:
     async def vote(
         self, project_id: str, step: Step, name: str, thumbs_up: bool, comment: Optional[str]
     ) -> AnnotationOut:
-        """Write the vote on ``step`` (named ``name``), replacing an earlier one."""
-        observation = AnnotationObservation(
-            data_fields={"note": comment} if comment else {},
-            thumbs_up_thumbs_down=thumbs_up,
-            data_pointers=[],
-        )
+        """Write the vote on ``step`` (named ``name``), replacing an earlier one; ``comment``
+        None keeps the earlier vote's comment, an empty one removes it."""
         async with self._lock:
             earlier = await self._ours(project_id, step)
+            if comment is None and earlier is not None and earlier.observations:
+                comment = note_of(earlier)
+            observation = AnnotationObservation(
+                data_fields={"note": comment} if comment else {},
+                thumbs_up_thumbs_down=thumbs_up,
+                data_pointers=[],
+            )
             if earlier is not None:
                 update = AnnotationUpdate(
                     span_id=None, step_name=name, tags=[FEEDBACK_TAG], observations=[observation]

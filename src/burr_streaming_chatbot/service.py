@@ -33,7 +33,7 @@ from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
 from .export import exported_items, usage_of
-from .feedback import Answer, Feedback, answers
+from .feedback import Answer, Feedback, answers, note_of
 from .graph import PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, create_chat_model
@@ -690,10 +690,11 @@ class ChatService:
         user: Optional[str] = None,
     ) -> FeedbackInfo:
         """Record a reader's vote on the answer at index ``at`` as a Burr annotation on the
-        step that wrote it (replacing an earlier vote there). :class:`NotFound` for a
+        step that wrote it (replacing an earlier vote there; ``comment`` None keeps its
+        comment, an empty one removes it). :class:`NotFound` for a
         conversation that is not stored or is another user's; :class:`Invalid` when message
         ``at`` is not a stored answer."""
-        comment = comment.strip() if comment else None
+        comment = comment.strip() if comment is not None else None
         if comment and "\x00" in comment:
             raise Invalid("The comment contains a NUL character (U+0000).")
         answer = next(
@@ -706,13 +707,13 @@ class ChatService:
         if name is None:
             raise Invalid(f"Burr's tracking log has no record of the step of message {at}.")
         try:
-            await backend.vote(project_id, answer.step, name, thumbs_up, comment or None)
+            annotation = await backend.vote(project_id, answer.step, name, thumbs_up, comment)
         except OSError:
             raise Unavailable("The annotations could not be written; try again soon.") from None
         return FeedbackInfo(
             at=at,
             thumbs_up=thumbs_up,
-            comment=comment or None,
+            comment=note_of(annotation),
             app_id=answer.step.app_id,
             step_sequence_id=answer.step.sequence_id,
             step_name=name,
@@ -732,13 +733,11 @@ class ChatService:
             annotation = annotations.get(answer.step)
             if annotation is None:
                 continue
-            observation = annotation.observations[0]
-            note = observation.data_fields.get("note")
             result.append(
                 FeedbackInfo(
                     at=answer.at,
-                    thumbs_up=bool(observation.thumbs_up_thumbs_down),
-                    comment=note if isinstance(note, str) else None,
+                    thumbs_up=bool(annotation.observations[0].thumbs_up_thumbs_down),
+                    comment=note_of(annotation),
                     app_id=answer.step.app_id,
                     step_sequence_id=answer.step.sequence_id,
                     step_name=annotation.step_name,

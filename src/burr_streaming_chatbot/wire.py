@@ -633,7 +633,7 @@ class FeedbackInput(BaseModel):
         default=None,
         max_length=MAX_COMMENT_CHARS,
         description=f"What the reader says about the answer (at most {MAX_COMMENT_CHARS} "
-        "characters).",
+        "characters). Left out (or null): an earlier vote's comment is kept; empty: removed.",
     )
 
 

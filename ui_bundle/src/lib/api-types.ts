@@ -1153,7 +1153,7 @@ export interface components {
             at: number;
             /**
              * Comment
-             * @description What the reader says about the answer (at most 2000 characters).
+             * @description What the reader says about the answer (at most 2000 characters). Left out (or null): an earlier vote's comment is kept; empty: removed.
              */
             comment?: string | null;
             /**
