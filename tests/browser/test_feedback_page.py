@@ -82,6 +82,31 @@ def test_thumbs_on_every_answer_land_in_burr_and_show_after_a_reload(
             break
         page.wait_for_timeout(50)
     assert list(burr_votes(server, app_id).values()) == [True, True]
+
+    # A comment on the first answer: Burr's annotation carries it as its note, and it is
+    # shown again after a reload.
+    first = answers.nth(0)
+    first.get_by_role("button", name="Add a comment").click()
+    first.get_by_role("textbox", name="Comment on this answer").fill("Short and right.")
+    first.get_by_role("button", name="Save").click()
+    expect(first.get_by_test_id("vote-comment")).to_have_text("Short and right.")
+    notes: list[Any] = []
+    for _ in range(100):
+        notes = [
+            a["observations"][0]["data_fields"].get("note")
+            for a in server.client.get(
+                f"/api/v0/{PROJECT}/annotations", params={"app_id": app_id}
+            ).json()
+        ]
+        if "Short and right." in notes:
+            break
+        page.wait_for_timeout(50)
+    assert sorted(map(str, notes)) == ["None", "Short and right."]
+    page.reload()
+    wait_for_answers(page, 2)
+    expect(
+        page.get_by_test_id("assistant-message").nth(0).get_by_test_id("vote-comment")
+    ).to_have_text("Short and right.")
     expect(page.get_by_test_id("vote-error")).to_have_count(0)
 
 

@@ -1,5 +1,6 @@
 import { memo, useState, type FormEvent, type KeyboardEvent } from 'react'
 import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
+import type { Vote } from '../hooks/useVotes'
 import type { Siblings } from '../lib/branches'
 import type { ToolView } from '../lib/toolViews'
 import type { ChatItem, TokenUsage } from '../lib/types'
@@ -92,10 +93,11 @@ interface MessageProps {
   tools?: ToolView[] | null | undefined
   /** Approves or denies a call waiting for a person. */
   onDecide?: OnDecide | undefined
-  /** This answer's vote (true: thumbs up), if the reader gave one. */
-  vote?: boolean | undefined
-  /** An answer: a thumbs up or down on it (a Burr annotation on the step that wrote it). */
-  onVote?: ((index: number, thumbsUp: boolean) => void) | undefined
+  /** This answer's vote, if the reader gave one. */
+  vote?: Vote | undefined
+  /** An answer: a thumbs up or down on it, with a comment or keeping the one given (a Burr
+   * annotation on the step that wrote it). */
+  onVote?: ((index: number, thumbsUp: boolean, comment?: string) => void) | undefined
 }
 
 const smallButton =
@@ -197,7 +199,7 @@ export const Message = memo(function Message(props: MessageProps) {
   const actions = hasActions ? (
     <div className={`mt-2 flex flex-wrap items-center gap-2 ${isUser ? 'justify-end' : ''}`}>
       {siblings && onSwitchBranch && <BranchSwitcher siblings={siblings} onSwitch={onSwitchBranch} />}
-      {!isUser && onVote && <VoteButtons vote={vote} onVote={(thumbsUp) => onVote(index, thumbsUp)} />}
+      {!isUser && onVote && <VoteButtons vote={vote} onVote={(thumbsUp, comment) => onVote(index, thumbsUp, comment)} />}
       {isUser && onEdit && !editing && (
         <button type="button" aria-label="Edit message" disabled={busy} onClick={() => setEditing(true)} className={smallButton}>
           Edit

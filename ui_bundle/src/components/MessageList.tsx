@@ -1,5 +1,6 @@
 import { Children, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
+import type { Votes } from '../hooks/useVotes'
 import type { Siblings } from '../lib/branches'
 import { toolViewsOf, unshownApprovals } from '../lib/toolViews'
 import type { ApprovalRequest } from '../lib/types'
@@ -28,10 +29,10 @@ interface MessageListProps {
   liveToolCalls?: string[] | undefined
   /** Approves or denies a waiting call. */
   onDecide?: OnDecide | undefined
-  /** The votes on the answers, by message index (true: thumbs up). */
-  votes?: Readonly<Record<number, boolean>> | undefined
-  /** A thumbs up or down on the answer at an index (thumbs are shown only with it). */
-  onVote?: ((index: number, thumbsUp: boolean) => void) | undefined
+  /** The votes on the answers, by message index. */
+  votes?: Votes | undefined
+  /** A thumbs up or down (and a comment) on the answer at an index (thumbs are shown only with it). */
+  onVote?: ((index: number, thumbsUp: boolean, comment?: string) => void) | undefined
   children?: React.ReactNode
   empty?: React.ReactNode
 }

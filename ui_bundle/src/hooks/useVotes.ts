@@ -1,16 +1,24 @@
 import { useCallback, useEffect, useState } from 'react'
 import type { ApiClient } from '../lib/api'
 import { isAbortError } from '../lib/errors'
+import type { FeedbackInput } from '../lib/types'
 
-/** The votes on the answers of a conversation, by message index (true: thumbs up). */
-export type Votes = Readonly<Record<number, boolean>>
+/** A reader's vote on an answer: thumbs up (true) or down, and a comment. */
+export interface Vote {
+  thumbs_up: boolean
+  comment: string | null
+}
+
+/** The votes on the answers of a conversation, by message index. */
+export type Votes = Readonly<Record<number, Vote>>
 
 export interface VotesState {
   votes: Votes
   /** Why the last vote could not be recorded (null when it was). */
   error: string | null
-  /** Records a thumbs up or down on the answer at `at` (a Burr annotation on its step). */
-  vote: (at: number, thumbsUp: boolean) => void
+  /** Records a thumbs up or down on the answer at `at` (a Burr annotation on its step);
+   * `comment` left out keeps the one given before. */
+  vote: (at: number, thumbsUp: boolean, comment?: string) => void
 }
 
 const NO_VOTES: Votes = {}
@@ -26,7 +34,12 @@ export function useVotes(project: string | null, appId: string, saved: boolean, 
     const abort = new AbortController()
     client
       .votes(project, appId, { signal: abort.signal })
-      .then((list) => setLoaded({ key: `${project}/${appId}`, votes: Object.fromEntries(list.map((v) => [v.at, v.thumbs_up])) }))
+      .then((list) =>
+        setLoaded({
+          key: `${project}/${appId}`,
+          votes: Object.fromEntries(list.map((v) => [v.at, { thumbs_up: v.thumbs_up, comment: v.comment ?? null }])),
+        }),
+      )
       .catch((err: unknown) => {
         // A conversation that is not stored yet has no votes.
         if (!isAbortError(err)) setLoaded({ key: `${project}/${appId}`, votes: NO_VOTES })
@@ -35,16 +48,21 @@ export function useVotes(project: string | null, appId: string, saved: boolean, 
   }, [client, project, appId, saved])
 
   const vote = useCallback(
-    (at: number, thumbsUp: boolean) => {
+    (at: number, thumbsUp: boolean, comment?: string) => {
       if (!project) return
       const voteKey = `${project}/${appId}`
       setError(null)
-      setLoaded((current) => ({ key: voteKey, votes: { ...(current.key === voteKey ? current.votes : NO_VOTES), [at]: thumbsUp } }))
-      client.vote(project, appId, { at, thumbs_up: thumbsUp }).catch((err: unknown) => {
+      setLoaded((current) => {
+        const votes = current.key === voteKey ? current.votes : NO_VOTES
+        const kept = comment === undefined ? (votes[at]?.comment ?? null) : comment.trim() || null
+        return { key: voteKey, votes: { ...votes, [at]: { thumbs_up: thumbsUp, comment: kept } } }
+      })
+      const body: FeedbackInput = comment === undefined ? { at, thumbs_up: thumbsUp } : { at, thumbs_up: thumbsUp, comment }
+      client.vote(project, appId, body).catch((err: unknown) => {
         setError(err instanceof Error ? err.message : 'The vote could not be recorded.')
         setLoaded((current) => {
           if (current.key !== voteKey) return current
-          const votes: Record<number, boolean> = { ...current.votes }
+          const votes: Record<number, Vote> = { ...current.votes }
           delete votes[at]
           return { key: voteKey, votes }
         })
