@@ -106,6 +106,9 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", f"{API}/models"),
         ("GET", f"{API}/settings/junkproj9/a"),
         ("PATCH", f"{API}/settings/junkproj10/a"),
+        ("GET", f"{API}/feedback/junkproj12/a"),
+        ("POST", f"{API}/feedback/junkproj13/a"),
+        ("GET", f"{API}/export/junkproj14/a?format=json"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -159,6 +162,7 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         f"{API}/fork/{project}/a",
         f"{API}/stop/{project}/a",
         f"{API}/approve/{project}/a",
+        f"{API}/feedback/{project}/a",
         f"{API}/ag-ui/{project}",
         f"/api/v0/counter/create/{project}/a",  # one of Burr's own routers: it writes a folder
         f"/api/v0/{project}/a/__none__/0/annotations",  # Burr's own API

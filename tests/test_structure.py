@@ -116,7 +116,7 @@ LAYERS = {
     1: ["settings", "wire", "sse"],
     2: ["llm", "errors", "graph", "tools"],
     3: ["storage"],
-    4: ["lifecycle", "conversations", "answering", "turns", "changes"],
+    4: ["lifecycle", "conversations", "answering", "turns", "changes", "feedback", "export"],
     5: ["limits", "service"],
     6: ["guard", "encoders", "router"],
     7: ["plugins", "demo", "_burr_hook", "cli", "__main__", ""],

@@ -147,6 +147,10 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
         ("GET", f"/settings/{PROJECT}/{app_id}", None),
         ("PATCH", f"/settings/{PROJECT}/{app_id}", {"temperature": 0.5}),
+        ("POST", f"/feedback/{PROJECT}/{app_id}", {"at": 1, "thumbs_up": True}),
+        ("GET", f"/feedback/{PROJECT}/{app_id}", None),
+        ("GET", f"/export/{PROJECT}/{app_id}?format=json", None),
+        ("GET", f"/export/{PROJECT}/{app_id}?format=markdown", None),
     ]
 
 

@@ -9,7 +9,7 @@ import gc
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, status
@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 
 from .encoders import agui, ai_sdk
 from .encoders.native import event_blocks
+from .export import markdown
 from .guard import NOSNIFF, AllowedHosts, checked, refused_response, validation_error_response
 from .limits import Slot
 from .llm import ChatModel
@@ -36,6 +37,9 @@ from .wire import (
     ChatItem,
     ConversationChangeBlock,
     ConversationSummary,
+    ExportedConversation,
+    FeedbackInfo,
+    FeedbackInput,
     ForkInput,
     GraphInfo,
     ModelInfo,
@@ -532,6 +536,71 @@ def create_router(
         out stays, a null one goes back to the default); kept in its Burr state, read by its
         next answers. Returns them all."""
         return await service.change_answer_settings(project_id, app_id, changes, user=user)
+
+    @router.post(
+        "/feedback/{project_id}/{app_id}",
+        response_model=FeedbackInfo,
+        responses={
+            404: {"description": "No such conversation."},
+            422: {"description": "Bad id or body, or `at` is not an answer; nothing was written."},
+            **STORE_FAILED,
+        },
+    )
+    async def vote_on_answer(
+        project_id: ProjectId, app_id: AppId, body: FeedbackInput, user: User
+    ) -> FeedbackInfo:
+        """A thumbs up or down (with an optional comment) on the answer at index ``at``, kept
+        as a Burr annotation on the step that wrote it (Burr's annotations page shows it);
+        voting again on the same answer replaces the vote."""
+        return await service.vote(
+            project_id, app_id, body.at, body.thumbs_up, body.comment, user=user
+        )
+
+    @router.get(
+        "/feedback/{project_id}/{app_id}",
+        response_model=list[FeedbackInfo],
+        responses={404: {"description": "No such conversation."}, **STORE_FAILED},
+    )
+    async def answer_votes(project_id: ProjectId, app_id: AppId, user: User) -> list[FeedbackInfo]:
+        """The votes on the conversation's answers (after a reload), in the order of the
+        history."""
+        return await service.votes(project_id, app_id, user=user)
+
+    @router.get(
+        "/export/{project_id}/{app_id}",
+        response_model=None,
+        responses={
+            200: {
+                "description": "The conversation, as a file to save (`Content-Disposition: "
+                "attachment`): Markdown, or JSON.",
+                "model": ExportedConversation,
+                "content": {"text/markdown": {"schema": {"type": "string"}}},
+            },
+            404: {"description": "No such conversation."},
+            **STORE_FAILED,
+        },
+    )
+    async def export_conversation(
+        project_id: ProjectId,
+        app_id: AppId,
+        user: User,
+        format: Annotated[
+            Literal["markdown", "json"],
+            Query(description="`markdown` (for a person) or `json` (`ExportedConversation`)."),
+        ] = "markdown",
+    ) -> Response:
+        """The conversation as the page shows it, as a download: every message with the
+        answers' thinking, tool calls and results, mode, model and token usage where known."""
+        exported = await service.export(project_id, app_id, user=user)
+        if format == "json":
+            body = encode_json(exported.model_dump(mode="json", exclude_unset=True))
+            media_type, suffix = "application/json", "json"
+        else:
+            messages = [m.model_dump(mode="json") for m in exported.messages]
+            body = markdown(project_id, app_id, exported.title, messages)
+            media_type, suffix = "text/markdown; charset=utf-8", "md"
+        disposition = f'attachment; filename="{app_id}.{suffix}"'
+        return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
     @router.api_route(
         "/{rest:path}",

@@ -32,6 +32,8 @@ from fastapi import HTTPException, status
 from .answering import TurnRequest, approval_message, turn_events
 from .changes import change_blocks
 from .conversations import Conversations
+from .export import exported_items, usage_of
+from .feedback import Answer, Feedback, answers, note_of
 from .graph import ANSWER_SETTINGS, PENDING, awaiting_approval, build_graph
 from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
@@ -48,6 +50,8 @@ from .wire import (
     BranchTree,
     ConversationSummary,
     Decision,
+    ExportedConversation,
+    FeedbackInfo,
     GraphInfo,
     GraphTransition,
     ModelInfo,
@@ -781,4 +785,115 @@ class ChatService:
             model=settings.get("model"),
             system_prompt=settings.get("system_prompt"),
             temperature=settings.get("temperature"),
+        )
+
+    # Feedback (Burr annotations)
+
+    @property
+    def feedback_backend(self) -> Feedback:
+        """Where votes go: Burr's annotations backend over the tracking logs' folder."""
+        backend = getattr(self, "_feedback", None)
+        if backend is None:
+            backend = self._feedback = Feedback(str(self.settings.storage_dir))
+        return backend
+
+    async def _answers_of(self, project_id: str, app_id: str, user: Optional[str]) -> list[Answer]:
+        """The conversation's answers and their steps; :class:`NotFound` when it is not
+        stored, or is another user's."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            found = await answers(self.store, project_id, app_id)
+        if found is None:
+            raise NotFound("No such conversation.")
+        return found
+
+    async def vote(
+        self,
+        project_id: str,
+        app_id: str,
+        at: int,
+        thumbs_up: bool,
+        comment: Optional[str] = None,
+        *,
+        user: Optional[str] = None,
+    ) -> FeedbackInfo:
+        """Record a reader's vote on the answer at index ``at`` as a Burr annotation on the
+        step that wrote it (replacing an earlier vote there; ``comment`` None keeps its
+        comment, an empty one removes it). :class:`NotFound` for a
+        conversation that is not stored or is another user's; :class:`Invalid` when message
+        ``at`` is not a stored answer."""
+        comment = comment.strip() if comment is not None else None
+        if comment and "\x00" in comment:
+            raise Invalid("The comment contains a NUL character (U+0000).")
+        answer = next(
+            (a for a in await self._answers_of(project_id, app_id, user) if a.at == at), None
+        )
+        if answer is None:
+            raise Invalid(f"Message {at} is not an answer of this conversation.")
+        backend = self.feedback_backend
+        name = await backend.step_name(project_id, answer.step)
+        if name is None:
+            raise Invalid(f"Burr's tracking log has no record of the step of message {at}.")
+        try:
+            annotation = await backend.vote(project_id, answer.step, name, thumbs_up, comment)
+        except OSError:
+            raise Unavailable("The annotations could not be written; try again soon.") from None
+        return FeedbackInfo(
+            at=at,
+            thumbs_up=thumbs_up,
+            comment=note_of(annotation),
+            app_id=answer.step.app_id,
+            step_sequence_id=answer.step.sequence_id,
+            step_name=name,
+        )
+
+    async def votes(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> list[FeedbackInfo]:
+        """The votes on the conversation's answers, in the order of the history;
+        :class:`NotFound` for a conversation that is not stored or is another user's."""
+        found = await self._answers_of(project_id, app_id, user)
+        annotations = await self.feedback_backend.votes(
+            project_id, {answer.step.app_id for answer in found}
+        )
+        result = []
+        for answer in found:
+            annotation = annotations.get(answer.step)
+            if annotation is None:
+                continue
+            result.append(
+                FeedbackInfo(
+                    at=answer.at,
+                    thumbs_up=bool(annotation.observations[0].thumbs_up_thumbs_down),
+                    comment=note_of(annotation),
+                    app_id=answer.step.app_id,
+                    step_sequence_id=answer.step.sequence_id,
+                    step_name=annotation.step_name,
+                )
+            )
+        return result
+
+    # Export
+
+    async def export(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> ExportedConversation:
+        """The conversation as the page shows it: its messages with reasoning, tool calls and
+        results, and each answer's token usage where known (from the result of its step in
+        Burr's tracking log). :class:`NotFound` for a conversation that is not stored or is
+        another user's."""
+        found = await self._answers_of(project_id, app_id, user)
+        with unavailable_when_the_store_fails():
+            history = await self.store.messages(project_id, app_id)
+        usage = await asyncio.to_thread(usage_of, str(self.settings.storage_dir), project_id, found)
+        first = next((m["content"] for m in history if m.get("role") == "user"), None)
+        title = " ".join(first.split())[:80] if first else None
+        return ExportedConversation.model_validate(
+            {
+                "project_id": project_id,
+                "app_id": app_id,
+                "title": title or None,
+                "messages": exported_items(history, usage),
+            }
         )

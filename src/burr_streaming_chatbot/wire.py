@@ -663,3 +663,53 @@ class AnswerSettingsInput(BaseModel):
     temperature: Optional[float] = Field(default=None, ge=0, le=2)
 
     model_config = ConfigDict(extra="forbid")
+
+
+MAX_COMMENT_CHARS = 2000
+"""The longest comment a vote may carry."""
+
+
+class FeedbackInput(BaseModel):
+    """Body of ``POST /feedback/{project_id}/{app_id}``: a vote on one answer."""
+
+    at: int = Field(ge=0, description="The index of the answer in the conversation's history.")
+    thumbs_up: bool = Field(description="True for a thumbs up, false for a thumbs down.")
+    comment: Optional[str] = Field(
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description=f"What the reader says about the answer (at most {MAX_COMMENT_CHARS} "
+        "characters). Left out (or null): an earlier vote's comment is kept; empty: removed.",
+    )
+
+
+class FeedbackInfo(WireModel):
+    """A reader's vote on an answer, kept as a Burr annotation on the step that wrote it."""
+
+    at: int = Field(description="The index of the answer in the conversation's history.")
+    thumbs_up: bool
+    comment: Optional[str] = None
+    app_id: str = Field(
+        description="The Burr application of the step: the conversation, or for an answer a "
+        "branch copied, the conversation it was copied from."
+    )
+    step_sequence_id: int = Field(description="The sequence id of the step that wrote it.")
+    step_name: str = Field(description="The Burr action of that step.")
+
+
+class ExportedItem(ChatItem):
+    """A message of an exported conversation: the wire's ``ChatItem`` and, on an answer, the
+    tokens it cost."""
+
+    usage: Optional[TokenUsage] = Field(
+        default=None,
+        description="An answer's token usage, where the model server reported it (else null).",
+    )
+
+
+class ExportedConversation(WireModel):
+    """A conversation exported as JSON (``GET /export?format=json``)."""
+
+    project_id: str
+    app_id: str
+    title: Optional[str] = Field(default=None, description="Its first prompt, shortened.")
+    messages: list[ExportedItem]

@@ -3,6 +3,7 @@ import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
 import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
+import { ExportLinks } from './components/ExportLinks'
 import { MessageList } from './components/MessageList'
 import { NotesPanel } from './components/NotesPanel'
 import { OfflineBanner } from './components/OfflineBanner'
@@ -14,6 +15,7 @@ import { useGraph } from './hooks/useGraph'
 import { useModelInfo } from './hooks/useModelInfo'
 import { useNotes } from './hooks/useNotes'
 import { useSignedInUser } from './hooks/useSignedInUser'
+import { useVotes } from './hooks/useVotes'
 import { ApiClient } from './lib/api'
 import { siblingsAt } from './lib/branches'
 import { config as defaultConfig, type DemoConfig } from './lib/config'
@@ -122,6 +124,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     },
     [branchOff],
   )
+  const { votes, error: voteError, vote: onVote } = useVotes(project, currentId, !conversations.isNew, client)
   const tree = branches.tree
   const count = messages.length
   const siblings = useMemo(
@@ -229,6 +232,12 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
         </aside>
 
         <main className="flex min-w-0 flex-1 flex-col" aria-label="Chat">
+          {project && !conversations.isNew && chat.messages.length > 0 && (
+            <ExportLinks
+              markdownUrl={client.exportUrl(project, conversations.currentId, 'markdown')}
+              jsonUrl={client.exportUrl(project, conversations.currentId, 'json')}
+            />
+          )}
           <MessageList
             messages={chat.messages}
             streaming={streaming}
@@ -246,6 +255,8 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             approvals={chat.approvals}
             liveToolCalls={chat.liveToolCalls}
             onDecide={onDecide}
+            votes={votes}
+            onVote={project && !conversations.isNew ? onVote : undefined}
             empty={
               chat.historyLoading ? (
                 <p className="text-center text-sm text-gray-500 dark:text-gray-400">Loading the conversation…</p>
@@ -265,6 +276,11 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
               <ErrorNotice error={chat.error} onRetry={() => void chat.retry()} busy={streaming} />
             )}
             {chat.stoppedEarly && chat.status === 'idle' && <StoppedNotice onRegenerate={() => void chat.retry()} />}
+            {voteError && (
+              <p role="alert" data-testid="vote-error" className="rounded-lg border border-dwred/50 bg-red-50 px-4 py-3 text-sm text-red-900 dark:bg-red-950/40 dark:text-red-100">
+                <span className="font-semibold">The vote could not be recorded.</span> {voteError}
+              </p>
+            )}
             {branchError && (
               <p role="alert" data-testid="branch-error" className="rounded-lg border border-dwred/50 bg-red-50 px-4 py-3 text-sm text-red-900 dark:bg-red-950/40 dark:text-red-100">
                 <span className="font-semibold">The branch could not be made.</span> {branchError}

@@ -1,5 +1,6 @@
 import { memo, useState, type FormEvent, type KeyboardEvent } from 'react'
 import type { AnswerMeta, DisplayMessage } from '../hooks/useChat'
+import type { Vote } from '../hooks/useVotes'
 import type { Siblings } from '../lib/branches'
 import type { ToolView } from '../lib/toolViews'
 import type { ChatItem, TokenUsage } from '../lib/types'
@@ -7,6 +8,7 @@ import { formatMs } from './format'
 import { Markdown } from './Markdown'
 import { ThinkingBlock } from './ThinkingBlock'
 import { ToolCard, type OnDecide } from './ToolCard'
+import { VoteButtons } from './VoteButtons'
 
 export { formatMs }
 
@@ -91,6 +93,11 @@ interface MessageProps {
   tools?: ToolView[] | null | undefined
   /** Approves or denies a call waiting for a person. */
   onDecide?: OnDecide | undefined
+  /** This answer's vote, if the reader gave one. */
+  vote?: Vote | undefined
+  /** An answer: a thumbs up or down on it, with a comment or keeping the one given (a Burr
+   * annotation on the step that wrote it). */
+  onVote?: ((index: number, thumbsUp: boolean, comment?: string) => void) | undefined
 }
 
 const smallButton =
@@ -179,7 +186,7 @@ function MessageEditor({ initial, onSend, onCancel }: { initial: string; onSend:
  * code) instead of building it again.
  */
 export const Message = memo(function Message(props: MessageProps) {
-  const { message, onRegenerate, streaming, index = 0, onEdit, onRegenerateBranch, siblings, onSwitchBranch, busy, tools, onDecide } = props
+  const { message, onRegenerate, streaming, index = 0, onEdit, onRegenerateBranch, siblings, onSwitchBranch, busy, tools, onDecide, vote, onVote } = props
   const { item, meta, stopped } = message
   const [editing, setEditing] = useState(false)
   const isUser = item.role === 'user'
@@ -187,10 +194,12 @@ export const Message = memo(function Message(props: MessageProps) {
   const waiting = streaming && !item.content
   const reasoning = isUser ? null : item.reasoning
   const hasActions =
-    !streaming && Boolean(onRegenerate || (onRegenerateBranch && !isUser) || (onEdit && isUser && !editing) || (siblings && onSwitchBranch))
+    !streaming &&
+    Boolean(onRegenerate || (onRegenerateBranch && !isUser) || (onEdit && isUser && !editing) || (siblings && onSwitchBranch) || (onVote && !isUser))
   const actions = hasActions ? (
     <div className={`mt-2 flex flex-wrap items-center gap-2 ${isUser ? 'justify-end' : ''}`}>
       {siblings && onSwitchBranch && <BranchSwitcher siblings={siblings} onSwitch={onSwitchBranch} />}
+      {!isUser && onVote && <VoteButtons vote={vote} onVote={(thumbsUp, comment) => onVote(index, thumbsUp, comment)} />}
       {isUser && onEdit && !editing && (
         <button type="button" aria-label="Edit message" disabled={busy} onClick={() => setEditing(true)} className={smallButton}>
           Edit

@@ -1,5 +1,6 @@
 import { Children, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
+import type { Votes } from '../hooks/useVotes'
 import type { Siblings } from '../lib/branches'
 import { toolViewsOf, unshownApprovals } from '../lib/toolViews'
 import type { ApprovalRequest } from '../lib/types'
@@ -28,6 +29,10 @@ interface MessageListProps {
   liveToolCalls?: string[] | undefined
   /** Approves or denies a waiting call. */
   onDecide?: OnDecide | undefined
+  /** The votes on the answers, by message index. */
+  votes?: Votes | undefined
+  /** A thumbs up or down (and a comment) on the answer at an index (thumbs are shown only with it). */
+  onVote?: ((index: number, thumbsUp: boolean, comment?: string) => void) | undefined
   children?: React.ReactNode
   empty?: React.ReactNode
 }
@@ -41,7 +46,7 @@ const STICK_SLACK = 48
 /** The conversation, following new text unless the reader has scrolled up. */
 export function MessageList(props: MessageListProps) {
   const { messages, streaming, streamingText, streamingReasoning = '', mode, activeAction, onRegenerate, children, empty } = props
-  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch, approvals = NONE, liveToolCalls = NONE_LIVE, onDecide } = props
+  const { onEdit, onRegenerateBranch, siblings, onSwitchBranch, approvals = NONE, liveToolCalls = NONE_LIVE, onDecide, votes, onVote } = props
   // Recomputed when a message, an approval or a live call changes, not per streamed delta (the
   // messages keep their cards' identity, so they are not rendered again).
   const tools = useMemo(() => toolViewsOf(messages, approvals, liveToolCalls, streaming), [messages, approvals, liveToolCalls, streaming])
@@ -123,6 +128,8 @@ export function MessageList(props: MessageListProps) {
         busy={streaming}
         tools={tools[index]}
         onDecide={onDecide}
+        vote={votes?.[index]}
+        onVote={message.item.role === 'assistant' ? onVote : undefined}
       />
     )
   })

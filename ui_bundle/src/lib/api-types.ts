@@ -201,6 +201,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/export/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Conversation
+         * @description The conversation as the page shows it, as a download: every message with the
+         *     answers' thinking, tool calls and results, mode, model and token usage where known.
+         */
+        get: operations["export_conversation_api_v0_streaming_chatbot_export__project_id___app_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/feedback/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Answer Votes
+         * @description The votes on the conversation's answers (after a reload), in the order of the
+         *     history.
+         */
+        get: operations["answer_votes_api_v0_streaming_chatbot_feedback__project_id___app_id__get"];
+        put?: never;
+        /**
+         * Vote On Answer
+         * @description A thumbs up or down (with an optional comment) on the answer at index ``at``, kept
+         *     as a Burr annotation on the step that wrote it (Burr's annotations page shows it);
+         *     voting again on the same answer replaces the vote.
+         */
+        post: operations["vote_on_answer_api_v0_streaming_chatbot_feedback__project_id___app_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/fork/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -1063,6 +1111,147 @@ export interface components {
             message: string;
             /** Retryable */
             retryable: boolean;
+        };
+        /**
+         * ExportedConversation
+         * @description A conversation exported as JSON (``GET /export?format=json``).
+         */
+        ExportedConversation: {
+            /** App Id */
+            app_id: string;
+            /** Messages */
+            messages: components["schemas"]["ExportedItem"][];
+            /** Project Id */
+            project_id: string;
+            /**
+             * Title
+             * @description Its first prompt, shortened.
+             */
+            title: string | null;
+        };
+        /**
+         * ExportedItem
+         * @description A message of an exported conversation: the wire's ``ChatItem`` and, on an answer, the
+         *     tokens it cost.
+         */
+        ExportedItem: {
+            /** Content */
+            content: string;
+            /**
+             * Duration Ms
+             * @description How long a tool message's call ran (null when it did not).
+             */
+            duration_ms?: number | null;
+            /**
+             * Interrupted
+             * @description True when the answer was cut short by a fault or a stop.
+             * @default false
+             */
+            interrupted: boolean;
+            /**
+             * Mode
+             * @description The mode that produced an answer.
+             */
+            mode: string | null;
+            /**
+             * Model
+             * @description The model that produced an answer.
+             */
+            model: string | null;
+            /**
+             * Name
+             * @description A tool message's tool.
+             */
+            name?: string | null;
+            /**
+             * Reason
+             * @description Why a tool call was denied.
+             */
+            reason?: string | null;
+            /**
+             * Reasoning
+             * @description What a reasoning model thought before this answer.
+             */
+            reasoning: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "tool";
+            /**
+             * Status
+             * @description A tool message's outcome: the result, an error, or denied.
+             */
+            status?: ("ok" | "error" | "denied") | null;
+            /**
+             * Tool Call Id
+             * @description A tool message's call (only on tool messages).
+             */
+            tool_call_id?: string | null;
+            /**
+             * Tool Calls
+             * @description The tools this answer called (only on such answers).
+             */
+            tool_calls?: components["schemas"]["ToolCallInfo"][] | null;
+            /**
+             * Type
+             * @default text
+             * @enum {string}
+             */
+            type: "image" | "text" | "code" | "error";
+            /** @description An answer's token usage, where the model server reported it (else null). */
+            usage: components["schemas"]["burr_streaming_chatbot__wire__TokenUsage"] | null;
+        };
+        /**
+         * FeedbackInfo
+         * @description A reader's vote on an answer, kept as a Burr annotation on the step that wrote it.
+         */
+        FeedbackInfo: {
+            /**
+             * App Id
+             * @description The Burr application of the step: the conversation, or for an answer a branch copied, the conversation it was copied from.
+             */
+            app_id: string;
+            /**
+             * At
+             * @description The index of the answer in the conversation's history.
+             */
+            at: number;
+            /** Comment */
+            comment: string | null;
+            /**
+             * Step Name
+             * @description The Burr action of that step.
+             */
+            step_name: string;
+            /**
+             * Step Sequence Id
+             * @description The sequence id of the step that wrote it.
+             */
+            step_sequence_id: number;
+            /** Thumbs Up */
+            thumbs_up: boolean;
+        };
+        /**
+         * FeedbackInput
+         * @description Body of ``POST /feedback/{project_id}/{app_id}``: a vote on one answer.
+         */
+        FeedbackInput: {
+            /**
+             * At
+             * @description The index of the answer in the conversation's history.
+             */
+            at: number;
+            /**
+             * Comment
+             * @description What the reader says about the answer (at most 2000 characters). Left out (or null): an earlier vote's comment is kept; empty: removed.
+             */
+            comment?: string | null;
+            /**
+             * Thumbs Up
+             * @description True for a thumbs up, false for a thumbs down.
+             */
+            thumbs_up: boolean;
         };
         /**
          * FileSource
@@ -3374,6 +3563,177 @@ export interface operations {
             };
             /** @description This client has too many event streams open; see Retry-After. */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    export_conversation_api_v0_streaming_chatbot_export__project_id___app_id__get: {
+        parameters: {
+            query?: {
+                /** @description `markdown` (for a person) or `json` (`ExportedConversation`). */
+                format?: "markdown" | "json";
+            };
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The conversation, as a file to save (`Content-Disposition: attachment`): Markdown, or JSON. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportedConversation"];
+                    "text/markdown": string;
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    answer_votes_api_v0_streaming_chatbot_feedback__project_id___app_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackInfo"][];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    vote_on_answer_api_v0_streaming_chatbot_feedback__project_id___app_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackInfo"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id or body, or `at` is not an answer; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

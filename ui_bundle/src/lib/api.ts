@@ -11,7 +11,22 @@ import {
   type StreamOutcome,
   type StreamRequest,
 } from './stream'
-import type { AnswerSettings, AnswerSettingsInput, ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, ModelList, NoteInfo, StopResult, UserInfo } from './types'
+import type {
+  AnswerSettings,
+  AnswerSettingsInput,
+  ApprovalRequest,
+  BranchTree,
+  ChatItem,
+  ConversationSummary,
+  FeedbackInfo,
+  FeedbackInput,
+  GraphInfo,
+  ModelInfo,
+  ModelList,
+  NoteInfo,
+  StopResult,
+  UserInfo,
+} from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -137,6 +152,25 @@ export class ApiClient {
       { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(changes) },
       options,
     )
+  }
+
+  /** `POST /feedback`: a thumbs up or down on the answer at `vote.at` (a Burr annotation on its step). */
+  vote(project: string, appId: string, vote: FeedbackInput, options: ApiOptions = {}): Promise<FeedbackInfo> {
+    return this.request<FeedbackInfo>(
+      `/feedback/${seg(project)}/${seg(appId)}`,
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(vote) },
+      options,
+    )
+  }
+
+  /** `GET /feedback`: the votes on a conversation's answers. */
+  votes(project: string, appId: string, options: ApiOptions = {}): Promise<FeedbackInfo[]> {
+    return this.request<FeedbackInfo[]>(`/feedback/${seg(project)}/${seg(appId)}`, { method: 'GET' }, options)
+  }
+
+  /** `GET /export`: where the conversation downloads as a file (for a link; `Content-Disposition: attachment`). */
+  exportUrl(project: string, appId: string, format: 'markdown' | 'json'): string {
+    return `${this.apiBase}/export/${seg(project)}/${seg(appId)}?format=${format}`
   }
 
   /** `POST /approve`: approves or denies a waiting tool call and reads the answer that goes on (see `approveToolCall`). */

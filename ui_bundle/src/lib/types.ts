@@ -36,6 +36,10 @@ export type ApprovalRequest = Schemas['ApprovalRequest']
 export type ApprovalInput = Schemas['ApprovalInput']
 /** A note the `save_note` tool saved (`GET /notes`). */
 export type NoteInfo = Schemas['NoteInfo']
+/** A reader's vote on an answer, kept as a Burr annotation (`GET`/`POST /feedback`). */
+export type FeedbackInfo = Schemas['FeedbackInfo']
+/** Body of `POST /feedback`. */
+export type FeedbackInput = Schemas['FeedbackInput']
 /** How a tool message ended: its result, an error, or a denial. */
 export type ToolStatus = NonNullable<ChatItem['status']>
 
