@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from burr.core import State
 
 from burr_streaming_chatbot.storage.interface import (
     Batch,
@@ -15,6 +16,7 @@ from burr_streaming_chatbot.storage.interface import (
     pack_events,
     unpack_events,
 )
+from burr_streaming_chatbot.storage.messages import HISTORY
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
 from burr_streaming_chatbot.wire import TurnEvent
@@ -158,3 +160,31 @@ async def test_a_new_sqlite_file_opens_while_another_process_holds_a_lock_on_it(
     finally:
         other.close()
         await store.aclose()
+
+
+async def _stored(store: Store, app_id: str, *texts: str) -> None:
+    """A conversation saved with one user message per text."""
+    history = [{"role": "user", "content": text, "type": "text"} for text in texts]
+    await store.save_state(
+        PROJECT, app_id, 0, "prompt", State({HISTORY: history}), expected_sequence_id=None
+    )
+
+
+async def test_a_renamed_conversation_is_listed_by_its_new_title(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    assert not await a.rename(PROJECT, "nothing-stored", "A title")  # (no storage yet)
+    await _stored(a, "c1", "What is Burr?")
+    await _stored(a, "c2", "What is Hamilton?")
+    assert not await a.rename(PROJECT, "unknown", "A title")
+    assert await b.rename(PROJECT, "c1", "About Burr")
+    assert await a.rename(PROJECT, "c1", "About Burr, again\x00")  # (renamed twice)
+    titles = {c.app_id: c.title for c in await b.list_conversations(PROJECT, 10)}
+    assert titles == {"c1": "About Burr, again\ufffd", "c2": "What is Hamilton?"}
+    assert await a.claim(PROJECT, "c3", "alice")
+    await _stored(a, "c3", "Mine?")
+    assert await a.rename(PROJECT, "c3", "Alice's")
+    assert [c.title for c in await a.list_owned(PROJECT, "alice", 10)] == ["Alice's"]
+    assert [c.title for c in (await a.branches(PROJECT, "c1"))] == ["About Burr, again\ufffd"]
+    assert not await a.rename("other_project", "c1", "Elsewhere")

@@ -145,6 +145,7 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/create/{PROJECT}/{app_id}", None),
         ("GET", f"/approvals/{PROJECT}/{app_id}", None),
         ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
+        ("PATCH", f"/conversations/{PROJECT}/{app_id}", {"title": "Is it mine?"}),
     ]
 
 

@@ -39,6 +39,8 @@ from .wire import (
     ModelInfo,
     NoteInfo,
     PromptInput,
+    RenameInput,
+    RenameResult,
     ServerStatus,
     StopResult,
     UserInfo,
@@ -473,6 +475,22 @@ def create_router(
         slot = service.open_stream("events", client)
         blocks = await held_while(slot, service.changes(project_id, app_id, user=user))
         return counted(EventStream(blocks), slot)
+
+    @router.patch(
+        "/conversations/{project_id}/{app_id}",
+        response_model=RenameResult,
+        responses={
+            404: {"description": "No such conversation."},
+            422: {"description": "Bad id or title; nothing was written."},
+            **STORE_FAILED,
+        },
+    )
+    async def rename_conversation(
+        project_id: ProjectId, app_id: AppId, body: RenameInput, user: User
+    ) -> RenameResult:
+        """Rename a conversation: the list shows its new title instead of its first message."""
+        title = await service.rename(project_id, app_id, body.title, user=user)
+        return RenameResult(app_id=app_id, title=title)
 
     @router.api_route(
         "/{rest:path}",

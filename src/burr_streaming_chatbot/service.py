@@ -653,3 +653,18 @@ class ChatService:
                 await self.store.wait(record.token, 0.1)
             else:
                 await asyncio.sleep(0.02)  # (being set up here or elsewhere: look again soon)
+
+    # Renaming, deleting and searching conversations
+
+    async def rename(
+        self, project_id: str, app_id: str, title: str, *, user: Optional[str] = None
+    ) -> str:
+        """Give a stored conversation ``title`` (already checked), which the list shows from
+        now on; returns it. :class:`NotFound` for a conversation nobody stored, or another
+        user's; :class:`Unavailable` if the store fails."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            if not await self.store.rename(project_id, app_id, title):
+                raise NotFound("No such conversation.")
+        return title

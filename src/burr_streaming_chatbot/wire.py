@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """Compact JSON as the wire carries it (``json.dumps`` with these options builds an encoder on
@@ -497,7 +497,10 @@ class ConversationSummary(WireModel):
 
     app_id: str
     updated_at: Optional[str] = None
-    title: Optional[str] = Field(default=None, description="The first user message, shortened.")
+    title: Optional[str] = Field(
+        default=None,
+        description="The title it was given (renamed), else its first user message, shortened.",
+    )
     root: Optional[str] = Field(
         default=None,
         description="The conversation at the root of this branch's tree (null for a root).",
@@ -618,3 +621,37 @@ class ConversationChangeBlock(BaseModel):
     data: ConversationChange
 
     model_config = ConfigDict(json_schema_extra=data_as_json_text)
+
+
+MAX_TITLE_CHARS = 200
+"""The longest title a conversation may be given (after trimming)."""
+
+
+class RenameInput(BaseModel):
+    """Body of ``PATCH /conversations/{project_id}/{app_id}``."""
+
+    title: str = Field(
+        description=f"The conversation's new title: 1 to {MAX_TITLE_CHARS} characters once "
+        "trimmed, no NUL character. The list shows it instead of the first message."
+    )
+
+    @field_validator("title")
+    @classmethod
+    def trimmed_title(cls, title: str) -> str:
+        """The title without its surrounding white space; refused when empty, too long or
+        holding a NUL character."""
+        title = title.strip()
+        if not title:
+            raise ValueError("the title is blank")
+        if len(title) > MAX_TITLE_CHARS:
+            raise ValueError(f"the title is longer than {MAX_TITLE_CHARS} characters")
+        if "\x00" in title:
+            raise ValueError("the title holds a NUL character")
+        return title
+
+
+class RenameResult(WireModel):
+    """Answer of ``PATCH /conversations/{project_id}/{app_id}``."""
+
+    app_id: str
+    title: str = Field(description="The title the conversation has now (trimmed).")

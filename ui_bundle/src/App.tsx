@@ -50,6 +50,15 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     refreshConversations()
     reloadNotes()
   }, [refreshConversations, reloadNotes])
+  const renameConversation = useCallback(
+    async (appId: string, title: string) => {
+      if (!project) return
+      await client.rename(project, appId, title)
+      refreshConversations()
+      reloadBranches()
+    },
+    [client, project, refreshConversations, reloadBranches],
+  )
   const onBranchCreated = useCallback(() => {
     reloadBranches()
     refreshConversations()
@@ -223,6 +232,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             loading={conversations.loading}
             error={conversations.error}
             onSelect={select}
+            onRename={project ? renameConversation : undefined}
           />
           <NotesPanel notes={notes.data} error={notes.error} onOpen={select} />
         </aside>

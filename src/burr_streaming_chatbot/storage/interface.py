@@ -108,12 +108,17 @@ def is_store_error(exc: BaseException) -> bool:
 
 
 def summary(
-    app_id: str, updated_at: Any, first_message: Optional[str], branch: Any = None
+    app_id: str,
+    updated_at: Any,
+    first_message: Optional[str],
+    branch: Any = None,
+    stored_title: Optional[str] = None,
 ) -> ConversationSummary:
-    """A conversation as the list shows it: titled by its first message, shortened; a branch
-    with where it was forked from (``branch``: its state's ``branch`` field, JSON text or dict)."""
-    title = None
-    if first_message:
+    """A conversation as the list shows it: titled by the title it was given (``stored_title``)
+    or else its first message, shortened; a branch with where it was forked from (``branch``:
+    its state's ``branch`` field, JSON text or dict)."""
+    title = stored_title
+    if title is None and first_message:
         title = " ".join(str(first_message).split())
         title = title if len(title) <= 60 else title[:59] + "…"
     if isinstance(branch, (str, bytes)):
@@ -370,3 +375,10 @@ class Store(ABC):
     ) -> list[dict[str, Any]]:
         """The project's notes, newest first, at most ``limit``; with ``owner``, only those of
         conversations that user owns. A read creates no storage."""
+
+    # -- titles (a conversation renamed) ----------------------------------------------------
+
+    @abstractmethod
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        """Give a stored conversation a title, which the list shows instead of its first
+        message; False (nothing written) when no conversation ``app_id`` is stored."""

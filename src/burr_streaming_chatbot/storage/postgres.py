@@ -60,6 +60,9 @@ OWNERS = "burr_chatbot_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "burr_chatbot_notes"
 """The notes the ``save_note`` tool saved, each with its project and conversation."""
+TITLES = "burr_chatbot_titles"
+"""The titles conversations were given (renamed); the others are titled by their first
+message."""
 CHANNEL = "burr_chatbot"
 SCHEMA_LOCK = 72410001
 """The advisory lock held while the schema is created: processes starting at once take turns."""
@@ -81,10 +84,12 @@ def secrets_of(url: str) -> list[str]:
 
 
 SUMMARIES = f"""
-    SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}'
+    SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}',
+           t.title
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
-      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+    LEFT JOIN {TITLES} t ON t.project_id = s.partition_key AND t.app_id = s.app_id"""
 """What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
@@ -153,6 +158,14 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     )
                     await conn.execute(
                         f"CREATE INDEX IF NOT EXISTS {NOTES}_project ON {NOTES} (project_id, id)"
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {TITLES} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            title TEXT NOT NULL,
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
                     )
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
@@ -708,6 +721,19 @@ class PostgresStore(Store):
                 limit,
             )
         return [_note(row) for row in rows]
+
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        renamed = await self.pool.fetchval(
+            f"""INSERT INTO {TITLES} (project_id, app_id, title)
+                SELECT $1, $2, $3 WHERE EXISTS (
+                  SELECT 1 FROM {TABLE} WHERE partition_key = $1 AND app_id = $2)
+                ON CONFLICT (project_id, app_id) DO UPDATE SET title = excluded.title
+                RETURNING app_id""",
+            project_id,
+            app_id,
+            storable_text(title),
+        )
+        return renamed is not None
 
 
 def _note(row: Any) -> dict[str, Any]:

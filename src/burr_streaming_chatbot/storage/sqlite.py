@@ -60,6 +60,9 @@ OWNERS = "chat_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "chat_notes"
 """The notes the ``save_note`` tool saved, each with its conversation."""
+TITLES = "chat_titles"
+"""The titles conversations were given (renamed); the others are titled by their first
+message."""
 POLL_S = 0.05
 """How often a reader on another process looks for new events."""
 BUSY_TIMEOUT_S = 10.0
@@ -74,10 +77,11 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
 
 SUMMARIES = f"""
     SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
-           json_extract(s.state, '$.{BRANCH}')
+           json_extract(s.state, '$.{BRANCH}'), t.title
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
-      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+    LEFT JOIN {TITLES} t ON t.app_id = s.app_id"""
 """What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
@@ -237,6 +241,10 @@ class ChatStatePersister(AsyncSQLitePersister):
                     app_id TEXT NOT NULL,
                     text TEXT NOT NULL,
                     created_at TEXT NOT NULL
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {TITLES} (
+                    app_id TEXT PRIMARY KEY,
+                    title TEXT NOT NULL
                 )""",
                 # A turn's last batch ends its lease in the same statement, so one hand-off to
                 # the connection's thread writes both, atomically (see SQLiteStore.finish).
@@ -744,3 +752,18 @@ class SQLiteStore(Store):
             {"id": id_, "text": text, "app_id": app_id, "created_at": created_at}
             for id_, text, app_id, created_at in rows
         ]
+
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; nothing to rename)
+            return False
+        async with db.lock:  # (one statement: one transaction)
+            rows = await db.fetchall(
+                f"""INSERT INTO {TITLES} (app_id, title)
+                    SELECT ?1, ?2 WHERE EXISTS (
+                      SELECT 1 FROM {TABLE} WHERE partition_key = ?3 AND app_id = ?1)
+                    ON CONFLICT (app_id) DO UPDATE SET title = excluded.title
+                    RETURNING app_id""",
+                (app_id, storable_text(title), db.PARTITION_KEY_DEFAULT),
+            )
+        return bool(rows)

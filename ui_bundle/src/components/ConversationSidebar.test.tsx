@@ -40,4 +40,43 @@ describe('ConversationSidebar', () => {
     await user.click(branches[1]!)
     expect(onSelect).toHaveBeenCalledWith('C')
   })
+
+  it('renames a conversation in place: Enter saves the trimmed title, Escape cancels, a failure is shown', async () => {
+    const user = userEvent.setup()
+    const onRename = vi.fn<(appId: string, title: string) => Promise<void>>()
+    onRename.mockRejectedValueOnce(new Error('No such conversation.')).mockResolvedValue(undefined)
+    render(
+      <ConversationSidebar
+        conversations={[c('S', 'Other chat'), c('R', 'Original question')]}
+        currentId="S"
+        isNew={false}
+        loading={false}
+        error={null}
+        onSelect={vi.fn()}
+        onRename={onRename}
+      />,
+    )
+    await user.click(screen.getByRole('button', { name: 'Rename Original question' }))
+    await user.keyboard('{Escape}')
+    expect(screen.queryByRole('textbox', { name: 'New title' })).toBeNull()
+    expect(onRename).not.toHaveBeenCalled()
+
+    await user.click(screen.getByRole('button', { name: 'Rename Original question' }))
+    const input = screen.getByRole('textbox', { name: 'New title' })
+    expect(input).toHaveValue('Original question')
+    await user.clear(input)
+    await user.type(input, '   {Enter}')
+    expect(onRename).not.toHaveBeenCalled() // (blank: nothing sent)
+    await user.type(input, ' About Burr {Enter}')
+    expect(onRename).toHaveBeenLastCalledWith('R', 'About Burr')
+    expect(await screen.findByRole('alert')).toHaveTextContent('No such conversation.')
+    await user.click(screen.getByRole('button', { name: 'Save' }))
+    expect(onRename).toHaveBeenCalledTimes(2)
+    expect(screen.queryByRole('textbox', { name: 'New title' })).toBeNull()
+  })
+
+  it('offers no rename without a way to save it', () => {
+    render(<ConversationSidebar conversations={[c('S', 'Other chat')]} currentId="S" isNew={false} loading={false} error={null} onSelect={vi.fn()} />)
+    expect(screen.queryByRole('button', { name: /Rename/ })).toBeNull()
+  })
 })

@@ -1,3 +1,4 @@
+import { useState, type FormEvent, type KeyboardEvent } from 'react'
 import { groupByRoot } from '../lib/branches'
 import type { ConversationSummary } from '../lib/types'
 
@@ -8,7 +9,12 @@ interface ConversationSidebarProps {
   loading: boolean
   error: string | null
   onSelect: (appId: string) => void
+  /** Renames a conversation (`PATCH /conversations`); rejects with the reason it failed. */
+  onRename?: ((appId: string, title: string) => Promise<void>) | undefined
 }
+
+/** The longest title the server takes (after trimming). */
+export const MAX_TITLE_CHARS = 200
 
 function when(updatedAt: string | null | undefined): string | null {
   if (!updatedAt) return null
@@ -46,12 +52,86 @@ function Entry({ c, current, branch, onSelect }: { c: ConversationSummary; curre
   )
 }
 
+/** The form that renames a conversation in place: Enter (or Save) saves, Escape cancels. */
+function RenameForm({ c, onRename, onDone }: { c: ConversationSummary; onRename: (appId: string, title: string) => Promise<void>; onDone: () => void }) {
+  const [title, setTitle] = useState(c.title ?? '')
+  const [saving, setSaving] = useState(false)
+  const [problem, setProblem] = useState<string | null>(null)
+  const trimmed = title.trim()
+  const submit = (event: FormEvent) => {
+    event.preventDefault()
+    if (!trimmed || saving) return
+    setSaving(true)
+    setProblem(null)
+    onRename(c.app_id, trimmed).then(onDone, (err: unknown) => {
+      setSaving(false)
+      setProblem(err instanceof Error ? err.message : 'Could not rename the conversation.')
+    })
+  }
+  const onKeyDown = (event: KeyboardEvent) => {
+    if (event.key === 'Escape') onDone()
+  }
+  return (
+    <form onSubmit={submit} className="px-1 py-1" data-testid="rename-form">
+      <input
+        autoFocus
+        aria-label="New title"
+        value={title}
+        maxLength={MAX_TITLE_CHARS}
+        onChange={(event) => setTitle(event.target.value)}
+        onKeyDown={onKeyDown}
+        disabled={saving}
+        className="w-full rounded border border-gray-300 bg-white px-1.5 py-1 text-sm text-gray-900 dark:border-gray-600 dark:bg-gray-800 dark:text-gray-100"
+      />
+      <div className="mt-1 flex gap-1">
+        <button type="submit" disabled={!trimmed || saving} className="rounded bg-dwdarkblue px-2 py-0.5 text-xs text-white disabled:opacity-50">
+          Save
+        </button>
+        <button type="button" onClick={onDone} className="rounded px-2 py-0.5 text-xs text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800">
+          Cancel
+        </button>
+      </div>
+      {problem && (
+        <p role="alert" className="mt-1 text-xs text-red-700 dark:text-red-300">
+          {problem}
+        </p>
+      )}
+    </form>
+  )
+}
+
+/** A conversation's entry, with a Rename button that turns it into a form (when renaming is possible). */
+function Row(props: { c: ConversationSummary; current: boolean; branch: boolean; onSelect: (appId: string) => void; onRename?: ((appId: string, title: string) => Promise<void>) | undefined }) {
+  const { c, onRename } = props
+  const [editing, setEditing] = useState(false)
+  if (editing && onRename) return <RenameForm c={c} onRename={onRename} onDone={() => setEditing(false)} />
+  return (
+    <div className="group flex items-start gap-0.5">
+      <div className="min-w-0 flex-1">
+        <Entry c={c} current={props.current} branch={props.branch} onSelect={props.onSelect} />
+      </div>
+      {onRename && (
+        <button
+          type="button"
+          onClick={() => setEditing(true)}
+          aria-label={`Rename ${c.title || c.app_id}`}
+          title="Rename"
+          data-testid="rename-conversation"
+          className="shrink-0 rounded px-1 py-1.5 text-xs text-gray-500 hover:bg-gray-100 hover:text-gray-900 focus-visible:outline-2 focus-visible:outline-dwlightblue dark:text-gray-400 dark:hover:bg-gray-800 dark:hover:text-white"
+        >
+          ✎
+        </button>
+      )}
+    </div>
+  )
+}
+
 /**
  * The project's conversations, newest first (the "New conversation" button is in the header).
  * The branches of a conversation are listed under it, indented, with where they branched off.
  */
 export function ConversationSidebar(props: ConversationSidebarProps) {
-  const { conversations, currentId, isNew, loading, error, onSelect } = props
+  const { conversations, currentId, isNew, loading, error, onSelect, onRename } = props
   const groups = groupByRoot(conversations)
   return (
     <nav aria-label="Conversations" className="flex min-h-0 flex-1 flex-col">
@@ -76,12 +156,12 @@ export function ConversationSidebar(props: ConversationSidebarProps) {
         )}
         {groups.map(({ conversation, branches }) => (
           <li key={conversation.app_id}>
-            <Entry c={conversation} current={conversation.app_id === currentId} branch={Boolean(conversation.parent)} onSelect={onSelect} />
+            <Row c={conversation} current={conversation.app_id === currentId} branch={Boolean(conversation.parent)} onSelect={onSelect} onRename={onRename} />
             {branches.length > 0 && (
               <ul aria-label={`Branches of ${conversation.title || conversation.app_id}`} className="ml-3 mt-0.5 space-y-0.5 border-l border-gray-200 pl-2 dark:border-gray-700">
                 {branches.map((b) => (
                   <li key={b.app_id}>
-                    <Entry c={b} current={b.app_id === currentId} branch onSelect={onSelect} />
+                    <Row c={b} current={b.app_id === currentId} branch onSelect={onSelect} onRename={onRename} />
                   </li>
                 ))}
               </ul>

@@ -158,6 +158,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v0/streaming_chatbot/conversations/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename Conversation
+         * @description Rename a conversation: the list shows its new title instead of its first message.
+         */
+        patch: operations["rename_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__patch"];
+        trace?: never;
+    };
     "/api/v0/streaming_chatbot/create/{project_id}/{app_id}": {
         parameters: {
             query?: never;
@@ -810,7 +830,7 @@ export interface components {
             root: string | null;
             /**
              * Title
-             * @description The first user message, shortened.
+             * @description The title it was given (renamed), else its first user message, shortened.
              */
             title: string | null;
             /** Updated At */
@@ -1515,6 +1535,30 @@ export interface components {
             path: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * RenameInput
+         * @description Body of ``PATCH /conversations/{project_id}/{app_id}``.
+         */
+        RenameInput: {
+            /**
+             * Title
+             * @description The conversation's new title: 1 to 200 characters once trimmed, no NUL character. The list shows it instead of the first message.
+             */
+            title: string;
+        };
+        /**
+         * RenameResult
+         * @description Answer of ``PATCH /conversations/{project_id}/{app_id}``.
+         */
+        RenameResult: {
+            /** App Id */
+            app_id: string;
+            /**
+             * Title
+             * @description The title the conversation has now (trimmed).
+             */
+            title: string;
         };
         /**
          * ReplaceOperation
@@ -3160,6 +3204,63 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    rename_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RenameResult"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id or title; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {

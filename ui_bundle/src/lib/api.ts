@@ -11,7 +11,7 @@ import {
   type StreamOutcome,
   type StreamRequest,
 } from './stream'
-import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, StopResult, UserInfo } from './types'
+import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, RenameResult, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -76,6 +76,15 @@ export class ApiClient {
 
   conversations(project: string, options: ApiOptions = {}): Promise<ConversationSummary[]> {
     return this.request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  /** `PATCH /conversations`: gives a conversation a title the list shows instead of its first message. */
+  rename(project: string, appId: string, title: string, options: ApiOptions = {}): Promise<RenameResult> {
+    return this.request<RenameResult>(
+      `/conversations/${seg(project)}/${seg(appId)}`,
+      { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title }) },
+      options,
+    )
   }
 
   create(project: string, appId: string, options: ApiOptions = {}): Promise<string> {

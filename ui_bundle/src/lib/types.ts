@@ -12,6 +12,7 @@ export type GraphTransition = Schemas['GraphTransition']
 export type ConversationSummary = Schemas['ConversationSummary']
 export type PromptInput = Schemas['PromptInput']
 export type StopResult = Schemas['StopResult']
+export type RenameResult = Schemas['RenameResult']
 
 export type ChatHistoryEvent = Schemas['ChatHistoryEvent']
 export type ActionEvent = Schemas['ActionEvent']

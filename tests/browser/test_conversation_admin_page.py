@@ -1,0 +1,52 @@
+"""Renaming conversations from the sidebar (issue 24), in Chromium against the real server."""
+
+from typing import Any
+
+import pytest
+from conftest import API, PROJECT, ChatServer
+from fake_openai import FakeUpstream
+
+from .test_chat_page import conversation_id, open_chat, send, wait_for_answers
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install '.[test]')"
+)
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+
+def entry(page: Any, title: str) -> Any:
+    return page.get_by_test_id("conversation-entry").filter(has_text=title)
+
+
+def test_a_conversation_is_renamed_in_place_and_keeps_its_title_after_a_reload(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    upstream.control(text="Burr runs state machines.", delay_ms=0)
+    send(page, "What is Burr, renamed?")
+    wait_for_answers(page, 1)
+    app_id = conversation_id(page)
+    expect(entry(page, "What is Burr, renamed?")).to_have_count(1)
+
+    page.get_by_role("button", name="Rename What is Burr, renamed?").click()
+    box = page.get_by_role("textbox", name="New title")
+    expect(box).to_have_value("What is Burr, renamed?")
+    box.press("Escape")  # cancels
+    expect(box).to_have_count(0)
+
+    page.get_by_role("button", name="Rename What is Burr, renamed?").click()
+    box = page.get_by_role("textbox", name="New title")
+    box.fill("  Notes about Burr  ")
+    box.press("Enter")
+    expect(box).to_have_count(0)
+    expect(entry(page, "Notes about Burr")).to_have_count(1)
+    expect(entry(page, "What is Burr, renamed?")).to_have_count(0)
+
+    page.reload()
+    expect(entry(page, "Notes about Burr")).to_have_count(1)
+    listed = server.client.get(f"{API}/conversations/{PROJECT}").json()
+    assert {"app_id": app_id, "title": "Notes about Burr"}.items() <= next(
+        c for c in listed if c["app_id"] == app_id
+    ).items()
