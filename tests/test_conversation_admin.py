@@ -1,6 +1,7 @@
-"""Renaming conversations, through the real server on both engines (the store's side is in
+"""Renaming and deleting conversations, through the real server on both engines (the store's side is in
 test_store.py)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -72,5 +73,104 @@ def test_rename_shows_the_new_title_and_refuses_bad_input(
         assert server.client.get(f"{API}/conversations/renameproj").json() == []
         if not engine:  # (SQLite: a refused rename creates no file)
             assert not state_db_path(tmp_path, "renameproj").exists()
+    finally:
+        server.close()
+
+
+def burr_app_ids(server: ChatServer) -> set[str]:
+    """The project's applications as Burr's own API lists them (what its UI shows)."""
+    listed = server.client.get(f"/api/v0/{PROJECT}/__none__/apps", params={"limit": 1000})
+    assert listed.status_code == 200, listed.text
+    return {app["app_id"] for app in listed.json()["applications"]}
+
+
+def test_delete_removes_the_conversation_and_its_burr_tracking_and_keeps_its_branches(
+    engine: dict[str, str], upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    server = start_server("burr", tmp_path, upstream, "delete", **engine)
+    try:
+        assert server.turn("d1", "What is Burr?")[-1]["type"] == "message"
+        assert server.turn("d1", "And its UI?")[-1]["type"] == "message"
+        assert server.turn("keep", "Unrelated?")[-1]["type"] == "message"
+        forked = server.client.post(f"{API}/fork/{PROJECT}/d1", json={"at": 2})
+        assert forked.status_code == 200, forked.text
+        branch = forked.json()
+        assert {"d1", "keep", branch} <= burr_app_ids(server)
+        assert (tmp_path / PROJECT / "d1").is_dir()
+
+        deleted = server.client.delete(f"{API}/conversations/{PROJECT}/d1")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json() == {"app_id": "d1", "deleted": True, "stopped": False}
+
+        listed = {
+            c["app_id"]: c for c in server.client.get(f"{API}/conversations/{PROJECT}").json()
+        }
+        assert set(listed) == {"keep", branch}
+        assert listed[branch]["parent_deleted"] is True
+        assert listed["keep"]["parent_deleted"] is False
+        for method, path, body in [
+            ("GET", f"/history/{PROJECT}/d1", None),
+            ("POST", f"/create/{PROJECT}/d1", None),
+            ("POST", f"/response/{PROJECT}/d1", {"prompt": "Back?"}),
+            ("POST", f"/fork/{PROJECT}/d1", {"at": 0}),
+            ("PATCH", f"/conversations/{PROJECT}/d1", {"title": "Back?"}),
+            ("DELETE", f"/conversations/{PROJECT}/d1", None),
+        ]:
+            gone = server.client.request(method, f"{API}{path}", json=body)
+            assert gone.status_code == 404, (path, gone.text)
+            assert gone.json() == {"detail": "No such conversation."}
+        assert not (tmp_path / PROJECT / "d1").exists()
+        apps = burr_app_ids(server)
+        assert "d1" not in apps and {"keep", branch} <= apps
+
+        # The branch keeps its messages and answers on.
+        assert [m["content"] for m in server.history(branch)][:1] == ["What is Burr?"]
+        assert server.turn(branch, "Still here?")[-1]["type"] == "message"
+        assert len(server.history(branch)) == 4
+        tree = server.client.get(f"{API}/branches/{PROJECT}/{branch}")
+        assert tree.status_code == 200, tree.text
+        assert [b["app_id"] for b in tree.json()["branches"]] == [branch]
+
+        # Bad input: 422 or 404, nothing deleted.
+        for path in [f"{PROJECT}/bad id!", f"{PROJECT}/{'x' * 65}", "bad project!/keep"]:
+            refused = server.client.delete(f"{API}/conversations/{path}")
+            assert refused.status_code in (404, 422), refused.text
+        missing = server.client.delete(f"{API}/conversations/deleteproj/keep")
+        assert missing.status_code == 404, missing.text
+        if not engine:  # (SQLite: a refused delete creates no file)
+            assert not state_db_path(tmp_path, "deleteproj").exists()
+        assert {
+            c["app_id"] for c in server.client.get(f"{API}/conversations/{PROJECT}").json()
+        } == {
+            "keep",
+            branch,
+        }
+    finally:
+        server.close()
+
+
+def test_deleting_a_conversation_that_is_answering_stops_the_answer_first(
+    engine: dict[str, str], upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    server = start_server("cli", tmp_path, upstream, "delete-answering", **engine)
+    try:
+        upstream.control(tokens=400, delay_ms=20)
+        thread, events = server.turn_in_background("busy", "Tell me something long?")
+        deadline = time.monotonic() + 20
+        while not any(e.get("type") == "delta" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(e.get("type") == "delta" for e in events), events
+
+        deleted = server.client.delete(f"{API}/conversations/{PROJECT}/busy")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json() == {"app_id": "busy", "deleted": True, "stopped": True}
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert events[-1]["type"] in ("error", "message"), events[-1]
+        assert events[-1]["type"] == "message" or events[-1]["value"]["code"] == "stopped"
+        assert server.client.get(f"{API}/history/{PROJECT}/busy").status_code == 404
+        assert server.client.get(f"{API}/conversations/{PROJECT}").json() == []
+        time.sleep(0.5)  # (nothing saved it back afterwards)
+        assert server.client.get(f"{API}/conversations/{PROJECT}").json() == []
     finally:
         server.close()

@@ -104,6 +104,7 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("POST", f"{API}/create/junkproj3/a"),
         ("POST", f"{API}/approve/junkproj8/a"),
         ("PATCH", f"{API}/conversations/junkproj9/a"),
+        ("DELETE", f"{API}/conversations/junkproj10/a"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -164,6 +165,7 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         assert_refused(burr.client.post(path, content=body, headers=headers), status)
     for method, path in [
         ("PATCH", f"{API}/conversations/{project}/a"),
+        ("DELETE", f"{API}/conversations/{project}/a"),
     ]:
         assert_refused(burr.client.request(method, path, content=body, headers=headers), status)
     assert entries(burr_storage) == before

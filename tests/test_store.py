@@ -16,7 +16,7 @@ from burr_streaming_chatbot.storage.interface import (
     pack_events,
     unpack_events,
 )
-from burr_streaming_chatbot.storage.messages import HISTORY
+from burr_streaming_chatbot.storage.messages import BRANCH, HISTORY
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
 from burr_streaming_chatbot.wire import TurnEvent
@@ -188,3 +188,33 @@ async def test_a_renamed_conversation_is_listed_by_its_new_title(
     assert [c.title for c in await a.list_owned(PROJECT, "alice", 10)] == ["Alice's"]
     assert [c.title for c in (await a.branches(PROJECT, "c1"))] == ["About Burr, again\ufffd"]
     assert not await a.rename("other_project", "c1", "Elsewhere")
+
+
+async def test_a_deleted_conversation_is_gone_and_its_branches_say_so(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    assert not await a.delete(PROJECT, "nothing-stored")  # (no storage yet)
+    assert not await a.is_deleted(PROJECT, "nothing-stored")
+    await _stored(a, "root", "What is Burr?", "And Hamilton?")
+    await _stored(a, "other", "Unrelated")
+    branch = State(
+        {
+            HISTORY: [{"role": "user", "content": "What is Burr?", "type": "text"}],
+            BRANCH: {"root": "root", "parent": "root", "at": 1, "created": 1.0},
+        }
+    )
+    await a.save_state(PROJECT, "branch", 0, "prompt", branch, expected_sequence_id=None)
+    assert await a.rename(PROJECT, "root", "Renamed")
+    assert not await a.delete(PROJECT, "unknown")
+
+    assert await b.delete(PROJECT, "root")
+    assert await a.is_deleted(PROJECT, "root") and not await a.is_deleted(PROJECT, "other")
+    assert not await a.delete(PROJECT, "root")  # (once)
+    listed = {c.app_id: c for c in await a.list_conversations(PROJECT, 10)}
+    assert set(listed) == {"branch", "other"}
+    assert listed["branch"].parent_deleted and not listed["other"].parent_deleted
+    assert await a.messages(PROJECT, "root") == [] and await a.load_state(PROJECT, "root") is None
+    assert [m["content"] for m in await a.messages(PROJECT, "branch")] == ["What is Burr?"]
+    assert [c.app_id for c in await a.branches(PROJECT, "root")] == ["branch"]
+    assert not await a.is_deleted("other_project", "root")

@@ -146,6 +146,7 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("GET", f"/approvals/{PROJECT}/{app_id}", None),
         ("POST", f"/approve/{PROJECT}/{app_id}", {"tool_call_id": "call_1", "approved": True}),
         ("PATCH", f"/conversations/{PROJECT}/{app_id}", {"title": "Is it mine?"}),
+        ("DELETE", f"/conversations/{PROJECT}/{app_id}", None),
     ]
 
 
@@ -221,6 +222,15 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
         assert [m["role"] for m in history] == ["user", "assistant"]  # bob's prompts wrote nothing
         assert history[0]["content"] == "What is Burr?"
         assert alice.post(f"/stop/{PROJECT}/a1").json() == {"stopped": False}
+        # Bob's rename and delete changed nothing; alice's own work.
+        titles = {c["app_id"]: c["title"] for c in alice.get(f"/conversations/{PROJECT}").json()}
+        assert titles["a1"] == "What is Burr?"
+        renamed = alice.patch(f"/conversations/{PROJECT}/a1", json={"title": "Alice's"})
+        assert renamed.status_code == 200, renamed.text
+        assert alice.delete(f"/conversations/{PROJECT}/a-sdk").status_code == 200
+        mine = {c["app_id"]: c["title"] for c in alice.get(f"/conversations/{PROJECT}").json()}
+        assert set(mine) == {"a1", "a-agui", branch} and mine["a1"] == "Alice's"
+        assert bob.delete(f"/conversations/{PROJECT}/a-sdk").status_code == 404
         with alice.stream("GET", f"/events/{PROJECT}/a1") as events:
             assert events.status_code == 200
     finally:

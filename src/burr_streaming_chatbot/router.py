@@ -34,6 +34,7 @@ from .wire import (
     ChatItem,
     ConversationChangeBlock,
     ConversationSummary,
+    DeleteResult,
     ForkInput,
     GraphInfo,
     ModelInfo,
@@ -491,6 +492,22 @@ def create_router(
         """Rename a conversation: the list shows its new title instead of its first message."""
         title = await service.rename(project_id, app_id, body.title, user=user)
         return RenameResult(app_id=app_id, title=title)
+
+    @router.delete(
+        "/conversations/{project_id}/{app_id}",
+        response_model=DeleteResult,
+        responses={
+            404: {"description": "No such conversation (or deleted already)."},
+            422: {"description": "Bad id; nothing was deleted."},
+            **STORE_FAILED,
+        },
+    )
+    async def delete_conversation(project_id: ProjectId, app_id: AppId, user: User) -> DeleteResult:
+        """Delete a conversation: an answer streaming in it is stopped first; its messages, its
+        title and its Burr tracking data on this machine go (Burr's app list no longer shows
+        it). Its branches keep working; their summaries say ``parent_deleted``. Its history is
+        a 404 from then on."""
+        return await service.delete(project_id, app_id, user=user)
 
     @router.api_route(
         "/{rest:path}",

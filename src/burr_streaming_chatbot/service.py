@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -46,6 +47,7 @@ from .wire import (
     BranchTree,
     ConversationSummary,
     Decision,
+    DeleteResult,
     GraphInfo,
     GraphTransition,
     ModelInfo,
@@ -292,6 +294,7 @@ class ChatService:
         :class:`NotFound` when it is another user's, :class:`Unavailable` if the store
         fails."""
         with unavailable_when_the_store_fails():
+            await self._check_not_deleted(project_id, app_id)
             if user is not None:
                 await self._claim(project_id, app_id, user)
             opened = await self.conversations.open(project_id, app_id)
@@ -307,7 +310,10 @@ class ChatService:
         with unavailable_when_the_store_fails():
             if await self._unwritten_for(user, project_id, app_id):
                 return []
-            return await self.conversations.history(project_id, app_id)
+            history = await self.conversations.history(project_id, app_id)
+            if not history:
+                await self._check_not_deleted(project_id, app_id)
+            return history
 
     async def fork(
         self, project_id: str, app_id: str, at: int, *, user: Optional[str] = None
@@ -459,6 +465,8 @@ class ChatService:
         answers running or prompts waiting. Nothing is written before the turn starts."""
         prompt = self.checked_prompt(prompt)
         client = client if client is not None else user
+        with unavailable_when_the_store_fails():
+            await self._check_not_deleted(project_id, app_id)
         if user is not None:
             with too_many_past_a_limit():  # (refused before the claim writes anything)
                 self.limits.check("queued" if if_busy == "enqueue" else "answers", client)
@@ -668,3 +676,30 @@ class ChatService:
             if not await self.store.rename(project_id, app_id, title):
                 raise NotFound("No such conversation.")
         return title
+
+    async def delete(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> DeleteResult:
+        """Delete a conversation: stop its answer if one is streaming (anywhere), then delete
+        its messages, state and title, and its Burr tracking folder on this machine, so that
+        Burr's app list no longer shows it. Its branches keep working. From then on its
+        history, and a prompt or ``/create`` for it, are a 404. :class:`NotFound` for a
+        conversation nobody stored (or deleted already), or another user's."""
+        key = (project_id, app_id)
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            if await self.store.sequence_id(project_id, app_id) is None:
+                raise NotFound("No such conversation.")
+            stopped = await self.turns.stop(key)
+            if not await self.store.delete(project_id, app_id):
+                raise NotFound("No such conversation.")
+        self.conversations.forget(project_id, app_id)
+        folder = self.settings.storage_dir / project_id / app_id
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        return DeleteResult(app_id=app_id, deleted=True, stopped=stopped)
+
+    async def _check_not_deleted(self, project_id: str, app_id: str) -> None:
+        """:class:`NotFound` when the conversation was deleted."""
+        if await self.store.is_deleted(project_id, app_id):
+            raise NotFound("No such conversation.")

@@ -513,6 +513,11 @@ class ConversationSummary(WireModel):
         description="The message index it was forked at: it shares messages [0, fork_at) with "
         "its parent (null for a root).",
     )
+    parent_deleted: bool = Field(
+        default=False,
+        description="True when the conversation this branch was forked from has been deleted "
+        "(the branch keeps its own copy of the messages it shared).",
+    )
 
 
 class ForkInput(BaseModel):
@@ -655,3 +660,11 @@ class RenameResult(WireModel):
 
     app_id: str
     title: str = Field(description="The title the conversation has now (trimmed).")
+
+
+class DeleteResult(WireModel):
+    """Answer of ``DELETE /conversations/{project_id}/{app_id}``."""
+
+    app_id: str
+    deleted: bool = Field(description="Always true: a conversation that is not stored is a 404.")
+    stopped: bool = Field(description="True when an answer was streaming and was stopped first.")

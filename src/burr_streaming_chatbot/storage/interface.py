@@ -113,10 +113,12 @@ def summary(
     first_message: Optional[str],
     branch: Any = None,
     stored_title: Optional[str] = None,
+    parent_deleted: Any = False,
 ) -> ConversationSummary:
     """A conversation as the list shows it: titled by the title it was given (``stored_title``)
     or else its first message, shortened; a branch with where it was forked from (``branch``:
-    its state's ``branch`` field, JSON text or dict)."""
+    its state's ``branch`` field, JSON text or dict) and whether that conversation was deleted
+    since (``parent_deleted``)."""
     title = stored_title
     if title is None and first_message:
         title = " ".join(str(first_message).split())
@@ -131,6 +133,7 @@ def summary(
         root=branch.get("root"),
         parent=branch.get("parent"),
         fork_at=branch.get("at"),
+        parent_deleted=bool(parent_deleted),
     )
 
 
@@ -382,3 +385,15 @@ class Store(ABC):
     async def rename(self, project_id: str, app_id: str, title: str) -> bool:
         """Give a stored conversation a title, which the list shows instead of its first
         message; False (nothing written) when no conversation ``app_id`` is stored."""
+
+    # -- deleting a conversation ----------------------------------------------------------
+
+    @abstractmethod
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        """Delete a stored conversation (its state, messages and title) and remember that it
+        was deleted, in one transaction; False (nothing written) when none is stored. Its
+        branches keep their own messages; their summaries say their parent was deleted."""
+
+    @abstractmethod
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        """True when conversation ``app_id`` was deleted (a read creates no storage)."""

@@ -60,6 +60,8 @@ OWNERS = "burr_chatbot_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "burr_chatbot_notes"
 """The notes the ``save_note`` tool saved, each with its project and conversation."""
+DELETED = "burr_chatbot_deleted"
+"""The conversations that were deleted (their history is then a 404, not empty)."""
 TITLES = "burr_chatbot_titles"
 """The titles conversations were given (renamed); the others are titled by their first
 message."""
@@ -85,7 +87,9 @@ def secrets_of(url: str) -> list[str]:
 
 SUMMARIES = f"""
     SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}',
-           t.title
+           t.title,
+           EXISTS (SELECT 1 FROM {DELETED} d WHERE d.project_id = s.partition_key
+                   AND d.app_id = (s.state::jsonb) -> '{BRANCH}' ->> 'parent')
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
       ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
@@ -158,6 +162,14 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     )
                     await conn.execute(
                         f"CREATE INDEX IF NOT EXISTS {NOTES}_project ON {NOTES} (project_id, id)"
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {DELETED} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            deleted_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
                     )
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {TITLES} (
@@ -734,6 +746,38 @@ class PostgresStore(Store):
             storable_text(title),
         )
         return renamed is not None
+
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            gone = await conn.fetchval(
+                f"""DELETE FROM {TABLE} WHERE partition_key = $1 AND app_id = $2
+                    RETURNING app_id""",
+                project_id,
+                app_id,
+            )
+            if gone is None:
+                return False
+            await conn.execute(
+                f"DELETE FROM {TABLE}_messages WHERE partition_key = $1 AND app_id = $2",
+                project_id,
+                app_id,
+            )
+            await conn.execute(
+                f"DELETE FROM {TITLES} WHERE project_id = $1 AND app_id = $2", project_id, app_id
+            )
+            await conn.execute(
+                f"""INSERT INTO {DELETED} (project_id, app_id) VALUES ($1, $2)
+                    ON CONFLICT (project_id, app_id) DO UPDATE SET deleted_at = clock_timestamp()""",
+                project_id,
+                app_id,
+            )
+        return True
+
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        found = await self.pool.fetchval(
+            f"SELECT 1 FROM {DELETED} WHERE project_id = $1 AND app_id = $2", project_id, app_id
+        )
+        return found is not None
 
 
 def _note(row: Any) -> dict[str, Any]:

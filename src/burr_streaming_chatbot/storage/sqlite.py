@@ -60,6 +60,8 @@ OWNERS = "chat_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "chat_notes"
 """The notes the ``save_note`` tool saved, each with its conversation."""
+DELETED = "chat_deleted"
+"""The conversations that were deleted (their history is then a 404, not empty)."""
 TITLES = "chat_titles"
 """The titles conversations were given (renamed); the others are titled by their first
 message."""
@@ -77,7 +79,9 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
 
 SUMMARIES = f"""
     SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
-           json_extract(s.state, '$.{BRANCH}'), t.title
+           json_extract(s.state, '$.{BRANCH}'), t.title,
+           EXISTS (SELECT 1 FROM {DELETED} d
+                   WHERE d.app_id = json_extract(s.state, '$.{BRANCH}.parent'))
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
       ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
@@ -241,6 +245,10 @@ class ChatStatePersister(AsyncSQLitePersister):
                     app_id TEXT NOT NULL,
                     text TEXT NOT NULL,
                     created_at TEXT NOT NULL
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {DELETED} (
+                    app_id TEXT PRIMARY KEY,
+                    deleted_at REAL NOT NULL
                 )""",
                 f"""CREATE TABLE IF NOT EXISTS {TITLES} (
                     app_id TEXT PRIMARY KEY,
@@ -767,3 +775,35 @@ class SQLiteStore(Store):
                 (app_id, storable_text(title), db.PARTITION_KEY_DEFAULT),
             )
         return bool(rows)
+
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; nothing to delete)
+            return False
+        partition = db.PARTITION_KEY_DEFAULT
+        async with db.transaction():
+            gone = await db.fetchall(
+                f"DELETE FROM {TABLE} WHERE partition_key = ? AND app_id = ? RETURNING app_id",
+                (partition, app_id),
+            )
+            if not gone:
+                return False
+            await db.connection.execute(
+                f"DELETE FROM {db.messages_table} WHERE partition_key = ? AND app_id = ?",
+                (partition, app_id),
+            )
+            await db.connection.execute(f"DELETE FROM {TITLES} WHERE app_id = ?", (app_id,))
+            await db.connection.execute(
+                f"""INSERT INTO {DELETED} (app_id, deleted_at) VALUES (?, ?)
+                    ON CONFLICT (app_id) DO UPDATE SET deleted_at = excluded.deleted_at""",
+                (app_id, time.time()),
+            )
+        return True
+
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return False
+        async with db.lock:
+            row = await db.fetchone(f"SELECT 1 FROM {DELETED} WHERE app_id = ?", (app_id,))
+        return row is not None

@@ -4,13 +4,14 @@ import { describe, expect, it, vi } from 'vitest'
 import { ConversationSidebar } from './ConversationSidebar'
 import type { ConversationSummary } from '../lib/types'
 
-const c = (app_id: string, title: string, branch?: { root: string; parent: string; fork_at: number }): ConversationSummary => ({
+const c = (app_id: string, title: string, branch?: { root: string; parent: string; fork_at: number; parent_deleted?: boolean }): ConversationSummary => ({
   app_id,
   title,
   updated_at: null,
   root: branch?.root ?? null,
   parent: branch?.parent ?? null,
   fork_at: branch?.fork_at ?? null,
+  parent_deleted: branch?.parent_deleted ?? false,
 })
 
 describe('ConversationSidebar', () => {

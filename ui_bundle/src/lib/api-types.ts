@@ -168,7 +168,14 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Conversation
+         * @description Delete a conversation: an answer streaming in it is stopped first; its messages, its
+         *     title and its Burr tracking data on this machine go (Burr's app list no longer shows
+         *     it). Its branches keep working; their summaries say ``parent_deleted``. Its history is
+         *     a 404 from then on.
+         */
+        delete: operations["delete_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__delete"];
         options?: never;
         head?: never;
         /**
@@ -824,6 +831,12 @@ export interface components {
              */
             parent: string | null;
             /**
+             * Parent Deleted
+             * @description True when the conversation this branch was forked from has been deleted (the branch keeps its own copy of the messages it shared).
+             * @default false
+             */
+            parent_deleted: boolean;
+            /**
              * Root
              * @description The conversation at the root of this branch's tree (null for a root).
              */
@@ -869,6 +882,24 @@ export interface components {
             value: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * DeleteResult
+         * @description Answer of ``DELETE /conversations/{project_id}/{app_id}``.
+         */
+        DeleteResult: {
+            /** App Id */
+            app_id: string;
+            /**
+             * Deleted
+             * @description Always true: a conversation that is not stored is a 404.
+             */
+            deleted: boolean;
+            /**
+             * Stopped
+             * @description True when an answer was streaming and was stopped first.
+             */
+            stopped: boolean;
         };
         /**
          * DeltaChunk
@@ -3204,6 +3235,59 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResult"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation (or deleted already). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id; nothing was deleted. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {
