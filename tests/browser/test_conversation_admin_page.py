@@ -50,3 +50,48 @@ def test_a_conversation_is_renamed_in_place_and_keeps_its_title_after_a_reload(
     assert {"app_id": app_id, "title": "Notes about Burr"}.items() <= next(
         c for c in listed if c["app_id"] == app_id
     ).items()
+
+
+def test_a_conversation_is_deleted_after_a_confirm_and_its_branch_says_so(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    upstream.control(text="Burr runs state machines.", delay_ms=0)
+    send(page, "Delete me, Burr?")
+    wait_for_answers(page, 1)
+    original = conversation_id(page)
+    forked = server.client.post(f"{API}/fork/{PROJECT}/{original}", json={"at": 2})
+    assert forked.status_code == 200, forked.text
+    branch = forked.json()
+    page.reload()
+    expect(entry(page, "Delete me, Burr?")).to_have_count(1)
+    expect(page.get_by_test_id("conversation-branch")).to_have_count(1)
+
+    page.get_by_role("button", name="Delete Delete me, Burr?").first.click()
+    confirm = page.get_by_role("group", name="Delete Delete me, Burr??")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_have_count(0)
+    assert server.client.get(f"{API}/history/{PROJECT}/{original}").status_code == 200
+
+    page.get_by_role("button", name="Delete Delete me, Burr?").first.click()
+    page.get_by_role("group", name="Delete Delete me, Burr??").get_by_role(
+        "button", name="Delete"
+    ).click()
+    # The page leaves the deleted conversation; its branch stays, marked.
+    expect(entry(page, "Delete me, Burr?")).to_have_count(0)
+    kept = page.get_by_test_id("conversation-branch").filter(has_text="Delete me, Burr?")
+    expect(kept).to_have_count(1)
+    expect(kept.get_by_test_id("original-deleted")).to_have_text(" · original deleted")
+    expect(page.locator('[data-testid="assistant-message"]')).to_have_count(0)
+    assert conversation_id_or_none(page) != original
+    assert server.client.get(f"{API}/history/{PROJECT}/{original}").status_code == 404
+    assert [c["app_id"] for c in server.client.get(f"{API}/conversations/{PROJECT}").json()].count(
+        branch
+    ) == 1
+
+
+def conversation_id_or_none(page: Any) -> Any:
+    try:
+        return conversation_id(page)
+    except AssertionError:
+        return None

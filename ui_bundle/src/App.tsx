@@ -59,6 +59,18 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     },
     [client, project, refreshConversations, reloadBranches],
   )
+  const { newConversation } = conversations
+  const shownId = conversations.currentId
+  const deleteConversation = useCallback(
+    async (appId: string) => {
+      if (!project) return
+      await client.deleteConversation(project, appId)
+      if (appId === shownId) newConversation()
+      refreshConversations()
+      reloadBranches()
+    },
+    [client, project, shownId, newConversation, refreshConversations, reloadBranches],
+  )
   const onBranchCreated = useCallback(() => {
     reloadBranches()
     refreshConversations()
@@ -233,6 +245,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             error={conversations.error}
             onSelect={select}
             onRename={project ? renameConversation : undefined}
+            onDelete={project ? deleteConversation : undefined}
           />
           <NotesPanel notes={notes.data} error={notes.error} onOpen={select} />
         </aside>

@@ -80,4 +80,41 @@ describe('ConversationSidebar', () => {
     render(<ConversationSidebar conversations={[c('S', 'Other chat')]} currentId="S" isNew={false} loading={false} error={null} onSelect={vi.fn()} />)
     expect(screen.queryByRole('button', { name: /Rename/ })).toBeNull()
   })
+
+  it('deletes a conversation only once confirmed, shows a failure, and marks branches whose original was deleted', async () => {
+    const user = userEvent.setup()
+    const onDelete = vi.fn<(appId: string) => Promise<void>>()
+    onDelete.mockRejectedValueOnce(new Error('The service is unavailable.')).mockResolvedValue(undefined)
+    render(
+      <ConversationSidebar
+        conversations={[c('S', 'Other chat'), c('B', 'Kept branch', { root: 'R', parent: 'R', fork_at: 2, parent_deleted: true })]}
+        currentId="S"
+        isNew={false}
+        loading={false}
+        error={null}
+        onSelect={vi.fn()}
+        onDelete={onDelete}
+      />,
+    )
+    expect(screen.getByTestId('conversation-branch')).toHaveTextContent('Branch at message 3 · original deleted')
+    expect(screen.getAllByTestId('conversation-entry')[0]).not.toHaveTextContent('original deleted')
+
+    await user.click(screen.getByRole('button', { name: 'Delete Other chat' }))
+    const confirm = screen.getByRole('group', { name: 'Delete Other chat?' })
+    await user.click(within(confirm).getByRole('button', { name: 'Cancel' }))
+    expect(onDelete).not.toHaveBeenCalled()
+    expect(screen.queryByRole('group', { name: 'Delete Other chat?' })).toBeNull()
+
+    await user.click(screen.getByRole('button', { name: 'Delete Other chat' }))
+    await user.keyboard('{Escape}')
+    expect(screen.queryByRole('group', { name: 'Delete Other chat?' })).toBeNull()
+
+    await user.click(screen.getByRole('button', { name: 'Delete Other chat' }))
+    await user.click(within(screen.getByRole('group', { name: 'Delete Other chat?' })).getByRole('button', { name: 'Delete' }))
+    expect(onDelete).toHaveBeenCalledWith('S')
+    expect(await screen.findByRole('alert')).toHaveTextContent('The service is unavailable.')
+    await user.click(within(screen.getByRole('group', { name: 'Delete Other chat?' })).getByRole('button', { name: 'Delete' }))
+    expect(onDelete).toHaveBeenCalledTimes(2)
+    expect(screen.queryByRole('group', { name: 'Delete Other chat?' })).toBeNull()
+  })
 })

@@ -11,6 +11,8 @@ interface ConversationSidebarProps {
   onSelect: (appId: string) => void
   /** Renames a conversation (`PATCH /conversations`); rejects with the reason it failed. */
   onRename?: ((appId: string, title: string) => Promise<void>) | undefined
+  /** Deletes a conversation (`DELETE /conversations`), once confirmed; rejects with the reason it failed. */
+  onDelete?: ((appId: string) => Promise<void>) | undefined
 }
 
 /** The longest title the server takes (after trimming). */
@@ -43,7 +45,12 @@ function Entry({ c, current, branch, onSelect }: { c: ConversationSummary; curre
           : 'text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800'
       }`}
     >
-      {branch && <span className="block text-xs font-medium text-dwlightblue-deep dark:text-sky-300">{branchLabel(c.fork_at)}</span>}
+      {branch && (
+        <span className="block text-xs font-medium text-dwlightblue-deep dark:text-sky-300">
+          {branchLabel(c.fork_at)}
+          {c.parent_deleted && <span data-testid="original-deleted"> · original deleted</span>}
+        </span>
+      )}
       <span className="block truncate">{c.title || c.app_id}</span>
       {stamp && (
         <span className={`block text-xs ${current ? 'text-gray-600 dark:text-gray-300' : 'text-gray-500 dark:text-gray-400'}`}>{stamp}</span>
@@ -100,26 +107,84 @@ function RenameForm({ c, onRename, onDone }: { c: ConversationSummary; onRename:
   )
 }
 
-/** A conversation's entry, with a Rename button that turns it into a form (when renaming is possible). */
-function Row(props: { c: ConversationSummary; current: boolean; branch: boolean; onSelect: (appId: string) => void; onRename?: ((appId: string, title: string) => Promise<void>) | undefined }) {
-  const { c, onRename } = props
-  const [editing, setEditing] = useState(false)
-  if (editing && onRename) return <RenameForm c={c} onRename={onRename} onDone={() => setEditing(false)} />
+/** Asks before a conversation is deleted: Delete deletes it, Cancel (or Escape) keeps it. */
+function DeleteConfirm({ c, onDelete, onDone }: { c: ConversationSummary; onDelete: (appId: string) => Promise<void>; onDone: () => void }) {
+  const [deleting, setDeleting] = useState(false)
+  const [problem, setProblem] = useState<string | null>(null)
+  const name = c.title || c.app_id
+  const confirm = () => {
+    setDeleting(true)
+    setProblem(null)
+    onDelete(c.app_id).then(onDone, (err: unknown) => {
+      setDeleting(false)
+      setProblem(err instanceof Error ? err.message : 'Could not delete the conversation.')
+    })
+  }
+  return (
+    <div
+      role="group"
+      aria-label={`Delete ${name}?`}
+      data-testid="delete-confirm"
+      className="rounded-md border border-red-200 px-2 py-1.5 text-sm dark:border-red-900"
+      onKeyDown={(event) => {
+        if (event.key === 'Escape') onDone()
+      }}
+    >
+      <p className="truncate text-gray-800 dark:text-gray-200">Delete “{name}”?</p>
+      <p className="text-xs text-gray-600 dark:text-gray-400">Its messages are gone for good; its branches stay.</p>
+      <div className="mt-1 flex gap-1">
+        <button
+          type="button"
+          autoFocus
+          onClick={confirm}
+          disabled={deleting}
+          className="rounded bg-red-700 px-2 py-0.5 text-xs text-white disabled:opacity-50"
+        >
+          Delete
+        </button>
+        <button type="button" onClick={onDone} className="rounded px-2 py-0.5 text-xs text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800">
+          Cancel
+        </button>
+      </div>
+      {problem && (
+        <p role="alert" className="mt-1 text-xs text-red-700 dark:text-red-300">
+          {problem}
+        </p>
+      )}
+    </div>
+  )
+}
+
+const SMALL_BUTTON =
+  'shrink-0 rounded px-1 py-1.5 text-xs text-gray-500 hover:bg-gray-100 hover:text-gray-900 focus-visible:outline-2 focus-visible:outline-dwlightblue dark:text-gray-400 dark:hover:bg-gray-800 dark:hover:text-white'
+
+/** A conversation's entry, with Rename (a form in place) and Delete (after a confirm) when the page can do them. */
+function Row(props: {
+  c: ConversationSummary
+  current: boolean
+  branch: boolean
+  onSelect: (appId: string) => void
+  onRename?: ((appId: string, title: string) => Promise<void>) | undefined
+  onDelete?: ((appId: string) => Promise<void>) | undefined
+}) {
+  const { c, onRename, onDelete } = props
+  const [mode, setMode] = useState<'show' | 'rename' | 'delete'>('show')
+  const back = () => setMode('show')
+  if (mode === 'rename' && onRename) return <RenameForm c={c} onRename={onRename} onDone={back} />
+  if (mode === 'delete' && onDelete) return <DeleteConfirm c={c} onDelete={onDelete} onDone={back} />
   return (
     <div className="group flex items-start gap-0.5">
       <div className="min-w-0 flex-1">
         <Entry c={c} current={props.current} branch={props.branch} onSelect={props.onSelect} />
       </div>
       {onRename && (
-        <button
-          type="button"
-          onClick={() => setEditing(true)}
-          aria-label={`Rename ${c.title || c.app_id}`}
-          title="Rename"
-          data-testid="rename-conversation"
-          className="shrink-0 rounded px-1 py-1.5 text-xs text-gray-500 hover:bg-gray-100 hover:text-gray-900 focus-visible:outline-2 focus-visible:outline-dwlightblue dark:text-gray-400 dark:hover:bg-gray-800 dark:hover:text-white"
-        >
+        <button type="button" onClick={() => setMode('rename')} aria-label={`Rename ${c.title || c.app_id}`} title="Rename" data-testid="rename-conversation" className={SMALL_BUTTON}>
           ✎
+        </button>
+      )}
+      {onDelete && (
+        <button type="button" onClick={() => setMode('delete')} aria-label={`Delete ${c.title || c.app_id}`} title="Delete" data-testid="delete-conversation" className={SMALL_BUTTON}>
+          🗑
         </button>
       )}
     </div>
@@ -131,7 +196,7 @@ function Row(props: { c: ConversationSummary; current: boolean; branch: boolean;
  * The branches of a conversation are listed under it, indented, with where they branched off.
  */
 export function ConversationSidebar(props: ConversationSidebarProps) {
-  const { conversations, currentId, isNew, loading, error, onSelect, onRename } = props
+  const { conversations, currentId, isNew, loading, error, onSelect, onRename, onDelete } = props
   const groups = groupByRoot(conversations)
   return (
     <nav aria-label="Conversations" className="flex min-h-0 flex-1 flex-col">
@@ -156,12 +221,12 @@ export function ConversationSidebar(props: ConversationSidebarProps) {
         )}
         {groups.map(({ conversation, branches }) => (
           <li key={conversation.app_id}>
-            <Row c={conversation} current={conversation.app_id === currentId} branch={Boolean(conversation.parent)} onSelect={onSelect} onRename={onRename} />
+            <Row c={conversation} current={conversation.app_id === currentId} branch={Boolean(conversation.parent)} onSelect={onSelect} onRename={onRename} onDelete={onDelete} />
             {branches.length > 0 && (
               <ul aria-label={`Branches of ${conversation.title || conversation.app_id}`} className="ml-3 mt-0.5 space-y-0.5 border-l border-gray-200 pl-2 dark:border-gray-700">
                 {branches.map((b) => (
                   <li key={b.app_id}>
-                    <Row c={b} current={b.app_id === currentId} branch onSelect={onSelect} onRename={onRename} />
+                    <Row c={b} current={b.app_id === currentId} branch onSelect={onSelect} onRename={onRename} onDelete={onDelete} />
                   </li>
                 ))}
               </ul>

@@ -11,7 +11,7 @@ import {
   type StreamOutcome,
   type StreamRequest,
 } from './stream'
-import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, GraphInfo, ModelInfo, NoteInfo, RenameResult, StopResult, UserInfo } from './types'
+import type { ApprovalRequest, BranchTree, ChatItem, ConversationSummary, DeleteResult, GraphInfo, ModelInfo, NoteInfo, RenameResult, StopResult, UserInfo } from './types'
 
 export interface ApiOptions {
   signal?: AbortSignal
@@ -85,6 +85,11 @@ export class ApiClient {
       { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title }) },
       options,
     )
+  }
+
+  /** `DELETE /conversations`: deletes a conversation (an answer streaming in it is stopped first). */
+  deleteConversation(project: string, appId: string, options: ApiOptions = {}): Promise<DeleteResult> {
+    return this.request<DeleteResult>(`/conversations/${seg(project)}/${seg(appId)}`, { method: 'DELETE' }, options)
   }
 
   create(project: string, appId: string, options: ApiOptions = {}): Promise<string> {
