@@ -174,3 +174,54 @@ def test_deleting_a_conversation_that_is_answering_stops_the_answer_first(
         assert server.client.get(f"{API}/conversations/{PROJECT}").json() == []
     finally:
         server.close()
+
+
+def test_search_finds_conversations_by_title_and_message_and_pages(
+    engine: dict[str, str], upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    server = start_server("cli", tmp_path, upstream, "search", **engine)
+
+    def found(**params: object) -> list[str]:
+        listed = server.client.get(f"{API}/conversations/{PROJECT}", params=params)
+        assert listed.status_code == 200, listed.text
+        return [c["app_id"] for c in listed.json()]
+
+    try:
+        upstream.control(text="Burr runs state machines.", delay_ms=0)
+        assert server.turn("s1", "What is Burr?")[-1]["type"] == "message"
+        upstream.control(text="Hamilton builds dataflows.", delay_ms=0)
+        assert server.turn("s2", "What is Hamilton?")[-1]["type"] == "message"
+        assert server.turn("s3", "Something else")[-1]["type"] == "message"
+        assert found(q="burr") == ["s1"]
+        assert found(q="DATAFLOW") == ["s2"]  # an answer's text, any case, a prefix
+        assert found(q="what is") == ["s2", "s1"]
+        assert found(q="zebra") == []
+        assert (
+            server.client.patch(
+                f"{API}/conversations/{PROJECT}/s3", json={"title": "Zebra notes"}
+            ).status_code
+            == 200
+        )
+        assert found(q="zebra") == ["s3"]
+        assert found(limit=2) == ["s3", "s2"] and found(limit=2, offset=2) == ["s1"]
+        assert found(q="what", limit=1, offset=1) == ["s1"]
+        assert server.client.delete(f"{API}/conversations/{PROJECT}/s1").status_code == 200
+        assert found(q="burr") == []
+        assert found(q="*") == ["s3", "s2"]  # (no word: every conversation)
+
+        for params in [
+            {"q": "x" * 201},
+            {"q": " ".join(f"w{n}" for n in range(17))},
+            {"limit": 0},
+            {"limit": 201},
+            {"offset": -1},
+            {"limit": "many"},
+        ]:
+            refused = server.client.get(f"{API}/conversations/{PROJECT}", params=params)
+            assert refused.status_code == 422, (params, refused.text)
+            assert refused.json()["detail"], refused.text
+        assert server.client.get(f"{API}/conversations/searchproj", params={"q": "a"}).json() == []
+        if not engine:  # (SQLite: a search creates no file)
+            assert not state_db_path(tmp_path, "searchproj").exists()
+    finally:
+        server.close()

@@ -218,3 +218,68 @@ async def test_a_deleted_conversation_is_gone_and_its_branches_say_so(
     assert [m["content"] for m in await a.messages(PROJECT, "branch")] == ["What is Burr?"]
     assert [c.app_id for c in await a.branches(PROJECT, "root")] == ["branch"]
     assert not await a.is_deleted("other_project", "root")
+
+
+async def test_find_searches_titles_and_messages_and_pages(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    assert await a.find(PROJECT, ["burr"], 10) == []  # (no storage yet)
+    await _stored(a, "c1", "What is Burr?")
+    await _stored(a, "c2", "Tell me about Hamilton dataflows")
+    assert await a.claim(PROJECT, "c3", "alice")
+    await _stored(a, "c3", "Alice asks about burr's UI")
+
+    async def found(*words: str, **kwargs: object) -> list[str]:
+        return [c.app_id for c in await b.find(PROJECT, list(words), 10, **kwargs)]  # type: ignore[arg-type]
+
+    assert await found("burr") == ["c3", "c1"]  # newest first
+    assert await found("hamil") == ["c2"]  # a word prefix
+    assert await found("dataflows", "tell") == ["c2"]  # every word
+    assert await found("dataflows", "burr") == []
+    assert await found("burr", owner="alice") == ["c3"]
+    assert await found() == ["c3", "c2", "c1"]
+    assert [c.app_id for c in await a.find(PROJECT, [], 2, 1)] == ["c2", "c1"]
+    assert await a.find(PROJECT, [], 2, 3) == []
+    assert await found('quote"d', "it's") == []  # (no query syntax gets through)
+
+    # Kept up to date: an appended message, a new title, a deletion.
+    history = [
+        {"role": "user", "content": "What is Burr?", "type": "text"},
+        {"role": "assistant", "content": "A state machine library.", "type": "text"},
+    ]
+    await a.save_state(
+        PROJECT, "c1", 1, "prompt", State({HISTORY: history}), expected_sequence_id=0
+    )
+    assert await found("machine") == ["c1"]
+    assert await a.rename(PROJECT, "c2", "Graphs of functions")
+    assert await found("graphs") == ["c2"]
+    assert await a.rename(PROJECT, "c2", "Pipelines")
+    assert await found("graphs") == [] and await found("pipelines") == ["c2"]
+    assert await found("hamilton") == ["c2"]  # (its messages still count)
+    assert await a.delete(PROJECT, "c1")
+    assert await found("machine") == [] and await found("burr") == ["c3"]
+
+
+async def test_a_sqlite_file_made_before_search_is_indexed_when_opened(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path, "machine-a:1:x")
+    await store.open()
+    await _stored(store, "old", "Stored before search existed")
+    assert await store.rename(PROJECT, "old", "Ancient title")
+    await store.aclose()
+    with sqlite3.connect(state_db_path(tmp_path, PROJECT)) as db:  # (as an older version left it)
+        for name in ("chat_message_search", "chat_title_search"):
+            for trigger in [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+                    (f"{name}%",),
+                )
+            ]:
+                db.execute(f"DROP TRIGGER {trigger}")
+            db.execute(f"DROP TABLE {name}")
+    store = SQLiteStore(tmp_path, "machine-a:1:x")
+    await store.open()
+    try:
+        assert [c.app_id for c in await store.find(PROJECT, ["existed"], 10)] == ["old"]
+        assert [c.app_id for c in await store.find(PROJECT, ["ancient"], 10)] == ["old"]
+    finally:
+        await store.aclose()

@@ -231,6 +231,11 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
         mine = {c["app_id"]: c["title"] for c in alice.get(f"/conversations/{PROJECT}").json()}
         assert set(mine) == {"a1", "a-agui", branch} and mine["a1"] == "Alice's"
         assert bob.delete(f"/conversations/{PROJECT}/a-sdk").status_code == 404
+        # Search finds only one's own.
+        found = bob.get(f"/conversations/{PROJECT}", params={"q": "burr"}).json()
+        assert [c["app_id"] for c in found] == ["b1"]
+        found = alice.get(f"/conversations/{PROJECT}", params={"q": "burr"}).json()
+        assert "a1" in {c["app_id"] for c in found} <= {"a1", "a-agui", branch}
         with alice.stream("GET", f"/events/{PROJECT}/a1") as events:
             assert events.status_code == 200
     finally:

@@ -22,7 +22,7 @@ from .encoders.native import event_blocks
 from .guard import NOSNIFF, AllowedHosts, checked, refused_response, validation_error_response
 from .limits import Slot
 from .llm import ChatModel
-from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
+from .service import MAX_QUERY_CHARS, MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
 from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
@@ -224,9 +224,26 @@ def create_router(
         response_model=list[ConversationSummary],
         responses=STORE_FAILED,
     )
-    async def list_conversations(project_id: ProjectId, user: User) -> list[ConversationSummary]:
-        """The project's conversations (the user's own when users are on), newest first."""
-        return await service.conversation_list(project_id, user=user)
+    async def list_conversations(
+        project_id: ProjectId,
+        user: User,
+        q: Annotated[
+            Optional[str],
+            Query(
+                max_length=MAX_QUERY_CHARS,
+                description="Only the conversations whose title or one of whose messages holds "
+                "every word of this text (each as a word prefix, any case).",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="At most this many.")] = 200,
+        offset: Annotated[int, Query(ge=0, description="Skip this many (the next page).")] = 0,
+    ) -> list[ConversationSummary]:
+        """The project's conversations (the user's own when users are on), newest first; with
+        ``q``, those that hold its words (full-text search). Page with ``limit`` and ``offset``:
+        a page shorter than ``limit`` is the last."""
+        return await service.conversation_list(
+            project_id, user=user, q=q, limit=limit, offset=offset
+        )
 
     @router.post("/create/{project_id}/{app_id}", response_model=str, responses=STORE_FAILED)
     async def create_conversation(project_id: ProjectId, app_id: AppId, user: User) -> str:

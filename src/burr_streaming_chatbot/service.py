@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import shutil
 import time
 from collections import OrderedDict
@@ -59,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 IfBusy = Literal["reject", "interrupt", "enqueue"]
 """What a prompt does when an answer is already streaming in its conversation."""
+MAX_QUERY_CHARS = 200
+"""The longest search text accepted (``GET /conversations?q=``)."""
+MAX_QUERY_WORDS = 16
+"""The most words a search text may hold."""
 MAX_QUEUED = 3
 """Prompts that may wait for one conversation in one process (``if_busy="enqueue"``)."""
 OWNERS_KEPT = 10_000
@@ -280,10 +285,19 @@ class ChatService:
     # Conversations
 
     async def conversation_list(
-        self, project_id: str, *, user: Optional[str] = None
+        self,
+        project_id: str,
+        *,
+        user: Optional[str] = None,
+        q: Optional[str] = None,
+        limit: int = 200,
+        offset: int = 0,
     ) -> list[ConversationSummary]:
-        """The project's conversations (``user``'s only, when given), newest first;
-        :class:`Unavailable` if the store fails."""
+        """The project's conversations (``user``'s only, when given), newest first; with
+        ``q``, those that hold its words (see :meth:`find`), paged by ``limit`` and
+        ``offset``. :class:`Unavailable` if the store fails."""
+        if q is not None or offset or limit != 200:
+            return await self.find(project_id, q or "", limit, offset, user=user)
         with unavailable_when_the_store_fails():
             if user is not None:
                 return await self.store.list_owned(project_id, user, 200)
@@ -703,3 +717,21 @@ class ChatService:
         """:class:`NotFound` when the conversation was deleted."""
         if await self.store.is_deleted(project_id, app_id):
             raise NotFound("No such conversation.")
+
+    async def find(
+        self, project_id: str, q: str, limit: int, offset: int = 0, *, user: Optional[str] = None
+    ) -> list[ConversationSummary]:
+        """The conversations whose title or one of whose messages holds every word of ``q``
+        (each as a word prefix, any case; all of them when ``q`` holds no word), newest first,
+        paged (``user``'s only, when given). :class:`Invalid` for a ``q`` with more than
+        :data:`MAX_QUERY_WORDS` words; :class:`Unavailable` if the store fails."""
+        words = search_words(q)
+        if len(words) > MAX_QUERY_WORDS:
+            raise Invalid(f"Search for at most {MAX_QUERY_WORDS} words at once.")
+        with unavailable_when_the_store_fails():
+            return await self.store.find(project_id, words, limit, offset, owner=user)
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search text, lower-cased, each once, in order (letters, digits, ``_``)."""
+    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))

@@ -397,3 +397,19 @@ class Store(ABC):
     @abstractmethod
     async def is_deleted(self, project_id: str, app_id: str) -> bool:
         """True when conversation ``app_id`` was deleted (a read creates no storage)."""
+
+    # -- finding conversations (full-text search, pages) ------------------------------------
+
+    @abstractmethod
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        """The project's conversations (``owner``'s only, when given), newest first, skipping
+        ``offset``, at most ``limit``; with ``words``, only those whose title or one of whose
+        messages holds every word (each as a word prefix, case-insensitively), through the
+        engine's full-text index. A read creates no storage."""

@@ -179,6 +179,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                             PRIMARY KEY (project_id, app_id)
                         )"""
                     )
+                    await self._create_search_index(conn)
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
                             token TEXT NOT NULL,
@@ -190,6 +191,21 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     )
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
+
+    async def _create_search_index(self, conn: Any) -> None:
+        """Full-text search: a ``tsvector`` column generated from each message's text and each
+        title (so it is written in the transaction that writes them), each with a GIN index."""
+        for table, text in (
+            (self.messages_table, "(message::jsonb) ->> 'content'"),
+            (TITLES, "title"),
+        ):
+            await conn.execute(
+                f"""ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search tsvector
+                    GENERATED ALWAYS AS (to_tsvector('simple', coalesce({text}, ''))) STORED"""
+            )
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_search ON {table} USING GIN (search)"
+            )
 
     async def save(
         self,
@@ -779,8 +795,45 @@ class PostgresStore(Store):
         )
         return found is not None
 
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        query = SUMMARIES
+        parameters: list[Any] = [project_id]
+        conditions = ["s.partition_key = $1"]
+        if owner is not None:
+            query += f" JOIN {OWNERS} o ON o.project_id = s.partition_key AND o.app_id = s.app_id"
+            parameters.append(owner)
+            conditions.append(f"o.user_id = ${len(parameters)}")
+        if words:
+            parameters.append(tsquery(words))
+            match = f"search @@ to_tsquery('simple', ${len(parameters)})"
+            conditions.append(
+                f"""s.app_id IN (
+                    SELECT app_id FROM {TABLE}_messages WHERE partition_key = $1 AND {match}
+                    UNION SELECT app_id FROM {TITLES} WHERE project_id = $1 AND {match})"""
+            )
+        parameters += [limit, offset]
+        rows = await self.pool.fetch(
+            f"""{query} WHERE {" AND ".join(conditions)}
+                ORDER BY s.created_at DESC LIMIT ${len(parameters) - 1} OFFSET ${len(parameters)}""",
+            *parameters,
+        )
+        return [summary(*row) for row in rows]
+
 
 def _note(row: Any) -> dict[str, Any]:
     """A note as :meth:`.Store.notes` lists it (its time as ISO 8601 text, in UTC)."""
     created_at = row["created_at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")
     return {"id": row["id"], "text": row["text"], "app_id": row["app_id"], "created_at": created_at}
+
+
+def tsquery(words: Sequence[str]) -> str:
+    """A ``to_tsquery`` text for text holding every one of ``words`` (each a prefix), each
+    quoted so that nothing in it is read as query syntax."""
+    return " & ".join("'" + word.replace("'", "''").replace("\\", "\\\\") + "':*" for word in words)

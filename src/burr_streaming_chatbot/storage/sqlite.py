@@ -60,6 +60,10 @@ OWNERS = "chat_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "chat_notes"
 """The notes the ``save_note`` tool saved, each with its conversation."""
+MESSAGE_SEARCH = "chat_message_search"
+"""Full-text index (FTS5) of the messages' text, kept by triggers on the messages table."""
+TITLE_SEARCH = "chat_title_search"
+"""Full-text index (FTS5) of the titles conversations were given, kept by triggers."""
 DELETED = "chat_deleted"
 """The conversations that were deleted (their history is then a 404, not empty)."""
 TITLES = "chat_titles"
@@ -265,6 +269,57 @@ class ChatStatePersister(AsyncSQLitePersister):
                     END""",
             ):
                 await self.connection.execute(statement)
+            await self._create_search_index()
+
+    async def _create_search_index(self) -> None:
+        """Create the full-text indexes of messages and titles, and the triggers that keep them
+        in step in the transaction that writes a message or a title; index what was stored
+        before they existed (once)."""
+        messages = self.messages_table
+        existed = await self.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (MESSAGE_SEARCH,)
+        )
+        text = "json_extract(new.message, '$.content')"
+        for statement in (
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {MESSAGE_SEARCH}
+                USING fts5(app_id UNINDEXED, text)""",
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {TITLE_SEARCH}
+                USING fts5(app_id UNINDEXED, title)""",
+            f"""CREATE TRIGGER IF NOT EXISTS {MESSAGE_SEARCH}_add AFTER INSERT ON {messages}
+                BEGIN
+                  INSERT INTO {MESSAGE_SEARCH} (rowid, app_id, text)
+                  VALUES (new.rowid, new.app_id, {text});
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {MESSAGE_SEARCH}_drop AFTER DELETE ON {messages}
+                BEGIN
+                  DELETE FROM {MESSAGE_SEARCH} WHERE rowid = old.rowid;
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_add AFTER INSERT ON {TITLES}
+                BEGIN
+                  INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                  VALUES (new.rowid, new.app_id, new.title);
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_change AFTER UPDATE ON {TITLES}
+                BEGIN
+                  DELETE FROM {TITLE_SEARCH} WHERE rowid = old.rowid;
+                  INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                  VALUES (new.rowid, new.app_id, new.title);
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_drop AFTER DELETE ON {TITLES}
+                BEGIN
+                  DELETE FROM {TITLE_SEARCH} WHERE rowid = old.rowid;
+                END""",
+        ):
+            await self.connection.execute(statement)
+        if existed is None:  # (a file made before search: index what it holds)
+            await self.connection.execute(
+                f"""INSERT INTO {MESSAGE_SEARCH} (rowid, app_id, text)
+                    SELECT rowid, app_id, json_extract(message, '$.content') FROM {messages}"""
+            )
+            await self.connection.execute(
+                f"""INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                    SELECT rowid, app_id, title FROM {TITLES}"""
+            )
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[None]:
@@ -807,3 +862,42 @@ class SQLiteStore(Store):
         async with db.lock:
             row = await db.fetchone(f"SELECT 1 FROM {DELETED} WHERE app_id = ?", (app_id,))
         return row is not None
+
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
+        query = SUMMARIES
+        parameters: list[Any] = []
+        conditions = []
+        if owner is not None:
+            query += f" JOIN {OWNERS} o ON o.app_id = s.app_id"
+            conditions.append("o.user_id = ?")
+            parameters.append(owner)
+        if words:
+            match = fts5_query(words)
+            conditions.append(
+                f"""s.app_id IN (
+                    SELECT app_id FROM {MESSAGE_SEARCH} WHERE {MESSAGE_SEARCH} MATCH ?
+                    UNION SELECT app_id FROM {TITLE_SEARCH} WHERE {TITLE_SEARCH} MATCH ?)"""
+            )
+            parameters += [match, match]
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        query += " ORDER BY s.rowid DESC LIMIT ? OFFSET ?"
+        async with db.lock:
+            rows = await db.fetchall(query, (*parameters, limit, offset))
+        return [summary(*row) for row in rows]
+
+
+def fts5_query(words: Sequence[str]) -> str:
+    """An FTS5 query for text holding every one of ``words`` (each a prefix), each quoted so
+    that nothing in it is read as FTS5 syntax."""
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words)

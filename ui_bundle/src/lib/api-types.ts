@@ -147,7 +147,9 @@ export interface paths {
         };
         /**
          * List Conversations
-         * @description The project's conversations (the user's own when users are on), newest first.
+         * @description The project's conversations (the user's own when users are on), newest first; with
+         *     ``q``, those that hold its words (full-text search). Page with ``limit`` and ``offset``:
+         *     a page shorter than ``limit`` is the last.
          */
         get: operations["list_conversations_api_v0_streaming_chatbot_conversations__project_id__get"];
         put?: never;
@@ -3201,7 +3203,14 @@ export interface operations {
     };
     list_conversations_api_v0_streaming_chatbot_conversations__project_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the conversations whose title or one of whose messages holds every word of this text (each as a word prefix, any case). */
+                q?: string | null;
+                /** @description At most this many. */
+                limit?: number;
+                /** @description Skip this many (the next page). */
+                offset?: number;
+            };
             header?: never;
             path: {
                 /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
