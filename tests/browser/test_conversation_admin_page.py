@@ -1,5 +1,6 @@
-"""Renaming conversations from the sidebar (issue 24), in Chromium against the real server."""
+"""Renaming, deleting and searching conversations from the sidebar (issue 24), in Chromium against the real server."""
 
+import re
 from typing import Any
 
 import pytest
@@ -90,8 +91,52 @@ def test_a_conversation_is_deleted_after_a_confirm_and_its_branch_says_so(
     ) == 1
 
 
+def expect_one(results: Any, title: str) -> None:
+    """The search results are one conversation, with this title."""
+    found = results.get_by_test_id("conversation-entry")
+    expect(found.first).to_contain_text(title)
+    expect(found).to_have_count(1)
+
+
 def conversation_id_or_none(page: Any) -> Any:
     try:
         return conversation_id(page)
     except AssertionError:
         return None
+
+
+def test_the_search_box_finds_conversations_by_title_and_message(
+    page: Any, server: ChatServer, upstream: FakeUpstream
+) -> None:
+    open_chat(page, server)
+    upstream.control(text="Quokkas live on Rottnest island.", delay_ms=0)
+    send(page, "What is a marsupial?")
+    wait_for_answers(page, 1)
+    marsupials = conversation_id(page)
+    page.get_by_role("button", name="New conversation").click()
+    upstream.control(text="Axolotls regrow limbs.", delay_ms=0)
+    send(page, "What is an amphibian?")
+    wait_for_answers(page, 1)
+
+    box = page.get_by_role("searchbox", name="Search conversations")
+    results = page.get_by_test_id("search-results")
+    box.fill("quokka")  # (a word of an answer, as a prefix)
+    expect_one(results, "What is a marsupial?")
+    box.fill("AMPHIB")
+    expect_one(results, "What is an amphibian?")
+    box.fill("zzzunfindable")
+    expect(page.get_by_text("No conversation matches.")).to_be_visible()
+    expect(results.get_by_test_id("conversation-entry")).to_have_count(0)
+
+    # A renamed conversation is found by its new title; a result opens the conversation.
+    renamed = server.client.patch(
+        f"{API}/conversations/{PROJECT}/{marsupials}", json={"title": "Wombat facts"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    box.fill("wombat")
+    expect_one(results, "Wombat facts")
+    results.get_by_test_id("conversation-entry").click()
+    expect(page).to_have_url(re.compile(f"c={marsupials}"))
+    box.fill("")
+    expect(results).to_have_count(0)
+    expect(page.get_by_test_id("conversation-list")).to_be_visible()

@@ -117,4 +117,28 @@ describe('ConversationSidebar', () => {
     expect(onDelete).toHaveBeenCalledTimes(2)
     expect(screen.queryByRole('group', { name: 'Delete Other chat?' })).toBeNull()
   })
+
+  it('shows the search results instead of the list while there is a query, with More results when the page was full', async () => {
+    const user = userEvent.setup()
+    const onQuery = vi.fn()
+    const onMore = vi.fn()
+    const props = { currentId: 'S', isNew: false, loading: false, error: null, onSelect: vi.fn() }
+    const search = { query: 'bur', onQuery, results: [c('R', 'About Burr')], searching: false, error: null, more: true, onMore }
+    const { rerender } = render(<ConversationSidebar {...props} conversations={[c('S', 'Other chat'), c('R', 'About Burr')]} search={search} />)
+    expect(screen.getByTestId('conversation-list')).not.toBeVisible()
+    const results = screen.getByRole('list', { name: 'Search results' })
+    expect(within(results).getAllByTestId('conversation-entry').map((e) => e.textContent)).toEqual(['About Burr'])
+    expect(screen.getByRole('status')).toHaveTextContent('1+ found')
+    await user.click(screen.getByRole('button', { name: 'More results' }))
+    expect(onMore).toHaveBeenCalledOnce()
+    await user.type(screen.getByRole('searchbox', { name: 'Search conversations' }), 'r')
+    expect(onQuery).toHaveBeenLastCalledWith('burr')
+
+    rerender(<ConversationSidebar {...props} conversations={[c('S', 'Other chat')]} search={{ ...search, results: [], more: false }} />)
+    expect(screen.getByRole('status')).toHaveTextContent('No conversation matches.')
+    expect(screen.queryByRole('button', { name: 'More results' })).toBeNull()
+    rerender(<ConversationSidebar {...props} conversations={[c('S', 'Other chat')]} search={{ ...search, query: '', results: null }} />)
+    expect(screen.getByTestId('conversation-list')).toBeVisible()
+    expect(screen.queryByRole('list', { name: 'Search results' })).toBeNull()
+  })
 })

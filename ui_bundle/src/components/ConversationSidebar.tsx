@@ -13,6 +13,20 @@ interface ConversationSidebarProps {
   onRename?: ((appId: string, title: string) => Promise<void>) | undefined
   /** Deletes a conversation (`DELETE /conversations`), once confirmed; rejects with the reason it failed. */
   onDelete?: ((appId: string) => Promise<void>) | undefined
+  /** The search box and its results (none: no search box). */
+  search?: SidebarSearch | undefined
+}
+
+/** What the sidebar shows of a search (see `useConversationSearch`). */
+export interface SidebarSearch {
+  query: string
+  onQuery: (query: string) => void
+  /** Null while there is no query: the whole list is shown. */
+  results: ConversationSummary[] | null
+  searching: boolean
+  error: string | null
+  more: boolean
+  onMore: () => void
 }
 
 /** The longest title the server takes (after trimming). */
@@ -196,8 +210,9 @@ function Row(props: {
  * The branches of a conversation are listed under it, indented, with where they branched off.
  */
 export function ConversationSidebar(props: ConversationSidebarProps) {
-  const { conversations, currentId, isNew, loading, error, onSelect, onRename, onDelete } = props
+  const { conversations, currentId, isNew, loading, error, onSelect, onRename, onDelete, search } = props
   const groups = groupByRoot(conversations)
+  const results = search?.results ?? null
   return (
     <nav aria-label="Conversations" className="flex min-h-0 flex-1 flex-col">
       <h2 className="px-3 pb-2 pt-3 text-xs font-semibold uppercase tracking-wide text-gray-500 dark:text-gray-400">
@@ -208,7 +223,39 @@ export function ConversationSidebar(props: ConversationSidebarProps) {
           {error}
         </p>
       )}
-      <ul className="min-h-0 flex-1 space-y-0.5 overflow-y-auto px-2 pb-3" data-testid="conversation-list">
+      {search && (
+        <div className="px-2 pb-2">
+          <input
+            type="search"
+            aria-label="Search conversations"
+            placeholder="Search conversations"
+            value={search.query}
+            maxLength={200}
+            onChange={(event) => search.onQuery(event.target.value)}
+            className="w-full rounded-md border border-gray-300 bg-white px-2 py-1 text-sm text-gray-900 placeholder:text-gray-500 dark:border-gray-600 dark:bg-gray-800 dark:text-gray-100 dark:placeholder:text-gray-400"
+          />
+        </div>
+      )}
+      {search && results !== null && (
+        <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-3">
+          <p role="status" className="px-1 pb-1 text-xs text-gray-600 dark:text-gray-400">
+            {search.error ?? (search.searching ? 'Searching…' : results.length === 0 ? 'No conversation matches.' : `${results.length}${search.more ? '+' : ''} found`)}
+          </p>
+          <ul aria-label="Search results" className="space-y-0.5" data-testid="search-results">
+            {results.map((c) => (
+              <li key={c.app_id}>
+                <Row c={c} current={c.app_id === currentId} branch={Boolean(c.parent)} onSelect={onSelect} onRename={onRename} onDelete={onDelete} />
+              </li>
+            ))}
+          </ul>
+          {search.more && !search.searching && (
+            <button type="button" onClick={search.onMore} className="mt-1 w-full rounded px-2 py-1 text-xs text-gray-700 hover:bg-gray-100 dark:text-gray-300 dark:hover:bg-gray-800">
+              More results
+            </button>
+          )}
+        </div>
+      )}
+      <ul hidden={results !== null} className="min-h-0 flex-1 space-y-0.5 overflow-y-auto px-2 pb-3" data-testid="conversation-list">
         {isNew && (
           <li>
             <span

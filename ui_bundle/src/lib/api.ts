@@ -78,6 +78,12 @@ export class ApiClient {
     return this.request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options)
   }
 
+  /** `GET /conversations?q=`: the conversations whose title or messages hold every word of `q`, newest first, one page. */
+  searchConversations(project: string, q: string, limit: number, offset = 0, options: ApiOptions = {}): Promise<ConversationSummary[]> {
+    const query = new URLSearchParams({ q, limit: String(limit), offset: String(offset) })
+    return this.request<ConversationSummary[]>(`/conversations/${seg(project)}?${query.toString()}`, { method: 'GET' }, options)
+  }
+
   /** `PATCH /conversations`: gives a conversation a title the list shows instead of its first message. */
   rename(project: string, appId: string, title: string, options: ApiOptions = {}): Promise<RenameResult> {
     return this.request<RenameResult>(
