@@ -296,12 +296,7 @@ class ChatService:
         """The project's conversations (``user``'s only, when given), newest first; with
         ``q``, those that hold its words (see :meth:`find`), paged by ``limit`` and
         ``offset``. :class:`Unavailable` if the store fails."""
-        if q is not None or offset or limit != 200:
-            return await self.find(project_id, q or "", limit, offset, user=user)
-        with unavailable_when_the_store_fails():
-            if user is not None:
-                return await self.store.list_owned(project_id, user, 200)
-            return await self.conversations.list(project_id)
+        return await self.find(project_id, q or "", limit, offset, user=user)
 
     async def create(self, project_id: str, app_id: str, *, user: Optional[str] = None) -> str:
         """Create (or load) a conversation; Burr's tracker records it. Returns its id;
