@@ -246,3 +246,20 @@ def test_long_conversation_runs_and_restarts(tmp_path: Path) -> None:
     assert result["history_cached"][0][2] == 8  # four prompts and four answers
     assert len(result["restarts"]) == 1
     assert "after restart 1" in done.stdout
+
+
+@pytest.mark.e2e  # the benchmark starts PostgreSQL when it is installed
+def test_conversation_list_benchmark_runs_and_finds_what_it_planted() -> None:
+    engine = "both" if find_pg_bin() is not None else "sqlite"
+    done = run(
+        "conversation_list.py", "--engine", engine, "--conversations", "200", "--repeats", "2",
+        "--json", "-",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout)
+    for result in results.values():
+        assert result["conversations"] == 200
+        assert result["search, a word in 1 in 100"]["found"] == 2  # conversations 0 and 100
+        assert result["search, a rare word (1 in 1,000)"]["found"] == 1
+        assert result["search, no match"]["found"] == 0
+        assert result["list, first page of 50"]["found"] == 50

@@ -66,6 +66,7 @@ def test_fork_at_every_index_keeps_the_prefix_and_burr_records_the_parent(
         "root": None,
         "parent": None,
         "fork_at": None,
+        "parent_deleted": False,
     }
     for branch, at in zip(tree["branches"][1:], forks, strict=False):
         assert (branch["root"], branch["parent"], branch["fork_at"]) == (app_id, app_id, at)

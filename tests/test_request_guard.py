@@ -109,6 +109,8 @@ def test_a_foreign_host_gets_400_from_burr_and_nothing_runs(
         ("GET", f"{API}/feedback/junkproj12/a"),
         ("POST", f"{API}/feedback/junkproj13/a"),
         ("GET", f"{API}/export/junkproj14/a?format=json"),
+        ("PATCH", f"{API}/conversations/junkproj15/a"),
+        ("DELETE", f"{API}/conversations/junkproj16/a"),
     ]:
         response = burr.client.request(method, path, headers={"host": host})
         assert_refused(response, 400)
@@ -170,6 +172,11 @@ def test_cross_site_writes_are_refused_and_write_nothing(
         assert_refused(burr.client.post(path, content=body, headers=headers), status)
     settings = f"{API}/settings/{project}/a"
     assert_refused(burr.client.patch(settings, content=body, headers=headers), status)
+    for method, path in [
+        ("PATCH", f"{API}/conversations/{project}/a"),
+        ("DELETE", f"{API}/conversations/{project}/a"),
+    ]:
+        assert_refused(burr.client.request(method, path, content=body, headers=headers), status)
     assert entries(burr_storage) == before
     assert not (burr_storage / project).exists()
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from burr.core import State
 
 from burr_streaming_chatbot.storage.interface import (
     Batch,
@@ -15,6 +16,7 @@ from burr_streaming_chatbot.storage.interface import (
     pack_events,
     unpack_events,
 )
+from burr_streaming_chatbot.storage.messages import BRANCH, HISTORY
 from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
 from burr_streaming_chatbot.wire import TurnEvent
@@ -157,4 +159,127 @@ async def test_a_new_sqlite_file_opens_while_another_process_holds_a_lock_on_it(
             assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         other.close()
+        await store.aclose()
+
+
+async def _stored(store: Store, app_id: str, *texts: str) -> None:
+    """A conversation saved with one user message per text."""
+    history = [{"role": "user", "content": text, "type": "text"} for text in texts]
+    await store.save_state(
+        PROJECT, app_id, 0, "prompt", State({HISTORY: history}), expected_sequence_id=None
+    )
+
+
+async def test_a_renamed_conversation_is_listed_by_its_new_title(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    assert not await a.rename(PROJECT, "nothing-stored", "A title")  # (no storage yet)
+    await _stored(a, "c1", "What is Burr?")
+    await _stored(a, "c2", "What is Hamilton?")
+    assert not await a.rename(PROJECT, "unknown", "A title")
+    assert await b.rename(PROJECT, "c1", "About Burr")
+    assert await a.rename(PROJECT, "c1", "About Burr, again\x00")  # (renamed twice)
+    titles = {c.app_id: c.title for c in await b.list_conversations(PROJECT, 10)}
+    assert titles == {"c1": "About Burr, again\ufffd", "c2": "What is Hamilton?"}
+    assert await a.claim(PROJECT, "c3", "alice")
+    await _stored(a, "c3", "Mine?")
+    assert await a.rename(PROJECT, "c3", "Alice's")
+    assert [c.title for c in await a.list_owned(PROJECT, "alice", 10)] == ["Alice's"]
+    assert [c.title for c in (await a.branches(PROJECT, "c1"))] == ["About Burr, again\ufffd"]
+    assert not await a.rename("other_project", "c1", "Elsewhere")
+
+
+async def test_a_deleted_conversation_is_gone_and_its_branches_say_so(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    assert not await a.delete(PROJECT, "nothing-stored")  # (no storage yet)
+    assert not await a.is_deleted(PROJECT, "nothing-stored")
+    await _stored(a, "root", "What is Burr?", "And Hamilton?")
+    await _stored(a, "other", "Unrelated")
+    branch = State(
+        {
+            HISTORY: [{"role": "user", "content": "What is Burr?", "type": "text"}],
+            BRANCH: {"root": "root", "parent": "root", "at": 1, "created": 1.0},
+        }
+    )
+    await a.save_state(PROJECT, "branch", 0, "prompt", branch, expected_sequence_id=None)
+    assert await a.rename(PROJECT, "root", "Renamed")
+    assert not await a.delete(PROJECT, "unknown")
+
+    assert await b.delete(PROJECT, "root")
+    assert await a.is_deleted(PROJECT, "root") and not await a.is_deleted(PROJECT, "other")
+    assert not await a.delete(PROJECT, "root")  # (once)
+    listed = {c.app_id: c for c in await a.list_conversations(PROJECT, 10)}
+    assert set(listed) == {"branch", "other"}
+    assert listed["branch"].parent_deleted and not listed["other"].parent_deleted
+    assert await a.messages(PROJECT, "root") == [] and await a.load_state(PROJECT, "root") is None
+    assert [m["content"] for m in await a.messages(PROJECT, "branch")] == ["What is Burr?"]
+    assert [c.app_id for c in await a.branches(PROJECT, "root")] == ["branch"]
+    assert not await a.is_deleted("other_project", "root")
+
+
+async def test_find_searches_titles_and_messages_and_pages(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    assert await a.find(PROJECT, ["burr"], 10) == []  # (no storage yet)
+    await _stored(a, "c1", "What is Burr?")
+    await _stored(a, "c2", "Tell me about Hamilton dataflows")
+    assert await a.claim(PROJECT, "c3", "alice")
+    await _stored(a, "c3", "Alice asks about burr's UI")
+
+    async def found(*words: str, **kwargs: object) -> list[str]:
+        return [c.app_id for c in await b.find(PROJECT, list(words), 10, **kwargs)]  # type: ignore[arg-type]
+
+    assert await found("burr") == ["c3", "c1"]  # newest first
+    assert await found("hamil") == ["c2"]  # a word prefix
+    assert await found("dataflows", "tell") == ["c2"]  # every word
+    assert await found("dataflows", "burr") == []
+    assert await found("burr", owner="alice") == ["c3"]
+    assert await found() == ["c3", "c2", "c1"]
+    assert [c.app_id for c in await a.find(PROJECT, [], 2, 1)] == ["c2", "c1"]
+    assert await a.find(PROJECT, [], 2, 3) == []
+    assert await found('quote"d', "it's") == []  # (no query syntax gets through)
+
+    # Kept up to date: an appended message, a new title, a deletion.
+    history = [
+        {"role": "user", "content": "What is Burr?", "type": "text"},
+        {"role": "assistant", "content": "A state machine library.", "type": "text"},
+    ]
+    await a.save_state(
+        PROJECT, "c1", 1, "prompt", State({HISTORY: history}), expected_sequence_id=0
+    )
+    assert await found("machine") == ["c1"]
+    assert await a.rename(PROJECT, "c2", "Graphs of functions")
+    assert await found("graphs") == ["c2"]
+    assert await a.rename(PROJECT, "c2", "Pipelines")
+    assert await found("graphs") == [] and await found("pipelines") == ["c2"]
+    assert await found("hamilton") == ["c2"]  # (its messages still count)
+    assert await a.delete(PROJECT, "c1")
+    assert await found("machine") == [] and await found("burr") == ["c3"]
+
+
+async def test_a_sqlite_file_made_before_search_is_indexed_when_opened(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path, "machine-a:1:x")
+    await store.open()
+    await _stored(store, "old", "Stored before search existed")
+    assert await store.rename(PROJECT, "old", "Ancient title")
+    await store.aclose()
+    with sqlite3.connect(state_db_path(tmp_path, PROJECT)) as db:  # (as an older version left it)
+        for name in ("chat_message_search", "chat_title_search"):
+            for trigger in [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+                    (f"{name}%",),
+                )
+            ]:
+                db.execute(f"DROP TRIGGER {trigger}")
+            db.execute(f"DROP TABLE {name}")
+    store = SQLiteStore(tmp_path, "machine-a:1:x")
+    await store.open()
+    try:
+        assert [c.app_id for c in await store.find(PROJECT, ["existed"], 10)] == ["old"]
+        assert [c.app_id for c in await store.find(PROJECT, ["ancient"], 10)] == ["old"]
+    finally:
         await store.aclose()

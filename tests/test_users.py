@@ -151,6 +151,8 @@ def every_endpoint(app_id: str) -> list[tuple[str, str, Any]]:
         ("GET", f"/feedback/{PROJECT}/{app_id}", None),
         ("GET", f"/export/{PROJECT}/{app_id}?format=json", None),
         ("GET", f"/export/{PROJECT}/{app_id}?format=markdown", None),
+        ("PATCH", f"/conversations/{PROJECT}/{app_id}", {"title": "Is it mine?"}),
+        ("DELETE", f"/conversations/{PROJECT}/{app_id}", None),
     ]
 
 
@@ -229,6 +231,20 @@ def test_two_users_and_no_user_on_every_endpoint(tmp_path: Path, engine: dict[st
         defaults = {"model": None, "system_prompt": None, "temperature": None}
         assert alice.get(f"/settings/{PROJECT}/a1").json() == defaults  # (bob's PATCH: nothing)
         assert alice.post(f"/stop/{PROJECT}/a1").json() == {"stopped": False}
+        # Bob's rename and delete changed nothing; alice's own work.
+        titles = {c["app_id"]: c["title"] for c in alice.get(f"/conversations/{PROJECT}").json()}
+        assert titles["a1"] == "What is Burr?"
+        renamed = alice.patch(f"/conversations/{PROJECT}/a1", json={"title": "Alice's"})
+        assert renamed.status_code == 200, renamed.text
+        assert alice.delete(f"/conversations/{PROJECT}/a-sdk").status_code == 200
+        mine = {c["app_id"]: c["title"] for c in alice.get(f"/conversations/{PROJECT}").json()}
+        assert set(mine) == {"a1", "a-agui", branch} and mine["a1"] == "Alice's"
+        assert bob.delete(f"/conversations/{PROJECT}/a-sdk").status_code == 404
+        # Search finds only one's own.
+        found = bob.get(f"/conversations/{PROJECT}", params={"q": "burr"}).json()
+        assert [c["app_id"] for c in found] == ["b1"]
+        found = alice.get(f"/conversations/{PROJECT}", params={"q": "burr"}).json()
+        assert "a1" in {c["app_id"] for c in found} <= {"a1", "a-agui", branch}
         with alice.stream("GET", f"/events/{PROJECT}/a1") as events:
             assert events.status_code == 200
     finally:

@@ -253,6 +253,10 @@ class Conversations:
         """Forget the cached states (the store is closed by its owner)."""
         self._saved.clear()
 
+    def forget(self, project_id: str, app_id: str) -> None:
+        """Drop a conversation's cached state (it was deleted)."""
+        self._saved.pop((project_id, app_id), None)
+
 
 class OpenApplication:
     """A conversation's Burr application, opened by :meth:`Conversations.open` (in the request,

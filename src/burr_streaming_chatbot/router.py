@@ -23,7 +23,7 @@ from .export import markdown
 from .guard import NOSNIFF, AllowedHosts, checked, refused_response, validation_error_response
 from .limits import Slot
 from .llm import ChatModel
-from .service import MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
+from .service import MAX_QUERY_CHARS, MAX_QUEUED, ChatService, IfBusy, Invalid, NotFound
 from .settings import ID_PATTERN, Settings
 from .sse import EventStream, event_stream_responses, wants_event_stream
 from .turns import FollowedTurn, LocalTurn
@@ -37,6 +37,7 @@ from .wire import (
     ChatItem,
     ConversationChangeBlock,
     ConversationSummary,
+    DeleteResult,
     ExportedConversation,
     FeedbackInfo,
     FeedbackInput,
@@ -46,6 +47,8 @@ from .wire import (
     ModelList,
     NoteInfo,
     PromptInput,
+    RenameInput,
+    RenameResult,
     ServerStatus,
     StopResult,
     UserInfo,
@@ -228,9 +231,26 @@ def create_router(
         response_model=list[ConversationSummary],
         responses=STORE_FAILED,
     )
-    async def list_conversations(project_id: ProjectId, user: User) -> list[ConversationSummary]:
-        """The project's conversations (the user's own when users are on), newest first."""
-        return await service.conversation_list(project_id, user=user)
+    async def list_conversations(
+        project_id: ProjectId,
+        user: User,
+        q: Annotated[
+            Optional[str],
+            Query(
+                max_length=MAX_QUERY_CHARS,
+                description="Only the conversations whose title or one of whose messages holds "
+                "every word of this text (each as a word prefix, any case).",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="At most this many.")] = 200,
+        offset: Annotated[int, Query(ge=0, description="Skip this many (the next page).")] = 0,
+    ) -> list[ConversationSummary]:
+        """The project's conversations (the user's own when users are on), newest first; with
+        ``q``, those that hold its words (full-text search). Page with ``limit`` and ``offset``:
+        a page shorter than ``limit`` is the last."""
+        return await service.conversation_list(
+            project_id, user=user, q=q, limit=limit, offset=offset
+        )
 
     @router.post(
         "/create/{project_id}/{app_id}",
@@ -601,6 +621,38 @@ def create_router(
             media_type, suffix = "text/markdown; charset=utf-8", "md"
         disposition = f'attachment; filename="{app_id}.{suffix}"'
         return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+    @router.patch(
+        "/conversations/{project_id}/{app_id}",
+        response_model=RenameResult,
+        responses={
+            404: {"description": "No such conversation."},
+            422: {"description": "Bad id or title; nothing was written."},
+            **STORE_FAILED,
+        },
+    )
+    async def rename_conversation(
+        project_id: ProjectId, app_id: AppId, body: RenameInput, user: User
+    ) -> RenameResult:
+        """Rename a conversation: the list shows its new title instead of its first message."""
+        title = await service.rename(project_id, app_id, body.title, user=user)
+        return RenameResult(app_id=app_id, title=title)
+
+    @router.delete(
+        "/conversations/{project_id}/{app_id}",
+        response_model=DeleteResult,
+        responses={
+            404: {"description": "No such conversation (or deleted already)."},
+            422: {"description": "Bad id; nothing was deleted."},
+            **STORE_FAILED,
+        },
+    )
+    async def delete_conversation(project_id: ProjectId, app_id: AppId, user: User) -> DeleteResult:
+        """Delete a conversation: an answer streaming in it is stopped first; its messages, its
+        title and its Burr tracking data on this machine go (Burr's app list no longer shows
+        it). Its branches keep working; their summaries say ``parent_deleted``. Its history is
+        a 404 from then on."""
+        return await service.delete(project_id, app_id, user=user)
 
     @router.api_route(
         "/{rest:path}",

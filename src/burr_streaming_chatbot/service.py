@@ -22,6 +22,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +52,7 @@ from .wire import (
     BranchTree,
     ConversationSummary,
     Decision,
+    DeleteResult,
     ExportedConversation,
     FeedbackInfo,
     GraphInfo,
@@ -64,6 +67,10 @@ logger = logging.getLogger(__name__)
 
 IfBusy = Literal["reject", "interrupt", "enqueue"]
 """What a prompt does when an answer is already streaming in its conversation."""
+MAX_QUERY_CHARS = 200
+"""The longest search text accepted (``GET /conversations?q=``)."""
+MAX_QUERY_WORDS = 16
+"""The most words a search text may hold."""
 MAX_QUEUED = 3
 """Prompts that may wait for one conversation in one process (``if_busy="enqueue"``)."""
 OWNERS_KEPT = 10_000
@@ -285,20 +292,25 @@ class ChatService:
     # Conversations
 
     async def conversation_list(
-        self, project_id: str, *, user: Optional[str] = None
+        self,
+        project_id: str,
+        *,
+        user: Optional[str] = None,
+        q: Optional[str] = None,
+        limit: int = 200,
+        offset: int = 0,
     ) -> list[ConversationSummary]:
-        """The project's conversations (``user``'s only, when given), newest first;
-        :class:`Unavailable` if the store fails."""
-        with unavailable_when_the_store_fails():
-            if user is not None:
-                return await self.store.list_owned(project_id, user, 200)
-            return await self.conversations.list(project_id)
+        """The project's conversations (``user``'s only, when given), newest first; with
+        ``q``, those that hold its words (see :meth:`find`), paged by ``limit`` and
+        ``offset``. :class:`Unavailable` if the store fails."""
+        return await self.find(project_id, q or "", limit, offset, user=user)
 
     async def create(self, project_id: str, app_id: str, *, user: Optional[str] = None) -> str:
         """Create (or load) a conversation; Burr's tracker records it. Returns its id;
         :class:`NotFound` when it is another user's, :class:`Unavailable` if the store
         fails."""
         with unavailable_when_the_store_fails():
+            await self._check_not_deleted(project_id, app_id)
             if user is not None:
                 await self._claim(project_id, app_id, user)
             opened = await self.conversations.open(project_id, app_id)
@@ -314,7 +326,10 @@ class ChatService:
         with unavailable_when_the_store_fails():
             if await self._unwritten_for(user, project_id, app_id):
                 return []
-            return await self.conversations.history(project_id, app_id)
+            history = await self.conversations.history(project_id, app_id)
+            if not history:
+                await self._check_not_deleted(project_id, app_id)
+            return history
 
     async def fork(
         self, project_id: str, app_id: str, at: int, *, user: Optional[str] = None
@@ -466,6 +481,8 @@ class ChatService:
         answers running or prompts waiting. Nothing is written before the turn starts."""
         prompt = self.checked_prompt(prompt)
         client = client if client is not None else user
+        with unavailable_when_the_store_fails():
+            await self._check_not_deleted(project_id, app_id)
         if user is not None:
             with too_many_past_a_limit():  # (refused before the claim writes anything)
                 self.limits.check("queued" if if_busy == "enqueue" else "answers", client)
@@ -897,3 +914,63 @@ class ChatService:
                 "messages": exported_items(history, usage),
             }
         )
+
+    # Renaming, deleting and searching conversations
+
+    async def rename(
+        self, project_id: str, app_id: str, title: str, *, user: Optional[str] = None
+    ) -> str:
+        """Give a stored conversation ``title`` (already checked), which the list shows from
+        now on; returns it. :class:`NotFound` for a conversation nobody stored, or another
+        user's; :class:`Unavailable` if the store fails."""
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            if not await self.store.rename(project_id, app_id, title):
+                raise NotFound("No such conversation.")
+        return title
+
+    async def delete(
+        self, project_id: str, app_id: str, *, user: Optional[str] = None
+    ) -> DeleteResult:
+        """Delete a conversation: stop its answer if one is streaming (anywhere), then delete
+        its messages, state and title, and its Burr tracking folder on this machine, so that
+        Burr's app list no longer shows it. Its branches keep working. From then on its
+        history, and a prompt or ``/create`` for it, are a 404. :class:`NotFound` for a
+        conversation nobody stored (or deleted already), or another user's."""
+        key = (project_id, app_id)
+        with unavailable_when_the_store_fails():
+            if await self._unwritten_for(user, project_id, app_id):
+                raise NotFound("No such conversation.")
+            if await self.store.sequence_id(project_id, app_id) is None:
+                raise NotFound("No such conversation.")
+            stopped = await self.turns.stop(key)
+            if not await self.store.delete(project_id, app_id):
+                raise NotFound("No such conversation.")
+        self.conversations.forget(project_id, app_id)
+        folder = self.settings.storage_dir / project_id / app_id
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        return DeleteResult(app_id=app_id, deleted=True, stopped=stopped)
+
+    async def _check_not_deleted(self, project_id: str, app_id: str) -> None:
+        """:class:`NotFound` when the conversation was deleted."""
+        if await self.store.is_deleted(project_id, app_id):
+            raise NotFound("No such conversation.")
+
+    async def find(
+        self, project_id: str, q: str, limit: int, offset: int = 0, *, user: Optional[str] = None
+    ) -> list[ConversationSummary]:
+        """The conversations whose title or one of whose messages holds every word of ``q``
+        (each as a word prefix, any case; all of them when ``q`` holds no word), newest first,
+        paged (``user``'s only, when given). :class:`Invalid` for a ``q`` with more than
+        :data:`MAX_QUERY_WORDS` words; :class:`Unavailable` if the store fails."""
+        words = search_words(q)
+        if len(words) > MAX_QUERY_WORDS:
+            raise Invalid(f"Search for at most {MAX_QUERY_WORDS} words at once.")
+        with unavailable_when_the_store_fails():
+            return await self.store.find(project_id, words, limit, offset, owner=user)
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search text, lower-cased, each once, in order (letters, digits, ``_``)."""
+    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))

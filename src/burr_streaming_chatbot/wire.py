@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """Compact JSON as the wire carries it (``json.dumps`` with these options builds an encoder on
@@ -497,7 +497,10 @@ class ConversationSummary(WireModel):
 
     app_id: str
     updated_at: Optional[str] = None
-    title: Optional[str] = Field(default=None, description="The first user message, shortened.")
+    title: Optional[str] = Field(
+        default=None,
+        description="The title it was given (renamed), else its first user message, shortened.",
+    )
     root: Optional[str] = Field(
         default=None,
         description="The conversation at the root of this branch's tree (null for a root).",
@@ -509,6 +512,11 @@ class ConversationSummary(WireModel):
         default=None,
         description="The message index it was forked at: it shares messages [0, fork_at) with "
         "its parent (null for a root).",
+    )
+    parent_deleted: bool = Field(
+        default=False,
+        description="True when the conversation this branch was forked from has been deleted "
+        "(the branch keeps its own copy of the messages it shared).",
     )
 
 
@@ -713,3 +721,45 @@ class ExportedConversation(WireModel):
     app_id: str
     title: Optional[str] = Field(default=None, description="Its first prompt, shortened.")
     messages: list[ExportedItem]
+
+
+MAX_TITLE_CHARS = 200
+"""The longest title a conversation may be given (after trimming)."""
+
+
+class RenameInput(BaseModel):
+    """Body of ``PATCH /conversations/{project_id}/{app_id}``."""
+
+    title: str = Field(
+        description=f"The conversation's new title: 1 to {MAX_TITLE_CHARS} characters once "
+        "trimmed, no NUL character. The list shows it instead of the first message."
+    )
+
+    @field_validator("title")
+    @classmethod
+    def trimmed_title(cls, title: str) -> str:
+        """The title without its surrounding white space; refused when empty, too long or
+        holding a NUL character."""
+        title = title.strip()
+        if not title:
+            raise ValueError("the title is blank")
+        if len(title) > MAX_TITLE_CHARS:
+            raise ValueError(f"the title is longer than {MAX_TITLE_CHARS} characters")
+        if "\x00" in title:
+            raise ValueError("the title holds a NUL character")
+        return title
+
+
+class RenameResult(WireModel):
+    """Answer of ``PATCH /conversations/{project_id}/{app_id}``."""
+
+    app_id: str
+    title: str = Field(description="The title the conversation has now (trimmed).")
+
+
+class DeleteResult(WireModel):
+    """Answer of ``DELETE /conversations/{project_id}/{app_id}``."""
+
+    app_id: str
+    deleted: bool = Field(description="Always true: a conversation that is not stored is a 404.")
+    stopped: bool = Field(description="True when an answer was streaming and was stopped first.")

@@ -127,7 +127,7 @@ describe('App', () => {
       'href',
       `/project/demo_streaming_chatbot/__none__/${appId}`,
     )
-    expect(await screen.findByRole('button', { name: /What is Burr\?/ })).toHaveAttribute('aria-current', 'page')
+    expect(await screen.findByRole('button', { name: /^What is Burr\?/ })).toHaveAttribute('aria-current', 'page')
   })
 
   it('shows an inline error with Retry, which sends the prompt again', async () => {
@@ -181,7 +181,7 @@ describe('App', () => {
     await user.click(screen.getByRole('button', { name: 'New conversation' }))
     await waitFor(() => expect(screen.queryByText('Old answer')).toBeNull())
     expect(new URLSearchParams(window.location.search).get('c')).toBeNull()
-    await user.click(screen.getByRole('button', { name: /Old one/ }))
+    await user.click(screen.getByRole('button', { name: /^Old one/ }))
     expect(await screen.findByText('Old answer')).toBeInTheDocument()
     expect(new URLSearchParams(window.location.search).get('c')).toBe('abc')
   })

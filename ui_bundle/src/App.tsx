@@ -2,6 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } fr
 import { BurrPanel } from './components/BurrPanel'
 import { Composer } from './components/Composer'
 import { ConversationSidebar } from './components/ConversationSidebar'
+import { useConversationSearch } from './hooks/useConversationSearch'
 import { ErrorNotice, StoppedNotice } from './components/ErrorNotice'
 import { ExportLinks } from './components/ExportLinks'
 import { MessageList } from './components/MessageList'
@@ -53,6 +54,31 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     refreshConversations()
     reloadNotes()
   }, [refreshConversations, reloadNotes])
+  const search = useConversationSearch(project, client)
+  const { refresh: refreshSearch } = search
+  const renameConversation = useCallback(
+    async (appId: string, title: string) => {
+      if (!project) return
+      await client.rename(project, appId, title)
+      refreshConversations()
+      refreshSearch()
+      reloadBranches()
+    },
+    [client, project, refreshConversations, refreshSearch, reloadBranches],
+  )
+  const { newConversation } = conversations
+  const shownId = conversations.currentId
+  const deleteConversation = useCallback(
+    async (appId: string) => {
+      if (!project) return
+      await client.deleteConversation(project, appId)
+      if (appId === shownId) newConversation()
+      refreshConversations()
+      refreshSearch()
+      reloadBranches()
+    },
+    [client, project, shownId, newConversation, refreshConversations, refreshSearch, reloadBranches],
+  )
   const onBranchCreated = useCallback(() => {
     reloadBranches()
     refreshConversations()
@@ -227,6 +253,21 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
             loading={conversations.loading}
             error={conversations.error}
             onSelect={select}
+            onRename={project ? renameConversation : undefined}
+            onDelete={project ? deleteConversation : undefined}
+            search={
+              project
+                ? {
+                    query: search.query,
+                    onQuery: search.setQuery,
+                    results: search.results,
+                    searching: search.searching,
+                    error: search.error,
+                    more: search.more,
+                    onMore: search.loadMore,
+                  }
+                : undefined
+            }
           />
           <NotesPanel notes={notes.data} error={notes.error} onOpen={select} />
         </aside>

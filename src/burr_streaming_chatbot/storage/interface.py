@@ -108,12 +108,19 @@ def is_store_error(exc: BaseException) -> bool:
 
 
 def summary(
-    app_id: str, updated_at: Any, first_message: Optional[str], branch: Any = None
+    app_id: str,
+    updated_at: Any,
+    first_message: Optional[str],
+    branch: Any = None,
+    stored_title: Optional[str] = None,
+    parent_deleted: Any = False,
 ) -> ConversationSummary:
-    """A conversation as the list shows it: titled by its first message, shortened; a branch
-    with where it was forked from (``branch``: its state's ``branch`` field, JSON text or dict)."""
-    title = None
-    if first_message:
+    """A conversation as the list shows it: titled by the title it was given (``stored_title``)
+    or else its first message, shortened; a branch with where it was forked from (``branch``:
+    its state's ``branch`` field, JSON text or dict) and whether that conversation was deleted
+    since (``parent_deleted``)."""
+    title = stored_title
+    if title is None and first_message:
         title = " ".join(str(first_message).split())
         title = title if len(title) <= 60 else title[:59] + "…"
     if isinstance(branch, (str, bytes)):
@@ -126,6 +133,7 @@ def summary(
         root=branch.get("root"),
         parent=branch.get("parent"),
         fork_at=branch.get("at"),
+        parent_deleted=bool(parent_deleted),
     )
 
 
@@ -370,3 +378,38 @@ class Store(ABC):
     ) -> list[dict[str, Any]]:
         """The project's notes, newest first, at most ``limit``; with ``owner``, only those of
         conversations that user owns. A read creates no storage."""
+
+    # -- titles (a conversation renamed) ----------------------------------------------------
+
+    @abstractmethod
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        """Give a stored conversation a title, which the list shows instead of its first
+        message; False (nothing written) when no conversation ``app_id`` is stored."""
+
+    # -- deleting a conversation ----------------------------------------------------------
+
+    @abstractmethod
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        """Delete a stored conversation (its state, messages and title) and remember that it
+        was deleted, in one transaction; False (nothing written) when none is stored. Its
+        branches keep their own messages; their summaries say their parent was deleted."""
+
+    @abstractmethod
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        """True when conversation ``app_id`` was deleted (a read creates no storage)."""
+
+    # -- finding conversations (full-text search, pages) ------------------------------------
+
+    @abstractmethod
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        """The project's conversations (``owner``'s only, when given), newest first, skipping
+        ``offset``, at most ``limit``; with ``words``, only those whose title or one of whose
+        messages holds every word (each as a word prefix, case-insensitively), through the
+        engine's full-text index. A read creates no storage."""

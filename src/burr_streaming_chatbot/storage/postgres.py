@@ -60,6 +60,11 @@ OWNERS = "burr_chatbot_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "burr_chatbot_notes"
 """The notes the ``save_note`` tool saved, each with its project and conversation."""
+DELETED = "burr_chatbot_deleted"
+"""The conversations that were deleted (their history is then a 404, not empty)."""
+TITLES = "burr_chatbot_titles"
+"""The titles conversations were given (renamed); the others are titled by their first
+message."""
 CHANNEL = "burr_chatbot"
 SCHEMA_LOCK = 72410001
 """The advisory lock held while the schema is created: processes starting at once take turns."""
@@ -81,10 +86,14 @@ def secrets_of(url: str) -> list[str]:
 
 
 SUMMARIES = f"""
-    SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}'
+    SELECT s.app_id, s.created_at, (m.message::jsonb) ->> 'content', (s.state::jsonb) -> '{BRANCH}',
+           t.title,
+           EXISTS (SELECT 1 FROM {DELETED} d WHERE d.project_id = s.partition_key
+                   AND d.app_id = (s.state::jsonb) -> '{BRANCH}' ->> 'parent')
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
-      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+    LEFT JOIN {TITLES} t ON t.project_id = s.partition_key AND t.app_id = s.app_id"""
 """What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
@@ -155,6 +164,23 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                         f"CREATE INDEX IF NOT EXISTS {NOTES}_project ON {NOTES} (project_id, id)"
                     )
                     await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {DELETED} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            deleted_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
+                    )
+                    await conn.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {TITLES} (
+                            project_id TEXT NOT NULL,
+                            app_id TEXT NOT NULL,
+                            title TEXT NOT NULL,
+                            PRIMARY KEY (project_id, app_id)
+                        )"""
+                    )
+                    await self._create_search_index(conn)
+                    await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
                             token TEXT NOT NULL,
                             first INTEGER NOT NULL,
@@ -165,6 +191,25 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     )
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
+
+    async def _create_search_index(self, conn: Any) -> None:
+        """Full-text search: a ``tsvector`` column generated from each message's text and each
+        title (so it is written in the transaction that writes them), each with a GIN index."""
+        await conn.execute(  # (the list's order, newest first, per project)
+            f"""CREATE INDEX IF NOT EXISTS {TABLE}_newest
+                ON {TABLE} (partition_key, created_at DESC)"""
+        )
+        for table, text in (
+            (self.messages_table, "(message::jsonb) ->> 'content'"),
+            (TITLES, "title"),
+        ):
+            await conn.execute(
+                f"""ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search tsvector
+                    GENERATED ALWAYS AS (to_tsvector('simple', coalesce({text}, ''))) STORED"""
+            )
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_search ON {table} USING GIN (search)"
+            )
 
     async def save(
         self,
@@ -709,8 +754,94 @@ class PostgresStore(Store):
             )
         return [_note(row) for row in rows]
 
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        renamed = await self.pool.fetchval(
+            f"""INSERT INTO {TITLES} (project_id, app_id, title)
+                SELECT $1, $2, $3 WHERE EXISTS (
+                  SELECT 1 FROM {TABLE} WHERE partition_key = $1 AND app_id = $2)
+                ON CONFLICT (project_id, app_id) DO UPDATE SET title = excluded.title
+                RETURNING app_id""",
+            project_id,
+            app_id,
+            storable_text(title),
+        )
+        return renamed is not None
+
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            gone = await conn.fetchval(
+                f"""DELETE FROM {TABLE} WHERE partition_key = $1 AND app_id = $2
+                    RETURNING app_id""",
+                project_id,
+                app_id,
+            )
+            if gone is None:
+                return False
+            await conn.execute(
+                f"DELETE FROM {TABLE}_messages WHERE partition_key = $1 AND app_id = $2",
+                project_id,
+                app_id,
+            )
+            await conn.execute(
+                f"DELETE FROM {TITLES} WHERE project_id = $1 AND app_id = $2", project_id, app_id
+            )
+            await conn.execute(
+                f"""INSERT INTO {DELETED} (project_id, app_id) VALUES ($1, $2)
+                    ON CONFLICT (project_id, app_id) DO UPDATE SET deleted_at = clock_timestamp()""",
+                project_id,
+                app_id,
+            )
+        return True
+
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        found = await self.pool.fetchval(
+            f"SELECT 1 FROM {DELETED} WHERE project_id = $1 AND app_id = $2", project_id, app_id
+        )
+        return found is not None
+
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        # The page's ids first (an index scan, or the index's matches sorted), then the
+        # summaries of those rows only: a summary reads JSON that is costly to read for all.
+        page = f"SELECT p.app_id FROM {TABLE} p"
+        parameters: list[Any] = [project_id]
+        conditions = ["p.partition_key = $1"]
+        if owner is not None:
+            page += f" JOIN {OWNERS} o ON o.project_id = p.partition_key AND o.app_id = p.app_id"
+            parameters.append(owner)
+            conditions.append(f"o.user_id = ${len(parameters)}")
+        if words:
+            parameters.append(tsquery(words))
+            match = f"search @@ to_tsquery('simple', ${len(parameters)})"
+            conditions.append(
+                f"""p.app_id IN (
+                    SELECT app_id FROM {TABLE}_messages WHERE partition_key = $1 AND {match}
+                    UNION SELECT app_id FROM {TITLES} WHERE project_id = $1 AND {match})"""
+            )
+        parameters += [limit, offset]
+        page += f""" WHERE {" AND ".join(conditions)} ORDER BY p.created_at DESC
+            LIMIT ${len(parameters) - 1} OFFSET ${len(parameters)}"""
+        rows = await self.pool.fetch(
+            f"""{SUMMARIES} WHERE s.partition_key = $1 AND s.app_id IN ({page})
+                ORDER BY s.created_at DESC""",
+            *parameters,
+        )
+        return [summary(*row) for row in rows]
+
 
 def _note(row: Any) -> dict[str, Any]:
     """A note as :meth:`.Store.notes` lists it (its time as ISO 8601 text, in UTC)."""
     created_at = row["created_at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")
     return {"id": row["id"], "text": row["text"], "app_id": row["app_id"], "created_at": created_at}
+
+
+def tsquery(words: Sequence[str]) -> str:
+    """A ``to_tsquery`` text for text holding every one of ``words`` (each a prefix), each
+    quoted so that nothing in it is read as query syntax."""
+    return " & ".join("'" + word.replace("'", "''").replace("\\", "\\\\") + "':*" for word in words)

@@ -60,6 +60,15 @@ OWNERS = "chat_owners"
 """Who created each conversation (users behind an authenticating proxy)."""
 NOTES = "chat_notes"
 """The notes the ``save_note`` tool saved, each with its conversation."""
+MESSAGE_SEARCH = "chat_message_search"
+"""Full-text index (FTS5) of the messages' text, kept by triggers on the messages table."""
+TITLE_SEARCH = "chat_title_search"
+"""Full-text index (FTS5) of the titles conversations were given, kept by triggers."""
+DELETED = "chat_deleted"
+"""The conversations that were deleted (their history is then a 404, not empty)."""
+TITLES = "chat_titles"
+"""The titles conversations were given (renamed); the others are titled by their first
+message."""
 POLL_S = 0.05
 """How often a reader on another process looks for new events."""
 BUSY_TIMEOUT_S = 10.0
@@ -74,10 +83,13 @@ def state_db_path(storage_dir: Path, project_id: str) -> Path:
 
 SUMMARIES = f"""
     SELECT s.app_id, s.created_at, json_extract(m.message, '$.content'),
-           json_extract(s.state, '$.{BRANCH}')
+           json_extract(s.state, '$.{BRANCH}'), t.title,
+           EXISTS (SELECT 1 FROM {DELETED} d
+                   WHERE d.app_id = json_extract(s.state, '$.{BRANCH}.parent'))
     FROM {TABLE} s
     LEFT JOIN {TABLE}_messages m
-      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0"""
+      ON m.partition_key = s.partition_key AND m.app_id = s.app_id AND m.idx = 0
+    LEFT JOIN {TITLES} t ON t.app_id = s.app_id"""
 """What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
@@ -238,6 +250,14 @@ class ChatStatePersister(AsyncSQLitePersister):
                     text TEXT NOT NULL,
                     created_at TEXT NOT NULL
                 )""",
+                f"""CREATE TABLE IF NOT EXISTS {DELETED} (
+                    app_id TEXT PRIMARY KEY,
+                    deleted_at REAL NOT NULL
+                )""",
+                f"""CREATE TABLE IF NOT EXISTS {TITLES} (
+                    app_id TEXT PRIMARY KEY,
+                    title TEXT NOT NULL
+                )""",
                 # A turn's last batch ends its lease in the same statement, so one hand-off to
                 # the connection's thread writes both, atomically (see SQLiteStore.finish).
                 f"""CREATE TRIGGER IF NOT EXISTS {EVENTS}_end_turn AFTER INSERT ON {EVENTS}
@@ -249,6 +269,57 @@ class ChatStatePersister(AsyncSQLitePersister):
                     END""",
             ):
                 await self.connection.execute(statement)
+            await self._create_search_index()
+
+    async def _create_search_index(self) -> None:
+        """Create the full-text indexes of messages and titles, and the triggers that keep them
+        in step in the transaction that writes a message or a title; index what was stored
+        before they existed (once)."""
+        messages = self.messages_table
+        existed = await self.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (MESSAGE_SEARCH,)
+        )
+        text = "json_extract(new.message, '$.content')"
+        for statement in (
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {MESSAGE_SEARCH}
+                USING fts5(app_id UNINDEXED, text)""",
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {TITLE_SEARCH}
+                USING fts5(app_id UNINDEXED, title)""",
+            f"""CREATE TRIGGER IF NOT EXISTS {MESSAGE_SEARCH}_add AFTER INSERT ON {messages}
+                BEGIN
+                  INSERT INTO {MESSAGE_SEARCH} (rowid, app_id, text)
+                  VALUES (new.rowid, new.app_id, {text});
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {MESSAGE_SEARCH}_drop AFTER DELETE ON {messages}
+                BEGIN
+                  DELETE FROM {MESSAGE_SEARCH} WHERE rowid = old.rowid;
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_add AFTER INSERT ON {TITLES}
+                BEGIN
+                  INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                  VALUES (new.rowid, new.app_id, new.title);
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_change AFTER UPDATE ON {TITLES}
+                BEGIN
+                  DELETE FROM {TITLE_SEARCH} WHERE rowid = old.rowid;
+                  INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                  VALUES (new.rowid, new.app_id, new.title);
+                END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {TITLE_SEARCH}_drop AFTER DELETE ON {TITLES}
+                BEGIN
+                  DELETE FROM {TITLE_SEARCH} WHERE rowid = old.rowid;
+                END""",
+        ):
+            await self.connection.execute(statement)
+        if existed is None:  # (a file made before search: index what it holds)
+            await self.connection.execute(
+                f"""INSERT INTO {MESSAGE_SEARCH} (rowid, app_id, text)
+                    SELECT rowid, app_id, json_extract(message, '$.content') FROM {messages}"""
+            )
+            await self.connection.execute(
+                f"""INSERT INTO {TITLE_SEARCH} (rowid, app_id, title)
+                    SELECT rowid, app_id, title FROM {TITLES}"""
+            )
 
     @asynccontextmanager
     async def transaction(self, write: bool = True) -> AsyncIterator[None]:
@@ -744,3 +815,89 @@ class SQLiteStore(Store):
             {"id": id_, "text": text, "app_id": app_id, "created_at": created_at}
             for id_, text, app_id, created_at in rows
         ]
+
+    async def rename(self, project_id: str, app_id: str, title: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; nothing to rename)
+            return False
+        async with db.lock:  # (one statement: one transaction)
+            rows = await db.fetchall(
+                f"""INSERT INTO {TITLES} (app_id, title)
+                    SELECT ?1, ?2 WHERE EXISTS (
+                      SELECT 1 FROM {TABLE} WHERE partition_key = ?3 AND app_id = ?1)
+                    ON CONFLICT (app_id) DO UPDATE SET title = excluded.title
+                    RETURNING app_id""",
+                (app_id, storable_text(title), db.PARTITION_KEY_DEFAULT),
+            )
+        return bool(rows)
+
+    async def delete(self, project_id: str, app_id: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; nothing to delete)
+            return False
+        partition = db.PARTITION_KEY_DEFAULT
+        async with db.transaction():
+            gone = await db.fetchall(
+                f"DELETE FROM {TABLE} WHERE partition_key = ? AND app_id = ? RETURNING app_id",
+                (partition, app_id),
+            )
+            if not gone:
+                return False
+            await db.connection.execute(
+                f"DELETE FROM {db.messages_table} WHERE partition_key = ? AND app_id = ?",
+                (partition, app_id),
+            )
+            await db.connection.execute(f"DELETE FROM {TITLES} WHERE app_id = ?", (app_id,))
+            await db.connection.execute(
+                f"""INSERT INTO {DELETED} (app_id, deleted_at) VALUES (?, ?)
+                    ON CONFLICT (app_id) DO UPDATE SET deleted_at = excluded.deleted_at""",
+                (app_id, time.time()),
+            )
+        return True
+
+    async def is_deleted(self, project_id: str, app_id: str) -> bool:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return False
+        async with db.lock:
+            row = await db.fetchone(f"SELECT 1 FROM {DELETED} WHERE app_id = ?", (app_id,))
+        return row is not None
+
+    async def find(
+        self,
+        project_id: str,
+        words: Sequence[str],
+        limit: int,
+        offset: int = 0,
+        owner: Optional[str] = None,
+    ) -> list[ConversationSummary]:
+        db = await self.persister(project_id, create=False)
+        if db is None:  # (no file: nothing stored; a read creates none)
+            return []
+        query = SUMMARIES
+        parameters: list[Any] = []
+        conditions = []
+        if owner is not None:
+            query += f" JOIN {OWNERS} o ON o.app_id = s.app_id"
+            conditions.append("o.user_id = ?")
+            parameters.append(owner)
+        if words:
+            match = fts5_query(words)
+            conditions.append(
+                f"""s.app_id IN (
+                    SELECT app_id FROM {MESSAGE_SEARCH} WHERE {MESSAGE_SEARCH} MATCH ?
+                    UNION SELECT app_id FROM {TITLE_SEARCH} WHERE {TITLE_SEARCH} MATCH ?)"""
+            )
+            parameters += [match, match]
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        query += " ORDER BY s.rowid DESC LIMIT ? OFFSET ?"
+        async with db.lock:
+            rows = await db.fetchall(query, (*parameters, limit, offset))
+        return [summary(*row) for row in rows]
+
+
+def fts5_query(words: Sequence[str]) -> str:
+    """An FTS5 query for text holding every one of ``words`` (each a prefix), each quoted so
+    that nothing in it is read as FTS5 syntax."""
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words)

@@ -147,7 +147,9 @@ export interface paths {
         };
         /**
          * List Conversations
-         * @description The project's conversations (the user's own when users are on), newest first.
+         * @description The project's conversations (the user's own when users are on), newest first; with
+         *     ``q``, those that hold its words (full-text search). Page with ``limit`` and ``offset``:
+         *     a page shorter than ``limit`` is the last.
          */
         get: operations["list_conversations_api_v0_streaming_chatbot_conversations__project_id__get"];
         put?: never;
@@ -156,6 +158,33 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v0/streaming_chatbot/conversations/{project_id}/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Conversation
+         * @description Delete a conversation: an answer streaming in it is stopped first; its messages, its
+         *     title and its Burr tracking data on this machine go (Burr's app list no longer shows
+         *     it). Its branches keep working; their summaries say ``parent_deleted``. Its history is
+         *     a 404 from then on.
+         */
+        delete: operations["delete_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename Conversation
+         * @description Rename a conversation: the list shows its new title instead of its first message.
+         */
+        patch: operations["rename_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__patch"];
         trace?: never;
     };
     "/api/v0/streaming_chatbot/create/{project_id}/{app_id}": {
@@ -943,13 +972,19 @@ export interface components {
              */
             parent: string | null;
             /**
+             * Parent Deleted
+             * @description True when the conversation this branch was forked from has been deleted (the branch keeps its own copy of the messages it shared).
+             * @default false
+             */
+            parent_deleted: boolean;
+            /**
              * Root
              * @description The conversation at the root of this branch's tree (null for a root).
              */
             root: string | null;
             /**
              * Title
-             * @description The first user message, shortened.
+             * @description The title it was given (renamed), else its first user message, shortened.
              */
             title: string | null;
             /** Updated At */
@@ -988,6 +1023,24 @@ export interface components {
             value: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * DeleteResult
+         * @description Answer of ``DELETE /conversations/{project_id}/{app_id}``.
+         */
+        DeleteResult: {
+            /** App Id */
+            app_id: string;
+            /**
+             * Deleted
+             * @description Always true: a conversation that is not stored is a 404.
+             */
+            deleted: boolean;
+            /**
+             * Stopped
+             * @description True when an answer was streaming and was stopped first.
+             */
+            stopped: boolean;
         };
         /**
          * DeltaChunk
@@ -1817,6 +1870,30 @@ export interface components {
             path: string;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * RenameInput
+         * @description Body of ``PATCH /conversations/{project_id}/{app_id}``.
+         */
+        RenameInput: {
+            /**
+             * Title
+             * @description The conversation's new title: 1 to 200 characters once trimmed, no NUL character. The list shows it instead of the first message.
+             */
+            title: string;
+        };
+        /**
+         * RenameResult
+         * @description Answer of ``PATCH /conversations/{project_id}/{app_id}``.
+         */
+        RenameResult: {
+            /** App Id */
+            app_id: string;
+            /**
+             * Title
+             * @description The title the conversation has now (trimmed).
+             */
+            title: string;
         };
         /**
          * ReplaceOperation
@@ -3428,7 +3505,14 @@ export interface operations {
     };
     list_conversations_api_v0_streaming_chatbot_conversations__project_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the conversations whose title or one of whose messages holds every word of this text (each as a word prefix, any case). */
+                q?: string | null;
+                /** @description At most this many. */
+                limit?: number;
+                /** @description Skip this many (the next page). */
+                offset?: number;
+            };
             header?: never;
             path: {
                 /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
@@ -3462,6 +3546,116 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResult"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation (or deleted already). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id; nothing was deleted. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The conversation store failed; nothing was written. See Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    rename_conversation_api_v0_streaming_chatbot_conversations__project_id___app_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                project_id: string;
+                /** @description Conversation id: 1 to 64 characters: letters, digits, '_' and '-'. */
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RenameResult"];
+                };
+            };
+            /** @description Users are on and the request has none. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such conversation. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id or title; nothing was written. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The conversation store failed; nothing was written. See Retry-After. */
             503: {

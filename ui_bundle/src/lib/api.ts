@@ -18,12 +18,14 @@ import type {
   BranchTree,
   ChatItem,
   ConversationSummary,
+  DeleteResult,
   FeedbackInfo,
   FeedbackInput,
   GraphInfo,
   ModelInfo,
   ModelList,
   NoteInfo,
+  RenameResult,
   StopResult,
   UserInfo,
 } from './types'
@@ -91,6 +93,26 @@ export class ApiClient {
 
   conversations(project: string, options: ApiOptions = {}): Promise<ConversationSummary[]> {
     return this.request<ConversationSummary[]>(`/conversations/${seg(project)}`, { method: 'GET' }, options)
+  }
+
+  /** `GET /conversations?q=`: the conversations whose title or messages hold every word of `q`, newest first, one page. */
+  searchConversations(project: string, q: string, limit: number, offset = 0, options: ApiOptions = {}): Promise<ConversationSummary[]> {
+    const query = new URLSearchParams({ q, limit: String(limit), offset: String(offset) })
+    return this.request<ConversationSummary[]>(`/conversations/${seg(project)}?${query.toString()}`, { method: 'GET' }, options)
+  }
+
+  /** `PATCH /conversations`: gives a conversation a title the list shows instead of its first message. */
+  rename(project: string, appId: string, title: string, options: ApiOptions = {}): Promise<RenameResult> {
+    return this.request<RenameResult>(
+      `/conversations/${seg(project)}/${seg(appId)}`,
+      { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title }) },
+      options,
+    )
+  }
+
+  /** `DELETE /conversations`: deletes a conversation (an answer streaming in it is stopped first). */
+  deleteConversation(project: string, appId: string, options: ApiOptions = {}): Promise<DeleteResult> {
+    return this.request<DeleteResult>(`/conversations/${seg(project)}/${seg(appId)}`, { method: 'DELETE' }, options)
   }
 
   create(project: string, appId: string, options: ApiOptions = {}): Promise<string> {

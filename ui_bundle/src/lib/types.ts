@@ -12,6 +12,8 @@ export type GraphTransition = Schemas['GraphTransition']
 export type ConversationSummary = Schemas['ConversationSummary']
 export type PromptInput = Schemas['PromptInput']
 export type StopResult = Schemas['StopResult']
+export type RenameResult = Schemas['RenameResult']
+export type DeleteResult = Schemas['DeleteResult']
 
 export type ChatHistoryEvent = Schemas['ChatHistoryEvent']
 export type ActionEvent = Schemas['ActionEvent']
