@@ -116,11 +116,16 @@ async def process_prompt(state: State, prompt: str) -> tuple[dict, State]:
     return result, _appended(state, item).update(**cleared)
 
 
+def denied_text(reason: Optional[str]) -> str:
+    """What the model is told of a call that was denied (or superseded), with ``reason``."""
+    return DENIED_TEXT + (f" Reason: {reason}" if reason else "")
+
+
 def _denied(call: dict, reason: Optional[str]) -> dict:
     """The tool message of a call that did not run: denied, with ``reason``."""
     return {
         "role": "tool",
-        "content": DENIED_TEXT + (f" Reason: {reason}" if reason else ""),
+        "content": denied_text(reason),
         "type": "text",
         "tool_call_id": call["id"],
         "name": call["name"],
@@ -210,17 +215,17 @@ async def answer(
     options = answer_options(state)
     try:
         async for piece in llm.stream_answer(mode, state["chat_history"], tools, **options):
-            if isinstance(piece, ToolCallPiece):
+            if type(piece) is str:  # (the answer's text: by far the most frequent, tested first)
+                pieces.append(piece)
+                yield {"delta": piece}, None
+            elif isinstance(piece, Thought):
+                thoughts.append(piece)
+                yield {"reasoning": str(piece)}, None
+            elif isinstance(piece, ToolCallPiece):
                 for stream_item in _tool_call_items(calls, piece):
                     yield stream_item, None
             elif isinstance(piece, Usage):
                 usage = piece
-            elif isinstance(piece, Thought):
-                thoughts.append(piece)
-                yield {"reasoning": str(piece)}, None
-            else:
-                pieces.append(piece)
-                yield {"delta": piece}, None
     except UpstreamError as exc:
         if not pieces:
             raise

@@ -62,7 +62,7 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..graph import DENIED_TEXT, retries
+from ..graph import denied_text, retries
 from ..sse import KEEPALIVE
 from ..turns import FollowedTurn
 from ..wire import Decision, TurnEvent, data_as_json_text, encode_json
@@ -411,7 +411,7 @@ def _tool_content(kind: str, value: dict[str, Any]) -> str:
         return value["result"]
     if kind == "tool_error":
         return value["error"]
-    return DENIED_TEXT + (f" Reason: {value['reason']}" if value.get("reason") else "")
+    return denied_text(value.get("reason"))
 
 
 def _messages(index: int, item: dict[str, Any]) -> list[Any]:
