@@ -98,7 +98,7 @@ def run_loadgen(
         "--prompt", args.prompt,
         "--tag", tag,
     ]  # fmt: skip
-    if impl in CHATBOTS or impl == "chatbot_base" or impl in TOOL_ROWS:
+    if impl in CHATBOTS or impl in ("chatbot_base", "chatbot_base_pg") or impl in TOOL_ROWS:
         command.append("--expect-message")
     if impl == "chatbot_tool":  # every turn must make its one call, and the call must run
         command += ["--expect-tool", TOOL_CALL["name"]]
@@ -547,6 +547,19 @@ def print_engines(results: dict[str, dict[str, Any]], info: dict[str, Any]) -> N
             f"  [{'met' if ok else 'MISSED'}] CPU per turn on PostgreSQL <= 1.2x SQLite ({name}): "
             f"{ratio(value, sqlite['cpu_ms_per_turn'])}"
         )
+    base_pg, base = results.get("chatbot_base_pg"), results.get("chatbot_base")
+    if base_pg and base and base_pg["db_cpu_ms_per_turn"] is not None:
+        base_total = base_pg["cpu_ms_per_turn"] + base_pg["db_cpu_ms_per_turn"]
+        print(
+            f"  the baseline build, the same: server {fmt(base_pg['cpu_ms_per_turn'])} vs "
+            f"{fmt(base['cpu_ms_per_turn'])} ms ({ratio(base_pg['cpu_ms_per_turn'], base['cpu_ms_per_turn'])}); "
+            f"database {fmt(base_pg['db_cpu_ms_per_turn'])} ms (server + database {fmt(base_total)} ms, "
+            f"{ratio(base_total, base['cpu_ms_per_turn'])})"
+        )
+        print(
+            f"  this build against the baseline on PostgreSQL: database {ratio(pg['db_cpu_ms_per_turn'], base_pg['db_cpu_ms_per_turn'])}, "
+            f"server + database {ratio(total, base_total)}"
+        )
 
 
 def print_lease(lease: dict[str, Any]) -> None:
@@ -660,6 +673,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             )
         args.baseline_src = args.baseline_src.resolve()
         impls.append("chatbot_base")
+        if "chatbot_pg" in impls:  # and on PostgreSQL: its own database, the same server
+            impls.append("chatbot_base_pg")
     info: dict[str, Any] = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-compare-"))
@@ -672,6 +687,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"{LABELS['chatbot_pg']} skipped: {reason}", file=sys.stderr)
             info["postgres_skipped"] = reason
             impls.remove("chatbot_pg")
+            if "chatbot_base_pg" in impls:
+                impls.remove("chatbot_base_pg")
     engines = [ENGINES[impl] for impl in impls if impl in ENGINES]
     extra: dict[str, dict[str, Any]] = {}
     raw: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
@@ -686,6 +703,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             env["chatbot_pg"] = {
                 "BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare")
             }
+            if "chatbot_base_pg" in env:
+                env["chatbot_base_pg"] = {
+                    "BURR_CHATBOT_DATABASE_URL": cluster.create_database("bench_compare_base"),
+                    "PYTHONPATH": str(args.baseline_src),
+                }
         if "chatbot_notools" in env:
             env["chatbot_notools"]["BURR_CHATBOT_TOOLS"] = "false"
         fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
@@ -695,7 +717,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if impl == "chatbot_toolplain":
                 continue  # (the tool row's server)
             servers[impl] = harness.start_server(
-                "chatbot" if impl == "chatbot_base" or impl in (*ENCODER_ROWS, *TOOL_ROWS) else impl,
+                "chatbot" if impl == "chatbot_base" or impl in (*ENCODER_ROWS, *TOOL_ROWS)
+                else "chatbot_pg" if impl == "chatbot_base_pg" else impl,
                 (tool_fake if impl == "chatbot_tool" else fake).url + "/v1", tmp / impl,
                 log=tmp / f"{impl}.log", env=env[impl], name=impl,
             )  # fmt: skip
@@ -708,7 +731,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         measured_calls = (  # the rows whose model calls are measured alone too
             {"chatbot", "chatbot_base", *TOOL_ROWS} if "chatbot_tool" in impls else set()
         )
-        db_pid = {"chatbot_pg": harness.postmaster_pid(cluster)} if cluster is not None else {}
+        db_pid = (
+            dict.fromkeys(("chatbot_pg", "chatbot_base_pg"), harness.postmaster_pid(cluster))
+            if cluster is not None
+            else {}
+        )
         rounds = max(1, args.rounds)
         per_round = lambda n: math.ceil(n / rounds)  # noqa: E731
         for r in range(rounds):

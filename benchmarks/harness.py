@@ -42,6 +42,7 @@ LABELS = {
     "chatbot": "this project",
     "chatbot_pg": "this project, PG",
     "chatbot_base": "baseline build",
+    "chatbot_base_pg": "baseline, PG",
     "chatbot_agui": "project, AG-UI",
     "chatbot_aisdk": "project, AI SDK",
     "chatbot_toolplain": "plain, same proc",
@@ -49,7 +50,7 @@ LABELS = {
     "chatbot_notools": "tools off",
 }
 """(``chatbot_base``: this project's server from another source tree, ``compare.py
---baseline-src``; ``chatbot_agui``, ``chatbot_aisdk``: see ENCODER_ROWS; the last three: see
+--baseline-src``; ``chatbot_base_pg``: the same on PostgreSQL, when ``chatbot_pg`` runs too; ``chatbot_agui``, ``chatbot_aisdk``: see ENCODER_ROWS; the last three: see
 TOOL_ROWS; not in IMPLEMENTATIONS.)"""
 ENCODER_ROWS = {"chatbot_agui": "ag-ui", "chatbot_aisdk": "ai-sdk"}
 """Rows of ``compare.py``: this project's server on SQLite (``servers.py chatbot``), driven

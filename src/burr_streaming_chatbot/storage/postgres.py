@@ -29,6 +29,7 @@ from ..wire import ConversationSummary
 from .interface import (
     UNOWNED,
     Batch,
+    ConflictError,
     Lease,
     Store,
     StoreError,
@@ -97,6 +98,44 @@ SUMMARIES = f"""
 """What :func:`.interface.summary` takes, for each conversation (a WHERE and ORDER BY follow)."""
 
 
+SAVE_FUNCTION = """CREATE OR REPLACE FUNCTION {table}_save(
+    p_partition TEXT, p_app TEXT, p_sequence_id INTEGER, p_position TEXT, p_state TEXT,
+    p_status TEXT, p_check BOOLEAN, p_expected INTEGER, p_length INTEGER, p_from INTEGER,
+    p_messages TEXT[],
+    OUT saved BOOLEAN, OUT stored_sequence_id INTEGER, OUT stored_messages INTEGER)
+LANGUAGE plpgsql AS $body$
+BEGIN
+    -- One save of a conversation at a time, wherever it runs (each statement below then
+    -- reads what the saves before it committed).
+    PERFORM pg_advisory_xact_lock(hashtext(p_partition || '/' || p_app));
+    SELECT max(sequence_id) INTO stored_sequence_id FROM {table}
+        WHERE partition_key = p_partition AND app_id = p_app;
+    SELECT COALESCE(max(idx) + 1, 0) INTO stored_messages FROM {table}_messages
+        WHERE partition_key = p_partition AND app_id = p_app;
+    saved := (NOT p_check OR stored_sequence_id IS NOT DISTINCT FROM p_expected)
+        AND p_from <= stored_messages AND stored_messages <= p_length;
+    IF NOT saved THEN
+        RETURN;
+    END IF;
+    INSERT INTO {table}_messages (partition_key, app_id, idx, message)
+        SELECT p_partition, p_app, p_from + m.n - 1, m.message
+        FROM unnest(p_messages) WITH ORDINALITY AS m(message, n)
+        WHERE p_from + m.n - 1 >= stored_messages;
+    DELETE FROM {table} WHERE partition_key = p_partition AND app_id = p_app;
+    INSERT INTO {table} (partition_key, app_id, sequence_id, position, state, status)
+        VALUES (p_partition, p_app, p_sequence_id, p_position, p_state::jsonb, p_status);
+END
+$body$"""
+"""A save in one statement (see :meth:`ChatPostgresPersister.save`): the messages from index
+``p_from`` on are appended after the stored ones and the state row replaced, when what is
+stored is what the save expects; else nothing is written. Returns whether it saved, and the
+stored sequence id and message count it found."""
+SAVE_ATTEMPTS = 5
+"""A save whose guess of the stored messages was wrong is sent again, at most this many times."""
+REMEMBERED = 10_000
+"""How many conversations' stored message counts the persister remembers (its guesses)."""
+
+
 class ChatPostgresPersister(AsyncPostgreSQLPersister):
     """Burr's PostgreSQL persister, with the chat history stored once per message, one state
     row per conversation, and saves checked against what is stored (see :meth:`save`)."""
@@ -108,6 +147,13 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
             connection=None, pool=pool, table_name=table_name, serde_kwargs=serde_kwargs or {}
         )
         self.messages_table = f"{table_name}_messages"
+        self._stored: dict[tuple[str, Optional[str]], int] = {}
+        """Per conversation, how many messages this process last saw stored (a guess)."""
+
+    def _remember(self, partition: str, app_id: Optional[str], messages: int) -> None:
+        if len(self._stored) >= REMEMBERED:
+            self._stored.clear()
+        self._stored[(partition, app_id)] = messages
 
     def _partition(self, partition_key: Optional[str]) -> str:
         return partition_key if partition_key is not None else self.PARTITION_KEY_DEFAULT
@@ -180,6 +226,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                         )"""
                     )
                     await self._create_search_index(conn)
+                    await conn.execute(SAVE_FUNCTION.format(table=self.table_name))
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
                             token TEXT NOT NULL,
@@ -221,57 +268,46 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
         status: str,
         **kwargs: Any,
     ) -> None:
-        """Append the new messages and replace the conversation's state row, in one transaction.
+        """Append the new messages and replace the conversation's state row, in one statement
+        (the function :data:`SAVE_FUNCTION`, one transaction, one round trip).
 
         With ``expected_sequence_id`` (what :class:`.SaveAfter` passes), the stored sequence id
         must still be that one, else nothing is written and :class:`.ConflictError` is raised.
-        The messages to append are counted against the stored ones in the same transaction.
+        The messages to append are counted against the stored ones in the same transaction:
+        the save sends the messages from the count this process last saw stored (0 for a
+        conversation it has not seen), the function skips those already stored, and a guess
+        that was too high (another process deleted them) is sent again from the true count.
         """
         partition = self._partition(partition_key)
         history, lean = lean_state(state)
+        expected = kwargs.get("expected_sequence_id", UNCHECKED)
+        state_text = encode_message(lean.serialize(**self.serde_kwargs))
+        start = min(self._stored.get((partition, app_id), 0), len(history))
         with conflicts_as(app_id, asyncpg.UniqueViolationError):
-            async with self.pool.acquire() as conn, conn.transaction():
-                # One save of a conversation at a time, wherever it runs.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", partition, app_id
-                )
-                stored = await conn.fetchrow(
-                    f"""SELECT
-                          (SELECT max(sequence_id) FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2),
-                          (SELECT COALESCE(max(idx) + 1, 0) FROM {self.messages_table}
-                            WHERE partition_key = $1 AND app_id = $2)""",
-                    partition,
-                    app_id,
-                )
-                appended = messages_to_append(
-                    app_id,
-                    history,
-                    stored[1],
-                    stored[0],
-                    kwargs.get("expected_sequence_id", UNCHECKED),
-                    sequence_id,
-                )
-                if appended:
-                    await conn.executemany(
-                        f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
-                        "VALUES ($1, $2, $3, $4)",
-                        [(partition, app_id, index, message) for index, message in appended],
-                    )
-                await conn.execute(
-                    f"DELETE FROM {self.table_name} WHERE partition_key = $1 AND app_id = $2",
-                    partition,
-                    app_id,
-                )
-                await conn.execute(
-                    f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
+            for _ in range(SAVE_ATTEMPTS):
+                appended = messages_to_append(app_id, history, start, None, UNCHECKED, sequence_id)
+                row = await self.pool.fetchrow(
+                    f"""SELECT saved, stored_sequence_id, stored_messages
+                        FROM {self.table_name}_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
                     partition,
                     app_id,
                     sequence_id,
                     position,
-                    encode_message(lean.serialize(**self.serde_kwargs)),
+                    state_text,
                     status,
+                    expected is not UNCHECKED,
+                    None if expected is UNCHECKED else expected,
+                    len(history),
+                    start,
+                    [message for _, message in appended],
                 )
+                if row["saved"]:
+                    self._remember(partition, app_id, len(history))
+                    return
+                # Not what this save assumed: a conflict (raised here), or messages it did not send.
+                messages_to_append(app_id, history, row[2], row[1], expected, sequence_id)
+                start = row[2]
+        raise ConflictError(f"conversation {app_id} kept changing while it was saved")
 
     async def load(
         self,
@@ -282,22 +318,23 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
     ) -> Optional[PersistedStateData]:
         """The conversation's latest state, with its history read back in order (one snapshot)."""
         partition = self._partition(partition_key)
-        async with (
-            self.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            row = await conn.fetchrow(
-                f"SELECT position, state, sequence_id, app_id, created_at, status FROM {self.table_name} "
-                "WHERE partition_key = $1 AND app_id = $2 ORDER BY sequence_id DESC LIMIT 1",
-                partition,
-                app_id,
-            )
-            if row is None:
-                return None
-            lean: State = State.deserialize(_json(row["state"]), **self.serde_kwargs)
-            history = None
-            if LENGTH in lean:
-                history = await self._messages(conn, partition, app_id, lean[LENGTH])
+        row = await self.pool.fetchrow(  # (one statement: one snapshot)
+            f"""SELECT position, state, sequence_id, app_id, created_at, status,
+                  (SELECT array_agg(m.message ORDER BY m.idx) FROM {self.messages_table} m
+                    WHERE m.partition_key = s.partition_key AND m.app_id = s.app_id
+                      AND m.idx < (s.state ->> '{LENGTH}')::integer)
+                FROM {self.table_name} s WHERE partition_key = $1 AND app_id = $2
+                ORDER BY sequence_id DESC LIMIT 1""",
+            partition,
+            app_id,
+        )
+        if row is None:
+            return None
+        lean: State = State.deserialize(_json(row["state"]), **self.serde_kwargs)
+        history = None
+        if LENGTH in lean:
+            history = decode_messages(row[6] or ())
+            self._remember(partition, app_id, len(history))
         return {
             "partition_key": partition,
             "app_id": row["app_id"],
@@ -326,6 +363,13 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
             limit if limit is not None else 2**31 - 1,
         )
         return decode_messages([row[0] for row in rows])
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection given back to the pool needs beyond asyncpg's own rollback of a
+    transaction left open: nothing. The store sets no session settings, opens no cursors,
+    listens on a connection of its own and holds a session lock only while it creates the
+    schema; asyncpg's default would be one more round trip of four statements per use."""
 
 
 def _json(value: Any) -> Any:
@@ -360,6 +404,7 @@ class PostgresStore(Store):
                 self.url,
                 min_size=0,
                 max_size=self.pool_size,
+                reset=_keep_session,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=COMMAND_TIMEOUT_S,
             )
@@ -546,11 +591,6 @@ class PostgresStore(Store):
         )
 
     async def publish(self, project_id: str, batches: Sequence[tuple[str, Batch]]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._insert(conn, batches)
-
-    @staticmethod
-    async def _insert(conn: Any, batches: Sequence[tuple[str, Batch]]) -> None:
         rows = [
             (token, batch.first, batch.first + len(batch.events) - 1, pack_events(batch.events))
             for token, batch in batches
@@ -558,28 +598,40 @@ class PostgresStore(Store):
         ]
         if not rows:
             return
-        await conn.executemany(
-            f"INSERT INTO {EVENTS} (token, first, last, payload) VALUES ($1, $2, $3, $4)", rows
-        )
-        # Delivered when the transaction commits, to every process listening.
-        await conn.execute(
-            "SELECT pg_notify($1, 'e:' || token) FROM unnest($2::text[]) AS token",
+        # One statement: the batches as arrays, and a wake-up per turn, delivered when it
+        # commits to every process listening.
+        await self.pool.execute(
+            f"""WITH written AS (
+                  INSERT INTO {EVENTS} (token, first, last, payload)
+                  SELECT * FROM unnest($2::text[], $3::integer[], $4::integer[], $5::text[]))
+                SELECT pg_notify($1, 'e:' || token) FROM unnest($6::text[]) AS token""",
             CHANNEL,
+            *(list(column) for column in zip(*rows, strict=True)),
             sorted({row[0] for row in rows}),
         )
 
     async def finish(self, project_id: str, app_id: str, token: str, last: Optional[Batch]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if last is not None:
-                await self._insert(conn, [(token, last)])
-            await conn.execute(
-                f"""UPDATE {LEASES} SET done = TRUE, finished_at = clock_timestamp()
-                    WHERE project_id = $1 AND app_id = $2 AND token = $3""",
-                project_id,
-                app_id,
-                token,
-            )
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"e:{token}")
+        # One statement (one transaction): the last events, the lease's end (only if it is
+        # still this turn's), and the wake-up for readers on other processes.
+        end = f"""ended AS (
+              UPDATE {LEASES} SET done = TRUE, finished_at = clock_timestamp()
+              WHERE project_id = $2 AND app_id = $3 AND token = $4)
+            SELECT pg_notify($1, 'e:' || $4::text)"""
+        if last is None or not last.events:
+            await self.pool.execute(f"WITH {end}", CHANNEL, project_id, app_id, token)
+            return
+        await self.pool.execute(
+            f"""WITH written AS (
+                  INSERT INTO {EVENTS} (token, first, last, payload) VALUES ($4, $5, $6, $7)),
+                {end}""",
+            CHANNEL,
+            project_id,
+            app_id,
+            token,
+            last.first,
+            last.first + len(last.events) - 1,
+            pack_events(last.events),
+        )
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
         row = await self.pool.fetchrow(
