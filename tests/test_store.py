@@ -3,14 +3,16 @@ requests. (The servers' tests show the same through the API; these pin each rule
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
 from burr.core import State
+from postgres import PostgresCluster
 
 from burr_streaming_chatbot.storage.interface import (
     Batch,
+    ConflictError,
     Store,
     owner_is_gone,
     pack_events,
@@ -281,5 +283,109 @@ async def test_a_sqlite_file_made_before_search_is_indexed_when_opened(tmp_path:
     try:
         assert [c.app_id for c in await store.find(PROJECT, ["existed"], 10)] == ["old"]
         assert [c.app_id for c in await store.find(PROJECT, ["ancient"], 10)] == ["old"]
+    finally:
+        await store.aclose()
+
+
+async def test_finishing_an_old_turn_with_its_last_events_leaves_the_new_turn_alone(
+    stores: tuple[Store, Store],
+) -> None:
+    """A turn's end writes its last events, ends its own lease only, and wakes the readers of
+    its events on other processes (one statement on PostgreSQL: all of it, or none)."""
+    a, b = stores
+    await a.acquire(PROJECT, "c", "old", lease_s=0.2)
+    await asyncio.sleep(0.3)  # (a stalled: its lease expired and b took the conversation)
+    assert await b.acquire(PROJECT, "c", "new", lease_s=30) is not None
+    await a.finish(PROJECT, "c", "old", Batch(0, [TurnEvent("delta", "late")]))
+    assert [batch.events for batch in await b.events(PROJECT, "old", 0)] == [
+        [TurnEvent("delta", "late")]
+    ]
+    record = await b.current(PROJECT, "c")
+    assert record is not None and (record.token, record.done) == ("new", False)
+    assert await a.acquire(PROJECT, "c", "third", lease_s=30) is None  # still b's
+
+    woken = asyncio.create_task(a.wait("new", timeout=5.0))  # a reader on the other process
+    await asyncio.sleep(0.05)
+    await b.publish(PROJECT, [("new", Batch(0, [TurnEvent("delta", "Hel")]))])
+    await b.finish(PROJECT, "c", "new", Batch(1, [TurnEvent("delta", "lo")]))
+    started = asyncio.get_running_loop().time()
+    await woken
+    if a.notifies:  # (woken by the notification, not by the timeout; SQLite's readers poll)
+        assert asyncio.get_running_loop().time() - started < 4.0
+    record = await a.current(PROJECT, "c")
+    assert record is not None and (record.token, record.done) == ("new", True)
+    assert [e.data for batch in await a.events(PROJECT, "new", 0) for e in batch.events] == [
+        "Hel",
+        "lo",
+    ]
+
+
+async def test_saves_from_two_processes_append_each_message_once(
+    stores: tuple[Store, Store],
+) -> None:
+    """Each process's persister saves a conversation the other also saved, or one that was
+    deleted meanwhile: the stored history is the saved state's, each message once."""
+    a, b = stores
+
+    def state(*texts: str) -> State:
+        return State({HISTORY: [{"role": "user", "content": text} for text in texts]})
+
+    async def contents(store: Store) -> list[str]:
+        return [message["content"] for message in await store.messages(PROJECT, "c")]
+
+    await a.save_state(PROJECT, "c", 0, "prompt", state("q0"), expected_sequence_id=None)
+    await b.save_state(PROJECT, "c", 1, "answer", state("q0", "a0"), expected_sequence_id=0)
+    await a.save_state(PROJECT, "c", 2, "prompt", state("q0", "a0", "q1"), expected_sequence_id=1)
+    assert await contents(b) == ["q0", "a0", "q1"]
+    loaded = await b.load_state(PROJECT, "c")
+    assert loaded is not None and loaded[1] == 2
+    assert [message["content"] for message in loaded[0][HISTORY]] == ["q0", "a0", "q1"]
+    assert await b.delete(PROJECT, "c")
+    await a.save_state(
+        PROJECT, "c", 3, "answer", state("q0", "a0", "q1", "a1"), expected_sequence_id=None
+    )
+    assert await contents(b) == ["q0", "a0", "q1", "a1"]
+    with pytest.raises(ConflictError):  # (and what is stored is still checked)
+        await b.save_state(PROJECT, "c", 4, "prompt", state("q0", "x"), expected_sequence_id=3)
+    assert await contents(a) == ["q0", "a0", "q1", "a1"]
+
+
+@pytest.mark.e2e  # (PostgreSQL in a subprocess)
+async def test_a_turns_store_calls_are_one_statement_each_on_postgresql(
+    postgres: PostgresCluster,
+) -> None:
+    """Each call a turn makes is one round trip: no transaction around several statements, no
+    reset of the connection when the pool takes it back."""
+    store = PostgresStore(postgres.create_database(), "machine-a:1:x", pool_size=2)
+    await store.open()
+    sent: list[str] = []
+    try:
+        async with store.pool.acquire() as one, store.pool.acquire() as two:
+            for connection in (one, two):  # (the pool's only connections)
+                connection.add_query_logger(lambda logged: sent.append(logged.query))
+
+        def ours(query: str) -> bool:  # (not asyncpg's look-up of a type, once per connection)
+            return "typeinfo_tree" not in query and "'jit'" not in query
+
+        async def statements(call: Awaitable[object]) -> list[str]:
+            del sent[:]
+            await call
+            return [query for query in sent if ours(query)]
+
+        history = [{"role": "user", "content": "What is Burr?"}]
+        assert len(await statements(store.acquire(PROJECT, "c", "t1", lease_s=30))) == 1
+        for sequence_id, step in enumerate(("prompt", "answer")):
+            save = store.save_state(
+                PROJECT, "c", sequence_id, step, State({HISTORY: history}),
+                expected_sequence_id=sequence_id - 1 if sequence_id else None,
+            )  # fmt: skip
+            assert len(await statements(save)) == 1
+            history = [*history, {"role": "assistant", "content": "A library."}]
+        assert len(await statements(store.load_state(PROJECT, "c"))) == 1
+        event = TurnEvent("delta", "A")
+        assert len(await statements(store.publish(PROJECT, [("t1", Batch(0, [event]))]))) == 1
+        assert len(await statements(store.finish(PROJECT, "c", "t1", Batch(1, [event])))) == 1
+        assert len(await statements(store.acquire(PROJECT, "c", "t2", lease_s=30))) == 1
+        assert len(await statements(store.finish(PROJECT, "c", "t2", None))) == 1
     finally:
         await store.aclose()
