@@ -11,13 +11,15 @@ runs ``--turns`` turns (``loadgen.py``, each a new conversation) and prints, per
 statements (normalised text, parameters as ``$n``) by calls, their rows and execution time in
 the database, the total of calls (each a round trip, apart from the statements a function
 runs inside the database) and the CPU per turn of the server process and of the database's
-processes. ``--json PATH`` writes the rows too.
+processes (and the database's by kind of process: its client backends, autovacuum, the WAL
+writer...). ``--json PATH`` writes the rows too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +47,47 @@ def start_cluster() -> Any:
     cluster.psql("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
     cluster.psql("SELECT pg_reload_conf()")
     return cluster
+
+
+def processes(postmaster: int) -> dict[int, tuple[str, float]]:
+    """The database server's processes: pid -> (kind, CPU seconds so far); the postmaster's
+    entry holds its own CPU plus that of its children that exited (``cutime + cstime``)."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            fields = harness._stat_fields(pid)
+            if pid != postmaster and int(fields[1]) != postmaster:
+                continue
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        ticks = sum(int(value) for value in fields[11:15])
+        kind = "postmaster (and exited children)" if pid == postmaster else _kind(title)
+        found[pid] = (kind, ticks / harness.CLK_TCK)
+    return found
+
+
+def _kind(title: str) -> str:
+    """``postgres: walwriter`` -> walwriter; a backend's title -> client backend."""
+    title = title.removeprefix("postgres: ").strip()
+    if title.startswith(("autovacuum", "logical replication", "background writer")):
+        return " ".join(title.split()[:3])
+    if "(" in title or " idle" in title or "SELECT" in title or "INSERT" in title:
+        return "client backends"
+    return title.split()[0] if title else "?"
+
+
+def cpu_by_kind(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each kind of process used between two :func:`processes` snapshots."""
+    used: dict[str, float] = {}
+    for pid, (kind, cpu) in after.items():
+        used[kind] = used.get(kind, 0.0) + cpu - before.get(pid, (kind, 0.0))[1]
+    return used
 
 
 def loadgen(server: harness.Process, args: argparse.Namespace, *extra: str) -> dict[str, Any]:
@@ -96,7 +139,11 @@ def print_report(result: dict[str, Any], width: int) -> None:
     print(f"{calls / turns:10.2f} {'':>9} {ms / turns:8.3f}  (all statements)")
     print(
         f"\nCPU per turn: server {result['server_cpu_ms_per_turn']:.2f} ms, database "
-        f"{result['db_cpu_ms_per_turn']:.2f} ms"
+        f"{result['db_cpu_ms_per_turn']:.2f} ms ("
+        + ", ".join(
+            f"{kind} {ms:.2f}" for kind, ms in result["db_cpu_ms_per_turn_by_process"].items()
+        )
+        + ")"
     )
 
 
@@ -126,10 +173,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         server.wait_ready()
         loadgen(server, args, "--warmup", "5", "--single", "0", "--turns", "0")
         cluster.psql("SELECT pg_stat_statements_reset()", database=database)
+        postmaster = harness.postmaster_pid(cluster)
+        before = processes(postmaster)
         load = loadgen(
             server, args, "--warmup", "0", "--single", "0", "--turns", str(args.turns),
             "--concurrency", str(args.concurrency), "--db-pid", str(harness.postmaster_pid(cluster)),
         )["load"]  # fmt: skip
+        by_kind = cpu_by_kind(before, processes(postmaster))
         rows = statements(cluster, database)
     finally:
         if server is not None:
@@ -146,6 +196,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "tokens": args.tokens,
         "server_cpu_ms_per_turn": load["server_cpu_s"] * 1000 / turns,
         "db_cpu_ms_per_turn": (load.get("db_cpu_s") or 0.0) * 1000 / turns,
+        "db_cpu_ms_per_turn_by_process": {
+            kind: cpu * 1000 / turns for kind, cpu in sorted(by_kind.items())
+        },
         "statements": rows,
     }
     print_report(result, args.width)
