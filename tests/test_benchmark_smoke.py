@@ -9,6 +9,7 @@ They check the harness (processes start, the load runs, the report prints), neve
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,38 @@ def test_conversation_list_benchmark_runs_and_finds_what_it_planted() -> None:
         assert result["search, a rare word (1 in 1,000)"]["found"] == 1
         assert result["search, no match"]["found"] == 0
         assert result["list, first page of 50"]["found"] == 50
+
+
+@pytest.mark.e2e  # the benchmark starts PostgreSQL and the servers
+def test_the_postgresql_rows_of_both_builds_and_the_statements_per_turn(tmp_path: Path) -> None:
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries not installed")
+    base = tmp_path / "base"
+    shutil.copytree(ROOT / "src" / "burr_streaming_chatbot", base / "burr_streaming_chatbot")
+    out = tmp_path / "compare.json"
+    done = run(
+        "compare.py", "--impl", "chatbot", "--impl", "chatbot_pg", "--baseline-src", str(base),
+        "--no-encoders", "--no-tools", "--reattach", "0", "--lease-cycles", "0",
+        "--turns", "4", "--tokens", "5", "--concurrency", "2", "--delay-ms", "1",
+        "--single", "1", "--warmup", "1", "--rounds", "1", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"chatbot", "chatbot_pg", "chatbot_base", "chatbot_base_pg"}
+    for impl in ("chatbot_pg", "chatbot_base_pg"):  # each on PostgreSQL, its database read
+        assert results[impl]["errors"] == 0 and results[impl]["db_cpu_ms_per_turn"] is not None
+    assert "the baseline build, the same: server" in done.stdout, done.stdout
+
+    out = tmp_path / "statements.json"
+    done = run(
+        "pg_statements.py", "--turns", "4", "--concurrency", "2", "--tokens", "5",
+        "--delay-ms", "1", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    saves = [row for row in report["statements"] if "burr_chatbot_state_save(" in row["query"]]
+    assert [row["calls"] for row in saves] == [8]  # two saves per turn, one statement each
+    assert (
+        report["db_cpu_ms_per_turn"] > 0
+        and "client backends" in report["db_cpu_ms_per_turn_by_process"]
+    )
