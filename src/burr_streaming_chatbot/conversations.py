@@ -70,6 +70,8 @@ class Conversations:
             self._saved.move_to_end(key)
             return saved
         self._saved.pop(key, None)
+        if stored_sequence_id is None:  # (the store holds no state: nothing to load)
+            return Saved(State({HISTORY: []}), None)
         project_id, app_id = key
         loaded = await self.store.load_state(project_id, app_id)
         if loaded is None:
@@ -230,8 +232,8 @@ class Conversations:
                 self._saved.popitem(last=False)
         else:
             self._saved.pop(key, None)
-        tracker = app.builder.tracker if app.builder is not None else None
-        if isinstance(tracker, ChatTrackingClient):
+        tracker = _tracker(app)
+        if tracker is not None:
             tracker.close()
         _release(app)
 
@@ -281,6 +283,13 @@ class OpenApplication:
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]], *_: object) -> None:
         self.close(keep=exc_type is None)
+
+    def flush_tracking(self) -> None:
+        """Write the lines Burr's tracker has kept so far to its log (a turn does before its
+        last event, so a client that has the whole answer finds every step in the log)."""
+        tracker = _tracker(self.app)
+        if tracker is not None:
+            tracker.flush()
 
     def close(self, keep: bool) -> None:
         """Finish the application (once; again does nothing): keep its state for the next turn
@@ -365,6 +374,12 @@ class ForkPoint(AsyncBaseStateLoader):
     async def list_app_ids(self, partition_key: str, **kwargs: Any) -> list[str]:
         """Not used for a fork."""
         return []
+
+
+def _tracker(app: Application) -> Optional[ChatTrackingClient]:
+    """The application's tracker, when it is this project's."""
+    tracker = app.builder.tracker if app.builder is not None else None
+    return tracker if isinstance(tracker, ChatTrackingClient) else None
 
 
 def _release(app: Application) -> None:

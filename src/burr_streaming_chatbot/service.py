@@ -41,6 +41,7 @@ from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import Settings, public_url
 from .sse import KEEPALIVE
+from .storage.burr_hooks import forget_folder
 from .storage.engines import open_store
 from .storage.interface import Key, StoreError, is_store_error
 from .tools import Toolbox, load_toolbox
@@ -949,6 +950,7 @@ class ChatService:
                 raise NotFound("No such conversation.")
         self.conversations.forget(project_id, app_id)
         folder = self.settings.storage_dir / project_id / app_id
+        forget_folder(folder)
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
         return DeleteResult(app_id=app_id, deleted=True, stopped=stopped)
 
