@@ -104,3 +104,40 @@ def test_a_removed_folder_is_made_again_once_forgotten(tmp_path: Path) -> None:
     second.close()
     assert (folder / "graph.json").exists() and (folder / "metadata.json").exists()
     assert len(lines(folder / "log.jsonl")) == 7
+
+
+def test_a_created_conversation_is_recorded_as_a_turns_application_records_it(
+    tmp_path: Path,
+) -> None:
+    """``POST /create`` builds no application, but Burr's tracker records the conversation
+    the same way: its folder, the same graph.json and metadata, and a log (empty until a
+    turn), which Burr's UI lists conversations by."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from burr_streaming_chatbot.router import API_PREFIX, create_router
+    from burr_streaming_chatbot.settings import Settings
+
+    app = FastAPI()
+    app.include_router(
+        create_router(Settings(storage_dir=tmp_path, offline=True)), prefix=API_PREFIX
+    )
+    with TestClient(app) as client:
+        assert client.post(f"{API_PREFIX}/create/p/made").status_code == 200
+        made = tmp_path / "p" / "made"
+        assert (made / "log.jsonl").read_text() == ""
+        turn = client.post(f"{API_PREFIX}/response/p/answered", json={"prompt": "Hi?"})
+        assert '"type":"message"' in turn.text
+        answered = tmp_path / "p" / "answered"
+        for name in ("graph.json", "metadata.json"):
+            assert json.loads((made / name).read_text()) == json.loads(
+                (answered / name).read_text()
+            )
+        # The created conversation's first turn starts from the state cached by the create.
+        again = client.post(f"{API_PREFIX}/response/p/made", json={"prompt": "Hi?"})
+        assert '"type":"message"' in again.text
+        assert [kind for kind, _, _ in lines(made / "log.jsonl")][:2] == [
+            "begin_entry",
+            "end_entry",
+        ]
+        assert client.get(f"{API_PREFIX}/status").json()["cached_conversations"] == 2

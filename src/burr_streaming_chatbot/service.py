@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
@@ -314,9 +315,9 @@ class ChatService:
             await self._check_not_deleted(project_id, app_id)
             if user is not None:
                 await self._claim(project_id, app_id, user)
-            opened = await self.conversations.open(project_id, app_id)
-        # (while a turn runs here, its state is newer than the one just loaded)
-        opened.close(keep=not self.turns.busy((project_id, app_id)))
+            # (while a turn runs here, its state is newer than the one just loaded)
+            busy = functools.partial(self.turns.busy, (project_id, app_id))
+            await self.conversations.register(project_id, app_id, busy)
         return app_id
 
     async def history(
