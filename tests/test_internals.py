@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 from burr.core import ApplicationBuilder, State, default
 from burr.core.action import action
@@ -144,3 +145,30 @@ def test_the_burr_server_parts_the_demo_host_relies_on() -> None:
     bundle = "".join(p.read_text(errors="replace") for p in build.rglob("*.js"))
     missing = [name for name in BUILT_IN_DEMOS if f'/demos/{name}"' not in bundle]
     assert not missing, f"Burr's sidebar no longer links to {missing}"
+
+
+def test_aiosqlite_runs_a_function_in_the_connections_thread(tmp_path: Path) -> None:
+    """storage.sqlite.ChatStatePersister.save runs its transaction with aiosqlite's
+    ``Connection._execute(fn, *args)``, on ``Connection._conn`` (the sqlite3 connection), in
+    the connection's thread and in order with its other calls."""
+    import sqlite3
+    import threading
+
+    import aiosqlite
+
+    async def run() -> None:
+        async with aiosqlite.connect(str(tmp_path / "x.sqlite3"), isolation_level=None) as db:
+            assert isinstance(db._conn, sqlite3.Connection)
+            seen: list[Any] = []
+
+            def work(value: int) -> int:
+                seen.append(threading.current_thread())
+                db._conn.execute("CREATE TABLE t (v)")
+                db._conn.execute("INSERT INTO t VALUES (?)", (value,))
+                return value + 1
+
+            assert await db._execute(work, 41) == 42
+            assert seen == [db._thread] and db._thread is not threading.current_thread()
+            assert list(await db.execute_fetchall("SELECT v FROM t")) == [(41,)]
+
+    asyncio.run(run())
