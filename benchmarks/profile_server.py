@@ -180,6 +180,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--tool-call", action="store_true",
         help="this project's server, native protocol: every turn makes one tool call",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-tools", action="store_true",
+        help="this project's server with BURR_CHATBOT_TOOLS=false (no tools offered)",
+    )  # fmt: skip
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=20)
@@ -193,6 +197,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.tool_call and (args.impl not in harness.CHATBOTS or args.protocol != "native"):
         parser.error("--tool-call: this project's server, native protocol only")
+    if args.no_tools and (args.impl not in harness.CHATBOTS or args.tool_call):
+        parser.error("--no-tools: this project's server, without --tool-call")
     if args.protocol != "native" and args.impl not in harness.CHATBOTS:
         parser.error(
             "--protocol ag-ui and ai-sdk: this project's server only (--impl chatbot or chatbot_pg)"
@@ -213,6 +219,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"chatbot_pg: {reason}", file=sys.stderr)
             return 2
         env["BURR_CHATBOT_DATABASE_URL"] = cluster.create_database("bench_profile")
+    if args.no_tools:
+        env["BURR_CHATBOT_TOOLS"] = "false"
     fake = harness.fake_openai(args.tokens, args.delay_ms, log=tmp / "fake_openai.log")
     if args.tool_call:
         httpx.post(
@@ -260,7 +268,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"profiled: {harness.LABELS[args.impl]}"
         f"{f' through {args.protocol}' if args.impl in harness.CHATBOTS else ''}, {turns} turns of {args.tokens} tokens, {where}, {args.delay_ms:g} ms between "
-        f"upstream tokens{'; each turn with one tool call' if args.tool_call else ''}; "
+        f"upstream tokens{'; each turn with one tool call' if args.tool_call else ''}"
+        f"{'; tools off' if args.no_tools else ''}; "
         f"{result['errors']} errors\n"
     )
     summarise(parse_collapsed(raw), cpu_ms, args.top)

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 from burr.core import ApplicationBuilder, State, default
 from burr.core.action import action
@@ -41,13 +42,17 @@ def test_an_application_keeps_its_dependency_factories_in_a_dict() -> None:
 
 
 def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
-    """storage.burr_hooks.ChatTrackingClient overrides ``_ensure_dir_structure(app_id)``, calls
-    ``_log_child_relationships(fork, spawn, app_id, partition_key)``, closes ``f`` (the open
-    log), writes ``GRAPH_FILENAME``/``METADATA_FILENAME``, and relies on Burr's
-    ``post_application_create`` returning early once ``graph.json`` exists."""
+    """storage.burr_hooks.ChatTrackingClient overrides ``_ensure_dir_structure(app_id)`` and
+    ``_append_write_line(model)`` (the one writer of every line of Burr's tracking hooks),
+    replaces ``post_application_create`` (writing ``GRAPH_FILENAME``/``METADATA_FILENAME``),
+    and calls ``_log_child_relationships(fork, spawn, app_id, partition_key)``."""
     assert list(inspect.signature(LocalTrackingClient._ensure_dir_structure).parameters) == [
         "self",
         "app_id",
+    ]
+    assert list(inspect.signature(LocalTrackingClient._append_write_line).parameters) == [
+        "self",
+        "model",
     ]
     assert list(inspect.signature(LocalTrackingClient._log_child_relationships).parameters)[:5] == [
         "self",
@@ -58,23 +63,25 @@ def test_the_local_tracker_parts_persistence_relies_on(tmp_path: Path) -> None:
     ]
     assert LocalTrackingClient.GRAPH_FILENAME == "graph.json"
     assert LocalTrackingClient.METADATA_FILENAME == "metadata.json"
-    tracker = LocalTrackingClient(project="p", storage_dir=str(tmp_path))
-    app = asyncio.run(build(tracker))
-    folder = tmp_path / "p" / "internals"
-    assert not tracker.f.closed  # the log, open from the application's creation
+    assert LocalTrackingClient.LOG_FILENAME == "log.jsonl"
+    # Every line Burr's tracker writes goes through _append_write_line.
+    written: list[str] = []
+
+    class Recording(LocalTrackingClient):
+        def _append_write_line(self, model):  # type: ignore[no-untyped-def]
+            written.append(model.model_dump_json())
+
+    tracker = Recording(project="p", storage_dir=str(tmp_path))
+
+    async def run() -> None:
+        app = await build(tracker)
+        await app.astep()
+
+    asyncio.run(run())
+    log = tmp_path / "p" / "internals" / "log.jsonl"
+    assert [json.loads(line)["type"] for line in written] == ["begin_entry", "end_entry"]
+    assert log.read_text() == ""  # (Burr's own method opened it; nothing else wrote to it)
     tracker.f.close()
-    # With graph.json there, Burr's own method writes no metadata (ours does, with the fork's parent).
-    (folder / "metadata.json").unlink()
-    LocalTrackingClient(project="p", storage_dir=str(tmp_path)).post_application_create(
-        app_id="internals",
-        partition_key=None,
-        state=app.state,
-        application_graph=app.graph,
-        parent_pointer=None,
-        spawning_parent_pointer=None,
-    )
-    assert (folder / "graph.json").exists() and not (folder / "metadata.json").exists()
-    json.loads((folder / "graph.json").read_text())
 
 
 def test_the_sqlite_persister_attributes_the_store_uses() -> None:
@@ -138,3 +145,30 @@ def test_the_burr_server_parts_the_demo_host_relies_on() -> None:
     bundle = "".join(p.read_text(errors="replace") for p in build.rglob("*.js"))
     missing = [name for name in BUILT_IN_DEMOS if f'/demos/{name}"' not in bundle]
     assert not missing, f"Burr's sidebar no longer links to {missing}"
+
+
+def test_aiosqlite_runs_a_function_in_the_connections_thread(tmp_path: Path) -> None:
+    """storage.sqlite.ChatStatePersister.save runs its transaction with aiosqlite's
+    ``Connection._execute(fn, *args)``, on ``Connection._conn`` (the sqlite3 connection), in
+    the connection's thread and in order with its other calls."""
+    import sqlite3
+    import threading
+
+    import aiosqlite
+
+    async def run() -> None:
+        async with aiosqlite.connect(str(tmp_path / "x.sqlite3"), isolation_level=None) as db:
+            assert isinstance(db._conn, sqlite3.Connection)
+            seen: list[Any] = []
+
+            def work(value: int) -> int:
+                seen.append(threading.current_thread())
+                db._conn.execute("CREATE TABLE t (v)")
+                db._conn.execute("INSERT INTO t VALUES (?)", (value,))
+                return value + 1
+
+            assert await db._execute(work, 41) == 42
+            assert seen == [db._thread] and db._thread is not threading.current_thread()
+            assert list(await db.execute_fetchall("SELECT v FROM t")) == [(41,)]
+
+    asyncio.run(run())

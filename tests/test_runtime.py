@@ -148,3 +148,54 @@ OURS = (
     "fastapi",
 )
 """The packages a turn runs through."""
+
+
+def _worker_threads() -> set[threading.Thread]:
+    """anyio's worker threads alive now (where Starlette runs a plain function)."""
+    return {t for t in threading.enumerate() if type(t).__name__ == "WorkerThread"}
+
+
+@pytest.mark.parametrize("user_header", [None, "X-Forwarded-User"])
+def test_requests_go_through_no_worker_thread(tmp_path: Path, user_header: Optional[str]) -> None:
+    """Every dependency of the router is ``async``: a plain function would run in a worker
+    thread of anyio's, two thread hand-offs per request. A real uvicorn in a thread of this
+    process serves turns and the calls around them; no worker thread is started."""
+    settings = Settings(storage_dir=tmp_path, offline=True, user_header=user_header)
+    app = FastAPI()
+    app.include_router(create_router(settings), prefix=API_PREFIX)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
+    )
+    before = _worker_threads()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        headers = {"X-Forwarded-User": "ann"} if user_header else {}
+
+        def request(method: str, path: str, body: Optional[dict] = None) -> str:
+            connection = http.client.HTTPConnection("127.0.0.1", server.config.port, timeout=30)
+            try:
+                sent = dict(headers)
+                if body is not None:
+                    sent["Content-Type"] = "application/json"
+                payload = None if body is None else json.dumps(body)
+                connection.request(method, API_PREFIX + path, body=payload, headers=sent)
+                response = connection.getresponse()
+                assert response.status == 200, response.read()
+                return response.read().decode()
+            finally:
+                connection.close()
+
+        for number in range(3):
+            request("POST", f"/create/p/c{number}")
+            assert '"type":"message"' in request("POST", f"/response/p/c{number}", {"prompt": "Hi"})
+            assert json.loads(request("GET", f"/history/p/c{number}"))[-1]["role"] == "assistant"
+        request("GET", "/status")
+        request("GET", "/conversations/p")
+        assert _worker_threads() - before == set()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

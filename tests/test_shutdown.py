@@ -1,6 +1,7 @@
 """A stop (SIGTERM) with pages open: the server exits by itself, and the answer that was
 streaming is saved, marked interrupted, with the prompt that asked for it."""
 
+import json
 import os
 import signal
 import sys
@@ -111,6 +112,12 @@ def test_a_stop_with_open_pages_exits_and_keeps_the_streaming_answer(
     server = start_server(kind, tmp_path, upstream, f"shutdown-{kind}", **extra)
     app_id = f"shutdown-{kind}"
     stop_mid_answer(server, app_id)
+    # Burr's tracker kept the stopped turn's lines in memory; the stop wrote them.
+    log = tmp_path / PROJECT / app_id / "log.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    steps = ["prompt", "check_safety", "decide_mode", "answer_question"]
+    assert [e["action"] for e in entries if e["type"] == "begin_entry"] == steps
+    assert [e["action"] for e in entries if e["type"] == "end_entry"][:3] == steps[:3]
     assert_kept_interrupted(saved_history(tmp_path, upstream, app_id, f"shutdown-{kind}-again"))
 
 

@@ -179,6 +179,7 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
             raise RuntimeError(f"{path[-1]} ended without a result")
         if answer.get("error"):
             # The partial answer is persisted, marked interrupted; the turn still failed.
+            request.conversation.flush_tracking()
             yield error_event(ErrorValue(**answer["error"]))
             return
         if answer["response"].get("tool_calls") and _next_action(app).name != APPROVAL_STEP:
@@ -210,6 +211,7 @@ async def _graph_events(request: TurnRequest, app: Application) -> AsyncIterator
     absent: dict[str, Any] = {"item": {n for n in TOOL_FIELDS if response.get(n) is None}}
     if not waiting:
         absent["awaiting_approval"] = True
+    request.conversation.flush_tracking()  # (Burr's log has the turn when the client is told)
     yield TurnEvent(
         "message", MessageEvent(value=message).model_dump_json(exclude={"value": absent})
     )

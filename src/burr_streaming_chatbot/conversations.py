@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, Optional
 
 from burr.core import Application, ApplicationBuilder, State
+from burr.core.application import ApplicationGraph
 from burr.core.graph import Graph
 from burr.core.persistence import AsyncBaseStateLoader, PersistedStateData
 
@@ -57,6 +58,12 @@ class Conversations:
         self.store = store
         self._saved: OrderedDict[Key, Saved] = OrderedDict()
         self._running: dict[Key, Application] = {}
+        self._public_graph = ApplicationGraph(
+            actions=graph.actions,
+            transitions=graph.transitions,
+            entrypoint=graph.get_action("prompt"),  # type: ignore[arg-type]  # (it has one)
+        )
+        """The graph as Burr hands it to its tracker when an application is created."""
 
     @property
     def cached(self) -> int:
@@ -70,6 +77,8 @@ class Conversations:
             self._saved.move_to_end(key)
             return saved
         self._saved.pop(key, None)
+        if stored_sequence_id is None:  # (the store holds no state: nothing to load)
+            return Saved(State({HISTORY: []}), None)
         project_id, app_id = key
         loaded = await self.store.load_state(project_id, app_id)
         if loaded is None:
@@ -111,6 +120,35 @@ class Conversations:
             .abuild()
         )
         return OpenApplication(self, key, app)
+
+    async def register(self, project_id: str, app_id: str, busy: Callable[[], bool]) -> None:
+        """What :meth:`open` and closing the application do for a conversation only created,
+        without building the application: Burr's tracker records the conversation (its
+        folder, ``graph.json``, metadata, an empty log, as an application's creation writes
+        them), and its state is cached for the next turn, unless ``busy()`` says a turn runs
+        here (then dropped: that turn's state is newer)."""
+        key = (project_id, app_id)
+        saved = await self._saved_state(key, await self.store.sequence_id(*key))
+        tracker = ChatTrackingClient(
+            project=project_id,
+            storage_dir=str(self.settings.storage_dir),
+            recent_messages=self.settings.tracked_messages,
+        )
+        tracker.post_application_create(
+            app_id=app_id,
+            partition_key=None,
+            state=saved.state,
+            application_graph=self._public_graph,
+            parent_pointer=None,
+            spawning_parent_pointer=None,
+        )
+        if not busy():
+            self._saved[key] = saved
+            self._saved.move_to_end(key)
+            while len(self._saved) > self.settings.cache_size:
+                self._saved.popitem(last=False)
+        else:
+            self._saved.pop(key, None)
 
     async def open_turn(self, project_id: str, app_id: str, lease: Lease) -> OpenApplication:
         """:meth:`open` for a turn holding ``lease``: from now until the turn leaves the
@@ -230,8 +268,8 @@ class Conversations:
                 self._saved.popitem(last=False)
         else:
             self._saved.pop(key, None)
-        tracker = app.builder.tracker if app.builder is not None else None
-        if isinstance(tracker, ChatTrackingClient):
+        tracker = _tracker(app)
+        if tracker is not None:
             tracker.close()
         _release(app)
 
@@ -281,6 +319,13 @@ class OpenApplication:
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]], *_: object) -> None:
         self.close(keep=exc_type is None)
+
+    def flush_tracking(self) -> None:
+        """Write the lines Burr's tracker has kept so far to its log (a turn does before its
+        last event, so a client that has the whole answer finds every step in the log)."""
+        tracker = _tracker(self.app)
+        if tracker is not None:
+            tracker.flush()
 
     def close(self, keep: bool) -> None:
         """Finish the application (once; again does nothing): keep its state for the next turn
@@ -365,6 +410,12 @@ class ForkPoint(AsyncBaseStateLoader):
     async def list_app_ids(self, partition_key: str, **kwargs: Any) -> list[str]:
         """Not used for a fork."""
         return []
+
+
+def _tracker(app: Application) -> Optional[ChatTrackingClient]:
+    """The application's tracker, when it is this project's."""
+    tracker = app.builder.tracker if app.builder is not None else None
+    return tracker if isinstance(tracker, ChatTrackingClient) else None
 
 
 def _release(app: Application) -> None:

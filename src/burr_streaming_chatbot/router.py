@@ -119,8 +119,10 @@ def create_router(
     signed_in = user if user is not None else Depends(user_from_header(settings.user_header))
     users_on = user is not None or bool(settings.user_header)
 
-    def current_user(who: Annotated[Optional[str], signed_in]) -> Optional[str]:
-        """The signed-in user (None when users are off); 401 without one."""
+    async def current_user(who: Annotated[Optional[str], signed_in]) -> Optional[str]:
+        """The signed-in user (None when users are off); 401 without one. (Every dependency
+        here is ``async``: FastAPI runs a plain function in a worker thread, two thread
+        hand-offs per request.)"""
         if not users_on:
             return None
         if not isinstance(who, str) or not who.strip() or len(who) > MAX_USER_CHARS:
@@ -149,7 +151,7 @@ def create_router(
         responses={401: {"description": "Users are on and the request has none."}},
     )
 
-    def client_of(request: Request, user: User) -> str:
+    async def client_of(request: Request, user: User) -> str:
         """Who the per-client limits count: the user, else the remote address."""
         if user is not None:
             return user
@@ -670,10 +672,10 @@ MAX_USER_CHARS = 256
 """The longest user id accepted."""
 
 
-def user_from_header(header: Optional[str]) -> Callable[[Request], Optional[str]]:
+def user_from_header(header: Optional[str]) -> Callable[[Request], Awaitable[Optional[str]]]:
     """A dependency reading the user from ``header`` (None when it is unset or missing)."""
 
-    def user_in_header(request: Request) -> Optional[str]:
+    async def user_in_header(request: Request) -> Optional[str]:
         return request.headers.get(header) if header else None
 
     return user_in_header

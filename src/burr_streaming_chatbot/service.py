@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
@@ -41,6 +42,7 @@ from .limits import ClientLimits, LimitReached, Slot, StreamKind
 from .llm import OFFLINE_HELP, ChatModel, UpstreamError, create_chat_model
 from .settings import Settings, public_url
 from .sse import KEEPALIVE
+from .storage.burr_hooks import forget_folder
 from .storage.engines import open_store
 from .storage.interface import Key, StoreError, is_store_error
 from .tools import Toolbox, load_toolbox
@@ -313,9 +315,9 @@ class ChatService:
             await self._check_not_deleted(project_id, app_id)
             if user is not None:
                 await self._claim(project_id, app_id, user)
-            opened = await self.conversations.open(project_id, app_id)
-        # (while a turn runs here, its state is newer than the one just loaded)
-        opened.close(keep=not self.turns.busy((project_id, app_id)))
+            # (while a turn runs here, its state is newer than the one just loaded)
+            busy = functools.partial(self.turns.busy, (project_id, app_id))
+            await self.conversations.register(project_id, app_id, busy)
         return app_id
 
     async def history(
@@ -949,6 +951,7 @@ class ChatService:
                 raise NotFound("No such conversation.")
         self.conversations.forget(project_id, app_id)
         folder = self.settings.storage_dir / project_id / app_id
+        forget_folder(folder)
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
         return DeleteResult(app_id=app_id, deleted=True, stopped=stopped)
 

@@ -18,6 +18,7 @@ from burr.core import Action, State
 from burr.lifecycle import PostRunStepHookAsync
 from burr.tracking import LocalTrackingClient
 from burr.tracking.common.models import ApplicationMetadataModel, ApplicationModel, PointerModel
+from pydantic import BaseModel
 
 from .interface import Store
 from .messages import HISTORY, LENGTH
@@ -83,17 +84,43 @@ def _write_whole(path: str, text: str) -> None:
         raise
 
 
+_READY: set[str] = set()
+"""The tracking folders this process has seen with their ``graph.json`` and metadata written
+(an application is built per turn; checking the files again each time was a few system calls
+per turn). A conversation's folder is removed only when it is deleted (:func:`forget_folder`)."""
+
+
+def forget_folder(folder: "str | os.PathLike[str]") -> None:
+    """Forget that a conversation's tracking folder was ready (it is being removed)."""
+    _READY.discard(os.path.normpath(os.path.expanduser(folder)))
+
+
 class ChatTrackingClient(LocalTrackingClient):
-    """Burr's local tracker, logging the last ``recent_messages`` of the history after each step."""
+    """Burr's local tracker, logging the last ``recent_messages`` of the history after each step.
+
+    Its lines are the ones Burr's tracker writes, in the same order, but kept in memory and
+    appended to ``log.jsonl`` in one write when :meth:`flush` or :meth:`close` is called (a turn
+    flushes before its last event and closes when it ends, also when it is stopped or the
+    server shuts down), not opened, written and flushed line by line, about a dozen system
+    calls per turn. A process killed outright loses the lines of the turn it was running; the
+    state and the user's words are in the store, saved by :class:`SaveAfter` as before."""
+
+    _log_path: Optional[str] = None
+    """The conversation's ``log.jsonl`` (known once the application is created)."""
 
     def post_application_create(
         self, *, app_id: str, partition_key: Optional[str], **kwargs: Any
     ) -> None:
         """Write ``graph.json`` from a copy made once per process (Burr's tracker reads the
-        source of every action again for each new conversation), then let Burr do the rest."""
+        source of every action again for each new conversation) and the metadata, once per
+        folder; the log is opened only to append a turn's lines (:meth:`flush`)."""
         folder = os.path.join(self.storage_dir, app_id)
+        self._log_path = os.path.join(folder, self.LOG_FILENAME)
+        if os.path.normpath(folder) in _READY:
+            return
         graph_path = os.path.join(folder, self.GRAPH_FILENAME)
         graph = kwargs.get("application_graph")
+        self._ensure_dir_structure(app_id)
         if graph is not None and not os.path.exists(graph_path):
             key = tuple(id(action) for action in graph.actions)
             if key not in _GRAPHS:
@@ -102,7 +129,6 @@ class ChatTrackingClient(LocalTrackingClient):
                 _GRAPHS[key] = json.dumps(
                     ApplicationModel.from_application_graph(graph).model_dump()
                 )
-            self._ensure_dir_structure(app_id)
             _write_whole(graph_path, _GRAPHS[key])
             metadata_path = os.path.join(folder, self.METADATA_FILENAME)
             if not os.path.exists(metadata_path):
@@ -118,7 +144,27 @@ class ChatTrackingClient(LocalTrackingClient):
                 _write_whole(metadata_path, json.dumps(metadata))  # (json.dump's encoder: a cycle)
                 if parent is not None or spawner is not None:
                     self._log_child_relationships(parent, spawner, app_id, partition_key)
-        super().post_application_create(app_id=app_id, partition_key=partition_key, **kwargs)
+        with open(self._log_path, "a", encoding="utf-8"):
+            pass  # (Burr's UI lists a conversation by its log, so there is one from the start)
+        if len(_READY) >= 100_000:  # (only bounds the memory: a forgotten folder is checked again)
+            _READY.clear()
+        _READY.add(os.path.normpath(folder))
+
+    def _append_write_line(self, model: BaseModel) -> None:
+        """Keep the line (Burr's tracker writes and flushes it at once)."""
+        self._lines.append(model.model_dump_json())
+
+    def flush(self) -> None:
+        """Append the lines kept so far to the log, in one write."""
+        if not self._lines or self._log_path is None:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        try:
+            with open(self._log_path, "a", encoding="utf-8", errors="replace") as log:
+                log.write(text)
+        except FileNotFoundError:  # the conversation was deleted meanwhile: nothing to keep
+            forget_folder(os.path.dirname(self._log_path))
 
     def _ensure_dir_structure(self, app_id: str) -> None:
         """Burr's folder creation, safe when another process creates the same folder at once
@@ -128,12 +174,11 @@ class ChatTrackingClient(LocalTrackingClient):
     def __init__(self, *args: Any, recent_messages: int = 4, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recent_messages = recent_messages
+        self._lines: list[str] = []
 
     def close(self) -> None:
-        """Close the log file (Burr's tracker keeps it open until it is garbage-collected)."""
-        if self.f is not None:
-            self.f.close()
-            self.f = None
+        """Write the lines kept (the tracker may be used again: it opens nothing)."""
+        self.flush()
 
     def post_run_step(
         self,

@@ -369,45 +369,59 @@ class ChatStatePersister(AsyncSQLitePersister):
         """
         partition = self._partition(partition_key)
         history, lean = lean_state(state)
+        expected = kwargs.get("expected_sequence_id", UNCHECKED)
+        row = (partition, app_id, sequence_id, position)
+        encoded = encode_message(lean.serialize(**self.serde_kwargs))
         with conflicts_as(app_id, sqlite3.IntegrityError):
-            async with self.transaction():
-                stored_id, stored = await self.fetchone(
-                    f"""SELECT
-                          (SELECT sequence_id FROM {self.table_name} WHERE partition_key = ?1 AND app_id = ?2),
-                          (SELECT COALESCE(MAX(idx) + 1, 0) FROM {self.messages_table}
-                            WHERE partition_key = ?1 AND app_id = ?2)""",
-                    (partition, app_id),
-                )  # type: ignore[misc]
-                appended = messages_to_append(
-                    app_id,
-                    history,
-                    stored,
-                    stored_id,
-                    kwargs.get("expected_sequence_id", UNCHECKED),
-                    sequence_id,
+            async with self.lock:
+                # The whole transaction in one hand-off to the connection's thread (six before:
+                # BEGIN, the read, the three writes, COMMIT). A cancellation no longer cuts it
+                # half-way: the thread runs it to its COMMIT or its ROLLBACK either way.
+                await self.connection._execute(
+                    self._save_in_thread, history, expected, row, encoded, status
                 )
-                if appended:
-                    await self.connection.executemany(
-                        f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
-                        "VALUES (?, ?, ?, ?)",
-                        [(partition, app_id, index, message) for index, message in appended],
-                    )
-                await self.connection.execute(
-                    f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
-                    (partition, app_id),
+
+    def _save_in_thread(
+        self,
+        history: list[dict],
+        expected: Any,
+        row: tuple[str, str, int, str],
+        encoded: str,
+        status: str,
+    ) -> None:
+        """:meth:`save`'s transaction, run in the connection's thread."""
+        partition, app_id, sequence_id, _ = row
+        connection = self.connection._conn
+        connection.execute("BEGIN IMMEDIATE")  # (waits for another process's writer up front)
+        try:
+            stored_id, stored = connection.execute(
+                f"""SELECT
+                      (SELECT sequence_id FROM {self.table_name} WHERE partition_key = ?1 AND app_id = ?2),
+                      (SELECT COALESCE(MAX(idx) + 1, 0) FROM {self.messages_table}
+                        WHERE partition_key = ?1 AND app_id = ?2)""",
+                (partition, app_id),
+            ).fetchone()
+            appended = messages_to_append(app_id, history, stored, stored_id, expected, sequence_id)
+            if appended:
+                connection.executemany(
+                    f"INSERT INTO {self.messages_table} (partition_key, app_id, idx, message) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(partition, app_id, index, message) for index, message in appended],
                 )
-                await self.connection.execute(
-                    f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        partition,
-                        app_id,
-                        sequence_id,
-                        position,
-                        encode_message(lean.serialize(**self.serde_kwargs)),
-                        status,
-                    ),
-                )
+            connection.execute(
+                f"DELETE FROM {self.table_name} WHERE partition_key = ? AND app_id = ?",
+                (partition, app_id),
+            )
+            connection.execute(
+                f"INSERT INTO {self.table_name} (partition_key, app_id, sequence_id, position, state, status) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (*row, encoded, status),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # (a broken connection has nothing to undo)
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     async def load(
         self,
