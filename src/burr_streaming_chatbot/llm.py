@@ -240,7 +240,7 @@ def _caused_by_connection_error(exc: BaseException) -> bool:
 
 
 _FAILURES = (
-    openai.OpenAIError,  # the SDK's requests map their transport's errors; _answer_pieces too
+    openai.OpenAIError,  # the SDK's requests map their transport's errors; the answer's reads too
     ValueError,
     LookupError,
     TypeError,
@@ -255,7 +255,7 @@ _READ_FAILURES: tuple[type[BaseException], ...] = (httpx.RequestError, ssl.SSLEr
     (httpx2.RequestError,) if httpx2 is not None else ()
 )
 """What reading a streamed response's body can raise, on either transport, whichever of
-httpx and httpx2 the SDK uses; :func:`_answer_pieces` maps them to the SDK's errors, as the
+httpx and httpx2 the SDK uses; :meth:`OpenAIChatModel.stream_answer` maps them to the SDK's errors, as the
 SDK's own reader does."""
 
 
@@ -309,41 +309,40 @@ def _aiohttp_client() -> Any:
         return None
 
 
-async def _answer_pieces(response: Any) -> AsyncIterator[Piece]:
-    """The answer in a streamed chat completion, one piece per network read and kind: what one
-    read brought of the model's thinking comes out as one :class:`Thought`, what it brought of
-    the answer as one ``str`` (in the order they came), and the usage chunk as a :class:`Usage`.
+class _AnswerReader:
+    """Reads the answer in a streamed chat completion, a network read at a time: what one read
+    brought of the model's thinking comes out as one :class:`Thought`, what it brought of the
+    answer as one ``str`` (in the order they came), and the usage chunk as a :class:`Usage`.
 
-    Reads to the end of the body, past ``[DONE]``, so the connection can be reused."""
-    decoder = EventDecoder()
-    done = False
-    reads, errors = _body_reads(response)
-    try:
-        with errors:
-            async for chunk in reads:
-                if done:
-                    continue
-                pieces: list[Piece] = []
-                failure: Optional[Exception] = None
-                for event in decoder.feed(chunk):
-                    if event.data.startswith(b"[DONE]"):
-                        done = True
-                        break
-                    if event.name not in ("", "error"):
-                        continue  # not a completion chunk
-                    try:
-                        _add_chunk(pieces, parse_chunk(event.data), response)
-                    except _FAILURES as exc:  # the text before it in the same read still counts
-                        failure = exc
-                        break
-                for piece in pieces:
-                    yield piece
-                if failure is not None:
-                    raise failure
-    except _READ_TIMEOUTS as exc:
-        raise openai.APITimeoutError(request=response.request) from exc
-    except _READ_FAILURES as exc:
-        raise openai.APIConnectionError(request=response.request) from exc
+    :meth:`OpenAIChatModel.stream_answer` hands it each read (one generator between the
+    network and the answer step, not two: there is a read per token)."""
+
+    __slots__ = ("decoder", "done", "response")
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.decoder = EventDecoder()
+        self.done = False
+        """``[DONE]`` came: the rest of the body is read (so the connection can be reused)
+        and ignored."""
+
+    def read(self, chunk: bytes) -> tuple[list[Piece], Optional[Exception]]:
+        """The pieces in one read, and the failure after them (the text before a failure in
+        the same read still counts)."""
+        pieces: list[Piece] = []
+        if self.done:
+            return pieces, None
+        for event in self.decoder.feed(chunk):
+            if event.data.startswith(b"[DONE]"):
+                self.done = True
+                break
+            if event.name not in ("", "error"):
+                continue  # not a completion chunk
+            try:
+                _add_chunk(pieces, parse_chunk(event.data), self.response)
+            except _FAILURES as exc:
+                return pieces, exc
+        return pieces, None
 
 
 def _body_reads(
@@ -539,12 +538,24 @@ class OpenAIChatModel:
         try:
             # The HTTP response itself, its body unread: the SDK's stream object around it
             # would only add a reader and a decoder that go unused.
-            response = await self._client.post(
+            response: Any = await self._client.post(
                 "/chat/completions", body=body, cast_to=httpx.Response, stream=True
             )
             try:
-                async for piece in _answer_pieces(response):
-                    yield piece
+                reader = _AnswerReader(response)
+                reads, errors = _body_reads(response)
+                try:
+                    with errors:
+                        async for chunk in reads:
+                            pieces, failure = reader.read(chunk)
+                            for piece in pieces:
+                                yield piece
+                            if failure is not None:
+                                raise failure
+                except _READ_TIMEOUTS as exc:
+                    raise openai.APITimeoutError(request=response.request) from exc
+                except _READ_FAILURES as exc:
+                    raise openai.APIConnectionError(request=response.request) from exc
             finally:
                 await response.aclose()
         except _FAILURES as exc:
