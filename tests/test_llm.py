@@ -229,3 +229,24 @@ async def test_the_aiohttp_transport_reads_an_answers_body_directly(
             await response.aclose()
     finally:
         await llm.aclose()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_slow_answer_that_keeps_coming_outlasts_the_read_timeout(
+    upstream: FakeUpstream, transport: str
+) -> None:
+    """The read timeout is for a silence: 16 tokens 0.1 s apart take three times as long."""
+    words = [f"w{i} " for i in range(16)]
+    upstream.control(text="".join(words), delay_ms=100)
+    llm = model(upstream.base_url, transport, timeout_s=0.5)
+    try:
+        pieces = [
+            piece
+            async for piece in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            )
+            if isinstance(piece, str)
+        ]
+        assert "".join(pieces) == "".join(words)
+    finally:
+        await llm.aclose()

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Union
 
@@ -348,13 +348,15 @@ class _AnswerReader:
 def _body_reads(
     response: Any,
 ) -> tuple[AsyncIterator[bytes], contextlib.AbstractContextManager[Any]]:
-    """The body's network reads, and a context that turns the transport's errors into httpx's.
+    """The body's network reads, and a context to read them in (it turns the transport's
+    errors into httpx's, and keeps the read timeout).
 
     On the SDK's aiohttp transport, a body sent without a content coding is read from aiohttp
     itself: through httpx's response it passes three more generators per read (and there is
-    a read per token), which do nothing to such a body. The errors are mapped as the
-    transport maps them. Elsewhere (httpx's own transport, a compressed body, a transport
-    whose insides are not as expected): httpx's ``aiter_bytes``."""
+    a read per token), which do nothing to such a body; and its read timeout is kept by a
+    :class:`_ReadWatch` (see there). The errors are mapped as the transport maps them.
+    Elsewhere (httpx's own transport, a compressed body, a transport whose insides are not as
+    expected): httpx's ``aiter_bytes``."""
     stream = getattr(getattr(response, "stream", None), "_stream", None)
     aiohttp_response = getattr(stream, "_aiohttp_response", None)
     content = getattr(aiohttp_response, "content", None)
@@ -365,7 +367,76 @@ def _body_reads(
         or response.headers.get("content-encoding", "identity") != "identity"
     ):
         return response.aiter_bytes(), contextlib.nullcontext()
-    return content.iter_any(), _map_aiohttp_errors()
+    return content.iter_any(), _aiohttp_reads(aiohttp_response)
+
+
+@contextlib.contextmanager
+def _aiohttp_reads(aiohttp_response: Any) -> Iterator[None]:
+    watch = _ReadWatch.start(aiohttp_response)
+    try:
+        with _map_aiohttp_errors():
+            yield
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+class _ReadWatch:
+    """A streamed body's read timeout (nothing read for that long: the read fails with
+    aiohttp's own ``SocketTimeoutError``), checked :attr:`CHECKS` times per period.
+
+    aiohttp keeps it by cancelling a timer and starting another on every read that brings
+    data, a few microseconds each, and there is a read per token: 4% of this server's CPU
+    on long answers (``benchmarks/RESULTS.md``, issue 25). Here the count of bytes read is
+    compared now and then instead; a stalled stream fails within one period and an eighth of
+    it, instead of one period."""
+
+    CHECKS = 8
+
+    __slots__ = ("content", "handle", "loop", "quiet", "seen", "step", "timeout")
+
+    @classmethod
+    def start(cls, aiohttp_response: Any) -> Optional[_ReadWatch]:
+        """Take over the read timeout of the connection ``aiohttp_response`` is read from
+        (None: it has none, or the body has no connection left to wait on)."""
+        connection = getattr(aiohttp_response, "connection", None)
+        protocol: Any = getattr(connection, "protocol", None)
+        timeout = getattr(protocol, "read_timeout", None)
+        if not timeout:
+            return None
+        protocol.read_timeout = None  # (the timer it has running is cancelled at its next read)
+        return cls(aiohttp_response.content, timeout)
+
+    def __init__(self, content: Any, timeout: float) -> None:
+        self.content = content
+        self.timeout = timeout
+        self.step = timeout / self.CHECKS
+        self.seen = content.total_bytes
+        self.quiet = 0
+        self.loop = asyncio.get_running_loop()
+        self.handle: Optional[asyncio.TimerHandle] = self.loop.call_later(self.step, self._check)
+
+    def _check(self) -> None:
+        total = self.content.total_bytes
+        if total != self.seen:
+            self.seen, self.quiet = total, 0
+        else:
+            self.quiet += 1
+            if self.quiet >= self.CHECKS:
+                from aiohttp import SocketTimeoutError  # (there when this transport is)
+
+                self.handle = None
+                self.content.set_exception(
+                    SocketTimeoutError("Timeout on reading data from socket")
+                )
+                return
+        self.handle = self.loop.call_later(self.step, self._check)
+
+    def cancel(self) -> None:
+        """The body is read (or given up): stop watching."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
 
 
 def parse_chunk(data: bytes) -> Any:
