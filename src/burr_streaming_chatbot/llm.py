@@ -386,7 +386,7 @@ class _ReadWatch:
     aiohttp's own ``SocketTimeoutError``), checked :attr:`CHECKS` times per period.
 
     aiohttp keeps it by cancelling a timer and starting another on every read that brings
-    data, a few microseconds each, and there is a read per token: 4% of this server's CPU
+    data, a few microseconds each, and there is a read per token: 3 to 4% of this server's CPU
     on long answers (``benchmarks/RESULTS.md``, issue 25). Here the count of bytes read is
     compared now and then instead; a stalled stream fails within one period and an eighth of
     it, instead of one period."""
