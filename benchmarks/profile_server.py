@@ -50,8 +50,9 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
      ("burr/integrations/persisters/", "aiosqlite/")),
     ("tools: Toolbox.call and the tools (tools.py)", ("burr_streaming_chatbot/tools.py",)),
     ("openai SDK: request params transform (_transform.py)", ("openai/_utils/_transform.py",)),
+    # (the reads of a body: the answer's, and the router call's one read, which is small)
     ("reading the answer's body: transport reads, EventDecoder, json (llm.py)",
-     ("_answer_pieces",)),
+     ("_answer_pieces", "_AnswerReader", "AsyncStreamIterator.__anext__", "Response.aiter_bytes")),
     ("openai SDK + HTTP client: requests, chunk parsing",
      ("openai/", "httpx/", "httpcore/", "httpx2/", "httpcore2/")),
     ("Burr step machinery: state copies, hooks, transitions", ("burr/core/", "burr/lifecycle/")),

@@ -1,12 +1,21 @@
 """The model client on each of the SDK's transports, against the fake server over HTTP."""
 
 import asyncio
+import json
 
+import httpx
 import pytest
 from conftest import free_port
 from fake_openai import FakeUpstream
 
-from burr_streaming_chatbot.llm import OpenAIChatModel, Thought, UpstreamError, Usage
+from burr_streaming_chatbot.llm import (
+    OpenAIChatModel,
+    Thought,
+    UpstreamError,
+    Usage,
+    _body_reads,
+    parse_chunk,
+)
 from burr_streaming_chatbot.settings import Settings
 
 
@@ -171,5 +180,73 @@ async def test_without_stream_usage_nothing_is_asked_and_no_usage_comes(
         ]
         assert pieces and not any(isinstance(p, Usage) for p in pieces)
         assert "".join(pieces) == "One two."
+    finally:
+        await llm.aclose()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"choices":[{"index":0,"delta":{"content":"caf\\u00e9 \\"x\\"\\n"}}]}',
+        '{"choices":[{"delta":{"content":"日本 \U0001f600"}}],"usage":null}'.encode(),
+        b'{"a":NaN,"b":-Infinity}',  # orjson refuses these, json reads them
+        b'{"s":"\\ud800"}',  # a lone surrogate: the same
+        '{"content":"utf-16"}'.encode("utf-16"),  # json detects the encoding
+        b'{"a":1,"a":2}',
+    ],
+)
+def test_a_chunk_parses_as_json_loads_reads_it(data: bytes) -> None:
+    parsed = parse_chunk(data)
+    expected = json.loads(data)
+    assert repr(parsed) == repr(expected)  # (repr: NaN is not equal to itself)
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b'{"a":1}x', b"\xff", b"data: {}"])
+def test_a_chunk_that_is_not_json_raises_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_chunk(data)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_the_aiohttp_transport_reads_an_answers_body_directly(
+    upstream: FakeUpstream, transport: str
+) -> None:
+    """Each read of the body without httpx's generators in between (a read per token)."""
+    upstream.control(text="One two.", delay_ms=0)
+    llm = model(upstream.base_url, transport)
+    try:
+        body = {"model": "m", "messages": [{"role": "user", "content": "Hi?"}], "stream": True}
+        response = await llm._client.post(
+            "/chat/completions", body=body, cast_to=httpx.Response, stream=True
+        )
+        try:
+            reads, _ = _body_reads(response)
+            direct = type(reads).__module__.startswith("aiohttp")
+            assert direct == (transport == "aiohttp")
+            stream = b"".join([chunk async for chunk in reads])
+            assert b'"content":"One "' in stream and stream.endswith(b"data: [DONE]\n\n")
+        finally:
+            await response.aclose()
+    finally:
+        await llm.aclose()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_slow_answer_that_keeps_coming_outlasts_the_read_timeout(
+    upstream: FakeUpstream, transport: str
+) -> None:
+    """The read timeout is for a silence: 16 tokens 0.1 s apart take three times as long."""
+    words = [f"w{i} " for i in range(16)]
+    upstream.control(text="".join(words), delay_ms=100)
+    llm = model(upstream.base_url, transport, timeout_s=0.5)
+    try:
+        pieces = [
+            piece
+            async for piece in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            )
+            if isinstance(piece, str)
+        ]
+        assert "".join(pieces) == "".join(words)
     finally:
         await llm.aclose()

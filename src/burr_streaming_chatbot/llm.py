@@ -7,17 +7,19 @@ answers. Upstream failures become :class:`UpstreamError`, whatever SDK raised th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Union
 
 import httpx
 import openai
+import orjson
 
 from .settings import Settings, public_url
 from .sse import EventDecoder
@@ -27,6 +29,13 @@ try:  # openai 3 sends its requests through httpx2, earlier versions through htt
     import httpx2
 except ImportError:  # pragma: no cover - depends on the SDK's version
     httpx2 = None  # type: ignore[assignment]
+
+try:  # the SDK's aiohttp transport, whose error mapping direct reads of its bodies reuse
+    from openai._vendor.httpx_aiohttp.transport import (
+        map_aiohttp_exceptions as _map_aiohttp_errors,
+    )
+except ImportError:  # pragma: no cover - depends on the SDK's version
+    _map_aiohttp_errors = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +240,7 @@ def _caused_by_connection_error(exc: BaseException) -> bool:
 
 
 _FAILURES = (
-    openai.OpenAIError,  # the SDK's requests map their transport's errors; _answer_pieces too
+    openai.OpenAIError,  # the SDK's requests map their transport's errors; the answer's reads too
     ValueError,
     LookupError,
     TypeError,
@@ -246,7 +255,7 @@ _READ_FAILURES: tuple[type[BaseException], ...] = (httpx.RequestError, ssl.SSLEr
     (httpx2.RequestError,) if httpx2 is not None else ()
 )
 """What reading a streamed response's body can raise, on either transport, whichever of
-httpx and httpx2 the SDK uses; :func:`_answer_pieces` maps them to the SDK's errors, as the
+httpx and httpx2 the SDK uses; :meth:`OpenAIChatModel.stream_answer` maps them to the SDK's errors, as the
 SDK's own reader does."""
 
 
@@ -300,39 +309,146 @@ def _aiohttp_client() -> Any:
         return None
 
 
-async def _answer_pieces(response: Any) -> AsyncIterator[Piece]:
-    """The answer in a streamed chat completion, one piece per network read and kind: what one
-    read brought of the model's thinking comes out as one :class:`Thought`, what it brought of
-    the answer as one ``str`` (in the order they came), and the usage chunk as a :class:`Usage`.
+class _AnswerReader:
+    """Reads the answer in a streamed chat completion, a network read at a time: what one read
+    brought of the model's thinking comes out as one :class:`Thought`, what it brought of the
+    answer as one ``str`` (in the order they came), and the usage chunk as a :class:`Usage`.
 
-    Reads to the end of the body, past ``[DONE]``, so the connection can be reused."""
-    decoder = EventDecoder()
-    done = False
+    :meth:`OpenAIChatModel.stream_answer` hands it each read (one generator between the
+    network and the answer step, not two: there is a read per token)."""
+
+    __slots__ = ("decoder", "done", "response")
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.decoder = EventDecoder()
+        self.done = False
+        """``[DONE]`` came: the rest of the body is read (so the connection can be reused)
+        and ignored."""
+
+    def read(self, chunk: bytes) -> tuple[list[Piece], Optional[Exception]]:
+        """The pieces in one read, and the failure after them (the text before a failure in
+        the same read still counts)."""
+        pieces: list[Piece] = []
+        if self.done:
+            return pieces, None
+        for event in self.decoder.feed(chunk):
+            if event.data.startswith(b"[DONE]"):
+                self.done = True
+                break
+            if event.name not in ("", "error"):
+                continue  # not a completion chunk
+            try:
+                _add_chunk(pieces, parse_chunk(event.data), self.response)
+            except _FAILURES as exc:
+                return pieces, exc
+        return pieces, None
+
+
+def _body_reads(
+    response: Any,
+) -> tuple[AsyncIterator[bytes], contextlib.AbstractContextManager[Any]]:
+    """The body's network reads, and a context to read them in (it turns the transport's
+    errors into httpx's, and keeps the read timeout).
+
+    On the SDK's aiohttp transport, a body sent without a content coding is read from aiohttp
+    itself: through httpx's response it passes three more generators per read (and there is
+    a read per token), which do nothing to such a body; and its read timeout is kept by a
+    :class:`_ReadWatch` (see there). The errors are mapped as the transport maps them.
+    Elsewhere (httpx's own transport, a compressed body, a transport whose insides are not as
+    expected): httpx's ``aiter_bytes``."""
+    stream = getattr(getattr(response, "stream", None), "_stream", None)
+    aiohttp_response = getattr(stream, "_aiohttp_response", None)
+    content = getattr(aiohttp_response, "content", None)
+    if (
+        _map_aiohttp_errors is None
+        or content is None
+        or not hasattr(content, "iter_any")
+        or response.headers.get("content-encoding", "identity") != "identity"
+    ):
+        return response.aiter_bytes(), contextlib.nullcontext()
+    return content.iter_any(), _aiohttp_reads(aiohttp_response)
+
+
+@contextlib.contextmanager
+def _aiohttp_reads(aiohttp_response: Any) -> Iterator[None]:
+    watch = _ReadWatch.start(aiohttp_response)
     try:
-        async for chunk in response.aiter_bytes():
-            if done:
-                continue
-            pieces: list[Piece] = []
-            failure: Optional[Exception] = None
-            for event in decoder.feed(chunk):
-                if event.data.startswith(b"[DONE]"):
-                    done = True
-                    break
-                if event.name not in ("", "error"):
-                    continue  # not a completion chunk
-                try:
-                    _add_chunk(pieces, json.loads(event.data), response)
-                except _FAILURES as exc:  # the text before it in the same read still counts
-                    failure = exc
-                    break
-            for piece in pieces:
-                yield piece
-            if failure is not None:
-                raise failure
-    except _READ_TIMEOUTS as exc:
-        raise openai.APITimeoutError(request=response.request) from exc
-    except _READ_FAILURES as exc:
-        raise openai.APIConnectionError(request=response.request) from exc
+        with _map_aiohttp_errors():
+            yield
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+class _ReadWatch:
+    """A streamed body's read timeout (nothing read for that long: the read fails with
+    aiohttp's own ``SocketTimeoutError``), checked :attr:`CHECKS` times per period.
+
+    aiohttp keeps it by cancelling a timer and starting another on every read that brings
+    data, a few microseconds each, and there is a read per token: 3 to 4% of this server's CPU
+    on long answers (``benchmarks/RESULTS.md``, issue 25). Here the count of bytes read is
+    compared now and then instead; a stalled stream fails within one period and an eighth of
+    it, instead of one period."""
+
+    CHECKS = 8
+
+    __slots__ = ("content", "handle", "loop", "quiet", "seen", "step", "timeout")
+
+    @classmethod
+    def start(cls, aiohttp_response: Any) -> Optional[_ReadWatch]:
+        """Take over the read timeout of the connection ``aiohttp_response`` is read from
+        (None: it has none, or the body has no connection left to wait on)."""
+        connection = getattr(aiohttp_response, "connection", None)
+        protocol: Any = getattr(connection, "protocol", None)
+        timeout = getattr(protocol, "read_timeout", None)
+        if not timeout:
+            return None
+        protocol.read_timeout = None  # (the timer it has running is cancelled at its next read)
+        return cls(aiohttp_response.content, timeout)
+
+    def __init__(self, content: Any, timeout: float) -> None:
+        self.content = content
+        self.timeout = timeout
+        self.step = timeout / self.CHECKS
+        self.seen = content.total_bytes
+        self.quiet = 0
+        self.loop = asyncio.get_running_loop()
+        self.handle: Optional[asyncio.TimerHandle] = self.loop.call_later(self.step, self._check)
+
+    def _check(self) -> None:
+        total = self.content.total_bytes
+        if total != self.seen:
+            self.seen, self.quiet = total, 0
+        else:
+            self.quiet += 1
+            if self.quiet >= self.CHECKS:
+                from aiohttp import SocketTimeoutError  # (there when this transport is)
+
+                self.handle = None
+                self.content.set_exception(
+                    SocketTimeoutError("Timeout on reading data from socket")
+                )
+                return
+        self.handle = self.loop.call_later(self.step, self._check)
+
+    def cancel(self) -> None:
+        """The body is read (or given up): stop watching."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+def parse_chunk(data: bytes) -> Any:
+    """One event's JSON, as ``json.loads`` reads it: parsed by orjson (about a fifth of the
+    CPU, and there is one parse per token), or by ``json`` where orjson refuses what ``json``
+    accepts (``NaN``, lone surrogates, other encodings than UTF-8). Raises ``ValueError`` for
+    what is not JSON. (One difference is left: orjson reads an integer past 64 bits as a
+    float; no field read here is one.)"""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _add_chunk(pieces: list[Piece], chunk: Any, response: Any) -> None:
@@ -493,12 +609,24 @@ class OpenAIChatModel:
         try:
             # The HTTP response itself, its body unread: the SDK's stream object around it
             # would only add a reader and a decoder that go unused.
-            response = await self._client.post(
+            response: Any = await self._client.post(
                 "/chat/completions", body=body, cast_to=httpx.Response, stream=True
             )
             try:
-                async for piece in _answer_pieces(response):
-                    yield piece
+                reader = _AnswerReader(response)
+                reads, errors = _body_reads(response)
+                try:
+                    with errors:
+                        async for chunk in reads:
+                            pieces, failure = reader.read(chunk)
+                            for piece in pieces:
+                                yield piece
+                            if failure is not None:
+                                raise failure
+                except _READ_TIMEOUTS as exc:
+                    raise openai.APITimeoutError(request=response.request) from exc
+                except _READ_FAILURES as exc:
+                    raise openai.APIConnectionError(request=response.request) from exc
             finally:
                 await response.aclose()
         except _FAILURES as exc:

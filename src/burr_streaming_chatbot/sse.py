@@ -120,20 +120,29 @@ class EventDecoder:
             return []
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
-        self._after_cr = chunk.endswith(b"\r")
         if b"\r" in chunk:
+            self._after_cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = self._pending + chunk
-        blocks = data.split(b"\n\n")
+        else:
+            self._after_cr = False
+        if self._pending:
+            chunk = self._pending + chunk
+        blocks = chunk.split(b"\n\n")
         self._pending = blocks.pop()
         if len(self._pending) > self.max_event_bytes:
             raise ValueError(f"an event of over {self.max_event_bytes} bytes")
-        return [event for event in map(_parse_block, blocks) if event is not None]
+        events = []
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:  # what model servers send
+                events.append(UpstreamEvent("", block[6:]))
+            else:
+                event = _parse_block(block)
+                if event is not None:
+                    events.append(event)
+        return events
 
 
 def _parse_block(block: bytes) -> UpstreamEvent | None:
-    if block.startswith(b"data: ") and b"\n" not in block:  # what model servers send
-        return UpstreamEvent("", block[6:])
     name = ""
     data: list[bytes] = []
     for line in block.split(b"\n"):

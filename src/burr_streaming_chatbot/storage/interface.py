@@ -170,18 +170,14 @@ def storable_text(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
+_PACK = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def pack_events(events: Sequence[TurnEvent]) -> str:
-    """A batch as one JSON array: a delta as its text, another event as ``[type, its JSON]``."""
-    return (
-        "["
-        + ",".join(
-            json.dumps(event.data, ensure_ascii=False)
-            if event.type == "delta"
-            else json.dumps(event, ensure_ascii=False)
-            for event in events
-        )
-        + "]"
-    )
+    """A batch as one JSON array: a delta as its text, another event as ``[type, its JSON]``.
+    (One encoder call for the batch: a live turn's new events are packed every publish, and
+    most of them are deltas.)"""
+    return _PACK([event.data if event.type == "delta" else event for event in events])
 
 
 def unpack_events(payload: str) -> list[TurnEvent]:
