@@ -4,7 +4,9 @@ import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
 import type { Element, RootContent } from 'hast'
 import { endsInOpenFence, fencedCode, splitBlocks } from '../lib/blocks'
-import { codeOf, parsePieces, type Piece } from '../lib/markdownPipeline'
+import { codeOf } from '../lib/hastCode'
+import { parseNow } from '../lib/markdownHere'
+import type { Piece } from '../lib/markdownPipeline'
 import { hasRenderWorker, parseAsync } from '../lib/renderClient'
 import { CodeBlock } from './CodeBlock'
 
@@ -108,8 +110,12 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
   const [parsed, setParsed] = useState<Parsed | null>(null)
   let shown = parsed
   if (shown?.text !== text && parsesHere(text, streaming, shown !== null)) {
-    shown = { text, pieces: parsePieces(text) }
-    setParsed(shown) // state from this render (React re-renders at once, before the children)
+    // (Null while the page's parser is still loading: then the block waits like any other.)
+    const pieces = parseNow(text)
+    if (pieces) {
+      shown = { text, pieces }
+      setParsed(shown) // state from this render (React re-renders at once, before the children)
+    }
   }
   const waiting = shown?.text !== text
 
