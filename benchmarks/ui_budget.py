@@ -1,4 +1,4 @@
-"""The page's budgets: initial JavaScript, and main-thread long tasks while an answer streams.
+"""The page's budgets: initial JavaScript, and main-thread long tasks while streaming and at load.
 
 (a) Initial JavaScript: the module scripts, classic scripts and ``modulepreload`` links that the
 built page's ``index.html`` loads before anything else, each gzipped with Python's ``gzip``
@@ -27,6 +27,25 @@ words (one long paragraph: no code block, so no syntax highlighting).
     python benchmarks/ui_budget.py --js-only       # (a) only; needs no browser
     python benchmarks/ui_budget.py --tokens 4000 --baseline-tokens 400 --delay-ms 5
     python benchmarks/ui_budget.py --no-plain --trace budget-trace.json   # + a timeline
+    python benchmarks/ui_budget.py --load --baseline-src /tmp/base/src --load-rounds 3
+
+(c) Page load (``--load``, instead of (b)): a conversation of ``--load-turns`` turns (50: 100
+messages) is made through the server's own API, the fake upstream answering each prompt with
+given markdown (prose, a list, a Python and a TypeScript code block: two code blocks per
+answer). Then the page is opened on it (``?c=<id>``) in a fresh browser context, with the same
+``longtask`` and ``long-animation-frame`` observers installed before the page's scripts, and
+every long task from navigation is recorded until every message is shown, every code block is
+highlighted (``pre[data-highlighted]``), and no long animation frame has come for 1.5 s.
+Printed per load: the count of long tasks, the longest, their total, when the page settled,
+and what the longest three were made of (the scripts of their long animation frame: function,
+what invoked it, the chunk and character position, forced style and layout; then rendering).
+With ``--baseline-src`` (a ``src`` folder holding ``burr_streaming_chatbot`` with its page
+built, e.g. a checkout of the baseline commit after ``npm ci && npm run build`` in its
+``ui_bundle``), a second server runs that package on the same storage, and the rounds
+(``--load-rounds``, 3) open the baseline page and this one in alternating order, after one
+load of each that is not counted. With ``--trace PATH``, the first round of each page is
+traced (``PATH-new.json``, ``PATH-base.json``) and summarized. Exit status 1 when a load of
+this page had a long task.
 
 ``--trace`` records a Chromium performance trace of the budget run (JavaScript samples
 included), to open in Chrome DevTools' Performance panel or Perfetto; the script also prints
@@ -47,6 +66,7 @@ import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from statistics import median
 from typing import Any, Optional
 
 import httpx
@@ -683,8 +703,10 @@ def load_once(
             )
         page.goto(f"{url}{PAGE_PATH}?c={app_id}")
         page.wait_for_function(
-            LOAD_SETTLED, arg=[turns, turns, turns * CODE_BLOCKS_PER_ANSWER],
-            timeout=120_000, polling=50,
+            LOAD_SETTLED,
+            arg=[turns, turns, turns * CODE_BLOCKS_PER_ANSWER],
+            timeout=120_000,
+            polling=50,
         )
         # Idle: no long animation frame for idle_ms (a task still running is reported late).
         page.wait_for_function(
@@ -756,7 +778,9 @@ def page_load(
                             if trace is not None and n == 1:
                                 suffix = "new" if side == "this page" else "base"
                                 path = trace.with_name(f"{trace.stem}-{suffix}{trace.suffix}")
-                            runs.append(load_once(browser, server.url, app_id, turns, side, n, path))
+                            runs.append(
+                                load_once(browser, server.url, app_id, turns, side, n, path)
+                            )
                             print_load_run(runs[-1])
                             if path is not None:
                                 summarize_trace(path, top=3)
@@ -783,16 +807,12 @@ def print_load_summary(runs: list[LoadRun]) -> None:
     for side in dict.fromkeys(r.side for r in runs):
         mine = [r for r in runs if r.side == side]
 
-        def med(values: list[float]) -> float:
-            values = sorted(values)
-            return values[len(values) // 2] if len(values) % 2 else sum(values[len(values) // 2 - 1: len(values) // 2 + 1]) / 2
-
         longest = [r.longest for r in mine]
         print(
-            f"    {side}: long tasks {med([len(r.tasks) for r in mine]):.0f} "
-            f"[{max(len(r.tasks) for r in mine)}], longest {med(longest):.0f} ms "
-            f"[{max(longest):.0f}], total {med([r.total for r in mine]):.0f} ms, settled after "
-            f"{med([r.settled_ms for r in mine]):.0f} ms"
+            f"    {side}: long tasks {median([len(r.tasks) for r in mine]):.0f} "
+            f"[{max(len(r.tasks) for r in mine)}], longest {median(longest):.0f} ms "
+            f"[{max(longest):.0f}], total {median([r.total for r in mine]):.0f} ms, settled after "
+            f"{median([r.settled_ms for r in mine]):.0f} ms"
         )
     new = [r for r in runs if r.side == "this page"]
     ok = all(not r.tasks for r in new)

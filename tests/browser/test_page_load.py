@@ -79,7 +79,10 @@ def test_a_long_conversation_opens_newest_first_and_ends_fully_rendered_and_high
     for turn, shown in enumerate(steps):
         assert shown["first"] == f"Here is how step {turn} works: the machine reads count_{turn}."
         assert shown["strong"] == 1 and shown["items"] == ["one", "two"], shown
-        assert shown["languages"] == ["hljs block language-python", "hljs block language-javascript"]
+        assert shown["languages"] == [
+            "hljs block language-python",
+            "hljs block language-javascript",
+        ]
         assert shown["keywords"] >= 3, shown  # def, return, const
         assert shown["code"] == [
             f"def step_{turn}(state):\n    return state + {turn}",
