@@ -783,7 +783,7 @@ def page_load(
                             )
                             print_load_run(runs[-1])
                             if path is not None:
-                                summarize_trace(path, top=3)
+                                summarize_trace(path, top=4, inclusive_top=12)
                 finally:
                     browser.close()
         finally:
@@ -899,9 +899,10 @@ def _samples(events: list[dict[str, Any]], pid: int, tid: int) -> list[tuple[flo
     return out
 
 
-def summarize_trace(path: Path, top: int = 8) -> None:
+def summarize_trace(path: Path, top: int = 8, inclusive_top: int = 0) -> None:
     """Print the longest main-thread tasks of a trace, their time by kind of work, and the page's
-    functions most sampled in them (self time of the leaf frame, and the page frame nearest it)."""
+    functions most sampled in them (self time of the leaf frame; with ``inclusive_top``, that many
+    functions with the most samples in or under them)."""
     data = json.loads(path.read_text())
     events = data["traceEvents"] if isinstance(data, dict) else data
     main = _main_thread(events)
@@ -930,16 +931,22 @@ def summarize_trace(path: Path, top: int = 8) -> None:
             if kind and begin <= e["ts"] < end:
                 kinds[kind] = kinds.get(kind, 0.0) + e.get("dur", 0) / 1000
         leaves: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
         for at, frames in samples:
             if begin <= at < end and frames:
                 leaves[frames[0]] = leaves.get(frames[0], 0) + 1
+                for frame in set(frames):
+                    inclusive[frame] = inclusive.get(frame, 0) + 1
         hot = sorted(leaves.items(), key=lambda kv: -kv[1])[:4]
+        held = sorted(inclusive.items(), key=lambda kv: -kv[1])[:inclusive_top]
         print(
             f"    {task['dur'] / 1000:.0f} ms: "
             + ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         )
         for frame, count in hot:
             print(f"      {count} samples in {frame}")
+        for frame, count in held:
+            print(f"      {count} samples in or under {frame}")
 
 
 def chromium_version() -> str:
