@@ -1,4 +1,4 @@
-import { cloneElement, createContext, isValidElement, memo, useContext, useEffect, useMemo, useRef, useState } from 'react'
+import { cloneElement, createContext, isValidElement, memo, startTransition, useContext, useEffect, useMemo, useRef, useState } from 'react'
 import type { Components } from 'react-markdown'
 import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
@@ -114,11 +114,13 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
   const waiting = shown?.text !== text
 
   const latest = useRef(text)
+  const liveRef = useRef(live)
   const inFlight = useRef(false)
   const mounted = useRef(true)
   useEffect(() => {
     latest.current = text
-  }, [text])
+    liveRef.current = live
+  }, [text, live])
   useEffect(() => {
     mounted.current = true
     return () => {
@@ -148,7 +150,13 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
         const now = performance.now()
         nextAsk.current = now + Math.min(MAX_REST_MS, now - started)
         // Even an older version is newer than what is shown; a version parsed here since wins.
-        if (mounted.current) setParsed((previous) => (previous?.text === latest.current ? previous : { text: asked, pieces }))
+        const show = () => setParsed((previous) => (previous?.text === latest.current ? previous : { text: asked, pieces }))
+        // A finished block (a conversation opened: hundreds land at once) is rendered as a
+        // transition, which React splits into short tasks; the block being written at once.
+        if (mounted.current) {
+          if (liveRef.current) show()
+          else startTransition(show)
+        }
       },
       () => {
         inFlight.current = false // the last version shown stays
