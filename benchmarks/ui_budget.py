@@ -1,4 +1,4 @@
-"""The page's budgets: initial JavaScript, and main-thread long tasks while an answer streams.
+"""The page's budgets: initial JavaScript, and main-thread long tasks while streaming and at load.
 
 (a) Initial JavaScript: the module scripts, classic scripts and ``modulepreload`` links that the
 built page's ``index.html`` loads before anything else, each gzipped with Python's ``gzip``
@@ -27,6 +27,25 @@ words (one long paragraph: no code block, so no syntax highlighting).
     python benchmarks/ui_budget.py --js-only       # (a) only; needs no browser
     python benchmarks/ui_budget.py --tokens 4000 --baseline-tokens 400 --delay-ms 5
     python benchmarks/ui_budget.py --no-plain --trace budget-trace.json   # + a timeline
+    python benchmarks/ui_budget.py --load --baseline-src /tmp/base/src --load-rounds 3
+
+(c) Page load (``--load``, instead of (b)): a conversation of ``--load-turns`` turns (50: 100
+messages) is made through the server's own API, the fake upstream answering each prompt with
+given markdown (prose, a list, a Python and a TypeScript code block: two code blocks per
+answer). Then the page is opened on it (``?c=<id>``) in a fresh browser context, with the same
+``longtask`` and ``long-animation-frame`` observers installed before the page's scripts, and
+every long task from navigation is recorded until every message is shown, every code block is
+highlighted (``pre[data-highlighted]``), and no long animation frame has come for 1.5 s.
+Printed per load: the count of long tasks, the longest, their total, when the page settled,
+and what the longest three were made of (the scripts of their long animation frame: function,
+what invoked it, the chunk and character position, forced style and layout; then rendering).
+With ``--baseline-src`` (a ``src`` folder holding ``burr_streaming_chatbot`` with its page
+built, e.g. a checkout of the baseline commit after ``npm ci && npm run build`` in its
+``ui_bundle``), a second server runs that package on the same storage, and the rounds
+(``--load-rounds``, 3) open the baseline page and this one in alternating order, after one
+load of each that is not counted. With ``--trace PATH``, the first round of each page is
+traced (``PATH-new.json``, ``PATH-base.json``) and summarized. Exit status 1 when a load of
+this page had a long task.
 
 ``--trace`` records a Chromium performance trace of the budget run (JavaScript samples
 included), to open in Chrome DevTools' Performance panel or Perfetto; the script also prints
@@ -47,6 +66,7 @@ import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from statistics import median
 from typing import Any, Optional
 
 import httpx
@@ -232,9 +252,12 @@ def free_port() -> int:
 
 
 class ChatbotProcess:
-    """``python -m burr_streaming_chatbot`` talking to ``base_url``, storage in a temp dir."""
+    """``python -m burr_streaming_chatbot`` talking to ``base_url``, storage in a temp dir; with
+    ``source``, the package (and its built page) imported from that ``src`` folder instead."""
 
-    def __init__(self, base_url: str, storage: Path) -> None:
+    def __init__(
+        self, base_url: str, storage: Path, source: Optional[Path] = None, log: str = "server.log"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -248,7 +271,9 @@ class ChatbotProcess:
             BURR_CHATBOT_MAX_RETRIES="0",
             PYTHONUNBUFFERED="1",
         )
-        self.log = open(storage / "server.log", "ab")
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
+        self.log = open(storage / log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "burr_streaming_chatbot", "--no-open", "--port", str(self.port)],
             env=env,
@@ -408,6 +433,10 @@ def _frame_of(task: dict[str, Any], frames: list[dict[str, Any]]) -> str:
             parts = []
             for script in sorted(frame["scripts"], key=lambda s: -s["ms"])[:2]:
                 name = script["fn"] or script["invoker"]
+                if script.get("at", -1) >= 0 and script.get("url"):
+                    name += f" ({script['invoker']}, {script['url']}@{script['at']})"
+                elif script["fn"]:
+                    name += f" ({script['invoker']})"
                 forced = f", {script['forced']:.0f} forced style/layout" if script["forced"] else ""
                 parts.append(f"{name} {script['ms']:.0f} ms{forced}")
             end = frame["start"] + frame["ms"]
@@ -527,6 +556,272 @@ def long_tasks(
     return runs
 
 
+# ----------------------------------------------------------------------------- (c) page load
+
+LOAD_OBSERVER = """
+(() => {
+  window.__longTasks = [];
+  window.__frames = [];
+  window.__longTaskSupported = false;
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push({start: e.startTime, ms: e.duration});
+    }).observe({type: 'longtask', buffered: true});
+    window.__longTaskSupported = true;
+  } catch (e) {}
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        window.__frames.push({
+          start: e.startTime, ms: e.duration, renderStart: e.renderStart,
+          styleAndLayoutStart: e.styleAndLayoutStart,
+          scripts: e.scripts.map((s) => ({
+            invoker: s.invoker, fn: s.sourceFunctionName, url: (s.sourceURL || '').split('/').pop(),
+            at: s.sourceCharPosition, ms: s.duration, forced: s.forcedStyleAndLayoutDuration,
+          })),
+        });
+      }
+    }).observe({type: 'long-animation-frame', buffered: true});
+  } catch (e) {}
+})();
+"""
+
+# Settled: every message of the conversation on the page, every code block highlighted.
+LOAD_SETTLED = """([users, answers, code]) => {
+  const q = (s) => document.querySelectorAll(s).length;
+  if (q('[data-testid="user-message"]') < users) return false;
+  if (q('[data-testid="assistant-message"]:not([data-streaming])') < answers) return false;
+  if (q('[data-testid="assistant-message"] pre[data-highlighted="true"]') < code) return false;
+  window.__settled = window.__settled || performance.now();
+  return true;
+}"""
+
+
+def history_answer(turn: int) -> str:
+    """The answer of turn ``turn`` in the page-load conversation: prose, a list and two fenced
+    code blocks (Python and TypeScript), different in each turn."""
+    n = turn
+    return (
+        f"Here is how step {n} works: the **state machine** reads `count_{n}` and writes "
+        f"the result back, as the [docs](https://example.com/{n}) say.\n\n"
+        f"```python\n"
+        f"def step_{n}(state: dict[str, int]) -> dict[str, int]:\n"
+        f'    """Adds {n} to the count, then doubles it."""\n'
+        f"    count = state.get('count', 0) + {n}\n"
+        f"    for i in range({n % 7 + 3}):\n"
+        f"        if i % 2 == 0:\n"
+        f"            count *= 2\n"
+        f"        else:\n"
+        f"            count -= i  # keep it small\n"
+        f"    return {{**state, 'count': count, 'label': f'step {{count}}'}}\n"
+        f"```\n\n"
+        f"Some notes:\n\n"
+        f"- the step is pure: it returns a new state\n"
+        f"- it runs in {n} ms on average\n"
+        f"- see `step_{n}` above\n\n"
+        f"The same in TypeScript:\n\n"
+        f"```typescript\n"
+        f"export function step{n}(state: Record<string, number>): Record<string, number> {{\n"
+        f"  let count = (state.count ?? 0) + {n}\n"
+        f"  for (let i = 0; i < {n % 7 + 3}; i++) {{\n"
+        f"    count = i % 2 === 0 ? count * 2 : count - i\n"
+        f"  }}\n"
+        f"  return {{ ...state, count }}\n"
+        f"}}\n"
+        f"```\n\n"
+        f"That is all for step {n}."
+    )
+
+
+CODE_BLOCKS_PER_ANSWER = 2
+
+
+def make_conversation(url: str, fake: Any, turns: int) -> tuple[str, str]:
+    """(project, app id) of a conversation of ``turns`` turns (two messages each) made through
+    the server's own API, each answer ``history_answer(turn)``."""
+    project = httpx.get(f"{url}{API}/model", timeout=10).json()["project_id"]
+    app_id = f"load-{int(time.time() * 1000)}"
+    with httpx.Client(timeout=60) as client:
+        for turn in range(turns):
+            fake.control(text=history_answer(turn), delay_ms=0)
+            with client.stream(
+                "POST",
+                f"{url}{API}/response/{project}/{app_id}",
+                json={"prompt": f"How does step {turn} work?"},
+            ) as response:
+                response.raise_for_status()
+                for _ in response.iter_lines():
+                    pass
+        items = client.get(f"{url}{API}/history/{project}/{app_id}").json()
+    if len(items) != 2 * turns:
+        raise RuntimeError(f"the conversation has {len(items)} messages, not {2 * turns}")
+    return project, app_id
+
+
+@dataclass
+class LoadRun:
+    side: str
+    round: int
+    tasks: list[dict[str, Any]]
+    settled_ms: float
+    """From navigation to every message shown and every code block highlighted."""
+    load_before: float
+
+    @property
+    def longest(self) -> float:
+        return max((t["ms"] for t in self.tasks), default=0.0)
+
+    @property
+    def total(self) -> float:
+        return sum(t["ms"] for t in self.tasks)
+
+    @property
+    def blocking(self) -> float:
+        return sum(max(0.0, t["ms"] - LONG_TASK_MS) for t in self.tasks)
+
+
+def load_once(
+    browser: Any,
+    url: str,
+    app_id: str,
+    turns: int,
+    side: str,
+    round_: int,
+    trace: Optional[Path] = None,
+    idle_ms: int = 1500,
+) -> LoadRun:
+    """Opens the page on ``app_id`` in a fresh context and records its long tasks from
+    navigation until it has settled and then stayed idle ``idle_ms``."""
+    load_before = os.getloadavg()[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    try:
+        context.add_init_script(LOAD_OBSERVER)
+        page = context.new_page()
+        if trace is not None:
+            browser.start_tracing(
+                page=page, path=str(trace), categories=TRACE_CATEGORIES.split(",")
+            )
+        page.goto(f"{url}{PAGE_PATH}?c={app_id}")
+        page.wait_for_function(
+            LOAD_SETTLED,
+            arg=[turns, turns, turns * CODE_BLOCKS_PER_ANSWER],
+            timeout=120_000,
+            polling=50,
+        )
+        # Idle: no long animation frame for idle_ms (a task still running is reported late).
+        page.wait_for_function(
+            """(idle) => {
+              const f = window.__frames, last = f.length ? f[f.length - 1] : null;
+              const end = last ? last.start + last.ms : 0;
+              return performance.now() - Math.max(end, window.__settled) >= idle;
+            }""",
+            arg=idle_ms,
+            timeout=120_000,
+            polling=100,
+        )
+        if trace is not None:
+            browser.stop_tracing()
+        if not page.evaluate("window.__longTaskSupported"):
+            raise RuntimeError("this Chromium has no longtask entries")
+        tasks = page.evaluate("window.__longTasks")
+        frames = page.evaluate("window.__frames")
+        settled = page.evaluate("window.__settled")
+    finally:
+        context.close()
+    for task in tasks:
+        task["frame"] = _frame_of(task, frames)
+    return LoadRun(side, round_, tasks, settled, load_before)
+
+
+def page_load(
+    turns: int,
+    rounds: int,
+    baseline_src: Optional[Path],
+    trace: Optional[Path] = None,
+) -> list[LoadRun]:
+    """The page-load scenario: one conversation, opened ``rounds`` times by this page and (with
+    ``baseline_src``) by the baseline's page served by a second server on the same storage,
+    alternating which goes first."""
+    from fake_openai import spawned_fake
+    from playwright.sync_api import sync_playwright
+
+    runs: list[LoadRun] = []
+    with tempfile.TemporaryDirectory(prefix="ui-budget-load-") as tmp, spawned_fake() as fake:
+        servers = {"this page": ChatbotProcess(fake.base_url, Path(tmp))}
+        if baseline_src is not None:
+            servers["baseline"] = ChatbotProcess(
+                fake.base_url, Path(tmp), source=baseline_src, log="baseline.log"
+            )
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            started = time.perf_counter()
+            _, app_id = make_conversation(servers["this page"].url, fake, turns)
+            print(
+                f"  made a conversation of {2 * turns} messages, "
+                f"{turns * CODE_BLOCKS_PER_ANSWER} code blocks, "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
+                try:
+                    # One load of each, not counted: the server's caches, the disk's.
+                    for side, server in servers.items():
+                        load_once(browser, server.url, app_id, turns, side, 0)
+                    sides = list(servers.items())
+                    for n in range(1, rounds + 1):
+                        order = sides if n % 2 else sides[::-1]
+                        for side, server in order:
+                            path = None
+                            if trace is not None and n == 1:
+                                suffix = "new" if side == "this page" else "base"
+                                path = trace.with_name(f"{trace.stem}-{suffix}{trace.suffix}")
+                            runs.append(
+                                load_once(browser, server.url, app_id, turns, side, n, path)
+                            )
+                            print_load_run(runs[-1])
+                            if path is not None:
+                                summarize_trace(path, top=4, inclusive_top=12)
+                finally:
+                    browser.close()
+        finally:
+            for server in servers.values():
+                server.close()
+    return runs
+
+
+def print_load_run(run: LoadRun) -> None:
+    print(
+        f"  round {run.round}, {run.side}: {len(run.tasks)} long tasks, longest {run.longest:.0f} ms, "
+        f"total {run.total:.0f} ms (blocking {run.blocking:.0f} ms); settled after "
+        f"{run.settled_ms:.0f} ms; load average before {run.load_before:.2f}"
+    )
+    for task in sorted(run.tasks, key=lambda t: -t["ms"])[:3]:
+        print(f"      {task['ms']:.0f} ms at {task['start']:.0f} ms: {task['frame']}")
+
+
+def print_load_summary(runs: list[LoadRun]) -> None:
+    print("  summary (median over the rounds; worst in brackets):")
+    for side in dict.fromkeys(r.side for r in runs):
+        mine = [r for r in runs if r.side == side]
+
+        longest = [r.longest for r in mine]
+        print(
+            f"    {side}: long tasks {median([len(r.tasks) for r in mine]):.0f} "
+            f"[{max(len(r.tasks) for r in mine)}], longest {median(longest):.0f} ms "
+            f"[{max(longest):.0f}], total {median([r.total for r in mine]):.0f} ms, settled after "
+            f"{median([r.settled_ms for r in mine]):.0f} ms"
+        )
+    new = [r for r in runs if r.side == "this page"]
+    ok = all(not r.tasks for r in new)
+    print(
+        f"  target: no long task of {LONG_TASK_MS:.0f} ms or more while the page opens the "
+        f"conversation -> {'PASS' if ok else 'FAIL'}"
+    )
+
+
 # A long task's time by kind of work, from the trace's events nested in it.
 _WORK = {
     "FunctionCall": "script",
@@ -604,9 +899,10 @@ def _samples(events: list[dict[str, Any]], pid: int, tid: int) -> list[tuple[flo
     return out
 
 
-def summarize_trace(path: Path, top: int = 8) -> None:
+def summarize_trace(path: Path, top: int = 8, inclusive_top: int = 0) -> None:
     """Print the longest main-thread tasks of a trace, their time by kind of work, and the page's
-    functions most sampled in them (self time of the leaf frame, and the page frame nearest it)."""
+    functions most sampled in them (self time of the leaf frame; with ``inclusive_top``, that many
+    functions with the most samples in or under them)."""
     data = json.loads(path.read_text())
     events = data["traceEvents"] if isinstance(data, dict) else data
     main = _main_thread(events)
@@ -635,16 +931,22 @@ def summarize_trace(path: Path, top: int = 8) -> None:
             if kind and begin <= e["ts"] < end:
                 kinds[kind] = kinds.get(kind, 0.0) + e.get("dur", 0) / 1000
         leaves: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
         for at, frames in samples:
             if begin <= at < end and frames:
                 leaves[frames[0]] = leaves.get(frames[0], 0) + 1
+                for frame in set(frames):
+                    inclusive[frame] = inclusive.get(frame, 0) + 1
         hot = sorted(leaves.items(), key=lambda kv: -kv[1])[:4]
+        held = sorted(inclusive.items(), key=lambda kv: -kv[1])[:inclusive_top]
         print(
             f"    {task['dur'] / 1000:.0f} ms: "
             + ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         )
         for frame, count in hot:
             print(f"      {count} samples in {frame}")
+        for frame, count in held:
+            print(f"      {count} samples in or under {frame}")
 
 
 def chromium_version() -> str:
@@ -664,6 +966,19 @@ def main() -> None:
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-words comparison")
     parser.add_argument(
         "--trace", type=Path, help="write a Chromium performance trace of the budget run here"
+    )
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="(c) page load of a long conversation instead of (b) streaming",
+    )
+    parser.add_argument("--load-turns", type=int, default=50, help="turns (two messages each)")
+    parser.add_argument("--load-rounds", type=int, default=3, help="loads of each page")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="a src folder whose burr_streaming_chatbot/ui holds the baseline's built page: "
+        "(c) opens it too, served by a second server on the same storage",
     )
     args = parser.parse_args()
 
@@ -685,6 +1000,28 @@ def main() -> None:
 
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
+    if args.load:
+        if args.baseline_src is not None:
+            try:
+                base = initial_js(
+                    args.baseline_src / "burr_streaming_chatbot" / "ui" / "index.html", "baseline"
+                )
+            except FileNotFoundError:
+                sys.exit(f"The baseline page is not built under {args.baseline_src}")
+            print(
+                f"  baseline initial JS: {kb(base.raw)} raw, {kb(base.gz9)} gzip -9, "
+                f"{kb(base.gz6)} gzip -6 (this page: {kb(page.raw)}, {kb(page.gz9)}, "
+                f"{kb(page.gz6)})"
+            )
+        print(
+            f"== (c) main-thread long tasks while the page opens a conversation of "
+            f"{2 * args.load_turns} messages ({chromium_version()}, headless)"
+        )
+        loads = page_load(args.load_turns, args.load_rounds, args.baseline_src, args.trace)
+        print_load_summary(loads)
+        if any(r.tasks for r in loads if r.side == "this page"):
+            sys.exit(1)
+        return
     print(f"== (b) main-thread long tasks while an answer streams ({chromium_version()}, headless)")
     runs = long_tasks(
         args.tokens, args.baseline_tokens, args.delay_ms, plain=not args.no_plain, trace=args.trace

@@ -168,7 +168,7 @@ export function App({ config = defaultConfig, fetchImpl }: AppProps) {
     document.getElementById('composer-input')?.focus()
   }
 
-  // The render worker (markdown, highlighting) starts once the page is idle, not with the first answer.
+  // The render worker (started with the page, see main.tsx) warms its parser up once the page is idle.
   useEffect(() => whenIdle(warmUpRenderer, 2000), [])
 
   useEffect(() => {

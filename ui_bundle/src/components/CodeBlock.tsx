@@ -109,15 +109,21 @@ export const CodeBlock = memo(function CodeBlock({
   useEffect(() => {
     if (open) return
     let cancelled = false
+    let cancelIdle = () => {}
     highlightAsync(code, language)
       .then((blocks) => {
         if (cancelled || !blocks) return
-        setHighlighted({ code, language, blocks })
-        setShown(1)
+        // Shown in an idle moment, one code block per moment: when many land at once (a long
+        // conversation opened), they are rendered one by one, not in one long task.
+        cancelIdle = whenIdle(() => {
+          setHighlighted({ code, language, blocks })
+          setShown(1)
+        })
       })
       .catch(() => undefined)
     return () => {
       cancelled = true
+      cancelIdle()
     }
   }, [code, language, open])
 

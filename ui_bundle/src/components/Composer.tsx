@@ -1,4 +1,5 @@
 import { useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react'
+import { whenIdle } from '../lib/idle'
 
 interface ComposerProps {
   /** Sends the text; the composer clears itself when this returns true. */
@@ -19,11 +20,19 @@ export function Composer({ onSend, onStop, streaming, ready = true }: ComposerPr
   const [text, setText] = useState('')
   const area = useRef<HTMLTextAreaElement>(null)
 
+  const fitted = useRef(false)
   useLayoutEffect(() => {
     const el = area.current
     if (!el) return
-    el.style.height = 'auto'
-    el.style.height = `${Math.min(el.scrollHeight, MAX_HEIGHT)}px`
+    const fit = () => {
+      el.style.height = 'auto'
+      el.style.height = `${Math.min(el.scrollHeight, MAX_HEIGHT)}px`
+    }
+    if (fitted.current) return fit()
+    // The first fit waits for the page's first layout, which the browser then does in its own
+    // time: measuring here would make it lay out the whole page in the task that mounts it.
+    fitted.current = true
+    return whenIdle(fit)
   }, [text])
 
   const canSend = ready && text.trim().length > 0

@@ -1,15 +1,14 @@
-import { cloneElement, createContext, isValidElement, memo, useContext, useEffect, useMemo, useRef, useState } from 'react'
+import { cloneElement, createContext, isValidElement, memo, startTransition, useContext, useEffect, useMemo, useRef, useState } from 'react'
 import type { Components } from 'react-markdown'
 import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
 import type { Element, RootContent } from 'hast'
 import { endsInOpenFence, fencedCode, splitBlocks } from '../lib/blocks'
-import { codeOf, parsePieces, type Piece } from '../lib/markdownPipeline'
+import { codeOf } from '../lib/hastCode'
+import { parseNow } from '../lib/markdownHere'
+import type { Piece } from '../lib/markdownPipeline'
 import { hasRenderWorker, parseAsync } from '../lib/renderClient'
 import { CodeBlock } from './CodeBlock'
-
-/** Longest block of a finished message parsed on the main thread when first shown (see parsesHere). */
-const SYNC_PARSE_LIMIT = 2000
 
 /** The longest rest between two parses of a block being streamed. */
 const MAX_REST_MS = 200
@@ -91,34 +90,37 @@ interface Parsed {
 }
 
 /**
- * Whether a block is parsed right away on the main thread rather than in the worker. Only a
- * block of a finished message shown for the first time (history), and not a long one: while an
- * answer streams, and whenever a version of the block is on the page already, the page keeps
- * what it shows until the worker answers (the parser is cold on the main thread: even a short
- * block can take tens of milliseconds there).
+ * Whether a block is parsed right away on the page's thread rather than in the worker: only
+ * without a worker (tests, old browsers). With one, even a finished message shown for the first
+ * time (a conversation opened) is parsed there: the parser is cold on the page's thread, and its
+ * first parse alone is a long task. Until the worker answers, the block shows its plain text.
  */
-function parsesHere(text: string, streaming: boolean, showsSomething: boolean): boolean {
-  if (!hasRenderWorker()) return true
-  if (streaming || showsSomething) return false
-  return text.length <= SYNC_PARSE_LIMIT
+function parsesHere(): boolean {
+  return !hasRenderWorker()
 }
 
-function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; streaming: boolean }) {
+function ParsedBlock({ text, live }: { text: string; live: boolean }) {
   /** The newest version parsed, from either thread. */
   const [parsed, setParsed] = useState<Parsed | null>(null)
   let shown = parsed
-  if (shown?.text !== text && parsesHere(text, streaming, shown !== null)) {
-    shown = { text, pieces: parsePieces(text) }
-    setParsed(shown) // state from this render (React re-renders at once, before the children)
+  if (shown?.text !== text && parsesHere()) {
+    // (Null while the page's parser is still loading: then the block waits like any other.)
+    const pieces = parseNow(text)
+    if (pieces) {
+      shown = { text, pieces }
+      setParsed(shown) // state from this render (React re-renders at once, before the children)
+    }
   }
   const waiting = shown?.text !== text
 
   const latest = useRef(text)
+  const liveRef = useRef(live)
   const inFlight = useRef(false)
   const mounted = useRef(true)
   useEffect(() => {
     latest.current = text
-  }, [text])
+    liveRef.current = live
+  }, [text, live])
   useEffect(() => {
     mounted.current = true
     return () => {
@@ -148,7 +150,13 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
         const now = performance.now()
         nextAsk.current = now + Math.min(MAX_REST_MS, now - started)
         // Even an older version is newer than what is shown; a version parsed here since wins.
-        if (mounted.current) setParsed((previous) => (previous?.text === latest.current ? previous : { text: asked, pieces }))
+        const show = () => setParsed((previous) => (previous?.text === latest.current ? previous : { text: asked, pieces }))
+        // A finished block (a conversation opened: hundreds land at once) is rendered as a
+        // transition, which React splits into short tasks; the block being written at once.
+        if (mounted.current) {
+          if (liveRef.current) show()
+          else startTransition(show)
+        }
       },
       () => {
         inFlight.current = false // the last version shown stays
@@ -168,10 +176,10 @@ function ParsedBlock({ text, live, streaming }: { text: string; live: boolean; s
 }
 
 /** One top-level block; memoized so finished blocks are not rendered again as text streams in. */
-const Block = memo(function Block({ text, live, streaming }: { text: string; live: boolean; streaming: boolean }) {
+const Block = memo(function Block({ text, live }: { text: string; live: boolean }) {
   const fenced = useMemo(() => fencedCode(text), [text])
   if (fenced) return <CodeBlock code={fenced.code} language={fenced.language} open={live && !fenced.closed} />
-  return <ParsedBlock text={text} live={live} streaming={streaming} />
+  return <ParsedBlock text={text} live={live} />
 })
 
 /**
@@ -183,7 +191,7 @@ export function Markdown({ text, streaming = false }: { text: string; streaming?
   return (
     <div className="prose prose-sm max-w-none break-words dark:prose-invert prose-pre:my-0 prose-code:before:content-none prose-code:after:content-none prose-code:rounded prose-code:bg-gray-100 prose-code:px-1 prose-code:font-normal dark:prose-code:bg-gray-800 prose-a:text-blue-700 dark:prose-a:text-sky-300">
       {blocks.map((block, index) => (
-        <Block key={index} text={block} live={streaming && index === blocks.length - 1} streaming={streaming} />
+        <Block key={index} text={block} live={streaming && index === blocks.length - 1} />
       ))}
     </div>
   )

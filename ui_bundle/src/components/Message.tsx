@@ -232,10 +232,13 @@ export const Message = memo(function Message(props: MessageProps) {
       // The class stays the same when streaming ends (the border follows data-streaming): a class
       // change makes the browser restyle the whole answer (the typography plugin's `not-prose`
       // rules match on the class attribute of any ancestor), a long task for a long answer.
+      // An answer off screen is neither styled, laid out nor painted (content-visibility; its
+      // height is taken as 12rem until it has been laid out once): opening a long conversation
+      // lays out the answers in view only.
       className={
         isUser
           ? 'ml-auto w-fit max-w-[85%] rounded-lg bg-blue-50 px-4 py-2 text-gray-900 dark:bg-dwdarkblue dark:text-gray-100'
-          : `max-w-full rounded-lg border px-4 py-3 ${
+          : `max-w-full rounded-lg border px-4 py-3 [contain-intrinsic-size:auto_12rem] [content-visibility:auto] ${
               isError
                 ? 'border-dwred/50 bg-red-50 text-red-900 dark:bg-red-950/40 dark:text-red-100'
                 : 'border-gray-200 bg-white text-gray-900 data-streaming:border-dwlightblue/40 dark:border-gray-700 dark:bg-gray-900 dark:text-gray-100 dark:data-streaming:border-dwlightblue/40'

@@ -1,5 +1,6 @@
 import { fireEvent, render, screen } from '@testing-library/react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { waitInAct } from '../test/act'
 import { MessageList } from './MessageList'
 import type { DisplayMessage } from '../hooks/useChat'
 
@@ -216,5 +217,32 @@ describe('MessageList auto-scroll with ResizeObserver', () => {
     expect(observer!.targets.size).toBe(0)
     grow(5000) // nothing is watched any more
     expect(scroller.scrollTop).not.toBe(5000)
+  })
+})
+
+describe('MessageList opening a long conversation', () => {
+  const conversation = Array.from({ length: 40 }, (_, n) => item(n % 2 ? 'assistant' : 'user', `message ${n}`))
+  const shown = () => [...document.querySelectorAll('[data-testid$="-message"]')].map((el) => el.textContent)
+
+  it('shows the newest messages first, then all of them in order, and says when it is done', async () => {
+    const { rerender } = render(list('', [], false))
+    rerender(list('', conversation, false))
+    const log = screen.getByRole('log', { name: 'Conversation' })
+    expect(shown()).toEqual([]) // nothing in the task that brought them
+    expect(log).toHaveAttribute('aria-busy', 'true')
+    await waitInAct(() => expect(shown().length).toBeGreaterThan(0))
+    const first = shown()
+    expect(first.length).toBeLessThan(conversation.length)
+    expect(first.at(-1)).toContain('message 39')
+    await waitInAct(() => expect(shown()).toHaveLength(conversation.length))
+    expect(shown().map((text) => text?.match(/message \d+/)?.[0])).toEqual(conversation.map((m) => m.item.content))
+    expect(log).not.toHaveAttribute('aria-busy')
+  })
+
+  it('shows a short conversation and a new turn at once', () => {
+    const { rerender } = render(list('', conversation.slice(0, 10), false))
+    expect(shown()).toHaveLength(10)
+    rerender(list('', conversation.slice(0, 12), false))
+    expect(shown()).toHaveLength(12)
   })
 })

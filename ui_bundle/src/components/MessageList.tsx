@@ -1,7 +1,9 @@
-import { Children, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
+import { Children, startTransition, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import type { DisplayMessage } from '../hooks/useChat'
 import type { Votes } from '../hooks/useVotes'
 import type { Siblings } from '../lib/branches'
+import { whenIdle } from '../lib/idle'
+import { revealFor, revealMore, type Reveal } from '../lib/reveal'
 import { toolViewsOf, unshownApprovals } from '../lib/toolViews'
 import type { ApprovalRequest } from '../lib/types'
 import { Message, streamingItem } from './Message'
@@ -80,6 +82,18 @@ export function MessageList(props: MessageListProps) {
     if (lastRole === 'user') setFollow(true)
   }
 
+  // A conversation opened (many messages at once) is put on the page newest first, a slice per
+  // step: each step waits for an idle moment and renders as a transition, which React splits
+  // into short tasks; each commit lays out a slice, not the whole history.
+  const [reveal, setReveal] = useState<Reveal>(() => revealFor({ count: 0, start: 0 }, count))
+  const shownReveal = revealFor(reveal, count)
+  if (shownReveal !== reveal) setReveal(shownReveal)
+  const start = shownReveal.start
+  useEffect(() => {
+    if (start === 0) return
+    return whenIdle(() => startTransition(() => setReveal((previous) => revealMore(previous))), 50)
+  }, [start])
+
   // Following the text: the conversation's size is watched (a ResizeObserver runs after the
   // browser's layout, so scrolling there costs no extra layout, and it also sees growth that
   // comes later than the text: a block parsed in the worker, a highlighted code block). Without
@@ -100,10 +114,16 @@ export function MessageList(props: MessageListProps) {
   // (The number of notices, not `children` itself: that is a new array at every render.)
   const notices = Children.toArray(children).length
   const textWithoutObserver = observes ? null : streamingText
+  // (While a conversation is revealed, the ResizeObserver follows it: scrolling here would make
+  // the browser lay out the page in this task.)
+  const revealing = observes && start > 0
+  const shownWithoutObserver = observes ? null : start
   useLayoutEffect(() => {
     const el = scroller.current
-    if (el && followRef.current) el.scrollTop = el.scrollHeight
-  }, [count, streaming, notices, textWithoutObserver])
+    // (Nor when there is nothing to scroll: the page's first layout is the browser's to do.)
+    const nothing = count === 0 && !streaming && notices === 0
+    if (el && followRef.current && !revealing && !nothing) el.scrollTop = el.scrollHeight
+  }, [count, streaming, notices, textWithoutObserver, revealing, shownWithoutObserver])
 
   const jump = () => {
     const el = scroller.current
@@ -114,7 +134,7 @@ export function MessageList(props: MessageListProps) {
   const lastIndex = messages.length - 1
   const items = messages.map((message, index) => {
     // A tool's message is shown in the card of its call, in the answer that called it.
-    if (message.item.role === 'tool') return null
+    if (message.item.role === 'tool' || index < start) return null
     return (
       <Message
         key={index}
@@ -153,7 +173,13 @@ export function MessageList(props: MessageListProps) {
         // Opaque (the page's colour), so the browser can scroll it without painting it again.
         className="h-full overflow-y-auto bg-gray-50 px-3 py-4 sm:px-6 dark:bg-gray-950"
       >
-        <div ref={content} role="log" aria-live="polite" aria-label="Conversation" className="mx-auto max-w-3xl space-y-4">
+        <div
+          ref={content}
+          role="log"
+          aria-live="polite"
+          aria-label="Conversation"
+          aria-busy={start > 0 ? 'true' : undefined}
+          className="mx-auto max-w-3xl space-y-4">
           {messages.length === 0 && !streaming ? empty : null}
           {items}
           {orphans.map((approval) => (

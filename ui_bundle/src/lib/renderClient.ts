@@ -2,7 +2,8 @@
 // on the main thread. Callers get promises either way; a worker that fails is dropped and the
 // work is done on the main thread from then on.
 import type { HighlightedBlocks } from './codeLines'
-import { parsePieces, type Piece } from './markdownPipeline'
+import { parseHere } from './markdownHere'
+import type { Piece } from './markdownPipeline'
 import type { RenderRequest, RenderResponse } from './renderProtocol'
 
 export interface RenderBackend {
@@ -84,8 +85,8 @@ export function setRenderBackend(value: RenderBackend | null | undefined): void 
 /** Parses markdown, off the main thread when possible. */
 export function parseAsync(text: string): Promise<Piece[]> {
   const worker = backend()
-  if (!worker) return Promise.resolve().then(() => parsePieces(text))
-  return worker.parse(text).catch(() => parsePieces(text))
+  if (!worker) return parseHere(text)
+  return worker.parse(text).catch(() => parseHere(text))
 }
 
 async function highlightHere(code: string, language: string | undefined): Promise<HighlightedBlocks | null> {

@@ -9,6 +9,11 @@ const scope = self as unknown as {
   postMessage: (message: RenderResponse) => void
 }
 
+// Dates are formatted on the page (the conversation list, the notes) with the browser's Intl, whose
+// first use loads the locale's data: tens of milliseconds, paid once per browser process. Paid
+// here, off the page's thread, as the worker starts (the page starts it as it loads).
+new Date(0).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })
+
 scope.onmessage = ({ data }) => {
   let response: RenderResponse
   try {
