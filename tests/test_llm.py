@@ -19,13 +19,16 @@ from burr_streaming_chatbot.llm import (
 from burr_streaming_chatbot.settings import Settings
 
 
-def model(upstream_url: str, transport: str, timeout_s: float = 5) -> OpenAIChatModel:
+def model(
+    upstream_url: str, transport: str, timeout_s: float = 5, frame_ms: float = 10.0
+) -> OpenAIChatModel:
     settings = Settings(
         openai_base_url=upstream_url,
         openai_api_key="sk-test",
         http_transport=transport,
         max_retries=0,
         request_timeout_s=timeout_s,
+        stream_frame_ms=frame_ms,
     )
     return OpenAIChatModel(settings)
 
@@ -220,7 +223,7 @@ async def test_the_aiohttp_transport_reads_an_answers_body_directly(
             "/chat/completions", body=body, cast_to=httpx.Response, stream=True
         )
         try:
-            reads, _ = _body_reads(response)
+            reads, _, _ = _body_reads(response)
             direct = type(reads).__module__.startswith("aiohttp")
             assert direct == (transport == "aiohttp")
             stream = b"".join([chunk async for chunk in reads])
@@ -250,3 +253,32 @@ async def test_a_slow_answer_that_keeps_coming_outlasts_the_read_timeout(
         assert "".join(pieces) == "".join(words)
     finally:
         await llm.aclose()
+
+
+async def _timed_pieces(llm: OpenAIChatModel) -> list[tuple[float, str]]:
+    loop = asyncio.get_running_loop()
+    return [
+        (loop.time(), piece)
+        async for piece in llm.stream_answer(
+            "answer_question", [{"role": "user", "content": "Hi?"}]
+        )
+        if isinstance(piece, str)
+    ]
+
+
+async def test_a_quick_answer_goes_on_at_most_once_a_frame(upstream: FakeUpstream) -> None:
+    """80 tokens 2 ms apart, a 20 ms frame: the first piece at once, then no two pieces closer
+    than the frame (what came meanwhile goes on with the next piece), and every token once,
+    in order."""
+    words = [f"w{i} " for i in range(80)]
+    upstream.control(text="".join(words), delay_ms=2)
+    llm = model(upstream.base_url, "aiohttp", frame_ms=20)
+    try:
+        pieces = await _timed_pieces(llm)
+    finally:
+        await llm.aclose()
+    assert "".join(text for _, text in pieces) == "".join(words)
+    gaps = [b - a for (a, _), (b, _) in zip(pieces, pieces[1:])]
+    assert gaps and min(gaps) >= 0.019, gaps
+    assert len(pieces) <= 40  # (160 ms of tokens in frames of 20 ms, and a first piece)
+

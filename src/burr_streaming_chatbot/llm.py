@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Union
 
@@ -347,9 +347,12 @@ class _AnswerReader:
 
 def _body_reads(
     response: Any,
-) -> tuple[AsyncIterator[bytes], contextlib.AbstractContextManager[Any]]:
-    """The body's network reads, and a context to read them in (it turns the transport's
-    errors into httpx's, and keeps the read timeout).
+) -> tuple[
+    AsyncIterator[bytes], contextlib.AbstractContextManager[Any], Optional[Callable[[], bytes]]
+]:
+    """The body's network reads, a context to read them in (it turns the transport's errors
+    into httpx's, and keeps the read timeout), and what has come since the last read without
+    waiting (None where the transport cannot say).
 
     On the SDK's aiohttp transport, a body sent without a content coding is read from aiohttp
     itself: through httpx's response it passes three more generators per read (and there is
@@ -366,8 +369,8 @@ def _body_reads(
         or not hasattr(content, "iter_any")
         or response.headers.get("content-encoding", "identity") != "identity"
     ):
-        return response.aiter_bytes(), contextlib.nullcontext()
-    return content.iter_any(), _aiohttp_reads(aiohttp_response)
+        return response.aiter_bytes(), contextlib.nullcontext(), None
+    return content.iter_any(), _aiohttp_reads(aiohttp_response), content.read_nowait
 
 
 @contextlib.contextmanager
@@ -524,6 +527,7 @@ class OpenAIChatModel:
         self.history_messages = settings.history_messages
         self.stream_usage = settings.stream_usage
         self.request_timeout_s = settings.request_timeout_s
+        self.frame_s = settings.stream_frame_ms / 1000
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # A local server (Ollama, vLLM, llama.cpp) needs no key, but the SDK insists on one.
         self.transport = "httpx"
@@ -594,6 +598,12 @@ class OpenAIChatModel:
         its deltas on time. (The SDK's typed request transform and chunk models cost more
         CPU than the rest of a turn together, and its reader hands out one event per
         ``await``.)
+
+        Pieces go on at most once a frame (:attr:`.Settings.stream_frame_ms`): a read that
+        comes sooner after the last piece waits for the frame's end, and goes on with all that
+        came meanwhile. A model that sends a token every 2 ms then costs the answer step, the
+        turn's bookkeeping and the socket write once per frame, not once per token; a token
+        waits at most a frame (the page draws once a frame anyway), and the first goes at once.
         """
         body: dict[str, Any] = {
             "model": model or self.answer_name,
@@ -614,13 +624,23 @@ class OpenAIChatModel:
             )
             try:
                 reader = _AnswerReader(response)
-                reads, errors = _body_reads(response)
+                reads, errors, waiting = _body_reads(response)
+                frame = self.frame_s if waiting is not None else 0.0
+                loop = asyncio.get_running_loop()
+                handed_on = -frame  # (when the last piece went on)
                 try:
                     with errors:
                         async for chunk in reads:
+                            if frame:
+                                early = handed_on + frame - loop.time()
+                                if early > 0:
+                                    await asyncio.sleep(early)
+                                    chunk += waiting()  # type: ignore[misc]
                             pieces, failure = reader.read(chunk)
                             for piece in pieces:
                                 yield piece
+                            if pieces:
+                                handed_on = loop.time()
                             if failure is not None:
                                 raise failure
                 except _READ_TIMEOUTS as exc:

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "(`gc.freeze()`), a process-wide change: `burr` with the startup hook and the "
         "`burr-streaming-chatbot` command turn it on, since they own the process.",
     )
+    stream_frame_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="The shortest time between two pieces of a streamed answer handed on: what "
+        "the model sends sooner goes on with the next piece, in one delta (0: every network "
+        "read goes on at once).",
+    )
     stream_usage: bool = Field(
         default=True,
         description="Ask the model server for token usage (`stream_options.include_usage`); "
