@@ -461,6 +461,9 @@ class SQLiteStore(Store):
         self._open: OrderedDict[str, ChatStatePersister] = OrderedDict()
         """The projects whose connection is open, least recently used first."""
         self._opening = asyncio.Lock()
+        self._marks: dict[str, Any] = {}
+        """Per watched project, a connection of its own that only reads ``data_version``."""
+        self._marking = asyncio.Lock()
 
     async def open(self) -> None:
         try:
@@ -471,6 +474,8 @@ class SQLiteStore(Store):
             ) from None
 
     async def aclose(self) -> None:
+        for project_id in list(self._marks):
+            await self.forget_changes(project_id)
         for persister in self._persisters.values():
             if not persister.closed:
                 await persister.connection.close()
@@ -521,6 +526,29 @@ class SQLiteStore(Store):
                 continue
             if other.closed or await other.close_idle():
                 open_.pop(other_key, None)
+
+    async def change_mark(self, project_id: str) -> Optional[int]:
+        """``PRAGMA data_version`` on a connection that does nothing else, so every commit
+        counts, this process's too (SQLite moves it for the other connections' commits only);
+        None while the project has no file (never created by this read)."""
+        connection = self._marks.get(project_id)
+        if connection is None:
+            path = state_db_path(self.storage_dir, project_id)
+            if not path.is_file():
+                return None
+            async with self._marking:
+                if project_id not in self._marks:
+                    self._marks[project_id] = await aiosqlite.connect(
+                        f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None
+                    )
+            connection = self._marks[project_id]
+        rows = await connection.execute_fetchall("PRAGMA data_version")
+        return next(iter(rows))[0]
+
+    async def forget_changes(self, project_id: str) -> None:
+        connection = self._marks.pop(project_id, None)
+        if connection is not None:
+            await connection.close()
 
     async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
         db = await self.persister(project_id, create=False)
