@@ -530,12 +530,12 @@ class SQLiteStore(Store):
     async def change_mark(self, project_id: str) -> Optional[int]:
         """``PRAGMA data_version`` on a connection that does nothing else, so every commit
         counts, this process's too (SQLite moves it for the other connections' commits only);
-        None while the project has no file (never created by this read)."""
+        -1 while the project has no file (never created by this read)."""
         connection = self._marks.get(project_id)
         if connection is None:
             path = state_db_path(self.storage_dir, project_id)
             if not path.is_file():
-                return None
+                return -1
             async with self._marking:
                 if project_id not in self._marks:
                     self._marks[project_id] = await aiosqlite.connect(
