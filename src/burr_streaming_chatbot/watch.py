@@ -66,6 +66,11 @@ class Watchers:
         """How many conversations this process watches (one watcher each, however many tabs)."""
         return len(self._watches)
 
+    def followers(self, project_id: str, app_id: str) -> int:
+        """How many tabs of this process follow the conversation."""
+        watch = self._watches.get((project_id, app_id))
+        return len(watch.tabs) if watch is not None else 0
+
     def changed(self, project_id: Optional[str], app_id: Optional[str]) -> None:
         """Something changed: conversation ``app_id`` (a turn started or ended, or, when it is
         the root of a tree, a branch was made), or everything (``None``: notifications may have
