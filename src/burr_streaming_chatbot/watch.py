@@ -163,38 +163,45 @@ class Watchers:
 
     async def _run(self) -> None:
         """The process's loop: one pass per tick, or at once when woken."""
-        loop = asyncio.get_running_loop()
         branches_read_at: dict[Key, float] = {}
         while self._watches:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.tick_s)
             self._wake.clear()
-            notified = self.store.notifies
+            try:
+                await self._pass(branches_read_at)
+            except Exception:  # (a bug: the tabs must not all go silent for good)
+                logger.exception("GET /events: the watchers' pass failed; trying again")
+                await asyncio.sleep(1.0)
+
+    async def _pass(self, branches_read_at: dict[Key, float]) -> None:
+        """Read the conversations that changed, or are due for a re-read."""
+        if not self.store.notifies:
             for project_id in {key[0] for key in self._watches}:
-                if not notified:
-                    await self._look_at_mark(project_id)
-            now = loop.time()
-            for key, watch in list(self._watches.items()):
-                due = now - watch.checked_at >= (
-                    RUNNING_RECHECK_S if watch.running else self.recheck_s
-                )
-                if not due and key not in self._dirty and key not in self._branches_dirty:
-                    continue
-                branches = key in self._branches_dirty or now - watch.checked_at >= self.recheck_s
-                if (
-                    branches
-                    and now - branches_read_at.get(key, -BRANCHES_EVERY_S) < BRANCHES_EVERY_S
-                ):
-                    branches = False  # (at a later pass: it stays marked)
-                if await self._read(watch, branches):
-                    self._dirty.discard(key)
-                    watch.checked_at = now
-                    if branches:
-                        self._branches_dirty.discard(key)
-                        branches_read_at[key] = now
-            for key in list(branches_read_at):
-                if key not in self._watches:
-                    del branches_read_at[key]
+                await self._look_at_mark(project_id)
+        now = asyncio.get_running_loop().time()
+        for key, watch in list(self._watches.items()):
+            due = now - watch.checked_at >= (RUNNING_RECHECK_S if watch.running else self.recheck_s)
+            if not due and key not in self._dirty and key not in self._branches_dirty:
+                continue
+            branches = key in self._branches_dirty or now - watch.checked_at >= self.recheck_s
+            if branches and now - branches_read_at.get(key, -BRANCHES_EVERY_S) < BRANCHES_EVERY_S:
+                branches = False  # (at a later pass: it stays marked)
+            # (unmarked before the reading: a change said while it runs marks it again)
+            self._dirty.discard(key)
+            if branches:
+                self._branches_dirty.discard(key)
+            if await self._read(watch, branches):
+                watch.checked_at = now
+                if branches:
+                    branches_read_at[key] = now
+            elif key in self._watches:  # (the store failed: look again at the next pass)
+                self._dirty.add(key)
+                if branches:
+                    self._branches_dirty.add(key)
+        for key in list(branches_read_at):
+            if key not in self._watches:
+                del branches_read_at[key]
 
     async def _look_at_mark(self, project_id: str) -> None:
         """Mark the project's watched conversations changed when its change mark moved (or
