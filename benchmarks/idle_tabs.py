@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -156,7 +159,10 @@ async def measure(server: harness.Process, db_pid: int, args: argparse.Namespace
             tabs = await open_tabs(server.port, app_ids[:count], args.tabs, args.tabs_per_address)
             try:
                 await asyncio.sleep(args.settle_s)
+                profiler = start_profiler(server, args) if count == 1 else None
                 row = await asyncio.to_thread(cpu_window, server.pid, db_pid, args.measure_s)
+                if profiler is not None:
+                    row["profile"] = await asyncio.to_thread(read_profile, *profiler)
                 if count == 1 and args.turns:
                     row["reach_ms"] = await reach(client, tabs, app_ids[0], args.turns)
                 result[f"tabs_{count}"] = row
@@ -166,6 +172,32 @@ async def measure(server: harness.Process, db_pid: int, args: argparse.Namespace
     finally:
         await asyncio.to_thread(client.close)
     return result
+
+
+def start_profiler(
+    server: harness.Process, args: argparse.Namespace
+) -> Optional[tuple[subprocess.Popen, Path]]:
+    """py-spy recording the server over the measuring window (with ``--profile``)."""
+    if not args.profile:
+        return None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = Path(args.profile) / f"{server.name}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [py_spy, "record", "--pid", str(server.pid), "--duration", str(int(args.measure_s))]
+    command += ["--rate", "100", "--format", "raw", "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def read_profile(process: subprocess.Popen, out: Path) -> dict[str, Any]:
+    """The recorded samples: their count, and the functions most often running (self)."""
+    process.wait(timeout=120)
+    leaves: Counter[str] = Counter()
+    for line in out.read_text().splitlines() if out.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            leaves[stack.split(";")[-1]] += int(count)
+    total = sum(leaves.values())
+    return {"samples": total, "file": str(out), "top": leaves.most_common(12)}
 
 
 async def reach(client: httpx.Client, tabs: list[Tab], app_id: str, turns: int) -> list[float]:
@@ -186,6 +218,24 @@ async def reach(client: httpx.Client, tabs: list[Tab], app_id: str, turns: int) 
                 times.append((tab.started_at[seen] - sent) * 1000)
         await asyncio.sleep(0.3)
     return times
+
+
+def print_profiles(results: dict[str, Any]) -> None:
+    """Each profiled server's heaviest functions, as % of one core."""
+    for r, measured in enumerate(results["rounds"]):
+        for engine, builds in measured.items():
+            for build, phases in builds.items():
+                row = phases.get("tabs_1", {})
+                profile = row.get("profile")
+                if not profile or not profile["samples"]:
+                    continue
+                print(
+                    f"\nprofile, round {r + 1}, {engine}, {build}: {profile['samples']} samples "
+                    f"over {row['server_pct']:.2f}% of a core ({profile['file']})"
+                )
+                for frame, count in profile["top"]:
+                    share = row["server_pct"] * count / profile["samples"]
+                    print(f"  {share:6.2f}%  {frame[:110]}")
 
 
 def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -245,6 +295,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="also run the server from this source folder (the one holding burr_streaming_chatbot/)",
     )  # fmt: skip
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--profile", help="also record py-spy samples of each server here")
     parser.add_argument("--json", help="also write the results here ('-': only JSON on stdout)")
     args = parser.parse_args(argv)
     args.conversations = sorted(set(args.conversations or [1, 20]))
@@ -296,7 +347,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         fake.stop()
         if cluster is not None:
             cluster.stop()
-    harness.report(results, args.json, lambda: print_report(results, args))
+    harness.report(
+        results, args.json, lambda: (print_report(results, args), print_profiles(results))
+    )
     return 0
 
 

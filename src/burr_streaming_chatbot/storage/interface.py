@@ -339,8 +339,9 @@ class Store(ABC):
     def on_change(self, callback: Any) -> None:
         """Call ``callback(project_id, app_id)`` when a turn of conversation ``app_id``
         starts or ends anywhere, or a branch is made of the tree whose root is ``app_id``;
-        ``callback(None, None)`` when such notifications may have been missed (engines with
-        notifications; the others are asked for :meth:`change_mark`)."""
+        ``callback(None, None)`` when such notifications may have been missed. An engine with
+        notifications tells of every process's changes; SQLite of this process's own (the
+        others are found through :meth:`change_mark`)."""
         return None
 
     async def change_mark(self, project_id: str) -> Any:

@@ -464,6 +464,7 @@ class SQLiteStore(Store):
         self._marks: dict[str, Any] = {}
         """Per watched project, a connection of its own that only reads ``data_version``."""
         self._marking = asyncio.Lock()
+        self._on_change: Optional[Callable[[Optional[str], Optional[str]], None]] = None
 
     async def open(self) -> None:
         try:
@@ -545,6 +546,31 @@ class SQLiteStore(Store):
         rows = await connection.execute_fetchall("PRAGMA data_version")
         return next(iter(rows))[0]
 
+    def on_change(self, callback: Callable[[Optional[str], Optional[str]], None]) -> None:
+        """Told of this process's own turns and branches at once (other processes' changes
+        are found through :meth:`change_mark`)."""
+        self._on_change = callback
+
+    def _changed(self, project_id: str, app_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(project_id, app_id)
+
+    async def save_state(
+        self,
+        project_id: str,
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        expected_sequence_id: Any,
+    ) -> None:
+        await super().save_state(
+            project_id, app_id, sequence_id, position, state, expected_sequence_id
+        )
+        branch = state.get(BRANCH) if expected_sequence_id is None else None
+        if branch:  # a branch just made (its first save)
+            self._changed(project_id, branch["root"])
+
     async def forget_changes(self, project_id: str) -> None:
         connection = self._marks.pop(project_id, None)
         if connection is not None:
@@ -603,6 +629,7 @@ class SQLiteStore(Store):
                 (app_id, token, self.owner, now + lease_s, db.PARTITION_KEY_DEFAULT),
             )
         if taken:
+            self._changed(project_id, app_id)
             return Lease(sequence_id=taken[0][0], orphan=None)
         async with db.transaction():  # held by another process: is it alive?
             row = await db.fetchone(
@@ -627,6 +654,7 @@ class SQLiteStore(Store):
                 f"SELECT sequence_id FROM {TABLE} WHERE partition_key = ? AND app_id = ?",
                 (db.PARTITION_KEY_DEFAULT, app_id),
             )
+        self._changed(project_id, app_id)
         return Lease(sequence_id=state[0] if state else None, orphan=orphan)
 
     async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
@@ -675,6 +703,7 @@ class SQLiteStore(Store):
                     f"UPDATE {LEASES} SET done = 1, finished_at = ? WHERE app_id = ? AND token = ?",
                     (time.time(), app_id, token),
                 )
+        self._changed(project_id, app_id)
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
         db = await self.persister(project_id, create=False)
