@@ -250,3 +250,23 @@ async def test_tabs_outlive_the_database_going_away_and_hear_of_turns_once_it_is
         if server is not None:
             server.close()
         cluster.stop()
+
+
+async def test_a_tab_that_leaves_during_the_first_reading_leaves_no_watcher(
+    stores: tuple[Store, Store],
+) -> None:
+    here, _ = stores
+    watchers = Watchers(here)
+
+    async def tab() -> None:
+        async for _ in watchers.follow(PROJECT, "gone", "gone", keepalive_s=60):
+            pass
+
+    task = asyncio.create_task(tab())
+    await asyncio.sleep(0)  # (its first reading started)
+    assert watchers.watching == 1
+    task.cancel()
+    await until(lambda: watchers.watching == 0, 2.0)
+    await asyncio.sleep(0.3)
+    assert watchers.watching == 0
+    await watchers.close()

@@ -124,15 +124,18 @@ class Watchers:
         watch.tabs.add(placeholder)
         try:
             await asyncio.shield(watch.loaded)
-        finally:
+        except BaseException:  # (the reading failed, or this tab left meanwhile)
             watch.tabs.discard(placeholder)
-            if watch.loaded.done() and watch.loaded.exception() is not None:
-                self._leave(key, watch)
+            self._leave(key, watch)
+            raise
+        watch.tabs.discard(placeholder)
         return watch
 
     async def _load(self, watch: ConversationWatch) -> None:
         await watch.load(self.store)
         watch.checked_at = asyncio.get_running_loop().time()
+        if self._watches.get((watch.project_id, watch.app_id)) is not watch:
+            return  # (every tab that waited for it left meanwhile)
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.ensure_future(self._run())
 
