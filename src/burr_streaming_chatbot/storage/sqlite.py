@@ -6,7 +6,8 @@ conversations must not interleave on it). Every write is one ``BEGIN IMMEDIATE``
 so two processes writing at once wait for each other (``busy_timeout``) instead of failing,
 and every read that needs more than one statement reads one snapshot. SQLite has no
 notifications: a process looks for stop requests, and a reader on another process for new
-events, by polling (every :data:`POLL_S`).
+events, by polling (every :data:`POLL_S`); the watchers of ``GET /events`` look at a project's
+change counter (:meth:`SQLiteStore.change_mark`) and are told of this process's own turns.
 """
 
 from __future__ import annotations
