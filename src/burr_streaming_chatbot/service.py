@@ -33,7 +33,6 @@ from typing import Any, Literal, Optional
 from fastapi import HTTPException, status
 
 from .answering import TurnRequest, approval_message, turn_events
-from .changes import change_blocks
 from .conversations import Conversations
 from .export import exported_items, usage_of
 from .feedback import Answer, Feedback, answers, note_of
@@ -47,6 +46,7 @@ from .storage.engines import open_store
 from .storage.interface import Key, StoreError, is_store_error
 from .tools import Toolbox, load_toolbox
 from .turns import FollowedTurn, LocalTurn, TurnRunner, new_token
+from .watch import Watchers
 from .wire import (
     AnswerSettings,
     AnswerSettingsInput,
@@ -221,6 +221,8 @@ class ChatService:
             publish_s=self.settings.publish_interval_s,
         )
         self.conversations = Conversations(self.graph, self.settings, self.store)
+        self.watchers = Watchers(self.store)
+        """One watcher per conversation followed by this process's tabs (``GET /events``)."""
         self._starting: set[Key] = set()
         """Conversations whose turn is being set up in this process (lease, state)."""
         self._queued: dict[Key, int] = {}
@@ -249,6 +251,7 @@ class ChatService:
         store and the model's HTTP client."""
         await self.turns.stop_all()
         self.conversations.clear()
+        await self.watchers.close()
         await self.store.aclose()
         await self.llm.aclose()
 
@@ -388,7 +391,7 @@ class ChatService:
             root = (await self.branches(project_id, app_id, user=user)).root
         except NotFound:
             root = app_id  # (not saved yet: its first prompt will be a change)
-        blocks = change_blocks(self.store, project_id, app_id, root, self.settings.keepalive_s)
+        blocks = self.watchers.follow(project_id, app_id, root, self.settings.keepalive_s)
         if user is None or visible == "mine":
             return blocks
         return self._while_visible(blocks, project_id, app_id, user)

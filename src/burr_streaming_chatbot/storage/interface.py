@@ -330,6 +330,27 @@ class Store(ABC):
         (engines with notifications; others are polled through :meth:`stop_requests`)."""
         return None  # (engines without notifications: the owner polls)
 
+    # -- changes, for the watchers of ``GET /events`` (see :mod:`..watch`) ------------------
+
+    def on_change(self, callback: Any) -> None:
+        """Call ``callback(project_id, app_id)`` when a turn of conversation ``app_id``
+        starts or ends anywhere, or a branch is made of the tree whose root is ``app_id``;
+        ``callback(None, None)`` when such notifications may have been missed. An engine with
+        notifications tells of every process's changes; SQLite of this process's own (the
+        others are found through :meth:`change_mark`)."""
+        return None
+
+    async def change_mark(self, project_id: str) -> Any:
+        """A value that moves whenever the project's conversations may have changed, in any
+        process (cheap: asked every tick for each watched project); None when there is none
+        (the watchers then read the conversations every time). A read creates no storage."""
+        return None
+
+    async def forget_changes(self, project_id: str) -> None:
+        """Nobody in this process watches the project any more: free what :meth:`change_mark`
+        holds for it."""
+        return None
+
     @property
     def open_projects(self) -> int:
         """How many projects hold resources of their own (SQLite: an open file)."""

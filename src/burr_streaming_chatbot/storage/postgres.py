@@ -227,6 +227,7 @@ class ChatPostgresPersister(AsyncPostgreSQLPersister):
                     )
                     await self._create_search_index(conn)
                     await conn.execute(SAVE_FUNCTION.format(table=self.table_name))
+                    await _create_lease_notifications(conn)
                     await conn.execute(
                         f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
                             token TEXT NOT NULL,
@@ -376,6 +377,33 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+async def _create_lease_notifications(conn: Any) -> None:
+    """Triggers that notify ``c:<project>/<conversation>`` on :data:`CHANNEL` when a turn
+    starts or ends (a lease row written with another token, or ended), in the statement that
+    writes it: the watchers of ``GET /events`` on every process are woken, none polls."""
+    await conn.execute(
+        f"""CREATE OR REPLACE FUNCTION {LEASES}_changed() RETURNS trigger AS $$
+            BEGIN
+              PERFORM pg_notify('{CHANNEL}', 'c:' || NEW.project_id || '/' || NEW.app_id);
+              RETURN NULL;
+            END $$ LANGUAGE plpgsql"""
+    )
+    changed = "OLD.token IS DISTINCT FROM NEW.token OR OLD.done IS DISTINCT FROM NEW.done"
+    for name, when in (
+        ("started", f"AFTER INSERT ON {LEASES} FOR EACH ROW"),
+        ("changed", f"AFTER UPDATE OF token, done ON {LEASES} FOR EACH ROW WHEN ({changed})"),
+    ):
+        await conn.execute(
+            f"""DO $$ BEGIN
+                  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{LEASES}_{name}'
+                                 AND tgrelid = '{LEASES}'::regclass) THEN
+                    CREATE TRIGGER {LEASES}_{name} {when}
+                      EXECUTE FUNCTION {LEASES}_changed();
+                  END IF;
+                END $$"""
+        )
+
+
 class PostgresStore(Store):
     """The store on a PostgreSQL database (see this module's description)."""
 
@@ -388,6 +416,7 @@ class PostgresStore(Store):
         self._listener: Optional[asyncpg.Connection] = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._on_stop: Optional[Callable[[str, str], None]] = None
+        self._on_change: Optional[Callable[[Optional[str], Optional[str]], None]] = None
         self._reconnecting: Optional[asyncio.Task] = None
 
     @property
@@ -455,6 +484,8 @@ class PostgresStore(Store):
                 for events in self._waiters.values():
                     for event in events:
                         event.set()
+                if self._on_change is not None:
+                    self._on_change(None, None)
                 return
         finally:
             self._reconnecting = None
@@ -483,6 +514,30 @@ class PostgresStore(Store):
         elif kind == "s" and self._on_stop is not None:
             project_id, _, app_id = rest.partition("/")
             self._on_stop(project_id, app_id)
+        elif kind in ("c", "b") and self._on_change is not None:  # (b: a branch of a root)
+            project_id, _, app_id = rest.partition("/")
+            self._on_change(project_id, app_id)
+
+    def on_change(self, callback: Callable[[Optional[str], Optional[str]], None]) -> None:
+        self._on_change = callback
+
+    async def save_state(
+        self,
+        project_id: str,
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        expected_sequence_id: Any,
+    ) -> None:
+        await super().save_state(
+            project_id, app_id, sequence_id, position, state, expected_sequence_id
+        )
+        branch = state.get(BRANCH) if expected_sequence_id is None else None
+        if branch:  # a branch just made (its first save): tell the tabs of its tree
+            await self.pool.execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, f"b:{project_id}/{branch['root']}"
+            )
 
     def on_stop_request(self, callback: Callable[[str, str], None]) -> None:
         self._on_stop = callback

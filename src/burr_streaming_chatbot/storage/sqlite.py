@@ -6,7 +6,8 @@ conversations must not interleave on it). Every write is one ``BEGIN IMMEDIATE``
 so two processes writing at once wait for each other (``busy_timeout``) instead of failing,
 and every read that needs more than one statement reads one snapshot. SQLite has no
 notifications: a process looks for stop requests, and a reader on another process for new
-events, by polling (every :data:`POLL_S`).
+events, by polling (every :data:`POLL_S`); the watchers of ``GET /events`` look at a project's
+change counter (:meth:`SQLiteStore.change_mark`) and are told of this process's own turns.
 """
 
 from __future__ import annotations
@@ -475,6 +476,10 @@ class SQLiteStore(Store):
         self._open: OrderedDict[str, ChatStatePersister] = OrderedDict()
         """The projects whose connection is open, least recently used first."""
         self._opening = asyncio.Lock()
+        self._marks: dict[str, Any] = {}
+        """Per watched project, a connection of its own that only reads ``data_version``."""
+        self._marking = asyncio.Lock()
+        self._on_change: Optional[Callable[[Optional[str], Optional[str]], None]] = None
 
     async def open(self) -> None:
         try:
@@ -485,6 +490,8 @@ class SQLiteStore(Store):
             ) from None
 
     async def aclose(self) -> None:
+        for project_id in list(self._marks):
+            await self.forget_changes(project_id)
         for persister in self._persisters.values():
             if not persister.closed:
                 await persister.connection.close()
@@ -535,6 +542,54 @@ class SQLiteStore(Store):
                 continue
             if other.closed or await other.close_idle():
                 open_.pop(other_key, None)
+
+    async def change_mark(self, project_id: str) -> Optional[int]:
+        """``PRAGMA data_version`` on a connection that does nothing else, so every commit
+        counts, this process's too (SQLite moves it for the other connections' commits only);
+        -1 while the project has no file (never created by this read)."""
+        connection = self._marks.get(project_id)
+        if connection is None:
+            path = state_db_path(self.storage_dir, project_id)
+            if not path.is_file():
+                return -1
+            async with self._marking:
+                if project_id not in self._marks:
+                    self._marks[project_id] = await aiosqlite.connect(
+                        f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None
+                    )
+            connection = self._marks[project_id]
+        rows = await connection.execute_fetchall("PRAGMA data_version")
+        return next(iter(rows))[0]
+
+    def on_change(self, callback: Callable[[Optional[str], Optional[str]], None]) -> None:
+        """Told of this process's own turns and branches at once (other processes' changes
+        are found through :meth:`change_mark`)."""
+        self._on_change = callback
+
+    def _changed(self, project_id: str, app_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(project_id, app_id)
+
+    async def save_state(
+        self,
+        project_id: str,
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        expected_sequence_id: Any,
+    ) -> None:
+        await super().save_state(
+            project_id, app_id, sequence_id, position, state, expected_sequence_id
+        )
+        branch = state.get(BRANCH) if expected_sequence_id is None else None
+        if branch:  # a branch just made (its first save)
+            self._changed(project_id, branch["root"])
+
+    async def forget_changes(self, project_id: str) -> None:
+        connection = self._marks.pop(project_id, None)
+        if connection is not None:
+            await connection.close()
 
     async def sequence_id(self, project_id: str, app_id: str) -> Optional[int]:
         db = await self.persister(project_id, create=False)
@@ -589,6 +644,7 @@ class SQLiteStore(Store):
                 (app_id, token, self.owner, now + lease_s, db.PARTITION_KEY_DEFAULT),
             )
         if taken:
+            self._changed(project_id, app_id)
             return Lease(sequence_id=taken[0][0], orphan=None)
         async with db.transaction():  # held by another process: is it alive?
             row = await db.fetchone(
@@ -613,6 +669,7 @@ class SQLiteStore(Store):
                 f"SELECT sequence_id FROM {TABLE} WHERE partition_key = ? AND app_id = ?",
                 (db.PARTITION_KEY_DEFAULT, app_id),
             )
+        self._changed(project_id, app_id)
         return Lease(sequence_id=state[0] if state else None, orphan=orphan)
 
     async def renew(self, project_id: str, tokens: Sequence[str], lease_s: float) -> None:
@@ -661,6 +718,7 @@ class SQLiteStore(Store):
                     f"UPDATE {LEASES} SET done = 1, finished_at = ? WHERE app_id = ? AND token = ?",
                     (time.time(), app_id, token),
                 )
+        self._changed(project_id, app_id)
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
         db = await self.persister(project_id, create=False)
