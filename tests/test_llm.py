@@ -1,6 +1,7 @@
 """The model client on each of the SDK's transports, against the fake server over HTTP."""
 
 import asyncio
+import itertools
 import json
 
 import httpx
@@ -278,7 +279,7 @@ async def test_a_quick_answer_goes_on_at_most_once_a_frame(upstream: FakeUpstrea
     finally:
         await llm.aclose()
     assert "".join(text for _, text in pieces) == "".join(words)
-    gaps = [b - a for (a, _), (b, _) in zip(pieces, pieces[1:])]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(pieces)]
     assert gaps and min(gaps) >= 0.019, gaps
     assert len(pieces) <= 40  # (160 ms of tokens in frames of 20 ms, and a first piece)
 
