@@ -282,4 +282,3 @@ async def test_a_quick_answer_goes_on_at_most_once_a_frame(upstream: FakeUpstrea
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(pieces)]
     assert gaps and min(gaps) >= 0.019, gaps
     assert len(pieces) <= 40  # (160 ms of tokens in frames of 20 ms, and a first piece)
-
