@@ -282,3 +282,28 @@ async def test_a_quick_answer_goes_on_at_most_once_a_frame(upstream: FakeUpstrea
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(pieces)]
     assert gaps and min(gaps) >= 0.019, gaps
     assert len(pieces) <= 40  # (160 ms of tokens in frames of 20 ms, and a first piece)
+
+
+async def test_a_drop_during_a_frame_keeps_what_came_before_it(upstream: FakeUpstream) -> None:
+    """The connection cut while a read waits for its frame's end: the text read before the cut
+    still goes on, then the error."""
+    upstream.control(
+        text="alpha beta gamma delta",
+        delay_ms=5,
+        fault="drop",
+        drop_after=2,
+        fault_count=1,
+        fault_on="stream",
+    )
+    llm = model(upstream.base_url, "aiohttp", frame_ms=100)
+    try:
+        pieces = []
+        with pytest.raises(UpstreamError) as raised:
+            async for text in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            ):
+                pieces.append(text)
+        assert pieces == ["alpha ", "beta "]
+        assert raised.value.code == "upstream_unavailable"
+    finally:
+        await llm.aclose()

@@ -631,16 +631,21 @@ class OpenAIChatModel:
                 try:
                     with errors:
                         async for chunk in reads:
+                            failure: Optional[BaseException] = None
                             if frame:
                                 early = handed_on + frame - loop.time()
                                 if early > 0:
                                     await asyncio.sleep(early)
-                                    chunk += waiting()  # type: ignore[misc]
-                            pieces, failure = reader.read(chunk)
+                                    try:
+                                        chunk += waiting()  # type: ignore[misc]
+                                    except Exception as exc:  # (what came before it counts)
+                                        failure = exc
+                            pieces, bad_chunk = reader.read(chunk)
                             for piece in pieces:
                                 yield piece
                             if pieces:
                                 handed_on = loop.time()
+                            failure = bad_chunk or failure
                             if failure is not None:
                                 raise failure
                 except _READ_TIMEOUTS as exc:
