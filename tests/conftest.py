@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +25,10 @@ from fake_openai import FakeUpstream
 from httpx_sse import connect_sse
 from postgres import PostgresCluster, postgres_or_skip
 from processes import stop_process_group
+
+from burr_streaming_chatbot.storage.interface import Store
+from burr_streaming_chatbot.storage.postgres import PostgresStore
+from burr_streaming_chatbot.storage.sqlite import SQLiteStore
 
 API = "/api/v0/streaming_chatbot"
 PROJECT = "demo_streaming_chatbot"
@@ -232,3 +236,23 @@ def engine(request: pytest.FixtureRequest) -> dict[str, str]:
         return {}
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return {"BURR_CHATBOT_DATABASE_URL": cluster.create_database()}
+
+
+# PostgreSQL runs in a subprocess: its case is e2e.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two processes' stores on one database (two owners on two machines), opened."""
+    if request.param == "sqlite":
+        pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+        pair = (PostgresStore(url, "machine-a:1:x"), PostgresStore(url, "machine-b:2:y"))
+    for store in pair:
+        await store.open()
+    try:
+        yield pair
+    finally:
+        for store in pair:
+            await store.aclose()

@@ -4,38 +4,14 @@ storage."""
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from burr_streaming_chatbot.storage.interface import Store
-from burr_streaming_chatbot.storage.postgres import PostgresStore
 from burr_streaming_chatbot.storage.sqlite import NOTES, SQLiteStore, state_db_path
 from burr_streaming_chatbot.tools import DEMO_TOOLS, Toolbox, ToolContext
 
 PROJECT = "notes_test"
-
-
-# PostgreSQL runs in a subprocess: its case is e2e.
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
-async def stores(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Two processes' stores on one database (two owners on two machines)."""
-    if request.param == "sqlite":
-        pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
-    else:
-        url = request.getfixturevalue("postgres").create_database()
-        pair = (PostgresStore(url, "machine-a:1:x"), PostgresStore(url, "machine-b:2:y"))
-    for store in pair:
-        await store.open()
-    try:
-        yield pair
-    finally:
-        for store in pair:
-            await store.aclose()
 
 
 async def test_notes_are_listed_newest_first_with_their_conversation_on_any_process(

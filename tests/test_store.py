@@ -3,7 +3,7 @@ requests. (The servers' tests show the same through the API; these pin each rule
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -24,26 +24,6 @@ from burr_streaming_chatbot.storage.sqlite import SQLiteStore, state_db_path
 from burr_streaming_chatbot.wire import TurnEvent
 
 PROJECT = "store_test"
-
-
-# PostgreSQL runs in a subprocess: its case is e2e.
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
-async def stores(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Two processes' stores on one database (two owners on two machines)."""
-    if request.param == "sqlite":
-        pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
-    else:
-        url = request.getfixturevalue("postgres").create_database()
-        pair = (PostgresStore(url, "machine-a:1:x"), PostgresStore(url, "machine-b:2:y"))
-    for store in pair:
-        await store.open()
-    try:
-        yield pair
-    finally:
-        for store in pair:
-            await store.aclose()
 
 
 async def test_a_lease_is_exclusive_until_it_ends_or_expires(stores: tuple[Store, Store]) -> None:

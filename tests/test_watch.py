@@ -6,7 +6,7 @@ real servers on one store."""
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ from postgres import postgres_or_skip
 
 from burr_streaming_chatbot.storage.interface import Store
 from burr_streaming_chatbot.storage.messages import BRANCH, HISTORY
-from burr_streaming_chatbot.storage.postgres import PostgresStore
-from burr_streaming_chatbot.storage.sqlite import SQLiteStore
 from burr_streaming_chatbot.watch import Watchers
 
 
@@ -38,26 +36,6 @@ async def until(condition: Callable[[], bool], within_s: float = 5.0, about: Any
     while not condition():
         assert time.monotonic() < deadline, f"timed out: {about() if about else ''}"
         await asyncio.sleep(0.02)
-
-
-# PostgreSQL runs in a subprocess: its case is e2e.
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
-async def stores(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Two processes' stores on one database (two owners on two machines)."""
-    if request.param == "sqlite":
-        pair = (SQLiteStore(tmp_path, "machine-a:1:x"), SQLiteStore(tmp_path, "machine-b:2:y"))
-    else:
-        url = request.getfixturevalue("postgres").create_database()
-        pair = (PostgresStore(url, "machine-a:1:x"), PostgresStore(url, "machine-b:2:y"))
-    for store in pair:
-        await store.open()
-    try:
-        yield pair
-    finally:
-        for store in pair:
-            await store.aclose()
 
 
 async def test_one_watcher_per_conversation_feeds_every_tab_and_stops_with_the_last(
