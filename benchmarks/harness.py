@@ -255,6 +255,12 @@ def fake_openai(tokens: int, delay_ms: float, log: Optional[Path] = None) -> Pro
     return process
 
 
+PASSED_THROUGH = ("BURR_CHATBOT_STREAM_FRAME_MS",)
+"""Settings of the benchmark's environment that reach the servers (to measure them on and
+off: ``BURR_CHATBOT_STREAM_FRAME_MS=0 python benchmarks/compare.py ...``); every other
+``BURR_CHATBOT_`` variable is left out, so each server runs with the defaults."""
+
+
 def server_env(
     impl: str, upstream_url: str, home: Path, extra: Optional[dict[str, str]] = None
 ) -> dict[str, str]:
@@ -265,7 +271,8 @@ def server_env(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "BURR_CHATBOT_")) and key != "burr_path"
+        if (not key.startswith(("OPENAI_", "BURR_CHATBOT_")) or key in PASSED_THROUGH)
+        and key != "burr_path"
     }
     env.update(
         HOME=str(home),  # Burr's example writes to ~/.burr
