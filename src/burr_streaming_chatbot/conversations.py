@@ -103,11 +103,7 @@ class Conversations:
         state = saved.state
         if lease is not None and lease.orphan is not None:
             state = await self._with_partial_answer(project_id, lease.orphan, state)
-        tracker = ChatTrackingClient(
-            project=project_id,
-            storage_dir=str(self.settings.storage_dir),
-            recent_messages=self.settings.tracked_messages,
-        )
+        tracker = self._tracker_for(project_id)
         save = SaveAfter(self.store, project_id, SAVED_AFTER, saved.sequence_id)
         app = await (
             ApplicationBuilder()
@@ -129,11 +125,7 @@ class Conversations:
         here (then dropped: that turn's state is newer)."""
         key = (project_id, app_id)
         saved = await self._saved_state(key, await self.store.sequence_id(*key))
-        tracker = ChatTrackingClient(
-            project=project_id,
-            storage_dir=str(self.settings.storage_dir),
-            recent_messages=self.settings.tracked_messages,
-        )
+        tracker = self._tracker_for(project_id)
         tracker.post_application_create(
             app_id=app_id,
             partition_key=None,
@@ -142,13 +134,7 @@ class Conversations:
             parent_pointer=None,
             spawning_parent_pointer=None,
         )
-        if not busy():
-            self._saved[key] = saved
-            self._saved.move_to_end(key)
-            while len(self._saved) > self.settings.cache_size:
-                self._saved.popitem(last=False)
-        else:
-            self._saved.pop(key, None)
+        self._keep(key, saved if not busy() else None)
 
     async def open_turn(self, project_id: str, app_id: str, lease: Lease) -> OpenApplication:
         """:meth:`open` for a turn holding ``lease``: from now until the turn leaves the
@@ -207,11 +193,7 @@ class Conversations:
         if stored_state.get(ANSWER_SETTINGS):  # (a branch answers as its original does now)
             fields[ANSWER_SETTINGS] = stored_state[ANSWER_SETTINGS]
         fork_point = ForkPoint(partition_key, State(fields), parent_sequence_id)
-        tracker = ChatTrackingClient(
-            project=project_id,
-            storage_dir=str(self.settings.storage_dir),
-            recent_messages=self.settings.tracked_messages,
-        )
+        tracker = self._tracker_for(project_id)
         app = await (
             ApplicationBuilder()
             .with_graph(self.graph)
@@ -257,17 +239,30 @@ class Conversations:
             branches = await self.store.branches(project_id, own.root)
         return BranchTree(root=own.root or app_id, branches=branches)
 
+    def _tracker_for(self, project_id: str) -> ChatTrackingClient:
+        """A new Burr tracker for one of the project's applications."""
+        return ChatTrackingClient(
+            project=project_id,
+            storage_dir=str(self.settings.storage_dir),
+            recent_messages=self.settings.tracked_messages,
+        )
+
+    def _keep(self, key: Key, saved: Optional[Saved]) -> None:
+        """Cache ``saved`` as the conversation's state for its next turn (the least recently
+        used dropped past the cache's size), or, with None, drop what was cached."""
+        if saved is None:
+            self._saved.pop(key, None)
+            return
+        self._saved[key] = saved
+        self._saved.move_to_end(key)
+        while len(self._saved) > self.settings.cache_size:
+            self._saved.popitem(last=False)
+
     def _close(self, key: Key, app: Application, keep: bool) -> None:
         """End an application (see :meth:`OpenApplication.close`)."""
         if self._running.get(key) is app:
             del self._running[key]
-        if keep:
-            self._saved[key] = Saved(app.state, app.sequence_id)
-            self._saved.move_to_end(key)
-            while len(self._saved) > self.settings.cache_size:
-                self._saved.popitem(last=False)
-        else:
-            self._saved.pop(key, None)
+        self._keep(key, Saved(app.state, app.sequence_id) if keep else None)
         tracker = _tracker(app)
         if tracker is not None:
             tracker.close()
