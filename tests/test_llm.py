@@ -307,3 +307,62 @@ async def test_a_drop_during_a_frame_keeps_what_came_before_it(upstream: FakeUps
         assert raised.value.code == "upstream_unavailable"
     finally:
         await llm.aclose()
+
+
+async def test_text_that_came_during_a_frame_before_a_drop_still_goes_on(
+    upstream: FakeUpstream,
+) -> None:
+    """The third token arrives while the second waits for its frame's end, and the connection
+    is cut just after it: aiohttp's reads raise at once then and leave that token in their
+    buffer; it is the model's text, so it goes on, then the error."""
+    upstream.control(
+        text="alpha beta gamma delta",
+        delay_ms=5,
+        fault="drop",
+        drop_after=3,
+        fault_count=1,
+        fault_on="stream",
+    )
+    llm = model(upstream.base_url, "aiohttp", frame_ms=100)
+    try:
+        pieces = []
+        with pytest.raises(UpstreamError) as raised:
+            async for text in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            ):
+                pieces.append(text)
+        assert "".join(pieces) == "alpha beta gamma "
+        assert raised.value.code == "upstream_unavailable"
+    finally:
+        await llm.aclose()
+
+
+@pytest.mark.parametrize("frame_ms", [0, 10])
+async def test_text_that_piled_up_before_a_drop_while_the_reader_was_busy_goes_on(
+    upstream: FakeUpstream, frame_ms: float
+) -> None:
+    """A busy server (the reader away 0.3 s after the first piece) while the model sends two
+    more tokens and the connection is cut: the next read fails at once, but the two tokens
+    that came before the cut still go on, then the error."""
+    upstream.control(
+        text="alpha beta gamma delta",
+        delay_ms=5,
+        fault="drop",
+        drop_after=3,
+        fault_count=1,
+        fault_on="stream",
+    )
+    llm = model(upstream.base_url, "aiohttp", frame_ms=frame_ms)
+    try:
+        pieces = []
+        with pytest.raises(UpstreamError) as raised:
+            async for text in llm.stream_answer(
+                "answer_question", [{"role": "user", "content": "Hi?"}]
+            ):
+                pieces.append(text)
+                if len(pieces) == 1:
+                    await asyncio.sleep(0.3)
+        assert "".join(pieces) == "alpha beta gamma "
+        assert raised.value.code == "upstream_unavailable"
+    finally:
+        await llm.aclose()

@@ -345,14 +345,17 @@ class _AnswerReader:
         return pieces, None
 
 
+Arrived = Callable[[], tuple[bytes, Optional[BaseException]]]
+"""What has come since the last read, taken without waiting, and the failure that followed it
+(None: none so far)."""
+
+
 def _body_reads(
     response: Any,
-) -> tuple[
-    AsyncIterator[bytes], contextlib.AbstractContextManager[Any], Optional[Callable[[], bytes]]
-]:
+) -> tuple[AsyncIterator[bytes], contextlib.AbstractContextManager[Any], Optional[Arrived]]:
     """The body's network reads, a context to read them in (it turns the transport's errors
-    into httpx's, and keeps the read timeout), and what has come since the last read without
-    waiting (None where the transport cannot say).
+    into httpx's, and keeps the read timeout), and an :data:`Arrived` for what has come since
+    the last read (None where the transport cannot say).
 
     On the SDK's aiohttp transport, a body sent without a content coding is read from aiohttp
     itself: through httpx's response it passes three more generators per read (and there is
@@ -370,7 +373,25 @@ def _body_reads(
         or response.headers.get("content-encoding", "identity") != "identity"
     ):
         return response.aiter_bytes(), contextlib.nullcontext(), None
-    return content.iter_any(), _aiohttp_reads(aiohttp_response), content.read_nowait
+    return content.iter_any(), _aiohttp_reads(aiohttp_response), _arrived(content)
+
+
+def _arrived(content: Any) -> Arrived:
+    """:data:`Arrived` for an aiohttp body. Once the connection has failed, aiohttp's own
+    reads raise at once and leave what came before the failure in its buffer; that text is
+    the model's too, so it is taken from the buffer here (a private part of aiohttp: where it
+    is not there, the text is lost as it would be with aiohttp's reads)."""
+
+    def arrived() -> tuple[bytes, Optional[BaseException]]:
+        failure = content.exception()
+        if failure is None:
+            return content.read_nowait(), None
+        try:
+            return bytes(content._read_nowait(-1)), failure
+        except Exception:
+            return b"", failure
+
+    return arrived
 
 
 @contextlib.contextmanager
@@ -624,22 +645,28 @@ class OpenAIChatModel:
             )
             try:
                 reader = _AnswerReader(response)
-                reads, errors, waiting = _body_reads(response)
-                frame = self.frame_s if waiting is not None else 0.0
+                reads, errors, arrived = _body_reads(response)
+                frame = self.frame_s if arrived is not None else 0.0
                 loop = asyncio.get_running_loop()
                 handed_on = -frame  # (when the last piece went on)
                 try:
                     with errors:
-                        async for chunk in reads:
+                        while True:
                             failure: Optional[BaseException] = None
-                            if frame:
-                                early = handed_on + frame - loop.time()
+                            try:
+                                chunk = await reads.__anext__()
+                            except StopAsyncIteration:
+                                break
+                            except Exception as exc:  # what came before the failure counts
+                                chunk, failure = arrived()[0] if arrived else b"", exc
+                                if not chunk:
+                                    raise
+                            else:
+                                early = handed_on + frame - loop.time() if frame else 0.0
                                 if early > 0:
                                     await asyncio.sleep(early)
-                                    try:
-                                        chunk += waiting()  # type: ignore[misc]
-                                    except Exception as exc:  # (what came before it counts)
-                                        failure = exc
+                                    more, failure = arrived()  # type: ignore[misc]
+                                    chunk += more
                             pieces, bad_chunk = reader.read(chunk)
                             for piece in pieces:
                                 yield piece
