@@ -118,6 +118,24 @@ describe('Markdown with a render worker', () => {
     expect(parsed).toEqual([]) // nothing parsed on the page's thread
   })
 
+  it('shows a finished block whole at once, as plain text until its last version is parsed', async () => {
+    const worker = manualBackend()
+    setRenderBackend(worker.backend)
+    const { container, rerender } = render(<Markdown text={'Served **by**'} streaming />)
+    await act(async () => worker.answerParse())
+    expect(container.querySelector('strong')).toHaveTextContent('by')
+    rerender(<Markdown text={'Served **by** burr.'} streaming />) // the worker rests meanwhile
+
+    // The stream ends: all of the words at once (not the older parse without the last one), and
+    // the last version asked for without a rest.
+    rerender(<Markdown text={'Served **by** burr.'} />)
+    expect(container).toHaveTextContent('Served **by** burr.')
+    await waitInAct(() => expect(worker.parses).toEqual(['Served **by** burr.']))
+    await act(async () => worker.answerParse())
+    await waitInAct(() => expect(container.querySelector('strong')).toHaveTextContent('by'))
+    expect(container).toHaveTextContent('Served by burr.')
+  })
+
   it('shows a code block being streamed as plain text, and highlights it once closed', async () => {
     const worker = manualBackend()
     setRenderBackend(worker.backend)

@@ -112,6 +112,9 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
     }
   }
   const waiting = shown?.text !== text
+  // A finished block shows all of its text: as plain text until its last version is parsed, not
+  // the parse of an older version (the words that came last would be missing meanwhile).
+  const stale = waiting && !live
 
   const latest = useRef(text)
   const liveRef = useRef(live)
@@ -136,7 +139,7 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
     // as long as it worked: a long block being streamed costs the worker half a core at most, and
     // the page a re-render per parse, not per frame.
     if (!waiting || inFlight.current) return
-    const wait = nextAsk.current - performance.now()
+    const wait = live ? nextAsk.current - performance.now() : 0 // (a finished block: no rest)
     if (wait > 0) {
       const timer = setTimeout(() => setWake((n) => n + 1), wait)
       return () => clearTimeout(timer)
@@ -163,10 +166,11 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
       },
     )
     // `parsed` and `wake` are read by no line here, but each is a reason to ask again: a parse
-    // landed (the newest text may still be waiting), or the rest is over.
-  }, [text, waiting, parsed, wake])
+    // landed (the newest text may still be waiting), or the rest is over (or, with `live`,
+    // no longer needed).
+  }, [text, live, waiting, parsed, wake])
 
-  if (!shown) return <p className="whitespace-pre-wrap">{text}</p>
+  if (!shown || stale) return <p className="whitespace-pre-wrap">{text}</p>
   const open = (live || waiting) && endsInOpenFence(shown.text)
   return (
     <CodeOpen.Provider value={open}>
