@@ -281,6 +281,10 @@ def server_env(
         OPENAI_BASE_URL=upstream_url,
         OPENAI_API_KEY="sk-benchmark",
         PYTHONUNBUFFERED="1",
+        # As the `burr-streaming-chatbot` command and `burr`'s startup hook run this project:
+        # what was loaded at startup out of the collector's reach (servers.py does the same
+        # for the other servers). Without it a full collection scans about 170,000 objects.
+        BURR_CHATBOT_GC_FREEZE="1",
     )
     env.update(extra or {})
     return env

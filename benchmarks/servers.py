@@ -169,6 +169,13 @@ def main() -> None:
 
     log_gc_pauses()
     app = build_app(args.impl)
+    if args.impl not in ("chatbot", "chatbot_pg"):
+        # Every server on the same footing: what it loaded at startup is frozen, as this
+        # project's router does at startup where it owns the process (BURR_CHATBOT_GC_FREEZE,
+        # which harness.server_env sets, as the project's own commands do).
+        import gc
+
+        gc.freeze()
     # Protocol TCP, so asyncio switches Nagle's algorithm off on every connection, as it does
     # when uvicorn binds the port itself (see fake_upstream.py for what happens otherwise).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
