@@ -145,6 +145,9 @@ async def test_many_tabs_on_two_processes_hear_of_turns_and_branches_made_on_eit
         tasks = follow_tabs(a, app_id, 5, on_a) + follow_tabs(b, app_id, 25, on_b)
         await until(lambda: open_streams(a) == 5 and open_streams(b) == 25, 20)
         await asyncio.sleep(0.5)  # (each tab's first reading done)
+        for server in (a, b):  # one watcher per conversation and process, for all its tabs
+            status = server.client.get(f"{API}/status").json()
+            assert status["watched_conversations"] == 1, status
         everyone = on_a + on_b
 
         def heard(kind: str, count: int) -> Callable[[], bool]:

@@ -292,6 +292,7 @@ class ChatService:
             open_projects=self.store.open_projects,
             event_streams=self.limits.open_streams("events"),
             resume_streams=self.limits.open_streams("stream"),
+            watched_conversations=self.watchers.watching,
         )
 
     # Conversations

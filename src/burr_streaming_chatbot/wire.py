@@ -605,6 +605,11 @@ class ServerStatus(WireModel):
         default=0,
         description="Open `GET /stream` and AI SDK resume streams (every client together).",
     )
+    watched_conversations: int = Field(
+        default=0,
+        description="Conversations that open `GET /events` streams follow: one watcher each in "
+        "this process, however many tabs.",
+    )
 
 
 class UserInfo(WireModel):

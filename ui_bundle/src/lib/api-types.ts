@@ -2159,6 +2159,12 @@ export interface components {
              * @description asyncio tasks in the server's event loop.
              */
             tasks: number;
+            /**
+             * Watched Conversations
+             * @description Conversations that open `GET /events` streams follow: one watcher each in this process, however many tabs.
+             * @default 0
+             */
+            watched_conversations: number;
         };
         /**
          * StartChunk
