@@ -23,11 +23,14 @@ from burr_streaming_chatbot.settings import Settings
 
 
 def test_startup_moves_the_loaded_objects_out_of_the_collectors_reach(tmp_path: Path) -> None:
+    """With the setting on (the project's own commands turn it on; an earlier test in the same
+    session may have left it in the environment, so it is given here)."""
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
     app = FastAPI()
     app.include_router(
-        create_router(Settings(storage_dir=tmp_path, offline=True)), prefix=API_PREFIX
+        create_router(Settings(storage_dir=tmp_path, offline=True, gc_freeze=True)),
+        prefix=API_PREFIX,
     )
     try:
         with TestClient(app) as client:  # runs the router's lifespan
