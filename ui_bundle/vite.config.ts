@@ -10,21 +10,27 @@ import type { Plugin } from 'vite'
 // Node resolves to), with the table of entities.
 const entitiesWithoutDom = fileURLToPath(import.meta.resolve('decode-named-character-reference'))
 
-// The app (src/App.tsx) is a chunk of its own that main.tsx imports dynamically, so the browser
-// evaluates it in a task of its own after React's. index.html preloads it (and the chunks it
-// imports) with the first script, so it is fetched and compiled while that runs, not after.
-function preloadApp(): Plugin {
+// React (src/boot.tsx) and the app (src/App.tsx) are chunks of their own that the page's first
+// script imports dynamically (main.tsx, then boot.tsx), so the browser evaluates each in a task
+// of its own. index.html preloads them (and the chunks they import) with the first script, so
+// they are fetched and compiled while it runs, not one after the other.
+const PRELOADED = ['/src/boot.tsx', '/src/App.tsx']
+
+function preloadChunks(): Plugin {
   return {
-    name: 'preload-app',
+    name: 'preload-chunks',
     apply: 'build',
     transformIndexHtml: {
       order: 'post',
       handler(html, { bundle }) {
         const chunks = Object.values(bundle ?? {}).flatMap((chunk) => (chunk.type === 'chunk' ? [chunk] : []))
-        const app = chunks.find((chunk) => chunk.isDynamicEntry && chunk.facadeModuleId?.endsWith('/src/App.tsx'))
-        if (!app) throw new Error('preload-app: no chunk for src/App.tsx')
-        const files = [app.fileName, ...app.imports].filter((file) => !html.includes(`./${file}"`))
-        return files.map((file) => ({ tag: 'link', attrs: { rel: 'modulepreload', crossorigin: true, href: `./${file}` }, injectTo: 'head' as const }))
+        const files = new Set<string>()
+        for (const module of PRELOADED) {
+          const chunk = chunks.find((c) => c.isDynamicEntry && c.facadeModuleId?.endsWith(module))
+          if (!chunk) throw new Error(`preload-chunks: no chunk for ${module}`)
+          for (const file of [chunk.fileName, ...chunk.imports]) if (!html.includes(`./${file}"`)) files.add(file)
+        }
+        return [...files].map((file) => ({ tag: 'link', attrs: { rel: 'modulepreload', crossorigin: true, href: `./${file}` }, injectTo: 'head' as const }))
       },
     },
   }
@@ -34,7 +40,7 @@ function preloadApp(): Plugin {
 // sub-path prefix), so every asset URL is relative.
 export default defineConfig({
   base: './',
-  plugins: [react(), tailwindcss(), preloadApp()],
+  plugins: [react(), tailwindcss(), preloadChunks()],
   build: {
     outDir: '../src/burr_streaming_chatbot/ui',
     emptyOutDir: true,
