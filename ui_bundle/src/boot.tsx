@@ -10,9 +10,10 @@ import { loadHastJsx } from './lib/jsxHere'
 
 const root = document.getElementById('root')
 if (!root) throw new Error('No #root element in index.html')
-const reactRoot = createRoot(root)
+// (The root is made with the app, in its task: this one is React's evaluation alone.)
 import('./App').then(
   ({ App }) => {
+    const reactRoot = createRoot(root)
     startTransition(() =>
       reactRoot.render(
         <StrictMode>
