@@ -94,3 +94,44 @@ def test_a_long_conversation_opens_newest_first_and_ends_fully_rendered_and_high
     assert first is not None
     assert TURNS - 1 in first["steps"] and 0 not in first["steps"], first
     assert len(first["steps"]) < TURNS and first["busy"] == "true", first
+
+
+# The page's scripts as the browser got them: the module script, the preloaded modules, and the
+# size of each (decoded), from the page's own resource timings.
+SCRIPTS = """
+() => {
+  const size = (url) => {
+    const entry = performance.getEntriesByName(url)[0];
+    return entry ? entry.decodedBodySize : null;
+  };
+  const first = document.querySelector('script[type="module"]');
+  return {
+    first: first ? {url: first.src, size: size(first.src)} : null,
+    preloaded: [...document.querySelectorAll('link[rel="modulepreload"]')].map((l) => l.href),
+  };
+}
+"""
+
+
+def test_the_first_script_is_small_and_react_and_the_app_are_preloaded_chunks_of_their_own(
+    page: Any, server: ChatServer
+) -> None:
+    """The browser evaluates a module graph in one task: the page's first script only starts the
+    render worker and imports React, which imports the app, each a chunk of its own (and so
+    evaluated in a task of its own); index.html preloads both, so neither waits for the other's
+    download."""
+    page.goto(server.url + PAGE_PATH)
+    expect(page.get_by_role("textbox")).to_be_visible()
+    scripts = page.evaluate(SCRIPTS)
+    first = scripts["first"]
+    assert first is not None, scripts
+    assert first["size"] is not None and first["size"] < 20_000, first
+    names = [url.rsplit("/", 1)[-1] for url in scripts["preloaded"]]
+    assert any(name.startswith("boot-") for name in names), names
+    assert any(name.startswith("App-") for name in names), names
+    # And React and the app were loaded from those chunks, not from the first script.
+    loaded = page.evaluate(
+        "() => performance.getEntriesByType('resource').map((e) => e.name.split('/').pop())"
+    )
+    assert any(name.startswith("boot-") for name in loaded), loaded
+    assert any(name.startswith("App-") for name in loaded), loaded

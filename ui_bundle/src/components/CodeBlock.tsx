@@ -1,9 +1,9 @@
 import { memo, useEffect, useMemo, useRef, useState } from 'react'
-import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
 import type { ElementContent } from 'hast'
 import { inBlocks, LINES_PER_BLOCK, type HighlightedBlocks } from '../lib/codeLines'
 import { whenIdle } from '../lib/idle'
+import { hastJsx, loadHastJsx } from '../lib/jsxHere'
 import { highlightAsync } from '../lib/renderClient'
 
 async function copyText(text: string): Promise<boolean> {
@@ -48,7 +48,7 @@ function highlightedBlock(json: string, lastBlock: boolean) {
     children.push(...line)
     if (!lastBlock || index < lines.length - 1) children.push({ type: 'text', value: '\n' })
   })
-  return toJsxRuntime({ type: 'root', children }, { Fragment, jsx, jsxs, passKeys: true })
+  return hastJsx().toJsxRuntime({ type: 'root', children }, { Fragment, jsx, jsxs, passKeys: true })
 }
 
 /**
@@ -110,8 +110,9 @@ export const CodeBlock = memo(function CodeBlock({
     if (open) return
     let cancelled = false
     let cancelIdle = () => {}
-    highlightAsync(code, language)
-      .then((blocks) => {
+    // (Shown once hastJsx has loaded, which turns the highlighted lines into elements.)
+    Promise.all([highlightAsync(code, language), loadHastJsx()])
+      .then(([blocks]) => {
         if (cancelled || !blocks) return
         // Shown in an idle moment, one code block per moment: when many land at once (a long
         // conversation opened), they are rendered one by one, not in one long task.

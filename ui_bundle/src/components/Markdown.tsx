@@ -1,10 +1,10 @@
 import { cloneElement, createContext, isValidElement, memo, startTransition, useContext, useEffect, useMemo, useRef, useState } from 'react'
 import type { Components } from 'react-markdown'
-import { toJsxRuntime } from 'hast-util-to-jsx-runtime'
 import { Fragment, jsx, jsxs } from 'react/jsx-runtime'
 import type { Element, RootContent } from 'hast'
 import { endsInOpenFence, fencedCode, splitBlocks } from '../lib/blocks'
 import { codeOf } from '../lib/hastCode'
+import { hastJsx, hastJsxNow, loadHastJsx } from '../lib/jsxHere'
 import { parseNow } from '../lib/markdownHere'
 import type { Piece } from '../lib/markdownPipeline'
 import { hasRenderWorker, parseAsync } from '../lib/renderClient'
@@ -46,11 +46,12 @@ const components: Components = {
   ),
 }
 
+// (toJsxRuntime's options: hastJsx() is loaded before any block is shown parsed, see ParsedBlock.)
 const toJsxOptions = {
   Fragment,
   jsx,
   jsxs,
-  components: components as Parameters<typeof toJsxRuntime>[1]['components'],
+  components: components as Parameters<typeof import('hast-util-to-jsx-runtime').toJsxRuntime>[1]['components'],
   ignoreInvalidStyle: true,
   passKeys: true,
   passNode: true,
@@ -58,12 +59,12 @@ const toJsxOptions = {
 
 /** One top-level node (or list item); memoized on its JSON, so an unchanged one costs nothing. */
 const NodePiece = memo(function NodePiece({ json }: { json: string }) {
-  return toJsxRuntime(JSON.parse(json) as RootContent, toJsxOptions)
+  return hastJsx().toJsxRuntime(JSON.parse(json) as RootContent, toJsxOptions)
 })
 
 /** A list: its element (from its JSON without children), with each item a NodePiece. */
 const ListPiece = memo(function ListPiece({ shell, items }: { shell: string; items: string[] }) {
-  const list = useMemo(() => toJsxRuntime(JSON.parse(shell) as Element, toJsxOptions), [shell])
+  const list = useMemo(() => hastJsx().toJsxRuntime(JSON.parse(shell) as Element, toJsxOptions), [shell])
   return isValidElement(list)
     ? cloneElement(
         list,
@@ -104,8 +105,9 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
   const [parsed, setParsed] = useState<Parsed | null>(null)
   let shown = parsed
   if (shown?.text !== text && parsesHere()) {
-    // (Null while the page's parser is still loading: then the block waits like any other.)
-    const pieces = parseNow(text)
+    // (Null while the page's parser or hastJsx is still loading: then the block waits like any
+    // other.)
+    const pieces = hastJsxNow() ? parseNow(text) : null
     if (pieces) {
       shown = { text, pieces }
       setParsed(shown) // state from this render (React re-renders at once, before the children)
@@ -147,8 +149,9 @@ function ParsedBlock({ text, live }: { text: string; live: boolean }) {
     inFlight.current = true
     const asked = text
     const started = performance.now()
-    parseAsync(asked).then(
-      (pieces) => {
+    // (A parse is shown once hastJsx has loaded, which turns it into elements.)
+    Promise.all([parseAsync(asked), loadHastJsx()]).then(
+      ([pieces]) => {
         inFlight.current = false
         const now = performance.now()
         nextAsk.current = now + Math.min(MAX_REST_MS, now - started)

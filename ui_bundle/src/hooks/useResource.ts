@@ -24,18 +24,26 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>): Resou
 
   useEffect(() => {
     const abort = new AbortController()
-    load(abort.signal)
-      .then((value) => {
-        setData(value)
-        setError(null)
-      })
-      .catch((err: unknown) => {
-        if (!isAbortError(err)) setError(err instanceof Error ? err.message : 'Request failed.')
-      })
-      .finally(() => {
-        if (!abort.signal.aborted) setLoading(false)
-      })
-    return () => abort.abort()
+    // Asked in a task of its own: the page's first render mounts several resources, and each
+    // request costs the page's thread a few milliseconds (the first one of a page more); asked in
+    // the render's effects, they would all add up in one task.
+    const timer = setTimeout(() => {
+      load(abort.signal)
+        .then((value) => {
+          setData(value)
+          setError(null)
+        })
+        .catch((err: unknown) => {
+          if (!isAbortError(err)) setError(err instanceof Error ? err.message : 'Request failed.')
+        })
+        .finally(() => {
+          if (!abort.signal.aborted) setLoading(false)
+        })
+    }, 0)
+    return () => {
+      clearTimeout(timer)
+      abort.abort()
+    }
   }, [load, version])
 
   const reload = useCallback(() => setVersion((v) => v + 1), [])

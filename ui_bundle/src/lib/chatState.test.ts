@@ -150,3 +150,22 @@ describe('chatReducer, tool calls', () => {
     expect(stopped.messages[1]?.item.tool_calls?.[0]?.arguments).toBe('{"expr')
   })
 })
+
+describe('chatReducer, reset', () => {
+  it('keeps the state object when it is already the reset state (no render for nothing)', () => {
+    const reset = chatReducer(initialChatState, { type: 'reset', loading: false })
+    expect(reset).toBe(initialChatState)
+    const loading = chatReducer(initialChatState, { type: 'reset', loading: true })
+    expect(loading).not.toBe(initialChatState)
+    expect(loading.historyLoading).toBe(true)
+    expect(chatReducer(loading, { type: 'reset', loading: true })).toBe(loading)
+  })
+
+  it('makes a new state when anything differs from the reset state', () => {
+    const shown = chatReducer(initialChatState, { type: 'history_loaded', items: [user('hi')] })
+    const reset = chatReducer(shown, { type: 'reset', loading: false })
+    expect(reset).not.toBe(shown)
+    expect(reset.messages).toEqual([])
+    expect(reset.historyLoading).toBe(false)
+  })
+})

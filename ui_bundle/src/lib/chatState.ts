@@ -192,10 +192,19 @@ function turnStarted(state: ChatState, messages: DisplayMessage[], lastPrompt: s
   }
 }
 
+/** Whether a state is the initial state, loading or not as given. */
+function isReset(state: ChatState, loading: boolean): boolean {
+  return (Object.keys(initialChatState) as (keyof ChatState)[]).every((key) =>
+    key === 'historyLoading' ? state.historyLoading === loading : state[key] === initialChatState[key],
+  )
+}
+
 export function chatReducer(state: ChatState, action: ChatAction): ChatState {
   switch (action.type) {
     case 'reset':
-      return { ...initialChatState, historyLoading: action.loading }
+      // The same object when nothing changes: a page opening a conversation before its project
+      // is known resets the initial state, and a new object would render the page again.
+      return isReset(state, action.loading) ? state : { ...initialChatState, historyLoading: action.loading }
     case 'history_loaded': {
       const messages = action.items.map((item) => ({ item }))
       return { ...state, messages, historyLoading: false, stoppedEarly: false, approvals: stillWaiting(state.approvals, messages) }

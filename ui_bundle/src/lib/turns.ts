@@ -189,7 +189,9 @@ export class TurnController {
       .then((items) => {
         if (opened !== this.opened || this.streaming) return
         this.dispatch({ type: 'history_loaded', items })
-        void this.probe(opened, items)
+        // (In a task of its own: the page renders the history in this one, and a request costs
+        // the page's thread a few milliseconds. The probe checks that the page is still there.)
+        setTimeout(() => void this.probe(opened, items), 0)
       })
       .catch((error: unknown) => {
         if (isAbortError(error) || opened !== this.opened || this.streaming) return
