@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -284,29 +285,41 @@ async def test_a_quick_answer_goes_on_at_most_once_a_frame(upstream: FakeUpstrea
     assert len(pieces) <= 40  # (160 ms of tokens in frames of 20 ms, and a first piece)
 
 
-async def test_a_drop_during_a_frame_keeps_what_came_before_it(upstream: FakeUpstream) -> None:
-    """The connection cut while a read waits for its frame's end: the text read before the cut
-    still goes on, then the error."""
+async def _pieces_before_a_drop(
+    upstream: FakeUpstream, drop_after: int, frame_ms: float, busy_s: float = 0.0
+) -> tuple[list[Any], UpstreamError]:
+    """Stream "alpha beta gamma delta" (5 ms apart) on the aiohttp transport, the connection
+    cut after ``drop_after`` tokens; the reader is away ``busy_s`` after the first piece.
+    Returns the pieces and the error the answer ended with."""
     upstream.control(
         text="alpha beta gamma delta",
         delay_ms=5,
         fault="drop",
-        drop_after=2,
+        drop_after=drop_after,
         fault_count=1,
         fault_on="stream",
     )
-    llm = model(upstream.base_url, "aiohttp", frame_ms=100)
+    llm = model(upstream.base_url, "aiohttp", frame_ms=frame_ms)
+    pieces: list[Any] = []
     try:
-        pieces = []
         with pytest.raises(UpstreamError) as raised:
             async for text in llm.stream_answer(
                 "answer_question", [{"role": "user", "content": "Hi?"}]
             ):
                 pieces.append(text)
-        assert pieces == ["alpha ", "beta "]
-        assert raised.value.code == "upstream_unavailable"
+                if len(pieces) == 1 and busy_s:
+                    await asyncio.sleep(busy_s)
     finally:
         await llm.aclose()
+    return pieces, raised.value
+
+
+async def test_a_drop_during_a_frame_keeps_what_came_before_it(upstream: FakeUpstream) -> None:
+    """The connection cut while a read waits for its frame's end: the text read before the cut
+    still goes on, then the error."""
+    pieces, error = await _pieces_before_a_drop(upstream, drop_after=2, frame_ms=100)
+    assert pieces == ["alpha ", "beta "]
+    assert error.code == "upstream_unavailable"
 
 
 async def test_text_that_came_during_a_frame_before_a_drop_still_goes_on(
@@ -315,26 +328,9 @@ async def test_text_that_came_during_a_frame_before_a_drop_still_goes_on(
     """The third token arrives while the second waits for its frame's end, and the connection
     is cut just after it: aiohttp's reads raise at once then and leave that token in their
     buffer; it is the model's text, so it goes on, then the error."""
-    upstream.control(
-        text="alpha beta gamma delta",
-        delay_ms=5,
-        fault="drop",
-        drop_after=3,
-        fault_count=1,
-        fault_on="stream",
-    )
-    llm = model(upstream.base_url, "aiohttp", frame_ms=100)
-    try:
-        pieces = []
-        with pytest.raises(UpstreamError) as raised:
-            async for text in llm.stream_answer(
-                "answer_question", [{"role": "user", "content": "Hi?"}]
-            ):
-                pieces.append(text)
-        assert "".join(pieces) == "alpha beta gamma "
-        assert raised.value.code == "upstream_unavailable"
-    finally:
-        await llm.aclose()
+    pieces, error = await _pieces_before_a_drop(upstream, drop_after=3, frame_ms=100)
+    assert "".join(pieces) == "alpha beta gamma "
+    assert error.code == "upstream_unavailable"
 
 
 @pytest.mark.parametrize("frame_ms", [0, 10])
@@ -344,25 +340,6 @@ async def test_text_that_piled_up_before_a_drop_while_the_reader_was_busy_goes_o
     """A busy server (the reader away 0.3 s after the first piece) while the model sends two
     more tokens and the connection is cut: the next read fails at once, but the two tokens
     that came before the cut still go on, then the error."""
-    upstream.control(
-        text="alpha beta gamma delta",
-        delay_ms=5,
-        fault="drop",
-        drop_after=3,
-        fault_count=1,
-        fault_on="stream",
-    )
-    llm = model(upstream.base_url, "aiohttp", frame_ms=frame_ms)
-    try:
-        pieces = []
-        with pytest.raises(UpstreamError) as raised:
-            async for text in llm.stream_answer(
-                "answer_question", [{"role": "user", "content": "Hi?"}]
-            ):
-                pieces.append(text)
-                if len(pieces) == 1:
-                    await asyncio.sleep(0.3)
-        assert "".join(pieces) == "alpha beta gamma "
-        assert raised.value.code == "upstream_unavailable"
-    finally:
-        await llm.aclose()
+    pieces, error = await _pieces_before_a_drop(upstream, 3, frame_ms, busy_s=0.3)
+    assert "".join(pieces) == "alpha beta gamma "
+    assert error.code == "upstream_unavailable"
