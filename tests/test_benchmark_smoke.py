@@ -301,3 +301,22 @@ def test_the_postgresql_rows_of_both_builds_and_the_statements_per_turn(tmp_path
         report["db_cpu_ms_per_turn"] > 0
         and "client backends" in report["db_cpu_ms_per_turn_by_process"]
     )
+
+
+@pytest.mark.e2e  # the benchmark runs each measurement in a subprocess
+def test_busy_watchers_reads_every_watched_conversation_at_once(tmp_path: Path) -> None:
+    """Five conversations watched while another store makes turns: the watchers' reads of the
+    turns each cover all five (one read per pass), against a copy of this build as the
+    baseline in the same run."""
+    base = tmp_path / "base"
+    shutil.copytree(ROOT / "src" / "burr_streaming_chatbot", base / "burr_streaming_chatbot")
+    done = run(
+        "busy_watchers.py", "--conversations", "5", "--seconds", "1", "--every-ms", "50",
+        "--rounds", "1", "--baseline-src", str(base),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if "ms CPU per turn" in line]
+    assert len(rows) == 2 and rows[0].lstrip().startswith("this tree"), done.stdout
+    for row in rows:
+        reads = re.search(r"batched reads: (\d+), conversations each: ([\d.]+)", row)
+        assert reads and int(reads[1]) > 0 and float(reads[2]) == 5.0, row

@@ -251,3 +251,55 @@ async def test_a_tab_that_leaves_during_the_first_reading_leaves_no_watcher(
     await asyncio.sleep(0.3)
     assert watchers.watching == 0
     await watchers.close()
+
+
+async def test_the_turns_of_a_projects_watched_conversations_are_read_at_once(
+    stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30 conversations of a project watched, a tab each; turns elsewhere in three of them.
+    Each tab hears its own conversation's turn only, and every pass reads the turns of the
+    conversations it looks at in one call (on SQLite, another process's change marks all 30)."""
+    here, there = stores
+    watchers = Watchers(here)
+    names = [f"c{i}" for i in range(30)]
+    received: dict[str, list[bytes]] = {name: [] for name in names}
+    reads: list[list[str]] = []
+    one_at_a_time: list[str] = []
+    read_many, read_one = here.current_of, here.current
+
+    async def counted_many(project_id: str, app_ids: Any) -> Any:
+        reads.append(list(app_ids))
+        return await read_many(project_id, app_ids)
+
+    async def counted_one(project_id: str, app_id: str) -> Any:
+        one_at_a_time.append(app_id)
+        return await read_one(project_id, app_id)
+
+    monkeypatch.setattr(here, "current_of", counted_many)
+    monkeypatch.setattr(here, "current", counted_one)
+
+    async def tab(app_id: str) -> None:
+        async for chunk in watchers.follow(PROJECT, app_id, app_id, keepalive_s=60):
+            received[app_id].append(chunk)
+
+    tabs = [asyncio.create_task(tab(name)) for name in names]
+    try:
+        await until(lambda: watchers.watching == 30)
+        await asyncio.sleep(0.3)  # (each one's first reading done, a pass or two made)
+        one_at_a_time.clear()  # (the first reading of each: one call each)
+        for name, token in (("c3", "t3"), ("c17", "t17"), ("c29", "t29")):
+            await there.acquire(PROJECT, name, token, lease_s=30)
+            await there.finish(PROJECT, name, token, None)
+        for name, token in (("c3", "t3"), ("c17", "t17"), ("c29", "t29")):
+            ended = block("turn_ended", {"turn": token})
+            await until(lambda name=name, ended=ended: ended in b"".join(received[name]))
+        assert all(not received[name] for name in names if name not in ("c3", "c17", "c29"))
+        assert one_at_a_time == []  # no conversation read on its own after its first reading
+        assert reads and all(len(set(ids)) == len(ids) for ids in reads)
+        if not here.notifies:  # SQLite: the change mark moved, so all 30 were read at once
+            assert max(len(ids) for ids in reads) == 30, reads
+    finally:
+        for task in tabs:
+            task.cancel()
+        await asyncio.gather(*tabs, return_exceptions=True)
+        await watchers.close()

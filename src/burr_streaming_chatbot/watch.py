@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 from .changes import ConversationWatch
 from .sse import KEEPALIVE
-from .storage.interface import Key, Store, is_store_error
+from .storage.interface import Key, Store, TurnRecord, is_store_error
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ class Watchers:
             for project_id in {key[0] for key in self._watches}:
                 await self._look_at_mark(project_id)
         now = asyncio.get_running_loop().time()
+        reading: dict[str, list[tuple[ConversationWatch, bool]]] = {}
         for key, watch in list(self._watches.items()):
             due = now - watch.checked_at >= (RUNNING_RECHECK_S if watch.running else self.recheck_s)
             if not due and key not in self._dirty and key not in self._branches_dirty:
@@ -194,14 +195,21 @@ class Watchers:
             self._dirty.discard(key)
             if branches:
                 self._branches_dirty.discard(key)
-            if await self._read(watch, branches):
-                watch.checked_at = now
-                if branches:
-                    branches_read_at[key] = now
-            elif key in self._watches:  # (the store failed: look again at the next pass)
-                self._dirty.add(key)
-                if branches:
-                    self._branches_dirty.add(key)
+            reading.setdefault(key[0], []).append((watch, branches))
+        for project_id, watches in reading.items():
+            # One reading of the project's turns for all of its conversations read this pass
+            # (on SQLite, a change mark that moved marks every watched one).
+            turns = await self._turns(project_id, [watch.app_id for watch, _ in watches])
+            for watch, branches in watches:
+                key = (project_id, watch.app_id)
+                if turns is not None and await self._read(watch, branches, turns[watch.app_id]):
+                    watch.checked_at = now
+                    if branches:
+                        branches_read_at[key] = now
+                elif key in self._watches:  # (the store failed: look again at the next pass)
+                    self._dirty.add(key)
+                    if branches:
+                        self._branches_dirty.add(key)
         for key in list(branches_read_at):
             if key not in self._watches:
                 del branches_read_at[key]
@@ -220,11 +228,25 @@ class Watchers:
                     self._dirty.add(key)
                     self._branches_dirty.add(key)
 
-    async def _read(self, watch: ConversationWatch, branches: bool) -> bool:
-        """Read the conversation (its branches too, with ``branches``) and send its tabs what
-        changed; False when the store failed (say nothing, look again)."""
+    async def _turns(
+        self, project_id: str, app_ids: list[str]
+    ) -> Optional[dict[str, Optional[TurnRecord]]]:
+        """The current turn of each conversation (None: the store failed)."""
         try:
-            watch.send(watch.see_turn(await self.store.current(watch.project_id, watch.app_id)))
+            return await self.store.current_of(project_id, app_ids)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            return None
+
+    async def _read(
+        self, watch: ConversationWatch, branches: bool, turn: Optional[TurnRecord]
+    ) -> bool:
+        """Send the conversation's tabs what changed with ``turn`` (its current turn, just
+        read), and with ``branches``, read its branches too; False when the store failed (say
+        nothing, look again)."""
+        try:
+            watch.send(watch.see_turn(turn))
             if branches:
                 watch.send(await watch.read_branches(self.store))
         except Exception as exc:

@@ -706,6 +706,31 @@ class PostgresStore(Store):
             finished_ago_s=row["finished_ago"],
         )
 
+    async def current_of(
+        self, project_id: str, app_ids: Sequence[str]
+    ) -> dict[str, Optional[TurnRecord]]:
+        found: dict[str, Optional[TurnRecord]] = dict.fromkeys(app_ids)
+        if not app_ids:
+            return found
+        rows = await self.pool.fetch(
+            f"""SELECT app_id, token, owner, done,
+                  NOT done AND expires_at < clock_timestamp() AS expired,
+                  EXTRACT(EPOCH FROM clock_timestamp() - finished_at)::float8 AS finished_ago
+                FROM {LEASES} WHERE project_id = $1 AND app_id = ANY($2::text[])""",
+            project_id,
+            list(app_ids),
+        )
+        for row in rows:
+            found[row["app_id"]] = TurnRecord(
+                token=row["token"],
+                owner=row["owner"],
+                done=row["done"],
+                expired=row["expired"]
+                or (not row["done"] and owner_is_gone(row["owner"], self.owner)),
+                finished_ago_s=row["finished_ago"],
+            )
+        return found
+
     async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
         rows = await self.pool.fetch(
             f"SELECT first, payload FROM {EVENTS} WHERE token = $1 AND last >= $2 ORDER BY first",

@@ -72,6 +72,8 @@ TITLES = "chat_titles"
 message."""
 POLL_S = 0.05
 """How often a reader on another process looks for new events."""
+MANY_AT_ONCE = 500
+"""The most ids one statement asks about (SQLite bounds the parameters of a statement)."""
 BUSY_TIMEOUT_S = 10.0
 """How long a write waits for another process's transaction before it fails."""
 
@@ -740,6 +742,33 @@ class SQLiteStore(Store):
             expired=not done and (expires_at < now or owner_is_gone(owner, self.owner)),
             finished_ago_s=None if finished_at is None else now - finished_at,
         )
+
+    async def current_of(
+        self, project_id: str, app_ids: Sequence[str]
+    ) -> dict[str, Optional[TurnRecord]]:
+        found: dict[str, Optional[TurnRecord]] = dict.fromkeys(app_ids)
+        db = await self.persister(project_id, create=False)
+        if db is None or not app_ids:  # (no file: nothing stored; a read creates none)
+            return found
+        rows: list[tuple] = []
+        async with db.lock:
+            for start in range(0, len(app_ids), MANY_AT_ONCE):
+                some = app_ids[start : start + MANY_AT_ONCE]
+                rows += await db.fetchall(
+                    f"SELECT app_id, token, owner, done, expires_at, finished_at FROM {LEASES} "
+                    f"WHERE app_id IN ({', '.join('?' * len(some))})",
+                    tuple(some),
+                )
+        now = time.time()
+        for app_id, token, owner, done, expires_at, finished_at in rows:
+            found[app_id] = TurnRecord(
+                token=token,
+                owner=owner,
+                done=bool(done),
+                expired=not done and (expires_at < now or owner_is_gone(owner, self.owner)),
+                finished_ago_s=None if finished_at is None else now - finished_at,
+            )
+        return found
 
     async def events(self, project_id: str, token: str, start: int) -> list[Batch]:
         db = await self.persister(project_id, create=False)
