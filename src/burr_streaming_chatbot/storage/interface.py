@@ -296,13 +296,12 @@ class Store(ABC):
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
         """The conversation's current or last turn, if it has one."""
 
+    @abstractmethod
     async def current_of(
         self, project_id: str, app_ids: Sequence[str]
     ) -> dict[str, Optional[TurnRecord]]:
-        """:meth:`current` of several conversations of a project (each one's, or None), read
-        at once where the engine can (the watchers read every watched conversation of a project
-        when it changed)."""
-        return {app_id: await self.current(project_id, app_id) for app_id in app_ids}
+        """:meth:`current` of several conversations of a project (each one's, or None), in one
+        query (the watchers read every watched conversation of a project when it changed)."""
 
     @abstractmethod
     async def events(self, project_id: str, token: str, start: int) -> list[Batch]:

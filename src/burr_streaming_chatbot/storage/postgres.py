@@ -689,22 +689,7 @@ class PostgresStore(Store):
         )
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
-        row = await self.pool.fetchrow(
-            f"""SELECT token, owner, done, NOT done AND expires_at < clock_timestamp() AS expired,
-                  EXTRACT(EPOCH FROM clock_timestamp() - finished_at)::float8 AS finished_ago
-                FROM {LEASES} WHERE project_id = $1 AND app_id = $2""",
-            project_id,
-            app_id,
-        )
-        if row is None:
-            return None
-        return TurnRecord(
-            token=row["token"],
-            owner=row["owner"],
-            done=row["done"],
-            expired=row["expired"] or (not row["done"] and owner_is_gone(row["owner"], self.owner)),
-            finished_ago_s=row["finished_ago"],
-        )
+        return (await self.current_of(project_id, [app_id]))[app_id]
 
     async def current_of(
         self, project_id: str, app_ids: Sequence[str]

@@ -723,25 +723,7 @@ class SQLiteStore(Store):
         self._changed(project_id, app_id)
 
     async def current(self, project_id: str, app_id: str) -> Optional[TurnRecord]:
-        db = await self.persister(project_id, create=False)
-        if db is None:  # (no file: nothing stored; a read creates none)
-            return None
-        async with db.lock:
-            row = await db.fetchone(
-                f"SELECT token, owner, done, expires_at, finished_at FROM {LEASES} WHERE app_id = ?",
-                (app_id,),
-            )
-        if row is None:
-            return None
-        token, owner, done, expires_at, finished_at = row
-        now = time.time()
-        return TurnRecord(
-            token=token,
-            owner=owner,
-            done=bool(done),
-            expired=not done and (expires_at < now or owner_is_gone(owner, self.owner)),
-            finished_ago_s=None if finished_at is None else now - finished_at,
-        )
+        return (await self.current_of(project_id, [app_id]))[app_id]
 
     async def current_of(
         self, project_id: str, app_ids: Sequence[str]
