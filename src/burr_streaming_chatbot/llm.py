@@ -658,9 +658,10 @@ class OpenAIChatModel:
                             except StopAsyncIteration:
                                 break
                             except Exception as exc:  # what came before the failure counts
-                                chunk, failure = arrived()[0] if arrived else b"", exc
+                                chunk = arrived()[0] if arrived is not None else b""
                                 if not chunk:
                                     raise
+                                failure = exc
                             else:
                                 early = handed_on + frame - loop.time() if frame else 0.0
                                 if early > 0:

@@ -1,28 +1,17 @@
 // The markdown parser on the page's own thread, in a chunk of its own: the page starts loading it
 // as it starts (loadParser), but does not wait for it, so the first script the browser runs is
 // smaller. Until it has loaded, a block is parsed in the render worker (or once it loads).
+import { lazyModule } from './lazyModule'
 import type { Piece } from './markdownPipeline'
 
-type Pipeline = typeof import('./markdownPipeline')
-
-let pipeline: Pipeline | null = null
-let loading: Promise<Pipeline> | null = null
+const parser = lazyModule<typeof import('./markdownPipeline')>(() => import('./markdownPipeline'))
 
 /** Loads the parser (once; again after a failed load). */
-export function loadParser(): Promise<Pipeline> {
-  loading ??= import('./markdownPipeline').then(
-    (module) => (pipeline = module),
-    (error: unknown) => {
-      loading = null
-      throw error
-    },
-  )
-  return loading
-}
+export const loadParser = parser.load
 
 /** Parses on this thread now; null while the parser is not loaded yet. */
 export function parseNow(text: string): Piece[] | null {
-  return pipeline ? pipeline.parsePieces(text) : null
+  return parser.now()?.parsePieces(text) ?? null
 }
 
 /** Parses on this thread, loading the parser first if needed. */
